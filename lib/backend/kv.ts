@@ -1,0 +1,518 @@
+/**
+ * Deno KV backend.
+ *
+ * Layout inside the KV store:
+ *
+ * - `["d", ...key]` holds `{ v: value, e?: expiresMs }`; its versionstamp is the revision.
+ * - `["w", "seq"]` holds the number of the last change-log entry.
+ * - `["w", "log", seq]` holds one change (`put` with key, value, expiry; or `delete`).
+ *
+ * Every write commits the data, its log entry and the new `seq` in one atomic operation, and
+ * commits are serialized inside the process, so log order is commit order. Watchers
+ * `kv.watch` the `seq` key and list the log entries after their cursor (KV watches take exact
+ * keys only). Log entries expire after {@link LOG_TTL_MS}; a watcher that falls further behind
+ * ends with LimitExceededError.
+ *
+ * A file-backed store has a single writer: opening takes an exclusive non-blocking `flock`
+ * on `<path>.lock` (`Deno.FsFile.tryLock`), which holds until {@link Backend.close}.
+ */
+
+import { type Clock, RealClock } from "../clock/mod.ts";
+import {
+  AlreadyExistsError,
+  BadParameterError,
+  CompareFailedError,
+  ConnectionProblemError,
+  LimitExceededError,
+  messageOf,
+  NotFoundError,
+} from "../errors/mod.ts";
+import {
+  type Backend,
+  type BackendEvent,
+  type GetRangeOptions,
+  hasPrefix,
+  type Item,
+  type ItemInput,
+  type Key,
+  type KeyRange,
+  type WatchOptions,
+} from "./backend.ts";
+import { isEmptyRange } from "./_key_codec.ts";
+import {
+  isExpired,
+  notFoundError,
+  quoteKey,
+  validateExpires,
+  validateInput,
+  validateKey,
+  validateRange,
+  validateWatch,
+} from "./_validate.ts";
+
+/** Options of {@link openKvBackend}. */
+export interface KvBackendOptions {
+  /** Path of the KV database file, or `":memory:"` for a throw-away store. */
+  path: string;
+  /**
+   * Clock for expiry checks.
+   *
+   * @default {new RealClock()}
+   */
+  clock?: Clock;
+}
+
+/** How long change-log entries live (real time): how far behind a watcher may fall. */
+const LOG_TTL_MS = 10 * 60_000;
+
+/**
+ * Extra real time added to KV's `expireIn`: reads filter expiry by the injected clock, so KV
+ * must not delete an item before that clock says it expired (tests run on a fake clock).
+ */
+const EXPIRY_GRACE_MS = 60_000;
+
+/** Keys deleted per atomic commit in deleteRange (KV allows 100 checks and 1000 mutations). */
+const DELETE_BATCH = 100;
+
+/** Attempts of a conditional commit before giving up (only another writer makes one fail). */
+const MAX_ATTEMPTS = 10;
+
+const DATA = "d";
+const SEQ_KEY: Deno.KvKey = ["w", "seq"];
+const LOG_PREFIX = ["w", "log"] as const;
+
+interface StoredItem {
+  v: Uint8Array;
+  e?: number;
+}
+
+type LogEntry =
+  | { t: "put"; k: string[]; v: Uint8Array; e?: number }
+  | { t: "delete"; k: string[] };
+
+/** What a write does to the current entry: store a new value, or delete it. */
+type Plan = { put: StoredItem } | { delete: true };
+
+/**
+ * Opens a {@link Backend} on Deno KV. A file path is locked for this process until the
+ * backend closes; a second opener fails with AlreadyExistsError naming the holder's pid.
+ */
+export async function openKvBackend(options: KvBackendOptions): Promise<Backend> {
+  const { path } = options;
+  if (typeof path !== "string" || path === "") {
+    throw new BadParameterError('Cannot open backend: path must be a file path or ":memory:"');
+  }
+  const lock = path === ":memory:" ? undefined : await lockFile(path);
+  let kv: Deno.Kv;
+  try {
+    kv = await Deno.openKv(path);
+  } catch (err) {
+    lock?.close();
+    throw new ConnectionProblemError(
+      `Cannot open backend ${JSON.stringify(path)}: ${messageOf(err)}`,
+      { cause: err },
+    );
+  }
+  try {
+    const seq = await kv.get<number>(SEQ_KEY);
+    return new KvBackend(kv, options.clock ?? new RealClock(), seq.value ?? 0, lock);
+  } catch (err) {
+    kv.close();
+    lock?.close();
+    throw err;
+  }
+}
+
+/** Takes the single-writer lock `<path>.lock`, recording our pid in it. */
+async function lockFile(path: string): Promise<Deno.FsFile> {
+  const lockPath = `${path}.lock`;
+  const file = await Deno.open(lockPath, { read: true, write: true, create: true });
+  try {
+    if (!await file.tryLock(true)) {
+      const pid = await readPid(lockPath);
+      throw new AlreadyExistsError(
+        `Cannot open backend ${
+          JSON.stringify(path)
+        }: another teleport process (pid ${pid}) holds it; stop it first`,
+      );
+    }
+    await file.truncate(0);
+    const bytes = new TextEncoder().encode(`${Deno.pid}\n`);
+    for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
+    return file;
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+}
+
+async function readPid(lockPath: string): Promise<string> {
+  try {
+    const text = (await Deno.readTextFile(lockPath)).trim();
+    return /^\d+$/.test(text) ? text : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+class KvBackend implements Backend {
+  #kv: Deno.Kv;
+  #clock: Clock;
+  #seq: number;
+  #lock: Deno.FsFile | undefined;
+  #tail: Promise<unknown> = Promise.resolve();
+  #inflight = new Set<Promise<unknown>>();
+  #watchStops = new Set<() => void>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(kv: Deno.Kv, clock: Clock, seq: number, lock: Deno.FsFile | undefined) {
+    this.#kv = kv;
+    this.#clock = clock;
+    this.#seq = seq;
+    this.#lock = lock;
+  }
+
+  get(key: Key): Promise<Item> {
+    return this.#op("get item", async () => {
+      validateKey(key, "get item");
+      const entry = await this.#kv.get<StoredItem>(dataKey(key));
+      if (!this.#isLive(entry)) throw notFoundError("get", key);
+      return toItem(key, entry.value, entry.versionstamp);
+    });
+  }
+
+  getRange(range: KeyRange, opts: GetRangeOptions = {}): Promise<Item[]> {
+    return this.#op("get range", async () => {
+      const limit = validateRange(range, opts, "get range");
+      if (isEmptyRange(range)) return [];
+      const now = this.#now();
+      const items: Item[] = [];
+      const batchSize = limit > 0 ? Math.min(1000, limit + 16) : 500;
+      for await (const entry of this.#kv.list<StoredItem>(selector(range), { batchSize })) {
+        if (isExpired(entry.value.e, now)) continue;
+        items.push(toItem(entry.key.slice(1) as string[], entry.value, entry.versionstamp));
+        if (items.length === limit) break;
+      }
+      return items;
+    });
+  }
+
+  create(input: ItemInput): Promise<Item> {
+    return this.#op("create item", () => {
+      validateInput(input, "create");
+      return this.#write(input.key, (live) => {
+        if (live) {
+          throw new AlreadyExistsError(
+            `Cannot create item ${quoteKey(input.key)}: item already exists`,
+          );
+        }
+        return { put: stored(input) };
+      });
+    });
+  }
+
+  put(input: ItemInput): Promise<Item> {
+    return this.#op("put item", () => {
+      validateInput(input, "put");
+      return this.#write(input.key, () => ({ put: stored(input) }));
+    });
+  }
+
+  update(input: ItemInput): Promise<Item> {
+    return this.#op("update item", () => {
+      validateInput(input, "update");
+      return this.#write(input.key, (live) => {
+        if (!live) throw notFoundError("update", input.key);
+        return { put: stored(input) };
+      });
+    });
+  }
+
+  compareAndSwap(expectedRevision: string, input: ItemInput): Promise<Item> {
+    return this.#op("compare and swap item", () => {
+      validateInput(input, "compare and swap");
+      return this.#write(input.key, (live, current) => {
+        if (!live) {
+          throw new CompareFailedError(
+            `Cannot compare and swap item ${quoteKey(input.key)}: item does not exist`,
+          );
+        }
+        if (current.versionstamp !== expectedRevision) {
+          throw new CompareFailedError(
+            `Cannot compare and swap item ${quoteKey(input.key)}: revision is ${
+              JSON.stringify(current.versionstamp)
+            }, expected ${JSON.stringify(expectedRevision)}`,
+          );
+        }
+        return { put: stored(input) };
+      });
+    });
+  }
+
+  delete(key: Key): Promise<void> {
+    return this.#op("delete item", async () => {
+      validateKey(key, "delete item");
+      await this.#write(key, (live) => {
+        if (!live) throw notFoundError("delete", key);
+        return { delete: true };
+      });
+    });
+  }
+
+  deleteRange(range: KeyRange): Promise<number> {
+    return this.#op("delete range", () => {
+      validateRange(range, {}, "delete range");
+      if (isEmptyRange(range)) return Promise.resolve(0);
+      return this.#serial(() => this.#deleteRangeLocked(range));
+    });
+  }
+
+  keepAlive(key: Key, expires: Date): Promise<Item> {
+    return this.#op("keep item alive", () => {
+      validateKey(key, "keep item alive");
+      validateExpires(expires, `keep item ${quoteKey(key)} alive`);
+      return this.#write(key, (live, current) => {
+        if (!live || current.value === null) {
+          throw new NotFoundError(`Cannot keep item ${quoteKey(key)} alive: item does not exist`);
+        }
+        return { put: { v: current.value.v, e: expires.getTime() } };
+      });
+    });
+  }
+
+  watch(opts: WatchOptions): AsyncIterable<BackendEvent> {
+    validateWatch(opts);
+    if (this.#closed) throw new ConnectionProblemError("Cannot watch backend: backend is closed");
+    return this.#watch(opts.prefixes.map((p) => [...p]), opts.signal);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      for (const stop of this.#watchStops) stop();
+      await Promise.allSettled(this.#inflight);
+      this.#kv.close();
+      this.#lock?.close();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Runs a public operation: refused once closed, awaited by close(). */
+  #op<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new ConnectionProblemError(`Cannot ${action}: backend is closed`));
+    }
+    let promise: Promise<T>;
+    try {
+      promise = fn();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#inflight.add(promise);
+    const forget = () => this.#inflight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /** Runs `fn` after every earlier serialized write has finished: commits happen in seq order. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
+
+  #now(): number {
+    return this.#clock.now().getTime();
+  }
+
+  #isLive(
+    entry: Deno.KvEntryMaybe<StoredItem>,
+  ): entry is Deno.KvEntry<StoredItem> {
+    return entry.versionstamp !== null && !isExpired(entry.value.e, this.#now());
+  }
+
+  /**
+   * Reads the entry at `key`, lets `plan` decide (or throw), then commits the change together
+   * with its log entry, conditional on the entry being unchanged.
+   */
+  #write(
+    key: Key,
+    plan: (live: boolean, current: Deno.KvEntryMaybe<StoredItem>) => Plan,
+  ): Promise<Item> {
+    return this.#serial(async () => {
+      const dk = dataKey(key);
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = await this.#kv.get<StoredItem>(dk);
+        const decision = plan(this.#isLive(current), current);
+        const seq = this.#seq + 1;
+        const op = this.#kv.atomic().check({ key: dk, versionstamp: current.versionstamp });
+        let log: LogEntry;
+        if ("put" in decision) {
+          const { v, e } = decision.put;
+          op.set(dk, decision.put, e === undefined ? {} : { expireIn: this.#expireIn(e) });
+          log = e === undefined ? { t: "put", k: [...key], v } : { t: "put", k: [...key], v, e };
+        } else {
+          op.delete(dk);
+          log = { t: "delete", k: [...key] };
+        }
+        op.set([...LOG_PREFIX, seq], log, { expireIn: LOG_TTL_MS }).set(SEQ_KEY, seq);
+        const result = await op.commit();
+        if (!result.ok) continue;
+        this.#seq = seq;
+        const value = "put" in decision ? decision.put : current.value!;
+        return toItem(key, value, result.versionstamp);
+      }
+      throw new CompareFailedError(
+        `Cannot write item ${quoteKey(key)}: another writer kept changing it`,
+      );
+    });
+  }
+
+  async #deleteRangeLocked(range: KeyRange): Promise<number> {
+    let deleted = 0;
+    let batch: Deno.KvEntry<StoredItem>[] = [];
+    // The list cursor moves past each key before it is deleted, so batches commit as it goes.
+    for await (const entry of this.#kv.list<StoredItem>(selector(range), { batchSize: 500 })) {
+      batch.push(entry);
+      if (batch.length < DELETE_BATCH) continue;
+      deleted += await this.#deleteBatchLocked(batch);
+      batch = [];
+    }
+    if (batch.length > 0) deleted += await this.#deleteBatchLocked(batch);
+    return deleted;
+  }
+
+  /** Deletes listed entries in one commit; returns how many were live. */
+  async #deleteBatchLocked(batch: Deno.KvEntry<StoredItem>[]): Promise<number> {
+    const now = this.#now();
+    const op = this.#kv.atomic();
+    let seq = this.#seq;
+    for (const entry of batch) {
+      op.check(entry).delete(entry.key);
+      if (isExpired(entry.value.e, now)) continue;
+      const log: LogEntry = { t: "delete", k: entry.key.slice(1) as string[] };
+      op.set([...LOG_PREFIX, ++seq], log, { expireIn: LOG_TTL_MS });
+    }
+    if (seq !== this.#seq) op.set(SEQ_KEY, seq);
+    if ((await op.commit()).ok) {
+      const live = seq - this.#seq;
+      this.#seq = seq;
+      return live;
+    }
+    // Another writer touched the batch: delete its keys one by one, as they are now.
+    let live = 0;
+    for (const entry of batch) live += await this.#deleteOneLocked(entry.key);
+    return live;
+  }
+
+  async #deleteOneLocked(dk: Deno.KvKey): Promise<number> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.#kv.get<StoredItem>(dk);
+      if (current.versionstamp === null) return 0;
+      const op = this.#kv.atomic().check(current).delete(dk);
+      const live = this.#isLive(current);
+      const seq = this.#seq + 1;
+      if (live) {
+        const log: LogEntry = { t: "delete", k: dk.slice(1) as string[] };
+        op.set([...LOG_PREFIX, seq], log, { expireIn: LOG_TTL_MS }).set(SEQ_KEY, seq);
+      }
+      if (!(await op.commit()).ok) continue;
+      if (live) this.#seq = seq;
+      return live ? 1 : 0;
+    }
+    throw new CompareFailedError(
+      `Cannot delete range: another writer kept changing ${JSON.stringify(dk.slice(1))}`,
+    );
+  }
+
+  /** Real-time TTL handed to KV for an item expiring at `expires` by our clock. */
+  #expireIn(expires: number): number {
+    return Math.max(0, Math.ceil(expires - this.#now())) + EXPIRY_GRACE_MS;
+  }
+
+  async *#watch(prefixes: Key[], signal?: AbortSignal): AsyncGenerator<BackendEvent> {
+    if (signal?.aborted || this.#closed) return;
+    const reader = this.#kv.watch<[number]>([SEQ_KEY]).getReader();
+    const stop = () => void reader.cancel().catch(() => {});
+    signal?.addEventListener("abort", stop, { once: true });
+    this.#watchStops.add(stop);
+    const ended = () => this.#closed || signal?.aborted === true;
+    try {
+      const first = await reader.read();
+      if (first.done || ended()) return;
+      let cursor = first.value[0].value ?? 0;
+      yield { type: "init" };
+      while (!ended()) {
+        const next = await reader.read();
+        if (next.done || ended()) return;
+        const seq = next.value[0].value ?? 0;
+        if (seq <= cursor) continue;
+        const entries = this.#kv.list<LogEntry>({
+          start: [...LOG_PREFIX, cursor + 1],
+          end: [...LOG_PREFIX, seq + 1],
+        }, { batchSize: 1000 });
+        for await (const entry of entries) {
+          const n = entry.key[2] as number;
+          if (n !== cursor + 1) throw fellBehind(cursor);
+          cursor = n;
+          const event = toEvent(entry.value, entry.versionstamp);
+          const key = event.type === "put" ? event.item.key : event.key;
+          if (!prefixes.some((p) => hasPrefix(key, p))) continue;
+          if (ended()) return;
+          yield event;
+        }
+        if (cursor !== seq) throw fellBehind(cursor);
+      }
+    } catch (err) {
+      if (ended()) return;
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", stop);
+      this.#watchStops.delete(stop);
+      await reader.cancel().catch(() => {});
+    }
+  }
+}
+
+function fellBehind(cursor: number): LimitExceededError {
+  return new LimitExceededError(
+    `Cannot watch backend: watcher fell behind the change log after entry ${cursor}`,
+  );
+}
+
+function dataKey(key: Key): Deno.KvKey {
+  return [DATA, ...key];
+}
+
+/** The KV list selector of a range; a prefix ends just above its children (`true` > strings). */
+function selector(range: KeyRange): Deno.KvListSelector {
+  if ("prefix" in range) {
+    return { start: dataKey(range.prefix), end: [...dataKey(range.prefix), true] };
+  }
+  return { start: dataKey(range.start), end: dataKey(range.end) };
+}
+
+function stored(input: ItemInput): StoredItem {
+  return input.expires === undefined
+    ? { v: input.value }
+    : { v: input.value, e: input.expires.getTime() };
+}
+
+function toItem(key: Key, value: StoredItem, revision: string): Item {
+  const item: Item = { key: Object.freeze([...key]), value: value.v.slice(), revision };
+  if (value.e !== undefined) item.expires = new Date(value.e);
+  return item;
+}
+
+function toEvent(
+  log: LogEntry,
+  versionstamp: string,
+): Exclude<BackendEvent, { type: "init" }> {
+  if (log.t === "delete") return { type: "delete", key: Object.freeze(log.k) };
+  return { type: "put", item: toItem(log.k, log, versionstamp) };
+}
