@@ -1,0 +1,327 @@
+/**
+ * YAML/JSON codecs for resources. Parsing is strict: unknown fields, wrong types
+ * and bad names are BadParameterErrors naming the document and field.
+ */
+import { parseAllDocuments, stringify } from "yaml";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
+import {
+  bool,
+  fail,
+  isObj,
+  type Obj,
+  obj,
+  onlyKeys,
+  optStr,
+  str,
+  strList,
+  strMap,
+  time,
+} from "./_check.ts";
+import { parseDuration } from "./duration.ts";
+import type {
+  CertAuthority,
+  Metadata,
+  ProvisionToken,
+  Resource,
+  ResourceKind,
+  Role,
+  RoleConditions,
+  Rule,
+  ServerResource,
+  SystemRole,
+  User,
+} from "./types.ts";
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+const LABEL_KEY_RE = /^[A-Za-z0-9/.:_*-]{1,127}$/;
+
+/** Kind names and the aliases tctl accepts for them (`users`, `cert_authorities`, …). */
+export const RESOURCE_KINDS: Record<ResourceKind, readonly string[]> = {
+  user: ["user", "users"],
+  role: ["role", "roles"],
+  token: ["token", "tokens"],
+  cert_authority: ["cert_authority", "cert_authorities", "cert_authoritys", "ca", "cas"],
+  node: ["node", "nodes"],
+};
+
+/** Resolves a kind name or alias; BadParameterError listing the kinds otherwise. */
+export function resolveKind(name: string): ResourceKind {
+  const lower = name.toLowerCase();
+  for (const [kind, aliases] of Object.entries(RESOURCE_KINDS)) {
+    if (aliases.includes(lower)) return kind as ResourceKind;
+  }
+  throw new BadParameterError(
+    `Cannot use resource kind "${name}": unknown kind (known: ${
+      Object.keys(RESOURCE_KINDS).join(", ")
+    })`,
+  );
+}
+
+/** Checks a user or role name; used before a name touches a key or a path. */
+export function validateName(name: string, what: string): string {
+  if (!NAME_RE.test(name)) {
+    throw new BadParameterError(
+      `Cannot use ${what} name "${name}": use 1-128 letters, digits and . _ @ + - (starting with a letter or digit)`,
+    );
+  }
+  return name;
+}
+
+const SYSTEM_ROLES: readonly SystemRole[] = ["Auth", "Node", "Proxy", "Admin"];
+
+/** Parses a system role name case-insensitively ("node" → "Node"). */
+export function parseSystemRole(name: string, where = "role"): SystemRole {
+  const found = SYSTEM_ROLES.find((r) => r.toLowerCase() === name.trim().toLowerCase());
+  if (found === undefined) {
+    throw new BadParameterError(
+      `Cannot use ${where} "${name}": unknown system role (known: node, proxy, auth)`,
+    );
+  }
+  return found;
+}
+
+function metadata(v: unknown, path: string): Metadata {
+  const o = obj(v, path);
+  onlyKeys(o, path, ["name", "description", "labels", "expires", "revision"]);
+  const m: Metadata = { name: str(o.name, `${path}.name`) };
+  const description = optStr(o.description, `${path}.description`);
+  if (description !== undefined) m.description = description;
+  if (o.labels !== undefined) {
+    const labels = strMap(o.labels, `${path}.labels`);
+    for (const k of Object.keys(labels)) {
+      if (!LABEL_KEY_RE.test(k)) fail(`${path}.labels`, `invalid label key "${k}"`);
+    }
+    m.labels = labels;
+  }
+  const expires = time(o.expires, `${path}.expires`);
+  if (expires !== undefined) m.expires = expires;
+  const revision = optStr(o.revision, `${path}.revision`);
+  if (revision !== undefined) m.revision = revision;
+  return m;
+}
+
+function conditions(v: unknown, path: string): RoleConditions {
+  const o = obj(v, path);
+  onlyKeys(o, path, ["logins", "node_labels", "rules"]);
+  const c: RoleConditions = {};
+  if (o.logins !== undefined) c.logins = strList(o.logins, `${path}.logins`);
+  if (o.node_labels !== undefined) {
+    const labels = obj(o.node_labels, `${path}.node_labels`);
+    c.node_labels = {};
+    for (const [k, x] of Object.entries(labels)) {
+      c.node_labels[k] = Array.isArray(x)
+        ? strList(x, `${path}.node_labels.${k}`)
+        : str(x, `${path}.node_labels.${k}`);
+    }
+  }
+  if (o.rules !== undefined) {
+    if (!Array.isArray(o.rules)) fail(`${path}.rules`, "must be a list");
+    c.rules = o.rules.map((r, i): Rule => {
+      const p = `${path}.rules[${i}]`;
+      const ro = obj(r, p);
+      onlyKeys(ro, p, ["resources", "verbs"]);
+      return {
+        resources: strList(ro.resources, `${p}.resources`),
+        verbs: strList(ro.verbs, `${p}.verbs`),
+      };
+    });
+  }
+  return c;
+}
+
+function parseRole(o: Obj): Role {
+  onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
+  const metadataV = metadata(o.metadata, "metadata");
+  validateName(metadataV.name, "role");
+  const spec = obj(o.spec, "spec");
+  onlyKeys(spec, "spec", ["options", "allow", "deny"]);
+  const options = obj(spec.options, "spec.options");
+  onlyKeys(options, "spec.options", ["max_session_ttl", "port_forwarding"]);
+  const role: Role = {
+    kind: "role",
+    version: "v7",
+    metadata: metadataV,
+    spec: {
+      options: {},
+      allow: conditions(spec.allow, "spec.allow"),
+      deny: conditions(spec.deny, "spec.deny"),
+    },
+  };
+  const ttl = optStr(options.max_session_ttl, "spec.options.max_session_ttl");
+  if (ttl !== undefined) {
+    parseDuration(ttl, "spec.options.max_session_ttl");
+    role.spec.options.max_session_ttl = ttl;
+  }
+  const pf = bool(options.port_forwarding, "spec.options.port_forwarding");
+  if (pf !== undefined) role.spec.options.port_forwarding = pf;
+  return role;
+}
+
+function parseUser(o: Obj): User {
+  onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
+  const metadataV = metadata(o.metadata, "metadata");
+  validateName(metadataV.name, "user");
+  const spec = obj(o.spec, "spec");
+  onlyKeys(spec, "spec", ["roles", "traits", "created_by"]);
+  const traitsO = obj(spec.traits, "spec.traits");
+  const traits: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(traitsO)) traits[k] = strList(v, `spec.traits.${k}`);
+  const user: User = {
+    kind: "user",
+    version: "v2",
+    metadata: metadataV,
+    spec: { roles: strList(spec.roles, "spec.roles"), traits },
+  };
+  if (spec.created_by !== undefined) {
+    const cb = obj(spec.created_by, "spec.created_by");
+    onlyKeys(cb, "spec.created_by", ["time", "user"]);
+    user.spec.created_by = { time: time(cb.time, "spec.created_by.time") ?? "" };
+    const by = optStr(cb.user, "spec.created_by.user");
+    if (by !== undefined) user.spec.created_by.user = by;
+  }
+  return user;
+}
+
+function parseToken(o: Obj): ProvisionToken {
+  onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
+  const metadataV = metadata(o.metadata, "metadata");
+  if (metadataV.name.length < 8) fail("metadata.name", "a token must be at least 8 characters");
+  const spec = obj(o.spec, "spec");
+  onlyKeys(spec, "spec", ["roles", "join_method"]);
+  const method = optStr(spec.join_method, "spec.join_method") ?? "token";
+  if (method !== "token") fail("spec.join_method", `"${method}" is not supported (use token)`);
+  const roles = strList(spec.roles, "spec.roles").map((r, i) =>
+    parseSystemRole(r, `spec.roles[${i}]`)
+  );
+  if (roles.length === 0) fail("spec.roles", "must list at least one role");
+  return {
+    kind: "token",
+    version: "v2",
+    metadata: metadataV,
+    spec: { roles, join_method: "token" },
+  };
+}
+
+function parseCertAuthority(o: Obj): CertAuthority {
+  onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
+  const metadataV = metadata(o.metadata, "metadata");
+  const spec = obj(o.spec, "spec");
+  onlyKeys(spec, "spec", ["cluster_name", "type", "active_keys"]);
+  const type = str(spec.type, "spec.type");
+  if (type !== "host" && type !== "user") fail("spec.type", "must be host or user");
+  const keys = obj(spec.active_keys, "spec.active_keys");
+  onlyKeys(keys, "spec.active_keys", ["ssh", "tls"]);
+  const list = (v: unknown, p: string): Obj[] => {
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) fail(p, "must be a list");
+    return v.map((x, i) => obj(x, `${p}[${i}]`));
+  };
+  return {
+    kind: "cert_authority",
+    version: "v2",
+    metadata: metadataV,
+    spec: {
+      cluster_name: str(spec.cluster_name, "spec.cluster_name"),
+      type,
+      active_keys: {
+        ssh: list(keys.ssh, "spec.active_keys.ssh").map((k, i) => {
+          const p = `spec.active_keys.ssh[${i}]`;
+          onlyKeys(k, p, ["public_key", "private_key"]);
+          const pair: { public_key: string; private_key?: string } = {
+            public_key: str(k.public_key, `${p}.public_key`),
+          };
+          const pk = optStr(k.private_key, `${p}.private_key`);
+          if (pk !== undefined) pair.private_key = pk;
+          return pair;
+        }),
+        tls: list(keys.tls, "spec.active_keys.tls").map((k, i) => {
+          const p = `spec.active_keys.tls[${i}]`;
+          onlyKeys(k, p, ["cert", "key"]);
+          const pair: { cert: string; key?: string } = { cert: str(k.cert, `${p}.cert`) };
+          const key = optStr(k.key, `${p}.key`);
+          if (key !== undefined) pair.key = key;
+          return pair;
+        }),
+      },
+    },
+  };
+}
+
+function parseServer(o: Obj): ServerResource {
+  onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
+  const metadataV = metadata(o.metadata, "metadata");
+  const spec = obj(o.spec, "spec");
+  onlyKeys(spec, "spec", ["addr", "hostname", "version", "use_tunnel"]);
+  const server: ServerResource = {
+    kind: "node",
+    version: "v2",
+    metadata: metadataV,
+    spec: {
+      addr: optStr(spec.addr, "spec.addr") ?? "",
+      hostname: str(spec.hostname, "spec.hostname"),
+      version: optStr(spec.version, "spec.version") ?? "",
+    },
+  };
+  const tunnel = bool(spec.use_tunnel, "spec.use_tunnel");
+  if (tunnel !== undefined) server.spec.use_tunnel = tunnel;
+  return server;
+}
+
+const PARSERS: Record<ResourceKind, (o: Obj) => Resource> = {
+  role: parseRole,
+  user: parseUser,
+  token: parseToken,
+  cert_authority: parseCertAuthority,
+  node: parseServer,
+};
+
+/** Validates a decoded value (from YAML, JSON or the wire) as a resource. */
+export function parseResourceValue(value: unknown): Resource {
+  if (!isObj(value)) {
+    throw new BadParameterError("resource must be a mapping with kind, version, metadata and spec");
+  }
+  const kind = resolveKind(str(value.kind, "kind"));
+  return PARSERS[kind](value);
+}
+
+/**
+ * Parses one or more YAML (or JSON) documents into resources. `source` (a file
+ * name) prefixes errors: `Cannot parse resource in roles.yaml: document 2: spec.allow.logins: must be a list of strings`.
+ */
+export function parseResources(text: string, source = "input"): Resource[] {
+  const docs = parseAllDocuments(text);
+  if (!Array.isArray(docs)) {
+    throw new BadParameterError(`Cannot parse resource in ${source}: not YAML`);
+  }
+  const out: Resource[] = [];
+  docs.forEach((doc, i) => {
+    const where = docs.length > 1 ? `document ${i + 1}: ` : "";
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const line = e.linePos?.[0]?.line;
+      throw new BadParameterError(
+        `Cannot parse resource in ${source}: ${where}${line ? `line ${line}: ` : ""}${
+          e.message.split("\n")[0]
+        }`,
+      );
+    }
+    const value = doc.toJS();
+    if (value === null || value === undefined) return;
+    try {
+      out.push(parseResourceValue(value));
+    } catch (err) {
+      throw new BadParameterError(`Cannot parse resource in ${source}: ${where}${messageOf(err)}`, {
+        cause: err,
+      });
+    }
+  });
+  if (out.length === 0) {
+    throw new BadParameterError(`Cannot parse resource in ${source}: no resources found`);
+  }
+  return out;
+}
+
+/** Formats resources as YAML documents separated by `---`. */
+export function formatResourcesYaml(resources: readonly Resource[]): string {
+  return resources.map((r) => stringify(r, { lineWidth: 0 })).join("---\n");
+}

@@ -1,0 +1,38 @@
+/**
+ * Resource types (user, role, token, cert_authority, node) shaped like Teleport's,
+ * with strict YAML/JSON codecs and Go-style durations.
+ *
+ * ```ts
+ * import { parseResources } from "./mod.ts";
+ * const [role] = parseResources("kind: role\nversion: v7\nmetadata: {name: dev}\nspec: {allow: {logins: [dev]}}");
+ * ```
+ *
+ * @module
+ */
+export type {
+  CertAuthority,
+  Labels,
+  Metadata,
+  ProvisionToken,
+  Resource,
+  ResourceKind,
+  Role,
+  RoleConditions,
+  RoleOptions,
+  Rule,
+  ServerResource,
+  SshKeyPair,
+  SystemRole,
+  TlsKeyPair,
+  User,
+} from "./types.ts";
+export {
+  formatResourcesYaml,
+  parseResources,
+  parseResourceValue,
+  parseSystemRole,
+  resolveKind,
+  RESOURCE_KINDS,
+  validateName,
+} from "./codec.ts";
+export { formatDuration, parseDuration } from "./duration.ts";

@@ -1,0 +1,110 @@
+/**
+ * Resource types, shaped like Teleport's (kind, version, metadata, spec) so that
+ * YAML written for Teleport reads the same here.
+ */
+
+/** Labels and traits are plain string maps. */
+export type Labels = Record<string, string>;
+
+/** Common metadata. `expires` is an RFC 3339 time; `revision` is set by the store. */
+export interface Metadata {
+  name: string;
+  description?: string;
+  labels?: Labels;
+  expires?: string;
+  revision?: string;
+}
+
+/** Cluster-internal roles that hosts and tools act as. */
+export type SystemRole = "Auth" | "Node" | "Proxy" | "Admin";
+
+/** A rule allowing verbs on resource kinds, e.g. `{resources: ["user"], verbs: ["list","read"]}`. */
+export interface Rule {
+  resources: string[];
+  verbs: string[];
+}
+
+/** One side (allow or deny) of a role. */
+export interface RoleConditions {
+  logins?: string[];
+  /** Label name → value or values; `*` matches anything, `^…$` is a regular expression. */
+  node_labels?: Record<string, string | string[]>;
+  rules?: Rule[];
+}
+
+/** Role options. */
+export interface RoleOptions {
+  /** Longest certificate a holder of this role may get (Go duration, e.g. "30h"). */
+  max_session_ttl?: string;
+  /** Whether SSH port forwarding is permitted (default true, like Teleport). */
+  port_forwarding?: boolean;
+}
+
+/** A role (Teleport role v7 subset). */
+export interface Role {
+  kind: "role";
+  version: "v7";
+  metadata: Metadata;
+  spec: { options: RoleOptions; allow: RoleConditions; deny: RoleConditions };
+}
+
+/** A local user. The password hash is stored separately and never part of the resource. */
+export interface User {
+  kind: "user";
+  version: "v2";
+  metadata: Metadata;
+  spec: {
+    roles: string[];
+    /** Traits, e.g. `{logins: ["alice", "root"]}`. */
+    traits: Record<string, string[]>;
+    created_by?: { time: string; user?: string };
+  };
+}
+
+/** A join token. metadata.name is the token value itself. */
+export interface ProvisionToken {
+  kind: "token";
+  version: "v2";
+  metadata: Metadata;
+  spec: { roles: SystemRole[]; join_method: "token" };
+}
+
+/** A CA key pair as stored. Private parts are present only inside the auth service. */
+export interface SshKeyPair {
+  /** authorized_keys form. */
+  public_key: string;
+  /** PKCS#8 PEM. */
+  private_key?: string;
+}
+
+/** An X.509 CA certificate and its key. */
+export interface TlsKeyPair {
+  cert: string;
+  key?: string;
+}
+
+/** A certificate authority of the cluster (host or user). metadata.name = type. */
+export interface CertAuthority {
+  kind: "cert_authority";
+  version: "v2";
+  metadata: Metadata;
+  spec: {
+    cluster_name: string;
+    type: "host" | "user";
+    active_keys: { ssh: SshKeyPair[]; tls: TlsKeyPair[] };
+  };
+}
+
+/** A registered SSH node (heartbeated with a TTL). metadata.name = host UUID. */
+export interface ServerResource {
+  kind: "node";
+  version: "v2";
+  metadata: Metadata;
+  spec: { addr: string; hostname: string; version: string; use_tunnel?: boolean };
+}
+
+/** Every resource kind `tctl get/create/rm` knows. */
+export type Resource = Role | User | ProvisionToken | CertAuthority | ServerResource;
+
+/** Kind names. */
+export type ResourceKind = Resource["kind"];
