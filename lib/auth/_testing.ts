@@ -1,0 +1,41 @@
+/** Test helpers: an initialised AuthServer on a memory backend and a fake clock. */
+import { MemoryBackend } from "../backend/mod.ts";
+import { FakeClock } from "../clock/mod.ts";
+import type { Identity } from "../identity/mod.ts";
+import { getComponentLogger } from "../log/mod.ts";
+import { AuthServer, type StaticToken } from "./server.ts";
+
+export interface TestAuth extends AsyncDisposable {
+  auth: AuthServer;
+  clock: FakeClock;
+  backend: MemoryBackend;
+}
+
+export async function newTestAuth(opts: { staticTokens?: StaticToken[] } = {}): Promise<TestAuth> {
+  const clock = new FakeClock(Date.now());
+  const backend = new MemoryBackend({ clock });
+  const auth = new AuthServer({
+    backend,
+    clock,
+    logger: getComponentLogger("auth:test"),
+    clusterName: "example",
+    version: "0.0.0-test",
+    userTokenTtlMs: 3_600_000,
+    ...(opts.staticTokens ? { staticTokens: opts.staticTokens } : {}),
+  });
+  await auth.init();
+  return { auth, clock, backend, [Symbol.asyncDispose]: () => backend.close() };
+}
+
+export const ADMIN: Identity = {
+  kind: "host",
+  username: "h1.example",
+  clusterName: "example",
+  roles: ["Admin"],
+  logins: [],
+  traits: {},
+};
+
+export function userIdentity(name: string, roles: string[]): Identity {
+  return { kind: "user", username: name, clusterName: "example", roles, logins: [], traits: {} };
+}

@@ -1,0 +1,290 @@
+/**
+ * The auth HTTP API as a pure function of (method, path, body, caller). The TLS
+ * listener (listener.ts) identifies the caller from its verified client
+ * certificate; tests call {@link handleApiRequest} without sockets.
+ *
+ * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`. Everything else needs a
+ * caller and passes an RBAC rule check. Errors keep their kind: the body is
+ * `{"error":{"kind","message"}}` with the kind's HTTP status.
+ */
+import {
+  AccessDeniedError,
+  BadParameterError,
+  httpStatusOf,
+  kindOf,
+  messageOf,
+  NotFoundError,
+} from "../errors/mod.ts";
+import type { Identity } from "../identity/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { parseResourceValue, resolveKind } from "../resource/mod.ts";
+import type { AuthServer } from "./server.ts";
+
+/** One API call, transport-free. */
+export interface ApiRequest {
+  method: string;
+  path: string;
+  body?: unknown;
+  /** The verified caller; undefined when no (valid) client certificate was presented. */
+  caller?: Identity;
+  /** Remote address, for logs. */
+  remoteAddr?: string;
+}
+
+/** The answer: a status and a JSON body. */
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+type Handler = (
+  server: AuthServer,
+  req: ApiRequest,
+  params: string[],
+) => Promise<unknown>;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  /** false: reachable without a client certificate. */
+  auth: boolean;
+  handler: Handler;
+}
+
+function caller(req: ApiRequest): Identity {
+  if (req.caller === undefined) {
+    throw new AccessDeniedError("this API call needs a client certificate signed by the cluster");
+  }
+  return req.caller;
+}
+
+function body(req: ApiRequest): Record<string, unknown> {
+  if (typeof req.body !== "object" || req.body === null || Array.isArray(req.body)) {
+    throw new BadParameterError("request body must be a JSON object");
+  }
+  return req.body as Record<string, unknown>;
+}
+
+function field<T extends "string" | "number" | "boolean">(
+  b: Record<string, unknown>,
+  name: string,
+  type: T,
+  optional = false,
+): (T extends "string" ? string : T extends "number" ? number : boolean) | undefined {
+  const v = b[name];
+  if (v === undefined && optional) return undefined;
+  // deno-lint-ignore valid-typeof
+  if (typeof v !== type) throw new BadParameterError(`field "${name}" must be a ${type}`);
+  return v as never;
+}
+
+function stringList(b: Record<string, unknown>, name: string): string[] {
+  const v = b[name];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+    throw new BadParameterError(`field "${name}" must be a list of strings`);
+  }
+  return v;
+}
+
+const ROUTES: Route[] = [
+  {
+    method: "GET",
+    pattern: /^\/v1\/ping$/,
+    auth: false,
+    handler: (s) =>
+      Promise.resolve({
+        cluster_name: s.clusterName,
+        server_version: s.version,
+        auth_preference: { type: "local", second_factor: s.secondFactor },
+      }),
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/cacerts$/,
+    auth: false,
+    handler: (s) => Promise.resolve({ tls_ca_certs: s.hostCaCertPems() }),
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/status$/,
+    auth: true,
+    handler: async (s, req) => {
+      await s.authorize(caller(req), "cluster", "read");
+      return {
+        cluster_name: s.clusterName,
+        server_version: s.version,
+        authorities: await s.authorities(),
+      };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/resources\/([a-z_]+)$/,
+    auth: true,
+    handler: async (s, req, [kindName]) => {
+      const kind = resolveKind(kindName!);
+      await s.authorize(caller(req), kind, "list");
+      return { items: await s.listResources(kind) };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/resources\/([a-z_]+)\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [kindName, name]) => {
+      const kind = resolveKind(kindName!);
+      await s.authorize(caller(req), kind, "read");
+      return { item: await s.getResource(kind, name!) };
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/resources$/,
+    auth: true,
+    handler: async (s, req) => {
+      const b = body(req);
+      const resource = parseResourceValue(b.resource);
+      const upsert = field(b, "upsert", "boolean", true) ?? false;
+      const id = caller(req);
+      await s.authorize(id, resource.kind, "create");
+      if (upsert) await s.authorize(id, resource.kind, "update");
+      await s.putResource(resource, upsert, id.username);
+      return { ok: true };
+    },
+  },
+  {
+    method: "DELETE",
+    pattern: /^\/v1\/resources\/([a-z_]+)\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [kindName, name]) => {
+      const kind = resolveKind(kindName!);
+      await s.authorize(caller(req), kind, "delete");
+      await s.deleteResource(kind, name!);
+      return { ok: true };
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/tokens$/,
+    auth: true,
+    handler: async (s, req) => {
+      await s.authorize(caller(req), "token", "create");
+      const b = body(req);
+      const token = field(b, "token", "string", true);
+      return {
+        token: await s.createToken({
+          roles: stringList(b, "roles"),
+          ttlMs: field(b, "ttl_ms", "number")!,
+          ...(token === undefined ? {} : { token }),
+        }),
+      };
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/users$/,
+    auth: true,
+    handler: async (s, req) => {
+      const id = caller(req);
+      await s.authorize(id, "user", "create");
+      const user = parseResourceValue(body(req).user);
+      if (user.kind !== "user") throw new BadParameterError(`field "user" must be a user resource`);
+      return await s.createUser(user, id.username);
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/users\/([^/]+)\/reset$/,
+    auth: true,
+    handler: async (s, req, [name]) => {
+      await s.authorize(caller(req), "user", "update");
+      return { token: await s.resetUser(name!) };
+    },
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/users\/password\/token$/,
+    auth: true,
+    handler: async (s, req) => {
+      await s.authorize(caller(req), "user_token", "use");
+      const b = body(req);
+      const user = await s.changePasswordWithToken(
+        field(b, "token", "string")!,
+        field(b, "password", "string")!,
+      );
+      return { user };
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/certs\/user$/,
+    auth: true,
+    handler: async (s, req) => {
+      await s.authorize(caller(req), "user_cert", "create");
+      const b = body(req);
+      const ssh = field(b, "ssh_public_key", "string", true);
+      const tls = field(b, "tls_public_key", "string", true);
+      return await s.generateUserCerts({
+        user: field(b, "user", "string")!,
+        ttlMs: field(b, "ttl_ms", "number")!,
+        ...(ssh === undefined ? {} : { sshPublicKey: ssh }),
+        ...(tls === undefined ? {} : { tlsPublicKeyPem: tls }),
+      });
+    },
+  },
+];
+
+/** Every route as `METHOD /path` (for the API docs and tests). */
+export const API_ROUTES: readonly string[] = ROUTES.map((r) =>
+  `${r.method} ${r.pattern.source.replace(/\\\//g, "/").replace(/^\^|\$$/g, "")}`
+);
+
+/** Routes the request, runs it and maps errors to statuses. Never throws. */
+export async function handleApiRequest(
+  server: AuthServer,
+  req: ApiRequest,
+  logger?: Logger,
+): Promise<ApiResponse> {
+  let pathMatched = false;
+  for (const route of ROUTES) {
+    const m = route.pattern.exec(req.path);
+    if (m === null) continue;
+    pathMatched = true;
+    if (route.method !== req.method) continue;
+    try {
+      const params = m.slice(1).map((p) => decodeURIComponent(p));
+      return { status: 200, body: await route.handler(server, req, params) };
+    } catch (err) {
+      const status = httpStatusOf(err);
+      if (status === 500) {
+        logger?.error("Auth API {method} {path} failed: {error}", {
+          method: req.method,
+          path: req.path,
+          error: err,
+        });
+      } else {
+        logger?.debug("Auth API {method} {path} refused: {message}", {
+          method: req.method,
+          path: req.path,
+          message: messageOf(err),
+        });
+      }
+      return {
+        status,
+        body: {
+          error: {
+            kind: kindOf(err) ?? "Internal",
+            message: status === 500 ? "internal error, see the auth server log" : messageOf(err),
+          },
+        },
+      };
+    }
+  }
+  const err = pathMatched
+    ? new BadParameterError(`method ${req.method} is not allowed on ${req.path}`)
+    : new NotFoundError(`no API endpoint ${req.method} ${req.path}`);
+  return {
+    status: httpStatusOf(err),
+    body: { error: { kind: kindOf(err), message: err.message } },
+  };
+}

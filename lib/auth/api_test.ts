@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { handleApiRequest } from "./mod.ts";
+import { ADMIN, newTestAuth, userIdentity } from "./_testing.ts";
+
+Deno.test("handleApiRequest() serves ping and cacerts without a caller, nothing else", async () => {
+  await using t = await newTestAuth();
+  const ping = await handleApiRequest(t.auth, { method: "GET", path: "/v1/ping" });
+  assert.equal(ping.status, 200);
+  assert.equal((ping.body as { cluster_name: string }).cluster_name, "example");
+  const cas = await handleApiRequest(t.auth, { method: "GET", path: "/v1/cacerts" });
+  assert.equal(cas.status, 200);
+  assert.equal((cas.body as { tls_ca_certs: string[] }).tls_ca_certs.length, 1);
+  for (
+    const [method, path] of [["GET", "/v1/status"], ["GET", "/v1/resources/user"], [
+      "POST",
+      "/v1/tokens",
+    ], ["POST", "/v1/certs/user"]]
+  ) {
+    const r = await handleApiRequest(t.auth, { method: method!, path: path!, body: {} });
+    assert.equal(r.status, 403, `${method} ${path}`);
+  }
+});
+
+Deno.test("handleApiRequest() keeps error kinds as statuses", async () => {
+  await using t = await newTestAuth();
+  const call = (method: string, path: string, body?: unknown) =>
+    handleApiRequest(t.auth, { method, path, body, caller: ADMIN });
+  assert.equal((await call("GET", "/v1/resources/user/bob")).status, 404);
+  assert.equal((await call("GET", "/v1/nowhere")).status, 404);
+  assert.equal((await call("GET", "/v1/resources/widget")).status, 400);
+  assert.equal((await call("POST", "/v1/tokens", { roles: "node" })).status, 400);
+  const role = {
+    kind: "role",
+    version: "v7",
+    metadata: { name: "dev" },
+    spec: { allow: { logins: ["dev"] } },
+  };
+  assert.equal((await call("POST", "/v1/resources", { resource: role })).status, 200);
+  const dup = await call("POST", "/v1/resources", { resource: role });
+  assert.equal(dup.status, 409);
+  assert.deepEqual((dup.body as { error: { kind: string } }).error.kind, "AlreadyExists");
+  const got = await call("GET", "/v1/resources/role/dev");
+  const rev = (got.body as { item: { metadata: { revision: string } } }).item.metadata.revision;
+  assert.ok(rev);
+  const edited = { ...role, metadata: { name: "dev", revision: rev } };
+  assert.equal(
+    (await call("POST", "/v1/resources", { resource: edited, upsert: true })).status,
+    200,
+  );
+  const stale = await call("POST", "/v1/resources", { resource: edited, upsert: true });
+  assert.equal(stale.status, 412);
+  assert.equal((await call("DELETE", "/v1/resources/cert_authority/host")).status, 400);
+});
+
+Deno.test("handleApiRequest() applies role rules to users", async () => {
+  await using t = await newTestAuth();
+  const editor = userIdentity("ed", ["editor"]);
+  const auditor = userIdentity("au", ["auditor"]);
+  const tok = await handleApiRequest(t.auth, {
+    method: "POST",
+    path: "/v1/tokens",
+    body: { roles: ["node"], ttl_ms: 60_000 },
+    caller: editor,
+  });
+  assert.equal(tok.status, 200);
+  const denied = await handleApiRequest(t.auth, {
+    method: "POST",
+    path: "/v1/tokens",
+    body: { roles: ["node"], ttl_ms: 60_000 },
+    caller: auditor,
+  });
+  assert.equal(denied.status, 403);
+  assert.match(JSON.stringify(denied.body), /access denied to create token/);
+  const sign = await handleApiRequest(t.auth, {
+    method: "POST",
+    path: "/v1/certs/user",
+    body: { user: "ed", ttl_ms: 60_000 },
+    caller: editor,
+  });
+  assert.equal(sign.status, 403);
+  const other = await handleApiRequest(t.auth, {
+    method: "GET",
+    path: "/v1/status",
+    caller: { ...editor, clusterName: "elsewhere" },
+  });
+  assert.equal(other.status, 403);
+  const cas = await handleApiRequest(t.auth, {
+    method: "GET",
+    path: "/v1/resources/cert_authority",
+    caller: ADMIN,
+  });
+  assert.ok(!JSON.stringify(cas.body).includes("PRIVATE KEY"));
+});

@@ -1,0 +1,168 @@
+/**
+ * The auth API over HTTPS with mutual TLS (node:https, since Deno.listenTls
+ * cannot ask for client certificates). A caller is whoever its verified client
+ * certificate says: the TLS layer checks the chain against the host and user
+ * CAs, then we re-check it against the CA that matches the identity kind, and
+ * reject anything that is not X.509 v3 (see the platform notes on v1 certs).
+ */
+import https from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { Buffer } from "node:buffer";
+import { parseX509Certificate, verifyX509Certificate } from "../ca/mod.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
+import { type Identity, identityFromSubject } from "../identity/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { handleApiRequest } from "./api.ts";
+import type { AuthServer } from "./server.ts";
+
+/** PEM text of a DER certificate. */
+function derToPem(der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString("base64").replace(/(.{64})/g, "$1\n").trimEnd();
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+/** Largest request body accepted. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Where and how the API listens. */
+export interface AuthApiServerOptions {
+  server: AuthServer;
+  logger: Logger;
+  /** Host to bind ("0.0.0.0", "127.0.0.1", "::"). */
+  host: string;
+  /** Port (0 picks a free one). */
+  port: number;
+  /** The auth service's own TLS certificate (host CA signed) and key. */
+  certPem: string;
+  keyPem: string;
+}
+
+/** A running API listener. */
+export interface AuthApiServer extends AsyncDisposable {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts the HTTPS listener; resolves once it is bound. */
+export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
+  const { server, logger } = opts;
+  const cas = server.clientCaCertPems();
+  const identities = new WeakMap<Socket, Identity | Error>();
+
+  const callerOf = async (sock: TLSSocket): Promise<Identity | undefined> => {
+    const cached = identities.get(sock);
+    if (cached instanceof Error) return undefined;
+    if (cached !== undefined) return cached;
+    if (!sock.authorized) return undefined;
+    const raw = sock.getPeerCertificate(false)?.raw;
+    if (raw === undefined || raw.length === 0) return undefined;
+    try {
+      const pem = derToPem(raw);
+      const cert = parseX509Certificate(pem);
+      if (cert.version !== 3) throw new BadParameterError("client certificate is not X.509 v3");
+      const id = identityFromSubject(cert.subject);
+      await verifyX509Certificate(pem, {
+        trustedCaPems: id.kind === "host" ? cas.host : cas.user,
+        now: server.clock.now(),
+      });
+      identities.set(sock, id);
+      return id;
+    } catch (err) {
+      logger.warn("Rejected client certificate from {addr}: {reason}", {
+        addr: sock.remoteAddress,
+        reason: messageOf(err),
+      });
+      identities.set(sock, err instanceof Error ? err : new Error(String(err)));
+      return undefined;
+    }
+  };
+
+  const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+    const send = (status: number, value: unknown) => {
+      const text = JSON.stringify(value);
+      res.writeHead(status, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(text),
+      });
+      res.end(text);
+    };
+    try {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_BODY_BYTES) {
+          send(413, { error: { kind: "LimitExceeded", message: "request body is too large" } });
+          return;
+        }
+        chunks.push(chunk as Buffer);
+      }
+      let bodyValue: unknown = undefined;
+      if (size > 0) {
+        try {
+          bodyValue = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        } catch {
+          send(400, { error: { kind: "BadParameter", message: "request body is not valid JSON" } });
+          return;
+        }
+      }
+      const sock = req.socket as TLSSocket;
+      const caller = await callerOf(sock);
+      const url = new URL(req.url ?? "/", "https://auth");
+      const out = await handleApiRequest(server, {
+        method: req.method ?? "GET",
+        path: url.pathname,
+        body: bodyValue,
+        ...(caller === undefined ? {} : { caller }),
+        ...(sock.remoteAddress === undefined ? {} : { remoteAddr: sock.remoteAddress }),
+      }, logger);
+      send(out.status, out.body);
+    } catch (err) {
+      logger.error("Auth API request failed: {error}", { error: err });
+      if (!res.headersSent) send(500, { error: { kind: "Internal", message: "internal error" } });
+    }
+  };
+
+  const httpsServer = https.createServer({
+    cert: opts.certPem,
+    key: opts.keyPem,
+    ca: [...cas.host, ...cas.user],
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: "TLSv1.2",
+  }, (req, res) => void onRequest(req, res));
+  httpsServer.headersTimeout = 10_000;
+  httpsServer.requestTimeout = 60_000;
+  httpsServer.on("connection", (s: Socket) => s.setNoDelay(true));
+  httpsServer.on("tlsClientError", (err: Error) => {
+    logger.debug("TLS handshake with an auth API client failed: {message}", {
+      message: err.message,
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    httpsServer.once("error", reject);
+    httpsServer.listen(opts.port, opts.host, () => {
+      httpsServer.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = httpsServer.address() as AddressInfo;
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= new Promise<void>((resolve) => {
+      httpsServer.close(() => resolve());
+      httpsServer.closeAllConnections?.();
+    });
+    return closed;
+  };
+  return {
+    host: addr.address,
+    port: addr.port,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

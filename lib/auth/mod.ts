@@ -1,0 +1,27 @@
+/**
+ * The auth service: certificate authorities, users, roles, join tokens and
+ * certificate issuing ({@link AuthServer}), exposed as an HTTPS JSON API over
+ * mutual TLS ({@link startAuthApiServer}).
+ *
+ * ```ts
+ * import { AuthServer } from "./mod.ts";
+ * // const auth = new AuthServer({ backend, clock, logger, clusterName: "example", version: "0.1.0", userTokenTtlMs: 3_600_000 });
+ * // await auth.init();
+ * ```
+ *
+ * @module
+ */
+export { API_ROUTES, type ApiRequest, type ApiResponse, handleApiRequest } from "./api.ts";
+export { type CaSigner, publicAuthority } from "./authority.ts";
+export { type AuthApiServer, type AuthApiServerOptions, startAuthApiServer } from "./listener.ts";
+export { hashPassword, MIN_PASSWORD_LENGTH, verifyPassword } from "./password.ts";
+export {
+  AuthServer,
+  type AuthServerOptions,
+  CLUSTER_LOCAL_DNS,
+  MAX_CERT_TTL_MS,
+  MIN_CERT_TTL_MS,
+  randomHex,
+  type StaticToken,
+} from "./server.ts";
+export { SYSTEM_ROLE_POLICIES } from "./system_roles.ts";

@@ -1,0 +1,571 @@
+/**
+ * AuthServer: the cluster's authority. Owns the CAs, users, roles and tokens,
+ * issues certificates and decides what each caller may do. Transport-free: the
+ * HTTP API (api.ts) and tests call it directly.
+ */
+import type { AuthorityInfo, UserCerts } from "../authclient/mod.ts";
+import type { Backend } from "../backend/mod.ts";
+import {
+  caPin,
+  issueX509Certificate,
+  parseAuthorizedKey,
+  parseX509Certificate,
+  signSshCertificate,
+  sshFingerprint,
+} from "../ca/mod.ts";
+import type { Clock } from "../clock/mod.ts";
+import { AccessDeniedError, BadParameterError, isKind, NotFoundError } from "../errors/mod.ts";
+import { type Identity, identityToSubject } from "../identity/mod.ts";
+import { type Logger, maskSecret } from "../log/mod.ts";
+import { AccessChecker, BUILTIN_ROLES } from "../rbac/mod.ts";
+import {
+  type CertAuthority,
+  parseSystemRole,
+  type ProvisionToken,
+  type Resource,
+  type ResourceKind,
+  type Role,
+  type SystemRole,
+  type User,
+  validateName,
+} from "../resource/mod.ts";
+import {
+  CertAuthoritiesService,
+  PresenceService,
+  ProvisionTokensService,
+  RolesService,
+  UsersService,
+  type UserToken,
+  UserTokensService,
+} from "../services/mod.ts";
+import { type CaSigner, ensureCertAuthorities, loadSigner, publicAuthority } from "./authority.ts";
+import { hashPassword } from "./password.ts";
+import { SYSTEM_ROLE_POLICIES } from "./system_roles.ts";
+
+/** A static join token from teleport.yaml (`"node:secret"`). Never expires. */
+export interface StaticToken {
+  roles: string[];
+  token: string;
+}
+
+/** Everything the auth server needs, injected. */
+export interface AuthServerOptions {
+  backend: Backend;
+  clock: Clock;
+  logger: Logger;
+  clusterName: string;
+  /** Version reported by ping. */
+  version: string;
+  staticTokens?: StaticToken[];
+  /** `auth_service.authentication.second_factor`. */
+  secondFactor?: string;
+  /** How long invite and reset tokens live. */
+  userTokenTtlMs: number;
+}
+
+/** Shortest and longest user certificate the server issues (Teleport: 1 min, 30 h). */
+export const MIN_CERT_TTL_MS = 60_000;
+export const MAX_CERT_TTL_MS = 30 * 3_600_000;
+/** Host certificates for cluster members (auth itself, admin identity) live this long. */
+const HOST_CERT_TTL_MS = 365 * 24 * 3_600_000;
+/** Backdating, so a freshly issued cert is valid on peers with a slightly slow clock. */
+const BACKDATE_MS = 60_000;
+
+/** DNS names every auth/proxy TLS certificate carries (clients dial with this SNI). */
+export const CLUSTER_LOCAL_DNS = ["teleport.cluster.local", "*.teleport.cluster.local"];
+
+/** The authority of one cluster. */
+export class AuthServer {
+  readonly clusterName: string;
+  readonly users: UsersService;
+  readonly roles: RolesService;
+  readonly tokens: ProvisionTokensService;
+  readonly userTokens: UserTokensService;
+  readonly cas: CertAuthoritiesService;
+  readonly presence: PresenceService;
+  readonly #opts: AuthServerOptions;
+  readonly #log: Logger;
+  #signers = new Map<"host" | "user", CaSigner>();
+
+  constructor(opts: AuthServerOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger;
+    this.clusterName = opts.clusterName;
+    this.users = new UsersService(opts.backend);
+    this.roles = new RolesService(opts.backend);
+    this.tokens = new ProvisionTokensService(opts.backend);
+    this.userTokens = new UserTokensService(opts.backend);
+    this.cas = new CertAuthoritiesService(opts.backend);
+    this.presence = new PresenceService(opts.backend);
+    for (const t of opts.staticTokens ?? []) {
+      for (const r of t.roles) parseSystemRole(r, "static token role");
+    }
+  }
+
+  get clock(): Clock {
+    return this.#opts.clock;
+  }
+  get version(): string {
+    return this.#opts.version;
+  }
+  get secondFactor(): string {
+    return this.#opts.secondFactor ?? "off";
+  }
+
+  /** First-start setup: CAs and built-in roles. Idempotent. */
+  async init(): Promise<void> {
+    const { created } = await ensureCertAuthorities(this.cas, this.clusterName, this.clock);
+    for (const type of created) {
+      this.#log.info("Created {type} certificate authority for cluster {cluster}", {
+        type,
+        cluster: this.clusterName,
+      });
+    }
+    for (const role of BUILTIN_ROLES) {
+      try {
+        await this.roles.create(role);
+      } catch (err) {
+        if (!isKind(err, "AlreadyExists")) throw err;
+      }
+    }
+    for (const type of ["host", "user"] as const) {
+      this.#signers.set(type, await loadSigner(await this.cas.get(type, this.clusterName)));
+    }
+  }
+
+  #signer(type: "host" | "user"): CaSigner {
+    const s = this.#signers.get(type);
+    if (s === undefined) throw new Error("Cannot sign: the auth server is not initialised");
+    return s;
+  }
+
+  /** TLS CA certificates clients use to trust auth (the host CA). */
+  hostCaCertPems(): string[] {
+    return this.#signer("host").tlsCertPems;
+  }
+
+  /** TLS CA certificates that sign client identities (host and user CAs). */
+  clientCaCertPems(): { host: string[]; user: string[] } {
+    return { host: this.#signer("host").tlsCertPems, user: this.#signer("user").tlsCertPems };
+  }
+
+  /** Public facts about both CAs: keys, fingerprints and pins. */
+  async authorities(): Promise<AuthorityInfo[]> {
+    const out: AuthorityInfo[] = [];
+    for (const type of ["host", "user"] as const) {
+      const ca = await this.cas.get(type, this.clusterName);
+      const sshKeys = ca.spec.active_keys.ssh.map((k) => k.public_key);
+      const tlsCerts = ca.spec.active_keys.tls.map((k) => k.cert);
+      out.push({
+        type,
+        clusterName: this.clusterName,
+        sshPublicKeys: sshKeys,
+        sshFingerprints: sshKeys.map((k) => sshFingerprint(parseAuthorizedKey(k).blob)),
+        tlsCertPems: tlsCerts,
+        tlsFingerprints: tlsCerts.map((c) => parseX509Certificate(c).sha256Fingerprint),
+        pins: tlsCerts.map((c) => caPin(c)),
+      });
+    }
+    return out;
+  }
+
+  // ---- access decisions -------------------------------------------------
+
+  /** The checker for a caller: system-role policy for hosts, stored roles for users. */
+  async checkerFor(id: Identity): Promise<AccessChecker> {
+    if (id.clusterName !== this.clusterName) {
+      throw new AccessDeniedError(`identity belongs to cluster "${id.clusterName}", not this one`);
+    }
+    if (id.kind === "host") {
+      const roles = id.roles.map((r) => SYSTEM_ROLE_POLICIES[r as SystemRole]).filter((r) =>
+        r !== undefined
+      );
+      return new AccessChecker(roles);
+    }
+    const roles: Role[] = [];
+    for (const name of id.roles) {
+      try {
+        roles.push(await this.roles.get(name));
+      } catch (err) {
+        if (!isKind(err, "NotFound")) throw err;
+        this.#log.warn("Identity {user} names role {role}, which no longer exists", {
+          user: id.username,
+          role: name,
+        });
+      }
+    }
+    return new AccessChecker(roles, id.traits);
+  }
+
+  /** Throws AccessDeniedError unless `id` may `verb` the `resource` kind. */
+  async authorize(id: Identity, resource: string, verb: string): Promise<void> {
+    (await this.checkerFor(id)).checkRule(resource, verb);
+  }
+
+  // ---- tokens ------------------------------------------------------------
+
+  /** Creates a join token: 32 hex characters unless `token` is given. */
+  async createToken(
+    req: { roles: string[]; ttlMs: number; token?: string },
+  ): Promise<ProvisionToken> {
+    if (req.roles.length === 0) {
+      throw new BadParameterError("Cannot create token: give at least one role (node, proxy)");
+    }
+    const roles = [...new Set(req.roles.map((r) => parseSystemRole(r, "token role")))];
+    if (roles.includes("Admin")) {
+      throw new BadParameterError("Cannot create token: role Admin cannot join");
+    }
+    if (!(req.ttlMs > 0)) {
+      throw new BadParameterError("Cannot create token: the TTL must be positive");
+    }
+    const name = req.token ?? randomHex(16);
+    if (!/^[A-Za-z0-9_-]{8,128}$/.test(name)) {
+      throw new BadParameterError(
+        "Cannot create token: a token must be 8-128 letters, digits, - or _",
+      );
+    }
+    const token: ProvisionToken = {
+      kind: "token",
+      version: "v2",
+      metadata: {
+        name,
+        expires: new Date(this.clock.now().getTime() + req.ttlMs).toISOString(),
+      },
+      spec: { roles, join_method: "token" },
+    };
+    await this.tokens.create(token);
+    this.#log.info("Created join token {token} for roles {roles}", {
+      token: maskSecret(name),
+      roles: roles.join(","),
+    });
+    return token;
+  }
+
+  /** Dynamic tokens plus static ones from the config (which never expire). */
+  async listTokens(): Promise<ProvisionToken[]> {
+    const dynamic = await this.tokens.list();
+    const statics: ProvisionToken[] = (this.#opts.staticTokens ?? []).map((t) => ({
+      kind: "token",
+      version: "v2",
+      metadata: { name: t.token, description: "static token from the config file" },
+      spec: { roles: t.roles.map((r) => parseSystemRole(r)), join_method: "token" },
+    }));
+    return [...dynamic, ...statics];
+  }
+
+  /** Deletes a dynamic token. Static tokens live in the config file. */
+  async deleteToken(token: string): Promise<void> {
+    if ((this.#opts.staticTokens ?? []).some((t) => t.token === token)) {
+      throw new BadParameterError(
+        `Cannot delete token ${
+          maskSecret(token)
+        }: it is a static token; remove it from auth_service.tokens in the config file`,
+      );
+    }
+    try {
+      await this.tokens.delete(token);
+    } catch (err) {
+      if (isKind(err, "NotFound")) {
+        throw new NotFoundError(`token ${maskSecret(token)} is not found`);
+      }
+      throw err;
+    }
+  }
+
+  // ---- users -------------------------------------------------------------
+
+  /** Creates a user and an invite token to set the first password. */
+  async createUser(user: User, createdBy?: string): Promise<{ user: User; token: UserToken }> {
+    validateName(user.metadata.name, "user");
+    for (const r of user.spec.roles) await this.roles.get(r);
+    const stored: User = {
+      ...user,
+      spec: {
+        ...user.spec,
+        created_by: {
+          time: this.clock.now().toISOString(),
+          ...(createdBy === undefined ? {} : { user: createdBy }),
+        },
+      },
+    };
+    await this.users.create(stored);
+    const token = await this.#newUserToken(user.metadata.name, "invite");
+    this.#log.info("Created user {user} with roles {roles}", {
+      user: user.metadata.name,
+      roles: user.spec.roles.join(","),
+    });
+    return { user: stored, token };
+  }
+
+  /** Issues a new reset token (old tokens of the user are removed). */
+  async resetUser(name: string): Promise<UserToken> {
+    await this.users.get(name);
+    await this.userTokens.deleteForUser(name);
+    return await this.#newUserToken(name, "reset");
+  }
+
+  async #newUserToken(user: string, kind: "invite" | "reset"): Promise<UserToken> {
+    const token: UserToken = {
+      token: randomHex(16),
+      user,
+      kind,
+      expires: new Date(this.clock.now().getTime() + this.#opts.userTokenTtlMs).toISOString(),
+    };
+    await this.userTokens.create(token);
+    return token;
+  }
+
+  /** Consumes an invite/reset token and sets the user's password. */
+  async changePasswordWithToken(token: string, password: string): Promise<string> {
+    let t: UserToken;
+    try {
+      t = await this.userTokens.get(token);
+    } catch (err) {
+      if (isKind(err, "NotFound")) {
+        throw new AccessDeniedError("the invite or reset token is invalid or has expired");
+      }
+      throw err;
+    }
+    const hash = await hashPassword(password);
+    await this.userTokens.delete(token);
+    await this.users.setPasswordHash(t.user, hash);
+    this.#log.info("Password set for user {user}", { user: t.user });
+    return t.user;
+  }
+
+  /** Deletes a user with its password and tokens. */
+  async deleteUser(name: string): Promise<void> {
+    await this.users.delete(name);
+    await this.userTokens.deleteForUser(name);
+  }
+
+  // ---- resources (tctl get/create/rm) --------------------------------------
+
+  /** Lists resources of a kind; CA private keys are never included. */
+  async listResources(kind: ResourceKind): Promise<Resource[]> {
+    switch (kind) {
+      case "user":
+        return await this.users.list();
+      case "role":
+        return await this.roles.list();
+      case "token":
+        return await this.listTokens();
+      case "cert_authority":
+        return (await this.cas.list()).map(publicAuthority);
+      case "node":
+        return await this.presence.listNodes();
+    }
+  }
+
+  /** Reads one resource. */
+  async getResource(kind: ResourceKind, name: string): Promise<Resource> {
+    switch (kind) {
+      case "user":
+        return await this.users.get(name);
+      case "role":
+        return await this.roles.get(name);
+      case "token": {
+        const found = (await this.listTokens()).find((t) => t.metadata.name === name);
+        if (found === undefined) throw new NotFoundError(`token ${maskSecret(name)} is not found`);
+        return found;
+      }
+      case "cert_authority": {
+        if (name !== "host" && name !== "user") {
+          throw new BadParameterError(`Cannot get cert_authority "${name}": use host or user`);
+        }
+        return publicAuthority(await this.cas.get(name, this.clusterName));
+      }
+      case "node":
+        return await this.presence.getNode(name);
+    }
+  }
+
+  /** Creates (or with `upsert`, replaces) a user, role or token. */
+  async putResource(resource: Resource, upsert: boolean, by?: string): Promise<void> {
+    switch (resource.kind) {
+      case "role":
+        return upsert ? await this.roles.upsert(resource) : await this.roles.create(resource);
+      case "user": {
+        for (const r of resource.spec.roles) await this.roles.get(r);
+        if (upsert) return await this.users.upsert(resource);
+        await this.createUser(resource, by);
+        return;
+      }
+      case "token":
+        return upsert ? await this.tokens.upsert(resource) : await this.tokens.create(resource);
+      case "cert_authority":
+      case "node":
+        throw new BadParameterError(
+          `Cannot create ${resource.kind} resources: they are managed by the cluster itself`,
+        );
+    }
+  }
+
+  /** Deletes a user, role or token. */
+  async deleteResource(kind: ResourceKind, name: string): Promise<void> {
+    switch (kind) {
+      case "user":
+        return await this.deleteUser(name);
+      case "role":
+        return await this.roles.delete(name);
+      case "token":
+        return await this.deleteToken(name);
+      case "node":
+        return await this.presence.deleteNode(name);
+      case "cert_authority":
+        throw new BadParameterError(
+          "Cannot delete cert_authority resources: the cluster cannot work without its CAs",
+        );
+    }
+  }
+
+  // ---- certificates ----------------------------------------------------------
+
+  /**
+   * Issues certificates for a user: SSH (principals = allowed logins, key id =
+   * user) and/or TLS (identity in the subject), with a TTL capped by the roles.
+   */
+  async generateUserCerts(req: {
+    user: string;
+    sshPublicKey?: string;
+    tlsPublicKeyPem?: string;
+    ttlMs: number;
+  }): Promise<UserCerts> {
+    if (req.sshPublicKey === undefined && req.tlsPublicKeyPem === undefined) {
+      throw new BadParameterError("Cannot sign user certificates: give an SSH or TLS public key");
+    }
+    const user = await this.users.get(req.user);
+    const checker = await this.checkerFor({
+      kind: "user",
+      username: user.metadata.name,
+      clusterName: this.clusterName,
+      roles: user.spec.roles,
+      logins: [],
+      traits: user.spec.traits,
+    });
+    const ttl = Math.max(
+      MIN_CERT_TTL_MS,
+      Math.min(req.ttlMs, checker.maxSessionTtlMs(), MAX_CERT_TTL_MS),
+    );
+    const now = this.clock.now().getTime();
+    const validAfter = new Date(now - BACKDATE_MS);
+    const expires = new Date(now + ttl);
+    let logins = checker.logins();
+    if (logins.length === 0) logins = [`-teleport-nologin-${crypto.randomUUID()}`];
+    const out: UserCerts = {
+      tlsCaCerts: this.#signer("host").tlsCertPems,
+      hostCaKeys: this.#signer("host").sshPublicKeys,
+      userCaKeys: this.#signer("user").sshPublicKeys,
+      expires: expires.toISOString(),
+    };
+    if (req.sshPublicKey !== undefined) {
+      const extensions: Record<string, string> = {
+        "permit-pty": "",
+        "teleport-roles": JSON.stringify({ roles: user.spec.roles }),
+        "teleport-traits": JSON.stringify(user.spec.traits),
+      };
+      if (checker.canPortForward()) extensions["permit-port-forwarding"] = "";
+      const signer = this.#signer("user");
+      const cert = await signSshCertificate({
+        signer: { privateKey: signer.ssh.privateKey, publicKeyBlob: signer.ssh.publicKeyBlob },
+        publicKeyBlob: parseAuthorizedKey(req.sshPublicKey).blob,
+        certType: "user",
+        keyId: user.metadata.name,
+        principals: logins,
+        validAfter,
+        validBefore: expires,
+        extensions,
+      });
+      out.sshCert = cert.authorizedKey;
+    }
+    if (req.tlsPublicKeyPem !== undefined) {
+      const id: Identity = {
+        kind: "user",
+        username: user.metadata.name,
+        clusterName: this.clusterName,
+        roles: user.spec.roles,
+        logins,
+        traits: user.spec.traits,
+      };
+      out.tlsCert = await this.#issueTls("user", id, req.tlsPublicKeyPem, {
+        notBefore: validAfter,
+        notAfter: expires,
+        extKeyUsage: ["clientAuth"],
+      });
+    }
+    this.#log.info("Issued user certificates for {user}, valid until {expires}", {
+      user: user.metadata.name,
+      expires: out.expires,
+    });
+    return out;
+  }
+
+  /**
+   * Issues a TLS certificate for a cluster member (auth server, admin tool, and
+   * later nodes and proxies) signed by the host CA.
+   */
+  async generateHostTlsCert(req: {
+    hostId: string;
+    role: SystemRole;
+    tlsPublicKeyPem: string;
+    dnsNames?: string[];
+    ipAddresses?: string[];
+    ttlMs?: number;
+  }): Promise<string> {
+    const now = this.clock.now().getTime();
+    const id: Identity = {
+      kind: "host",
+      username: `${req.hostId}.${this.clusterName}`,
+      clusterName: this.clusterName,
+      roles: [req.role],
+      logins: [],
+      traits: {},
+    };
+    return await this.#issueTls("host", id, req.tlsPublicKeyPem, {
+      notBefore: new Date(now - BACKDATE_MS),
+      notAfter: new Date(now + (req.ttlMs ?? HOST_CERT_TTL_MS)),
+      extKeyUsage: ["serverAuth", "clientAuth"],
+      dnsNames: req.dnsNames ?? [],
+      ipAddresses: req.ipAddresses ?? [],
+    });
+  }
+
+  async #issueTls(
+    caType: "host" | "user",
+    id: Identity,
+    publicKeyPem: string,
+    o: {
+      notBefore: Date;
+      notAfter: Date;
+      extKeyUsage: ("serverAuth" | "clientAuth")[];
+      dnsNames?: string[];
+      ipAddresses?: string[];
+    },
+  ): Promise<string> {
+    const signer = this.#signer(caType);
+    return await issueX509Certificate({
+      ca: { certPem: signer.tls.certPem, privateKey: signer.tls.privateKey },
+      publicKeyPem,
+      subject: identityToSubject(id),
+      extKeyUsage: o.extKeyUsage,
+      notBefore: o.notBefore,
+      notAfter: o.notAfter,
+      ...(o.dnsNames && o.dnsNames.length > 0 ? { dnsNames: o.dnsNames } : {}),
+      ...(o.ipAddresses && o.ipAddresses.length > 0 ? { ipAddresses: o.ipAddresses } : {}),
+    });
+  }
+
+  /** The stored CA (with keys) — for the process that owns this server only. */
+  getAuthority(type: "host" | "user"): Promise<CertAuthority> {
+    return this.cas.get(type, this.clusterName);
+  }
+}
+
+/** `n` random bytes as lowercase hex. */
+export function randomHex(n: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(n)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}

@@ -1,0 +1,35 @@
+/**
+ * What cluster members may do through the auth API, as role policies so the
+ * same AccessChecker decides for hosts and users. Admin (tctl on the auth host)
+ * may do everything.
+ */
+import type { Role, SystemRole } from "../resource/mod.ts";
+
+function policy(name: SystemRole, rules: Array<[string[], string[]]>): Role {
+  return {
+    kind: "role",
+    version: "v7",
+    metadata: { name: `system:${name.toLowerCase()}` },
+    spec: {
+      options: {},
+      allow: { rules: rules.map(([resources, verbs]) => ({ resources, verbs })) },
+      deny: {},
+    },
+  };
+}
+
+/** Policies of the system roles. */
+export const SYSTEM_ROLE_POLICIES: Record<SystemRole, Role> = {
+  Admin: policy("Admin", [[["*"], ["*"]]]),
+  Auth: policy("Auth", [[["*"], ["*"]]]),
+  Node: policy("Node", [
+    [["cert_authority", "cluster"], ["list", "read"]],
+    [["node"], ["create", "update"]],
+    [["event"], ["create"]],
+  ]),
+  Proxy: policy("Proxy", [
+    [["cert_authority", "cluster", "node", "user", "role"], ["list", "read"]],
+    [["event"], ["create"]],
+    [["user_token"], ["use"]],
+  ]),
+};

@@ -1,0 +1,230 @@
+/**
+ * Repositories over the Backend: users (and their password hashes), roles,
+ * provisioning tokens, user invite/reset tokens, certificate authorities and
+ * node presence. Names are validated before they become part of a key.
+ */
+import type { Backend } from "../backend/mod.ts";
+import { isKind, NotFoundError } from "../errors/mod.ts";
+import {
+  type CertAuthority,
+  type ProvisionToken,
+  type Role,
+  type ServerResource,
+  type User,
+  validateName,
+} from "../resource/mod.ts";
+import { decodeJson, encodeJson, JsonStore } from "./_store.ts";
+
+const USERS_PREFIX = "users";
+const ROLES_PREFIX = "roles";
+const TOKENS_PREFIX = "tokens";
+const USER_TOKENS_PREFIX = "usertokens";
+const AUTHORITIES_PREFIX = "authorities";
+const NODES_PREFIX = "nodes";
+
+/** Moves the store revision into metadata.revision (what `tctl get` shows). */
+function withRevision<T extends { metadata: { revision?: string } }>(
+  r: T & { revision: string },
+): T {
+  const { revision, ...rest } = r;
+  const out = rest as unknown as T;
+  return { ...out, metadata: { ...out.metadata, revision } };
+}
+
+/** The value as stored: without a revision. */
+function stored<T extends { metadata: { revision?: string } }>(r: T): T {
+  const { revision: _r, ...metadata } = r.metadata;
+  return { ...r, metadata };
+}
+
+function expiresOf(r: { metadata: { expires?: string } }): Date | undefined {
+  return r.metadata.expires === undefined ? undefined : new Date(r.metadata.expires);
+}
+
+/** Roles. */
+export class RolesService {
+  readonly #store: JsonStore<Role>;
+  constructor(backend: Backend) {
+    this.#store = new JsonStore(backend, [ROLES_PREFIX], (n) => `role "${n}"`);
+  }
+  async get(name: string): Promise<Role> {
+    return withRevision(await this.#store.get(validateName(name, "role")));
+  }
+  list(): Promise<Role[]> {
+    return this.#store.list();
+  }
+  create(role: Role): Promise<void> {
+    return this.#store.create(validateName(role.metadata.name, "role"), stored(role));
+  }
+  /** Replaces or creates; with metadata.revision set, only if unchanged since read. */
+  upsert(role: Role): Promise<void> {
+    const name = validateName(role.metadata.name, "role");
+    const rev = role.metadata.revision;
+    return rev === undefined
+      ? this.#store.put(name, stored(role))
+      : this.#store.compareAndSwap(name, stored(role), rev);
+  }
+  delete(name: string): Promise<void> {
+    return this.#store.delete(validateName(name, "role"));
+  }
+}
+
+/** Local users and their password hashes (kept apart from the resource). */
+export class UsersService {
+  readonly #backend: Backend;
+  readonly #store: JsonStore<User>;
+  constructor(backend: Backend) {
+    this.#backend = backend;
+    this.#store = new JsonStore(backend, [USERS_PREFIX, "params"], (n) => `user "${n}"`);
+  }
+  async get(name: string): Promise<User> {
+    return withRevision(await this.#store.get(validateName(name, "user")));
+  }
+  list(): Promise<User[]> {
+    return this.#store.list();
+  }
+  create(user: User): Promise<void> {
+    return this.#store.create(validateName(user.metadata.name, "user"), stored(user));
+  }
+  /** Replaces or creates; with metadata.revision set, only if unchanged since read. */
+  upsert(user: User): Promise<void> {
+    const name = validateName(user.metadata.name, "user");
+    const rev = user.metadata.revision;
+    return rev === undefined
+      ? this.#store.put(name, stored(user))
+      : this.#store.compareAndSwap(name, stored(user), rev);
+  }
+  async delete(name: string): Promise<void> {
+    await this.#store.delete(validateName(name, "user"));
+    await this.#backend.deleteRange({ prefix: [USERS_PREFIX, "pwd", name] });
+  }
+  /** Stores a password hash (an encoded KDF string, never a password). */
+  async setPasswordHash(name: string, hash: string): Promise<void> {
+    await this.#backend.put({
+      key: [USERS_PREFIX, "pwd", validateName(name, "user")],
+      value: encodeJson({ hash }),
+    });
+  }
+  /** The stored hash; NotFoundError when the user has no password yet. */
+  async getPasswordHash(name: string): Promise<string> {
+    try {
+      const item = await this.#backend.get([USERS_PREFIX, "pwd", validateName(name, "user")]);
+      return decodeJson<{ hash: string }>(item).hash;
+    } catch (err) {
+      if (isKind(err, "NotFound")) throw new NotFoundError(`user "${name}" has no password set`);
+      throw err;
+    }
+  }
+}
+
+/** Join tokens (`tctl tokens add`). The token value is the resource name. */
+export class ProvisionTokensService {
+  readonly #store: JsonStore<ProvisionToken>;
+  constructor(backend: Backend) {
+    // The describe function never prints the token value: errors must not leak secrets.
+    this.#store = new JsonStore(backend, [TOKENS_PREFIX], () => "token");
+  }
+  async get(token: string): Promise<ProvisionToken> {
+    return withRevision(await this.#store.get(token));
+  }
+  list(): Promise<ProvisionToken[]> {
+    return this.#store.list();
+  }
+  create(token: ProvisionToken): Promise<void> {
+    return this.#store.create(token.metadata.name, stored(token), expiresOf(token));
+  }
+  upsert(token: ProvisionToken): Promise<void> {
+    return this.#store.put(token.metadata.name, stored(token), expiresOf(token));
+  }
+  delete(token: string): Promise<void> {
+    return this.#store.delete(token);
+  }
+}
+
+/** A one-time token for setting a user's password (invite or reset). */
+export interface UserToken {
+  token: string;
+  user: string;
+  kind: "invite" | "reset";
+  expires: string;
+}
+
+/** Invite and reset tokens for local users. */
+export class UserTokensService {
+  readonly #store: JsonStore<UserToken>;
+  constructor(backend: Backend) {
+    this.#store = new JsonStore(backend, [USER_TOKENS_PREFIX], () => "user token");
+  }
+  async get(token: string): Promise<UserToken> {
+    const { revision: _r, ...t } = await this.#store.get(token);
+    return t;
+  }
+  list(): Promise<UserToken[]> {
+    return this.#store.list();
+  }
+  create(t: UserToken): Promise<void> {
+    return this.#store.create(t.token, t, new Date(t.expires));
+  }
+  delete(token: string): Promise<void> {
+    return this.#store.delete(token);
+  }
+  /** Removes every token of a user (a new reset replaces old ones). */
+  async deleteForUser(user: string): Promise<void> {
+    for (const t of await this.list()) {
+      if (t.user === user) await this.delete(t.token).catch(() => {});
+    }
+  }
+}
+
+/** Certificate authorities, keyed by type and cluster. */
+export class CertAuthoritiesService {
+  readonly #backend: Backend;
+  constructor(backend: Backend) {
+    this.#backend = backend;
+  }
+  async get(type: "host" | "user", clusterName: string): Promise<CertAuthority> {
+    try {
+      return decodeJson<CertAuthority>(
+        await this.#backend.get([AUTHORITIES_PREFIX, type, clusterName]),
+      );
+    } catch (err) {
+      if (isKind(err, "NotFound")) {
+        throw new NotFoundError(
+          `${type} certificate authority of cluster "${clusterName}" is not found`,
+        );
+      }
+      throw err;
+    }
+  }
+  async list(): Promise<CertAuthority[]> {
+    const items = await this.#backend.getRange({ prefix: [AUTHORITIES_PREFIX] });
+    return items.map((i) => decodeJson<CertAuthority>(i));
+  }
+  /** Creates the CA; AlreadyExistsError if another process created it first. */
+  async create(ca: CertAuthority): Promise<void> {
+    await this.#backend.create({
+      key: [AUTHORITIES_PREFIX, ca.spec.type, ca.spec.cluster_name],
+      value: encodeJson(ca),
+    });
+  }
+}
+
+/** Heartbeated nodes; each entry expires unless renewed. */
+export class PresenceService {
+  readonly #store: JsonStore<ServerResource>;
+  constructor(backend: Backend) {
+    this.#store = new JsonStore(backend, [NODES_PREFIX, "default"], (n) => `node "${n}"`);
+  }
+  async upsertNode(server: ServerResource): Promise<void> {
+    await this.#store.put(server.metadata.name, stored(server), expiresOf(server));
+  }
+  listNodes(): Promise<ServerResource[]> {
+    return this.#store.list();
+  }
+  async getNode(name: string): Promise<ServerResource> {
+    return withRevision(await this.#store.get(name));
+  }
+  deleteNode(name: string): Promise<void> {
+    return this.#store.delete(name);
+  }
+}
