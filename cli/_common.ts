@@ -1,0 +1,119 @@
+/**
+ * Shared CLI plumbing: strict flag parsing with one-line errors, output
+ * helpers, tables, and the CliError that the top level prints without a trace.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { BadParameterError, messageOf } from "../lib/errors/mod.ts";
+
+/** An error the top level prints as one line and exits with `code`. */
+export class CliError extends Error {
+  readonly code: number;
+  constructor(message: string, code = 1) {
+    super(message);
+    this.name = "CliError";
+    this.code = code;
+  }
+}
+
+/** Flag definitions in node:util parseArgs form. */
+export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parsed flags and positionals. */
+export interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+/** Parses `args` strictly against `spec`; errors name the command and the flag. */
+export function parseFlags(args: string[], spec: FlagSpec, command: string): Parsed {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: spec,
+      strict: true,
+      allowPositionals: true,
+      allowNegative: false,
+    });
+    return { values: values as Parsed["values"], positionals };
+  } catch (err) {
+    const msg = messageOf(err)
+      .replace(/^Unknown option '([^']+)'.*$/s, "unknown flag $1")
+      .replace(/\. To specify a positional argument.*$/s, "");
+    throw new CliError(`${command}: ${msg} (see "${command} --help")`, 2);
+  }
+}
+
+/** A string flag value, or undefined. */
+export function str(p: Parsed, name: string): string | undefined {
+  const v = p.values[name];
+  if (Array.isArray(v)) return v[v.length - 1];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** A repeatable string flag's values. */
+export function strs(p: Parsed, name: string): string[] {
+  const v = p.values[name];
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
+}
+
+/** A boolean flag. */
+export function flag(p: Parsed, name: string): boolean {
+  return p.values[name] === true;
+}
+
+const enc = new TextEncoder();
+
+/** Writes text to stdout (adds a newline unless `text` ends with one). */
+export function print(text = ""): void {
+  const s = text.endsWith("\n") ? text : text + "\n";
+  const bytes = enc.encode(s);
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+/** Writes text to stderr. */
+export function printErr(text: string): void {
+  const bytes = enc.encode(text.endsWith("\n") ? text : text + "\n");
+  let off = 0;
+  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+}
+
+/** Formats rows as an aligned table with a dashed rule under the header. */
+export function formatTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join(" ").trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+/** Output formats for list commands. */
+export type OutputFormat = "text" | "json" | "yaml";
+
+/** Validates `--format`. */
+export function outputFormat(
+  p: Parsed,
+  allowed: OutputFormat[],
+  fallback: OutputFormat,
+): OutputFormat {
+  const v = str(p, "format") ?? fallback;
+  if (!allowed.includes(v as OutputFormat)) {
+    throw new BadParameterError(`--format must be one of ${allowed.join(", ")}, not "${v}"`);
+  }
+  return v as OutputFormat;
+}
+
+/** How to invoke this program again, for hints ("teleport" or "deno run -A main.ts"). */
+export function selfCommand(): string {
+  const main = Deno.mainModule;
+  if (main.startsWith("file:") && /\.(ts|js)$/.test(main)) {
+    const rel = main.endsWith("/main.ts") ? "main.ts" : new URL(main).pathname;
+    return `deno run -A ${rel}`;
+  }
+  return "teleport";
+}
+
+/** Help text helper: prints usage and returns. */
+export function wantsHelp(args: string[]): boolean {
+  return args.includes("--help") || args.includes("-h");
+}

@@ -1,0 +1,147 @@
+/** `teleport start`: load config, start the services, stop cleanly on TERM/INT. */
+import {
+  loadConfigForStart,
+  type ProcessConfig,
+  resolveProcessConfig,
+  type StartFlags,
+} from "../../lib/config/mod.ts";
+import { configureLogging } from "../../lib/log/mod.ts";
+import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
+import { caPin } from "../../lib/ca/mod.ts";
+import {
+  flag,
+  type FlagSpec,
+  parseFlags,
+  print,
+  selfCommand,
+  str,
+  strs,
+  wantsHelp,
+} from "../_common.ts";
+
+const FLAGS: FlagSpec = {
+  roles: { type: "string" },
+  config: { type: "string", short: "c" },
+  "pid-file": { type: "string" },
+  token: { type: "string" },
+  "ca-pin": { type: "string", multiple: true },
+  "auth-server": { type: "string" },
+  "proxy-server": { type: "string" },
+  "data-dir": { type: "string" },
+  nodename: { type: "string" },
+  labels: { type: "string" },
+  "cluster-name": { type: "string" },
+  insecure: { type: "boolean" },
+  debug: { type: "boolean", short: "d" },
+};
+
+const USAGE = `Usage: teleport start [flags]
+
+Starts the teleport services. With no config file (--config, $TELEPORT_CONFIG_FILE
+or /etc/teleport.yaml) it runs with defaults.
+
+Flags:
+  --roles=auth[,proxy,node]  services to run (this version runs auth)
+  -c, --config=FILE          teleport.yaml to load
+  --data-dir=DIR             where state and keys live (default /var/lib/teleport)
+  --pid-file=FILE            write the process id here while running
+  --cluster-name=NAME        cluster name (first start only)
+  --nodename=NAME            name of this host in the cluster
+  --token=TOKEN              join token (node/proxy roles)
+  --ca-pin=PIN               CA pin sha256:<hex> (repeatable)
+  --auth-server=HOST:PORT    auth server to join
+  --proxy-server=HOST:PORT   proxy to join through
+  --labels=k=v,...           static node labels
+  --insecure                 do not verify the proxy's TLS certificate
+  -d, --debug                verbose logging`;
+
+function toStartFlags(p: ReturnType<typeof parseFlags>): StartFlags {
+  const f: StartFlags = {};
+  const set = <K extends keyof StartFlags>(k: K, v: StartFlags[K] | undefined) => {
+    if (v !== undefined) f[k] = v;
+  };
+  set("roles", str(p, "roles"));
+  set("config", str(p, "config"));
+  set("pidFile", str(p, "pid-file"));
+  set("token", str(p, "token"));
+  if (strs(p, "ca-pin").length > 0) f.caPins = strs(p, "ca-pin");
+  set("authServer", str(p, "auth-server"));
+  set("proxyServer", str(p, "proxy-server"));
+  set("dataDir", str(p, "data-dir"));
+  set("nodename", str(p, "nodename"));
+  set("labels", str(p, "labels"));
+  set("clusterName", str(p, "cluster-name"));
+  if (flag(p, "insecure")) f.insecure = true;
+  if (flag(p, "debug")) f.debug = true;
+  return f;
+}
+
+/** Resolves the configuration of `teleport start` from flags, file and environment. */
+export async function resolveStartConfig(args: string[]): Promise<ProcessConfig> {
+  const p = parseFlags(args, FLAGS, "teleport start");
+  if (p.positionals.length > 0) {
+    throw new Error(`teleport start: unexpected argument "${p.positionals[0]}"`);
+  }
+  const flags = toStartFlags(p);
+  const env = Deno.env.toObject();
+  const file = await loadConfigForStart(flags, env);
+  return resolveProcessConfig({ ...(file ? { file } : {}), flags, hostname: Deno.hostname(), env });
+}
+
+/** Runs `teleport start` until TERM/INT; returns the exit code. */
+export async function startCommand(args: string[]): Promise<number> {
+  if (wantsHelp(args)) {
+    print(USAGE);
+    return 0;
+  }
+  const cfg = await resolveStartConfig(args);
+  configureLogging({
+    severity: cfg.debug ? "DEBUG" : cfg.log.severity,
+    format: cfg.log.format,
+    output: cfg.log.output,
+  });
+  const proc = await TeleportProcess.start({ config: cfg, hostname: Deno.hostname() });
+  const stop = () => proc.supervisor.stop();
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  try {
+    if (cfg.roles.auth) {
+      const ready = await proc.supervisor.waitFor("auth.ready") as AuthReady;
+      printNextSteps(cfg, ready, proc);
+    }
+    await proc.supervisor.wait();
+  } finally {
+    Deno.removeSignalListener("SIGTERM", stop);
+    Deno.removeSignalListener("SIGINT", stop);
+    await proc.close();
+  }
+  return proc.supervisor.failure === undefined ? 0 : 1;
+}
+
+function printNextSteps(
+  cfg: ProcessConfig,
+  ready: AuthReady,
+  proc: TeleportProcess,
+): void {
+  const pins = (proc.auth?.hostCaCertPems() ?? []).map((c) => caPin(c));
+  const self = selfCommand();
+  const tctl = self === "teleport" ? "tctl" : `${self} tctl`;
+  const cfgFlag = cfg.configFile !== undefined
+    ? ` -c ${cfg.configFile}`
+    : ` --data-dir=${cfg.dataDir} --auth-server=127.0.0.1:${ready.port}`;
+  print(
+    `Teleport auth service is running.
+
+  Cluster:      ${ready.clusterName}
+  Auth API:     ${ready.host}:${ready.port} (mutual TLS)
+  Data dir:     ${cfg.dataDir}
+  CA pin:       ${pins.join(" ")}
+
+Next steps, from another terminal on this host:
+  ${tctl}${cfgFlag} status
+  ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${Deno.env.get("USER") ?? "root"}
+  ${tctl}${cfgFlag} tokens add --type=node
+
+Stop with Ctrl-C (or SIGTERM).`,
+  );
+}

@@ -1,0 +1,121 @@
+/**
+ * `tctl auth export --type=host|user|tls-host|tls-user` and
+ * `tctl auth sign --user=NAME --format=openssh --out=PREFIX [--ttl=12h]`.
+ */
+import type { CertAuthority } from "../../lib/resource/mod.ts";
+import { parseDuration } from "../../lib/resource/mod.ts";
+import {
+  formatOpenSshPrivateKey,
+  generateSshKeyPair,
+  parseAuthorizedKey,
+} from "../../lib/ca/mod.ts";
+import { CERT_TTL_MS } from "../../lib/config/mod.ts";
+import { CliError, type FlagSpec, type Parsed, print, str } from "../_common.ts";
+import type { TctlContext } from "./_client.ts";
+
+/** Flags of `tctl auth`. */
+export const AUTH_FLAGS: FlagSpec = {
+  type: { type: "string" },
+  user: { type: "string" },
+  format: { type: "string" },
+  out: { type: "string", short: "o" },
+  ttl: { type: "string" },
+  overwrite: { type: "boolean" },
+};
+
+const EXPORT_TYPES = ["host", "user", "tls-host", "tls-user"] as const;
+
+/** The known_hosts / TrustedUserCAKeys / PEM text of the cluster CAs. */
+export function formatExport(cas: CertAuthority[], type: string | undefined): string {
+  const lines: string[] = [];
+  const byType = (t: "host" | "user") => cas.filter((c) => c.spec.type === t);
+  const keyOnly = (line: string) => {
+    const k = parseAuthorizedKey(line);
+    return line.trim().split(/\s+/).slice(0, 2).join(" ") || k.type;
+  };
+  if (type === undefined || type === "host") {
+    for (const ca of byType("host")) {
+      for (const k of ca.spec.active_keys.ssh) {
+        lines.push(`@cert-authority *.${ca.spec.cluster_name} ${keyOnly(k.public_key)} type=host`);
+      }
+    }
+  }
+  if (type === undefined || type === "user") {
+    for (const ca of byType("user")) {
+      for (const k of ca.spec.active_keys.ssh) {
+        lines.push(`${keyOnly(k.public_key)} clustername=${ca.spec.cluster_name}&type=user`);
+      }
+    }
+  }
+  if (type === "tls-host" || type === "tls-user") {
+    for (const ca of byType(type === "tls-host" ? "host" : "user")) {
+      for (const k of ca.spec.active_keys.tls) lines.push(k.cert.trim());
+    }
+  }
+  return lines.join("\n");
+}
+
+async function writeNew(
+  path: string,
+  text: string,
+  mode: number,
+  overwrite: boolean,
+): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, text, { mode, createNew: !overwrite });
+    await Deno.chmod(path, mode);
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw new CliError(`tctl auth sign: ${path} exists already; remove it or pass --overwrite`);
+    }
+    throw err;
+  }
+}
+
+/** Runs `tctl auth <verb>`. */
+export async function authCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  if (rest.length > 0) throw new CliError(`tctl auth ${verb}: unexpected argument "${rest[0]}"`, 2);
+  switch (verb) {
+    case "export": {
+      const type = str(p, "type");
+      if (type !== undefined && !(EXPORT_TYPES as readonly string[]).includes(type)) {
+        throw new CliError(
+          `tctl auth export: --type must be one of ${EXPORT_TYPES.join(", ")}, not "${type}"`,
+          2,
+        );
+      }
+      const cas = await ctx.client.listResources("cert_authority") as CertAuthority[];
+      print(formatExport(cas, type));
+      return 0;
+    }
+    case "sign": {
+      const user = str(p, "user");
+      const out = str(p, "out");
+      const format = str(p, "format") ?? "openssh";
+      if (user === undefined) throw new CliError("tctl auth sign: --user is required", 2);
+      if (out === undefined) throw new CliError("tctl auth sign: --out is required", 2);
+      if (format !== "openssh") {
+        throw new CliError(`tctl auth sign: --format must be openssh, not "${format}"`, 2);
+      }
+      const ttlText = str(p, "ttl");
+      const ttlMs = ttlText === undefined ? CERT_TTL_MS : parseDuration(ttlText, "--ttl");
+      const key = await generateSshKeyPair("ed25519");
+      const certs = await ctx.client.generateUserCerts({
+        user,
+        ssh_public_key: key.authorizedKey,
+        ttl_ms: ttlMs,
+      });
+      if (certs.sshCert === undefined) throw new Error("auth server returned no SSH certificate");
+      const overwrite = p.values.overwrite === true;
+      await writeNew(out, await formatOpenSshPrivateKey(key, user), 0o600, overwrite);
+      await writeNew(`${out}-cert.pub`, certs.sshCert + "\n", 0o644, overwrite);
+      print(
+        `The credentials have been written to ${out}, ${out}-cert.pub (valid until ${certs.expires})`,
+      );
+      return 0;
+    }
+    default:
+      throw new CliError(`tctl auth: unknown command "${verb ?? ""}" (use export or sign)`, 2);
+  }
+}

@@ -1,0 +1,39 @@
+/** `tctl nodes ls`: nodes that heartbeat into the cluster. */
+import type { ServerResource } from "../../lib/resource/mod.ts";
+import { formatResourcesYaml } from "../../lib/resource/mod.ts";
+import {
+  CliError,
+  type FlagSpec,
+  formatTable,
+  outputFormat,
+  type Parsed,
+  print,
+} from "../_common.ts";
+import type { TctlContext } from "./_client.ts";
+
+/** Flags of `tctl nodes`. */
+export const NODES_FLAGS: FlagSpec = { format: { type: "string" } };
+
+/** Runs `tctl nodes ls`. */
+export async function nodesCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+  if (args[0] !== "ls") {
+    throw new CliError(`tctl nodes: unknown command "${args[0] ?? ""}" (use ls)`, 2);
+  }
+  const nodes = await ctx.client.listResources("node") as ServerResource[];
+  const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
+  if (fmt === "json") print(JSON.stringify(nodes, null, 2));
+  else if (fmt === "yaml") print(nodes.length === 0 ? "" : formatResourcesYaml(nodes));
+  else {
+    print(formatTable(
+      ["Host", "UUID", "Public Address", "Labels", "Version"],
+      nodes.map((n) => [
+        n.spec.hostname,
+        n.metadata.name,
+        n.spec.use_tunnel ? "⟵ Tunnel" : n.spec.addr,
+        Object.entries(n.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(","),
+        n.spec.version,
+      ]),
+    ));
+  }
+  return 0;
+}

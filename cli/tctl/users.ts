@@ -1,0 +1,99 @@
+/** `tctl users add|reset|ls|rm`: local users. */
+import type { UserTokenInfo } from "../../lib/authclient/mod.ts";
+import { formatResourcesYaml, type User, validateName } from "../../lib/resource/mod.ts";
+import {
+  CliError,
+  type FlagSpec,
+  formatTable,
+  outputFormat,
+  type Parsed,
+  print,
+  str,
+} from "../_common.ts";
+import { formatAddr, type TctlContext } from "./_client.ts";
+
+/** Flags of `tctl users`. */
+export const USERS_FLAGS: FlagSpec = {
+  roles: { type: "string" },
+  logins: { type: "string" },
+  format: { type: "string" },
+};
+
+function list(text: string | undefined): string[] {
+  return (text ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function inviteText(ctx: TctlContext, t: UserTokenInfo, what: string): string {
+  const ttlMin = Math.max(1, Math.round((new Date(t.expires).getTime() - Date.now()) / 60_000));
+  const ttl = ttlMin % 60 === 0 ? `${ttlMin / 60}h` : `${ttlMin}m`;
+  const proxy = ctx.proxyPublicAddr === undefined
+    ? "<proxy>:3080"
+    : formatAddr(ctx.proxyPublicAddr);
+  return `User "${t.user}" ${what}. Share this URL with the user to complete user setup, link is valid for ${ttl}:
+https://${proxy}/web/invite/${t.token}
+
+NOTE: Make sure ${proxy} points at a Teleport proxy which users can access.
+Setup token: ${t.token}`;
+}
+
+/** Runs `tctl users <verb>`. */
+export async function usersCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+  const [verb, ...rest] = args;
+  switch (verb) {
+    case "add": {
+      if (rest.length !== 1) throw new CliError("tctl users add: give exactly one user name", 2);
+      const name = validateName(rest[0]!, "user");
+      const roles = list(str(p, "roles"));
+      if (roles.length === 0) {
+        throw new CliError(
+          "tctl users add: --roles is required (built-in roles: access, editor, auditor)",
+          2,
+        );
+      }
+      const logins = list(str(p, "logins"));
+      const user: User = {
+        kind: "user",
+        version: "v2",
+        metadata: { name },
+        spec: { roles, traits: logins.length > 0 ? { logins } : {} },
+      };
+      const out = await ctx.client.createUser(user);
+      print(inviteText(ctx, out.token, "has been created but requires a password"));
+      return 0;
+    }
+    case "reset": {
+      if (rest.length !== 1) throw new CliError("tctl users reset: give exactly one user name", 2);
+      const token = await ctx.client.resetUser(validateName(rest[0]!, "user"));
+      print(inviteText(ctx, token, "has been reset"));
+      return 0;
+    }
+    case "ls": {
+      const users = await ctx.client.listResources("user") as User[];
+      const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
+      if (fmt === "json") print(JSON.stringify(users, null, 2));
+      else if (fmt === "yaml") print(users.length === 0 ? "" : formatResourcesYaml(users));
+      else {
+        print(formatTable(
+          ["User", "Roles", "Logins"],
+          users.map((u) => [
+            u.metadata.name,
+            u.spec.roles.join(","),
+            (u.spec.traits.logins ?? []).join(","),
+          ]),
+        ));
+      }
+      return 0;
+    }
+    case "rm": {
+      if (rest.length !== 1) throw new CliError("tctl users rm: give exactly one user name", 2);
+      await ctx.client.deleteResource("user", validateName(rest[0]!, "user"));
+      print(`User "${rest[0]}" has been deleted`);
+      return 0;
+    }
+    default:
+      throw new CliError(
+        `tctl users: unknown command "${verb ?? ""}" (use add, reset, ls or rm)`,
+        2,
+      );
+  }
+}

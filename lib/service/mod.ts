@@ -1,0 +1,22 @@
+/**
+ * Process wiring: the supervisor, data dir and pid file handling, and
+ * {@link TeleportProcess}, which turns a ProcessConfig into running services.
+ *
+ * ```ts
+ * import { TeleportProcess } from "./mod.ts";
+ * // await using proc = await TeleportProcess.start({ config, hostname: Deno.hostname() });
+ * // await proc.supervisor.waitFor("auth.ready");
+ * ```
+ *
+ * @module
+ */
+export { ensureDataDir, loadHostUuid } from "./data_dir.ts";
+export { writePidFile } from "./pid_file.ts";
+export {
+  ADMIN_IDENTITY_FILE,
+  type AuthReady,
+  TeleportProcess,
+  type TeleportProcessOptions,
+} from "./process.ts";
+export { type ServiceFn, Supervisor } from "./supervisor.ts";
+export { VERSION } from "./version.ts";

@@ -1,0 +1,192 @@
+/**
+ * TeleportProcess: turns a ProcessConfig into running services. Today it runs
+ * the auth service (backend, CAs, mTLS API, admin identity); the proxy and node
+ * roles are refused with a clear error until they exist.
+ *
+ * Start-up (auth role), in order:
+ *  1. data dir checked/created 0700 (data_dir.ts), pid file written (pid_file.ts);
+ *  2. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer (lib/backend);
+ *  3. AuthServer.init(): cluster name checked, CAs and built-in roles created (lib/auth);
+ *  4. auth's TLS identity issued from the host CA, HTTPS API bound (lib/auth/listener.ts);
+ *  5. admin identity written to `<data_dir>/admin.identity` (0600) for tctl;
+ *  6. `auth.ready` broadcast with the bound address.
+ */
+import { AuthServer, CLUSTER_LOCAL_DNS, startAuthApiServer } from "../auth/mod.ts";
+import { type Backend, openBackend } from "../backend/mod.ts";
+import { generateTlsKeyPair } from "../ca/mod.ts";
+import { type Clock, RealClock } from "../clock/mod.ts";
+import {
+  type Addr,
+  defaultClusterName,
+  isUnspecifiedHost,
+  type ProcessConfig,
+  USER_INVITE_TTL_MS,
+} from "../config/mod.ts";
+import { NotImplementedError } from "../errors/mod.ts";
+import { writeIdentityFile } from "../identity/mod.ts";
+import { getComponentLogger } from "../log/mod.ts";
+import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
+import { writePidFile } from "./pid_file.ts";
+import { Supervisor } from "./supervisor.ts";
+import { VERSION } from "./version.ts";
+
+/** Inputs of {@link TeleportProcess.start}. */
+export interface TeleportProcessOptions {
+  config: ProcessConfig;
+  /** The machine's host name (default cluster name). */
+  hostname: string;
+  clock?: Clock;
+  /** Backend URI override (tests use "memory:"). Default: KV in the data dir. */
+  backendUri?: string;
+}
+
+/** What `auth.ready` carries. */
+export interface AuthReady {
+  host: string;
+  port: number;
+  clusterName: string;
+  adminIdentityPath: string;
+}
+
+/** File name of the admin identity inside the data dir. */
+export const ADMIN_IDENTITY_FILE = "admin.identity";
+
+const isIp = (h: string) => /^[0-9.]+$/.test(h) || h.includes(":");
+
+/** One teleport process and its services. */
+export class TeleportProcess implements AsyncDisposable {
+  readonly supervisor: Supervisor;
+  readonly config: ProcessConfig;
+  auth?: AuthServer;
+  #cleanups: Array<() => Promise<void>> = [];
+
+  private constructor(config: ProcessConfig) {
+    this.config = config;
+    this.supervisor = new Supervisor({ logger: getComponentLogger("service") });
+  }
+
+  /** Starts every configured service; resolves once all are ready. */
+  static async start(opts: TeleportProcessOptions): Promise<TeleportProcess> {
+    const cfg = opts.config;
+    const missing = (["proxy", "node"] as const).filter((r) => cfg.roles[r]);
+    if (missing.length > 0) {
+      throw new NotImplementedError(
+        `Cannot start roles ${
+          missing.join(",")
+        }: this version runs only the auth service; start with --roles=auth (the ${
+          missing.join(" and ")
+        } service${missing.length > 1 ? "s arrive" : " arrives"} in a later version)`,
+      );
+    }
+    if (!cfg.roles.auth) {
+      throw new NotImplementedError("Cannot start: no role to run; use --roles=auth");
+    }
+    const proc = new TeleportProcess(cfg);
+    try {
+      await ensureDataDir(cfg.dataDir);
+      if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
+      if (cfg.roles.auth) await proc.#startAuth(opts);
+    } catch (err) {
+      await proc.close();
+      throw err;
+    }
+    return proc;
+  }
+
+  async #startAuth(opts: TeleportProcessOptions): Promise<void> {
+    const cfg = this.config;
+    const clock = opts.clock ?? new RealClock();
+    const log = getComponentLogger("auth");
+    let backendUri = opts.backendUri;
+    if (backendUri === undefined) {
+      await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
+      backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
+    }
+    const backend: Backend = await openBackend(backendUri, { clock });
+    this.#cleanups.push(() => backend.close());
+    const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
+    const auth = new AuthServer({
+      backend,
+      clock,
+      logger: log,
+      clusterName,
+      version: VERSION,
+      staticTokens: cfg.auth.staticTokens,
+      secondFactor: cfg.auth.secondFactor,
+      userTokenTtlMs: USER_INVITE_TTL_MS,
+    });
+    await auth.init();
+    this.auth = auth;
+    const hostUuid = await loadHostUuid(cfg.dataDir);
+
+    // The auth API's own certificate: clients verify `teleport.cluster.local`;
+    // the other names let tools that verify the dialled name work too.
+    const hosts = [cfg.auth.listenAddr, ...cfg.auth.publicAddrs]
+      .map((a: Addr) => a.host)
+      .filter((h) => h !== "" && !isUnspecifiedHost(h));
+    const names = [...new Set([cfg.nodeName, "localhost", ...hosts])];
+    const apiKey = await generateTlsKeyPair();
+    const apiCert = await auth.generateHostTlsCert({
+      hostId: hostUuid,
+      role: "Auth",
+      tlsPublicKeyPem: apiKey.publicKeyPem,
+      dnsNames: [...CLUSTER_LOCAL_DNS, ...names.filter((h) => !isIp(h))],
+      ipAddresses: ["127.0.0.1", "::1", ...names.filter(isIp)],
+    });
+    const api = await startAuthApiServer({
+      server: auth,
+      logger: getComponentLogger("auth:api"),
+      host: cfg.auth.listenAddr.host,
+      port: cfg.auth.listenAddr.port,
+      certPem: apiCert,
+      keyPem: apiKey.privateKeyPem,
+    });
+    this.#cleanups.push(() => api.close());
+    log.info("Auth service {version} is listening on {host}:{port}, cluster {cluster}", {
+      version: VERSION,
+      host: api.host,
+      port: api.port,
+      cluster: clusterName,
+    });
+
+    const adminKey = await generateTlsKeyPair();
+    const adminCert = await auth.generateHostTlsCert({
+      hostId: hostUuid,
+      role: "Admin",
+      tlsPublicKeyPem: adminKey.publicKeyPem,
+    });
+    const adminIdentityPath = `${cfg.dataDir}/${ADMIN_IDENTITY_FILE}`;
+    await writeIdentityFile(adminIdentityPath, {
+      keyPem: adminKey.privateKeyPem,
+      tlsCertPem: adminCert,
+      tlsCaCertPems: auth.hostCaCertPems(),
+      sshCaKeys: [],
+    });
+
+    this.supervisor.run("auth.api", async (signal) => {
+      await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+      await api.close();
+    });
+    const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
+    this.supervisor.broadcast("auth.ready", ready);
+  }
+
+  /** Stops every service and releases the backend and pid file. Idempotent. */
+  async close(): Promise<void> {
+    this.supervisor.stop();
+    await this.supervisor.wait();
+    const cleanups = this.#cleanups.reverse();
+    this.#cleanups = [];
+    for (const c of cleanups) {
+      try {
+        await c();
+      } catch {
+        // best effort during shutdown
+      }
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
