@@ -30,6 +30,9 @@ export const GLOBAL_FLAGS: FlagSpec = {
   help: { type: "boolean", short: "h" },
 };
 
+/** Connects on first use, so commands validate their input before dialling. */
+export type Connect = () => Promise<TctlContext>;
+
 /** A connected tctl session. */
 export interface TctlContext {
   client: AuthClient;

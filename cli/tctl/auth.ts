@@ -11,7 +11,7 @@ import {
 } from "../../lib/ca/mod.ts";
 import { CERT_TTL_MS } from "../../lib/config/mod.ts";
 import { CliError, type FlagSpec, type Parsed, print, str } from "../_common.ts";
-import type { TctlContext } from "./_client.ts";
+import type { Connect } from "./_client.ts";
 
 /** Flags of `tctl auth`. */
 export const AUTH_FLAGS: FlagSpec = {
@@ -73,7 +73,7 @@ async function writeNew(
 }
 
 /** Runs `tctl auth <verb>`. */
-export async function authCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+export async function authCommand(connect: Connect, p: Parsed, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   if (rest.length > 0) throw new CliError(`tctl auth ${verb}: unexpected argument "${rest[0]}"`, 2);
   switch (verb) {
@@ -85,7 +85,7 @@ export async function authCommand(ctx: TctlContext, p: Parsed, args: string[]): 
           2,
         );
       }
-      const cas = await ctx.client.listResources("cert_authority") as CertAuthority[];
+      const cas = await (await connect()).client.listResources("cert_authority") as CertAuthority[];
       print(formatExport(cas, type));
       return 0;
     }
@@ -100,6 +100,7 @@ export async function authCommand(ctx: TctlContext, p: Parsed, args: string[]): 
       }
       const ttlText = str(p, "ttl");
       const ttlMs = ttlText === undefined ? CERT_TTL_MS : parseDuration(ttlText, "--ttl");
+      const ctx = await connect();
       const key = await generateSshKeyPair("ed25519");
       const certs = await ctx.client.generateUserCerts({
         user,

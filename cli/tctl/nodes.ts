@@ -9,18 +9,18 @@ import {
   type Parsed,
   print,
 } from "../_common.ts";
-import type { TctlContext } from "./_client.ts";
+import type { Connect } from "./_client.ts";
 
 /** Flags of `tctl nodes`. */
 export const NODES_FLAGS: FlagSpec = { format: { type: "string" } };
 
 /** Runs `tctl nodes ls`. */
-export async function nodesCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+export async function nodesCommand(connect: Connect, p: Parsed, args: string[]): Promise<number> {
   if (args[0] !== "ls") {
     throw new CliError(`tctl nodes: unknown command "${args[0] ?? ""}" (use ls)`, 2);
   }
-  const nodes = await ctx.client.listResources("node") as ServerResource[];
   const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
+  const nodes = await (await connect()).client.listResources("node") as ServerResource[];
   if (fmt === "json") print(JSON.stringify(nodes, null, 2));
   else if (fmt === "yaml") print(nodes.length === 0 ? "" : formatResourcesYaml(nodes));
   else {

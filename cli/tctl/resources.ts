@@ -15,7 +15,7 @@ import {
   print,
   str,
 } from "../_common.ts";
-import type { TctlContext } from "./_client.ts";
+import type { Connect } from "./_client.ts";
 
 /** Flags of get/create/rm. */
 export const RESOURCE_FLAGS: FlagSpec = {
@@ -48,14 +48,15 @@ function describe(r: Resource): string[] {
 }
 
 /** Runs `tctl get`. */
-export async function getCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+export async function getCommand(connect: Connect, p: Parsed, args: string[]): Promise<number> {
   if (args.length !== 1) throw new CliError(`tctl get: give exactly one resource, e.g. "roles"`, 2);
   const [kindName, name] = splitRef(args[0], "get");
   const kind = resolveKind(kindName);
+  const fmt = outputFormat(p, ["yaml", "json", "text"], "yaml");
+  const ctx = await connect();
   const items = name === undefined
     ? await ctx.client.listResources(kind)
     : [await ctx.client.getResource(kind, name)];
-  const fmt = outputFormat(p, ["yaml", "json", "text"], "yaml");
   if (fmt === "json") print(JSON.stringify(items, null, 2));
   else if (fmt === "text") print(formatTable(["Kind", "Name", "Summary"], items.map(describe)));
   else print(items.length === 0 ? "" : formatResourcesYaml(items));
@@ -63,7 +64,7 @@ export async function getCommand(ctx: TctlContext, p: Parsed, args: string[]): P
 }
 
 /** Runs `tctl create -f FILE`. */
-export async function createCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+export async function createCommand(connect: Connect, p: Parsed, args: string[]): Promise<number> {
   const file = str(p, "filename") ?? args[0];
   if (file === undefined) throw new CliError("tctl create: give the file with -f FILE", 2);
   let text: string;
@@ -78,6 +79,7 @@ export async function createCommand(ctx: TctlContext, p: Parsed, args: string[])
     throw err;
   }
   const resources = parseResources(text, file);
+  const ctx = await connect();
   for (const r of resources) {
     await ctx.client.putResource(r, flag(p, "force"));
     print(
@@ -90,7 +92,7 @@ export async function createCommand(ctx: TctlContext, p: Parsed, args: string[])
 }
 
 /** Runs `tctl rm KIND/NAME`. */
-export async function rmCommand(ctx: TctlContext, _p: Parsed, args: string[]): Promise<number> {
+export async function rmCommand(connect: Connect, _p: Parsed, args: string[]): Promise<number> {
   if (args.length !== 1) {
     throw new CliError(`tctl rm: give exactly one resource, e.g. "role/dev"`, 2);
   }
@@ -99,7 +101,7 @@ export async function rmCommand(ctx: TctlContext, _p: Parsed, args: string[]): P
     throw new CliError(`tctl rm: give the resource as KIND/NAME, e.g. "role/dev"`, 2);
   }
   const kind = resolveKind(kindName);
-  await ctx.client.deleteResource(kind, name);
+  await (await connect()).client.deleteResource(kind, name);
   print(`${kind} "${kind === "token" ? name.slice(0, 4) + "…" : name}" has been deleted`);
   return 0;
 }

@@ -1,9 +1,10 @@
 /** `tctl status`: cluster, version, CA fingerprints and the CA pin. */
 import { print } from "../_common.ts";
-import type { TctlContext } from "./_client.ts";
+import type { Connect } from "./_client.ts";
 
 /** Prints the cluster status. */
-export async function statusCommand(ctx: TctlContext): Promise<number> {
+export async function statusCommand(connect: Connect): Promise<number> {
+  const ctx = await connect();
   const s = await ctx.client.status();
   const rows: Array<[string, string]> = [
     ["Cluster", s.cluster_name],

@@ -1,19 +1,19 @@
 /** The tctl personality: admin commands against the auth API. */
 import { CliError, type FlagSpec, type Parsed, parseFlags, print } from "../_common.ts";
 import { AUTH_FLAGS, authCommand } from "./auth.ts";
-import { connect, GLOBAL_FLAGS, type TctlContext } from "./_client.ts";
+import { type Connect, connect, GLOBAL_FLAGS, type TctlContext } from "./_client.ts";
 import { NODES_FLAGS, nodesCommand } from "./nodes.ts";
 import { createCommand, getCommand, RESOURCE_FLAGS, rmCommand } from "./resources.ts";
 import { statusCommand } from "./status.ts";
 import { TOKENS_FLAGS, tokensCommand } from "./tokens.ts";
 import { USERS_FLAGS, usersCommand } from "./users.ts";
 
-type Run = (ctx: TctlContext, p: Parsed, args: string[]) => Promise<number>;
+type Run = (connect: Connect, p: Parsed, args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { flags: FlagSpec; run: Run; help: string }> = {
   status: {
     flags: {},
-    run: (ctx) => statusCommand(ctx),
+    run: (c) => statusCommand(c),
     help: "cluster status, CA fingerprints and pin",
   },
   tokens: {
@@ -81,10 +81,10 @@ export async function tctlMain(args: string[]): Promise<number> {
     print(`Usage: tctl ${name} ${cmd.help}`);
     return 0;
   }
-  const ctx = await connect(p);
+  let session: Promise<TctlContext> | undefined;
   try {
-    return await cmd.run(ctx, p, rest);
+    return await cmd.run(() => session ??= connect(p), p, rest);
   } finally {
-    ctx.client.close();
+    if (session !== undefined) (await session.catch(() => undefined))?.client.close();
   }
 }

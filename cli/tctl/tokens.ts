@@ -12,7 +12,7 @@ import {
   selfCommand,
   str,
 } from "../_common.ts";
-import { formatAddr, type TctlContext } from "./_client.ts";
+import { type Connect, formatAddr } from "./_client.ts";
 
 /** Flags of `tctl tokens`. */
 export const TOKENS_FLAGS: FlagSpec = {
@@ -29,7 +29,7 @@ function expiresIn(t: ProvisionToken, now: Date): string {
 }
 
 /** Runs `tctl tokens <verb>`. */
-export async function tokensCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+export async function tokensCommand(connect: Connect, p: Parsed, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case "add": {
@@ -43,12 +43,13 @@ export async function tokensCommand(ctx: TctlContext, p: Parsed, args: string[])
       const ttlText = str(p, "ttl");
       const ttlMs = ttlText === undefined ? TOKEN_TTL_MS : parseDuration(ttlText, "--ttl");
       const value = str(p, "value");
+      const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
+      const ctx = await connect();
       const token = await ctx.client.createToken({
         roles: type.split(",").map((r) => r.trim()).filter((r) => r !== ""),
         ttlMs,
         ...(value === undefined ? {} : { token: value }),
       }) as ProvisionToken;
-      const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
       const status = await ctx.client.status();
       const pins = status.authorities.find((a) => a.type === "host")?.pins ?? [];
       const authAddr = formatAddr(ctx.authPublicAddrs[0] ?? ctx.authAddr);
@@ -95,8 +96,9 @@ Please note:
       return 0;
     }
     case "ls": {
-      const tokens = await ctx.client.listResources("token") as ProvisionToken[];
       const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
+      const ctx = await connect();
+      const tokens = await ctx.client.listResources("token") as ProvisionToken[];
       if (fmt === "json") print(JSON.stringify(tokens, null, 2));
       else if (fmt === "yaml") print(tokens.length === 0 ? "" : formatResourcesYaml(tokens));
       else {
@@ -115,7 +117,7 @@ Please note:
     }
     case "rm": {
       if (rest.length !== 1) throw new CliError("tctl tokens rm: give exactly one token", 2);
-      await ctx.client.deleteResource("token", rest[0]!);
+      await (await connect()).client.deleteResource("token", rest[0]!);
       print(`Token ${rest[0]!.slice(0, 4)}… has been deleted`);
       return 0;
     }

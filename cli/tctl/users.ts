@@ -10,7 +10,7 @@ import {
   print,
   str,
 } from "../_common.ts";
-import { formatAddr, type TctlContext } from "./_client.ts";
+import { type Connect, formatAddr, type TctlContext } from "./_client.ts";
 
 /** Flags of `tctl users`. */
 export const USERS_FLAGS: FlagSpec = {
@@ -37,7 +37,7 @@ Setup token: ${t.token}`;
 }
 
 /** Runs `tctl users <verb>`. */
-export async function usersCommand(ctx: TctlContext, p: Parsed, args: string[]): Promise<number> {
+export async function usersCommand(connect: Connect, p: Parsed, args: string[]): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case "add": {
@@ -57,19 +57,22 @@ export async function usersCommand(ctx: TctlContext, p: Parsed, args: string[]):
         metadata: { name },
         spec: { roles, traits: logins.length > 0 ? { logins } : {} },
       };
+      const ctx = await connect();
       const out = await ctx.client.createUser(user);
       print(inviteText(ctx, out.token, "has been created but requires a password"));
       return 0;
     }
     case "reset": {
       if (rest.length !== 1) throw new CliError("tctl users reset: give exactly one user name", 2);
-      const token = await ctx.client.resetUser(validateName(rest[0]!, "user"));
+      const name = validateName(rest[0]!, "user");
+      const ctx = await connect();
+      const token = await ctx.client.resetUser(name);
       print(inviteText(ctx, token, "has been reset"));
       return 0;
     }
     case "ls": {
-      const users = await ctx.client.listResources("user") as User[];
       const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
+      const users = await (await connect()).client.listResources("user") as User[];
       if (fmt === "json") print(JSON.stringify(users, null, 2));
       else if (fmt === "yaml") print(users.length === 0 ? "" : formatResourcesYaml(users));
       else {
@@ -86,7 +89,8 @@ export async function usersCommand(ctx: TctlContext, p: Parsed, args: string[]):
     }
     case "rm": {
       if (rest.length !== 1) throw new CliError("tctl users rm: give exactly one user name", 2);
-      await ctx.client.deleteResource("user", validateName(rest[0]!, "user"));
+      const name = validateName(rest[0]!, "user");
+      await (await connect()).client.deleteResource("user", name);
       print(`User "${rest[0]}" has been deleted`);
       return 0;
     }

@@ -60,9 +60,11 @@ function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): v
 }
 
 function sinkFor(options: LoggingOptions): Sink {
-  const formatter = options.format === "json"
-    ? getJsonLinesFormatter()
-    : getTextFormatter({ timestamp: "date-time-tz", category: ":" });
+  const formatter = options.format === "json" ? getJsonLinesFormatter() : getTextFormatter({
+    timestamp: "date-time-tz",
+    category: ":",
+    value: (v) => typeof v === "string" ? v : v instanceof Error ? v.message : Deno.inspect(v),
+  });
   const write = writerFor(options.output);
   const enc = new TextEncoder();
   return (record: LogRecord) => write(enc.encode(formatter(record)));
