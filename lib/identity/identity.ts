@@ -4,16 +4,12 @@
  * cluster (1.3.9999.1.7) and system roles (1.3.9999.2.11). A host identity is
  * one that carries system roles; its CN is `<host uuid>.<cluster>`.
  */
+import { X509_OIDS } from "../ca/mod.ts";
 import { BadParameterError } from "../errors/mod.ts";
 
-/** OIDs used in identity subjects. */
+/** OIDs used in identity subjects: the X.520 ones plus Teleport's private arc. */
 export const OID = {
-  commonName: "2.5.4.3",
-  organization: "2.5.4.10",
-  organizationalUnit: "2.5.4.11",
-  locality: "2.5.4.7",
-  street: "2.5.4.9",
-  postalCode: "2.5.4.17",
+  ...X509_OIDS,
   teleportCluster: "1.3.9999.1.7",
   systemRoles: "1.3.9999.2.11",
 } as const;
