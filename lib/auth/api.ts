@@ -16,7 +16,7 @@ import {
   NotFoundError,
 } from "../errors/mod.ts";
 import type { Identity } from "../identity/mod.ts";
-import type { Logger } from "../log/mod.ts";
+import { type Logger, maskSecret } from "../log/mod.ts";
 import { parseResourceValue, resolveKind } from "../resource/mod.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -239,6 +239,14 @@ export const API_ROUTES: readonly string[] = ROUTES.map((r) =>
   `${r.method} ${r.pattern.source.replace(/\\\//g, "/").replace(/^\^|\$$/g, "")}`
 );
 
+/** The path as logs may show it: token values in the path are masked. */
+export function redactPath(path: string): string {
+  return path.replace(
+    /^(\/v1\/resources\/(?:token|tokens)\/)([^/]+)/,
+    (_m, head: string, token: string) => head + maskSecret(decodeURIComponent(token)),
+  );
+}
+
 /** Routes the request, runs it and maps errors to statuses. Never throws. */
 export async function handleApiRequest(
   server: AuthServer,
@@ -259,13 +267,13 @@ export async function handleApiRequest(
       if (status === 500) {
         logger?.error("Auth API {method} {path} failed: {error}", {
           method: req.method,
-          path: req.path,
+          path: redactPath(req.path),
           error: err,
         });
       } else {
         logger?.debug("Auth API {method} {path} refused: {message}", {
           method: req.method,
-          path: req.path,
+          path: redactPath(req.path),
           message: messageOf(err),
         });
       }
@@ -282,7 +290,7 @@ export async function handleApiRequest(
   }
   const err = pathMatched
     ? new BadParameterError(`method ${req.method} is not allowed on ${req.path}`)
-    : new NotFoundError(`no API endpoint ${req.method} ${req.path}`);
+    : new NotFoundError(`no API endpoint ${req.method} ${redactPath(req.path)}`);
   return {
     status: httpStatusOf(err),
     body: { error: { kind: kindOf(err), message: err.message } },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { handleApiRequest } from "./mod.ts";
+import { handleApiRequest, redactPath } from "./mod.ts";
 import { ADMIN, newTestAuth, userIdentity } from "./_testing.ts";
 
 Deno.test("handleApiRequest() serves ping and cacerts without a caller, nothing else", async () => {
@@ -90,4 +90,11 @@ Deno.test("handleApiRequest() applies role rules to users", async () => {
     caller: ADMIN,
   });
   assert.ok(!JSON.stringify(cas.body).includes("PRIVATE KEY"));
+});
+
+Deno.test("redactPath() masks token values in logged paths", () => {
+  const token = "0123456789abcdef0123456789abcdef";
+  const out = redactPath(`/v1/resources/token/${token}`);
+  assert.ok(!out.includes("0123456789abcdef0123"), out);
+  assert.equal(redactPath("/v1/resources/role/dev"), "/v1/resources/role/dev");
 });

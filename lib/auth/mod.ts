@@ -11,7 +11,13 @@
  *
  * @module
  */
-export { API_ROUTES, type ApiRequest, type ApiResponse, handleApiRequest } from "./api.ts";
+export {
+  API_ROUTES,
+  type ApiRequest,
+  type ApiResponse,
+  handleApiRequest,
+  redactPath,
+} from "./api.ts";
 export { type CaSigner, publicAuthority } from "./authority.ts";
 export { type AuthApiServer, type AuthApiServerOptions, startAuthApiServer } from "./listener.ts";
 export { hashPassword, MIN_PASSWORD_LENGTH, verifyPassword } from "./password.ts";
