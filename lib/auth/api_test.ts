@@ -98,3 +98,22 @@ Deno.test("redactPath() masks token values in logged paths", () => {
   assert.ok(!out.includes("0123456789abcdef0123"), out);
   assert.equal(redactPath("/v1/resources/role/dev"), "/v1/resources/role/dev");
 });
+
+Deno.test("handleApiRequest() creates users from resources without invite tokens", async () => {
+  await using t = await newTestAuth();
+  const user = {
+    kind: "user",
+    version: "v2",
+    metadata: { name: "carol" },
+    spec: { roles: ["access"] },
+  };
+  const r = await handleApiRequest(t.auth, {
+    method: "POST",
+    path: "/v1/resources",
+    body: { resource: user },
+    caller: ADMIN,
+  });
+  assert.equal(r.status, 200);
+  assert.equal((await t.auth.users.get("carol")).spec.created_by?.user, "h1.example");
+  assert.deepEqual(await t.auth.userTokens.list(), []);
+});

@@ -278,7 +278,18 @@ export class AuthServer {
   async createUser(user: User, createdBy?: string): Promise<{ user: User; token: UserToken }> {
     validateName(user.metadata.name, "user");
     for (const r of user.spec.roles) await this.roles.get(r);
-    const stored: User = {
+    const stored = this.#withCreatedBy(user, createdBy);
+    await this.users.create(stored);
+    const token = await this.#newUserToken(user.metadata.name, "invite");
+    this.#log.info("Created user {user} with roles {roles}", {
+      user: user.metadata.name,
+      roles: user.spec.roles.join(","),
+    });
+    return { user: stored, token };
+  }
+
+  #withCreatedBy(user: User, createdBy: string | undefined): User {
+    return {
       ...user,
       spec: {
         ...user.spec,
@@ -288,13 +299,6 @@ export class AuthServer {
         },
       },
     };
-    await this.users.create(stored);
-    const token = await this.#newUserToken(user.metadata.name, "invite");
-    this.#log.info("Created user {user} with roles {roles}", {
-      user: user.metadata.name,
-      roles: user.spec.roles.join(","),
-    });
-    return { user: stored, token };
   }
 
   /** Issues a new reset token (old tokens of the user are removed). */
@@ -386,10 +390,10 @@ export class AuthServer {
       case "role":
         return upsert ? await this.roles.upsert(resource) : await this.roles.create(resource);
       case "user": {
+        // Like Teleport's tctl create: no invite token here; `tctl users reset` issues one.
         for (const r of resource.spec.roles) await this.roles.get(r);
         if (upsert) return await this.users.upsert(resource);
-        await this.createUser(resource, by);
-        return;
+        return await this.users.create(this.#withCreatedBy(resource, by));
       }
       case "token":
         return upsert ? await this.tokens.upsert(resource) : await this.tokens.create(resource);
