@@ -293,6 +293,10 @@ class KvBackend implements Backend {
       for (const stop of this.#watchStops) stop();
       await Promise.allSettled(this.#inflight);
       this.#kv.close();
+      // Release the flock explicitly: closing the fd alone releases it only once Deno
+      // drops the file resource, which a just-finished op can delay (a reopen right
+      // after close() then still saw the lock held).
+      await this.#lock?.unlock().catch(() => {});
       this.#lock?.close();
     })();
     return this.#closing;
