@@ -3,8 +3,9 @@
  * listener (listener.ts) identifies the caller from its verified client
  * certificate; tests call {@link handleApiRequest} without sockets.
  *
- * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`. Everything else needs a
- * caller and passes an RBAC rule check. Errors keep their kind: the body is
+ * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`, and `POST /v1/register`
+ * (join; the token is the credential). Everything else needs a caller and
+ * passes an RBAC rule check. Errors keep their kind: the body is
  * `{"error":{"kind","message"}}` with the kind's HTTP status.
  */
 import {
@@ -103,6 +104,26 @@ const ROUTES: Route[] = [
     pattern: /^\/v1\/cacerts$/,
     auth: false,
     handler: (s) => Promise.resolve({ tls_ca_certs: s.hostCaCertPems() }),
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/register$/,
+    auth: false,
+    handler: (s, req) => {
+      // The token is the credential; no client certificate is needed or used.
+      const b = body(req);
+      const list = (name: string) => b[name] === undefined ? [] : stringList(b, name);
+      return s.registerUsingToken({
+        token: field(b, "token", "string")!,
+        hostID: field(b, "hostID", "string")!,
+        node_name: field(b, "node_name", "string")!,
+        role: field(b, "role", "string")!,
+        additional_principals: list("additional_principals"),
+        dns_names: list("dns_names"),
+        public_ssh_key: field(b, "public_ssh_key", "string")!,
+        public_tls_key: field(b, "public_tls_key", "string")!,
+      }, req.remoteAddr);
+    },
   },
   {
     method: "GET",

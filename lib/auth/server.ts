@@ -3,7 +3,12 @@
  * issues certificates and decides what each caller may do. Transport-free: the
  * HTTP API (api.ts) and tests call it directly.
  */
-import type { AuthorityInfo, UserCerts } from "../authclient/mod.ts";
+import type {
+  AuthorityInfo,
+  RegisterRequest,
+  RegisterResponse,
+  UserCerts,
+} from "../authclient/mod.ts";
 import type { Backend } from "../backend/mod.ts";
 import {
   caPin,
@@ -557,6 +562,120 @@ export class AuthServer {
       ...(o.dnsNames && o.dnsNames.length > 0 ? { dnsNames: o.dnsNames } : {}),
       ...(o.ipAddresses && o.ipAddresses.length > 0 ? { ipAddresses: o.ipAddresses } : {}),
     });
+  }
+
+  /**
+   * Joins a host with a token: the token must exist, be unexpired and allow the
+   * role; dynamic tokens are consumed (single use, even under concurrent joins).
+   * Returns an SSH host certificate (no expiry, like Teleport's join path), a TLS
+   * certificate and the CA material. Every refusal says the same thing, so a
+   * caller cannot probe which tokens exist; the token never appears in logs.
+   */
+  async registerUsingToken(req: RegisterRequest, remoteAddr?: string): Promise<RegisterResponse> {
+    const role = parseSystemRole(req.role, "role");
+    if (role !== "Node" && role !== "Proxy") {
+      throw new BadParameterError(
+        `Cannot join as ${role}: only node and proxy hosts join with a token`,
+      );
+    }
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(req.hostID)) {
+      throw new BadParameterError("Cannot join: hostID must be a UUID");
+    }
+    validateName(req.node_name, "node");
+    const principals = (req.additional_principals ?? []).map((p) => {
+      if (!/^[A-Za-z0-9.:_*-]{1,253}$/.test(p)) {
+        throw new BadParameterError(`Cannot join: "${p}" is not a valid principal`);
+      }
+      return p;
+    });
+    await this.#consumeToken(req.token, role, req.node_name, remoteAddr);
+
+    const now = this.clock.now().getTime();
+    const host = this.#signer("host");
+    const sshPrincipals = [
+      ...new Set([
+        `${req.hostID}.${this.clusterName}`,
+        req.hostID,
+        req.node_name,
+        `${req.node_name}.${this.clusterName}`,
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        ...principals,
+      ]),
+    ];
+    const sshCert = await signSshCertificate({
+      signer: { privateKey: host.ssh.privateKey, publicKeyBlob: host.ssh.publicKeyBlob },
+      publicKeyBlob: parseAuthorizedKey(req.public_ssh_key).blob,
+      certType: "host",
+      keyId: `${req.hostID}.${this.clusterName}`,
+      principals: sshPrincipals,
+      validAfter: new Date(now - BACKDATE_MS),
+      validBefore: "forever",
+      extensions: { "x-teleport-role": role, "x-teleport-authority": this.clusterName },
+    });
+    const isIp = (h: string) => /^[0-9.]+$/.test(h) || h.includes(":");
+    const names = [...principals, ...(req.dns_names ?? [])];
+    const tlsCert = await this.generateHostTlsCert({
+      hostId: req.hostID,
+      role,
+      tlsPublicKeyPem: req.public_tls_key,
+      dnsNames: [...new Set([req.node_name, ...names.filter((n) => !isIp(n))])],
+      ipAddresses: [...new Set(names.filter(isIp))],
+    });
+    this.#log.info("Host {node} ({host}) joined as {role} from {addr}", {
+      node: req.node_name,
+      host: req.hostID,
+      role,
+      addr: remoteAddr ?? "unknown",
+    });
+    return {
+      ssh_cert: sshCert.authorizedKey,
+      tls_cert: tlsCert,
+      tls_ca_certs: host.tlsCertPems,
+      ssh_ca_keys: { host: host.sshPublicKeys, user: this.#signer("user").sshPublicKeys },
+    };
+  }
+
+  async #consumeToken(
+    token: string,
+    role: SystemRole,
+    nodeName: string,
+    remoteAddr: string | undefined,
+  ): Promise<void> {
+    const refuse = (why: string) => {
+      this.#log.warn("Refused join of {node} as {role} from {addr} with token {token}: {why}", {
+        node: nodeName,
+        role,
+        addr: remoteAddr ?? "unknown",
+        token: maskSecret(token),
+        why,
+      });
+      return new AccessDeniedError(
+        `the join token is invalid, expired, already used, or does not allow role ${role.toLowerCase()}; create a new one with "tctl tokens add --type=${role.toLowerCase()}"`,
+      );
+    };
+    const statics = (this.#opts.staticTokens ?? []).filter((t) => t.token === token);
+    if (statics.length > 0) {
+      if (!statics.some((t) => t.roles.some((r) => parseSystemRole(r) === role))) {
+        throw refuse("static token does not allow the role");
+      }
+      return;
+    }
+    let stored: ProvisionToken;
+    try {
+      stored = await this.tokens.get(token);
+    } catch (err) {
+      if (isKind(err, "NotFound")) throw refuse("no such token (or expired)");
+      throw err;
+    }
+    if (!stored.spec.roles.includes(role)) throw refuse("token does not allow the role");
+    try {
+      await this.tokens.delete(token); // only one concurrent join can delete it
+    } catch (err) {
+      if (isKind(err, "NotFound")) throw refuse("token already used");
+      throw err;
+    }
   }
 
   /** The stored CA (with keys) — for the process that owns this server only. */

@@ -11,6 +11,8 @@ import { ConnectionProblemError, errorFromStatus, messageOf } from "../errors/mo
 import type { Resource, ResourceKind } from "../resource/mod.ts";
 import type {
   PingResponse,
+  RegisterRequest,
+  RegisterResponse,
   StatusResponse,
   UserCerts,
   UserCertsRequest,
@@ -177,6 +179,10 @@ export class AuthClient {
       token,
       password,
     })).user;
+  }
+  /** Joins with a token (`POST /v1/register`); the token is the credential. */
+  register(req: RegisterRequest): Promise<RegisterResponse> {
+    return this.request("POST", "/v1/register", req);
   }
   generateUserCerts(req: UserCertsRequest): Promise<UserCerts> {
     return this.request("POST", "/v1/certs/user", req);

@@ -12,10 +12,13 @@
  * @module
  */
 export { AUTH_SERVER_NAME, AuthClient, type AuthClientOptions } from "./client.ts";
+export { type JoinOptions, joinWithToken } from "./join.ts";
 export type {
   AuthorityInfo,
   ErrorBody,
   PingResponse,
+  RegisterRequest,
+  RegisterResponse,
   StatusResponse,
   UserCerts,
   UserCertsRequest,

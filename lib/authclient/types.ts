@@ -55,3 +55,32 @@ export interface UserCerts {
 export interface ErrorBody {
   error: { kind: string; message: string };
 }
+
+/**
+ * `POST /v1/register`: join with a token (Teleport's RegisterUsingTokenRequest;
+ * field names kept, including the camel-case `hostID`).
+ */
+export interface RegisterRequest {
+  token: string;
+  hostID: string;
+  node_name: string;
+  /** System role to join as: Node or Proxy. */
+  role: string;
+  /** Extra SSH principals and TLS names (public_addr hosts). */
+  additional_principals?: string[];
+  dns_names?: string[];
+  /** authorized_keys form. */
+  public_ssh_key: string;
+  /** SPKI PEM. */
+  public_tls_key: string;
+}
+
+/** What a joining host receives. */
+export interface RegisterResponse {
+  ssh_cert: string;
+  tls_cert: string;
+  /** Host CA certificates (trust for the auth API). */
+  tls_ca_certs: string[];
+  /** SSH CA keys: `host` to trust peers' host certs, `user` to check user certs. */
+  ssh_ca_keys: { host: string[]; user: string[] };
+}

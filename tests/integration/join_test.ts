@@ -1,0 +1,170 @@
+/**
+ * Joining with a token and CA pins against an in-process auth service: pins
+ * checked before trust, single-use dynamic tokens, static tokens, role checks,
+ * and the host certificate's principals and extensions.
+ */
+import assert from "node:assert/strict";
+import { AuthClient, joinWithToken } from "../../lib/authclient/mod.ts";
+import {
+  parseSshCertificate,
+  parseX509Certificate,
+  verifySshCertificate,
+} from "../../lib/ca/mod.ts";
+import { resolveProcessConfig } from "../../lib/config/mod.ts";
+import { isKind } from "../../lib/errors/mod.ts";
+import { identityFromSubject, readIdentityFile } from "../../lib/identity/mod.ts";
+import { getComponentLogger } from "../../lib/log/mod.ts";
+import { parseAuthorizedKey } from "../../lib/ca/mod.ts";
+import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
+
+Deno.test("joinWithToken() joins with a pinned CA and a single-use token", async (t) => {
+  const dataDir = await Deno.makeTempDir({ prefix: "tp-join-" });
+  const config = resolveProcessConfig({
+    flags: { roles: "auth", dataDir, clusterName: "example" },
+    hostname: "testhost",
+    env: {},
+  });
+  config.auth.listenAddr = { host: "127.0.0.1", port: 0 };
+  config.auth.staticTokens = [{ roles: ["node"], token: "static-node-token" }];
+  await using proc = await TeleportProcess.start({
+    config,
+    hostname: "testhost",
+    backendUri: "memory:",
+  });
+  const ready = await proc.supervisor.waitFor("auth.ready") as AuthReady;
+  const adminFile = await readIdentityFile(ready.adminIdentityPath);
+  using admin = new AuthClient({
+    host: "127.0.0.1",
+    port: ready.port,
+    caCertPems: adminFile.tlsCaCertPems,
+    identity: { certPem: adminFile.tlsCertPem, keyPem: adminFile.keyPem },
+  });
+  const status = await admin.status();
+  const pin = status.authorities.find((a) => a.type === "host")!.pins[0]!;
+  const hostCaKey =
+    parseAuthorizedKey(status.authorities.find((a) => a.type === "host")!.sshPublicKeys[0]!).blob;
+  const base = {
+    host: "127.0.0.1",
+    port: ready.port,
+    role: "node",
+    nodeName: "node-1",
+    logger: getComponentLogger("test:join"),
+  };
+  const newToken = async (roles: string[]) =>
+    (await admin.createToken({ roles, ttlMs: 600_000 })).metadata.name;
+
+  await t.step("a pinned join returns a host identity", async () => {
+    const hostId = crypto.randomUUID();
+    const token = await newToken(["node"]);
+    const id = await joinWithToken({
+      ...base,
+      token,
+      hostId,
+      caPins: [pin],
+      additionalPrincipals: ["node1.example.com", "10.1.2.3"],
+    });
+    const cert = parseSshCertificate(id.sshCert!);
+    assert.equal(cert.certType, "host");
+    for (
+      const p of [
+        `${hostId}.example`,
+        hostId,
+        "node-1",
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "node1.example.com",
+        "10.1.2.3",
+      ]
+    ) {
+      assert.ok(cert.principals.includes(p), `principal ${p}`);
+    }
+    assert.equal(cert.extensions["x-teleport-role"], "Node");
+    assert.equal(cert.extensions["x-teleport-authority"], "example");
+    assert.equal(cert.validBefore, "forever");
+    await verifySshCertificate(cert, {
+      trustedCaKeys: [hostCaKey],
+      certType: "host",
+      principal: hostId,
+      now: new Date(),
+    });
+    const tls = parseX509Certificate(id.tlsCertPem);
+    const tlsId = identityFromSubject(tls.subject);
+    assert.deepEqual([tlsId.kind, tlsId.username, tlsId.roles], ["host", `${hostId}.example`, [
+      "Node",
+    ]]);
+    assert.ok(tls.dnsNames.includes("node1.example.com"));
+    assert.ok(tls.ipAddresses.includes("10.1.2.3"));
+
+    // The joined host can use the auth API as itself.
+    using asNode = new AuthClient({
+      host: "127.0.0.1",
+      port: ready.port,
+      caCertPems: id.tlsCaCertPems,
+      identity: { certPem: id.tlsCertPem, keyPem: id.keyPem },
+    });
+    assert.equal((await asNode.listResources("cert_authority")).length, 2);
+    await assert.rejects(asNode.listResources("user"), (e) => isKind(e, "AccessDenied"));
+
+    await assert.rejects(
+      joinWithToken({ ...base, token, hostId: crypto.randomUUID(), caPins: [pin] }),
+      (e: Error) =>
+        isKind(e, "AccessDenied") && /already used/.test(e.message) && !e.message.includes(token),
+    );
+  });
+
+  await t.step("a wrong pin refuses to join and says why", async () => {
+    const token = await newToken(["node"]);
+    await assert.rejects(
+      joinWithToken({
+        ...base,
+        token,
+        hostId: crypto.randomUUID(),
+        caPins: [`sha256:${"0".repeat(64)}`],
+      }),
+      (e: Error) =>
+        isKind(e, "AccessDenied") && /tctl auth rotate/.test(e.message) &&
+        /tctl status/.test(e.message),
+    );
+    // The token was not spent by the refused attempt.
+    await joinWithToken({ ...base, token, hostId: crypto.randomUUID(), caPins: [pin] });
+  });
+
+  await t.step("role and token rules", async () => {
+    const proxyOnly = await newToken(["proxy"]);
+    await assert.rejects(
+      joinWithToken({ ...base, token: proxyOnly, hostId: crypto.randomUUID(), caPins: [pin] }),
+      (e) => isKind(e, "AccessDenied"),
+    );
+    await assert.rejects(
+      joinWithToken({ ...base, token: "f".repeat(32), hostId: crypto.randomUUID(), caPins: [pin] }),
+      (e) => isKind(e, "AccessDenied"),
+    );
+    await assert.rejects(
+      joinWithToken({
+        ...base,
+        token: proxyOnly,
+        hostId: "not-a-uuid",
+        caPins: [pin],
+        role: "proxy",
+      }),
+      (e) => isKind(e, "BadParameter"),
+    );
+    for (let i = 0; i < 2; i++) {
+      await joinWithToken({
+        ...base,
+        token: "static-node-token",
+        hostId: crypto.randomUUID(),
+        caPins: [pin],
+      });
+    }
+  });
+
+  await t.step("no pin joins anyway", async () => {
+    const token = await newToken(["node"]);
+    const id = await joinWithToken({ ...base, token, hostId: crypto.randomUUID(), caPins: [] });
+    assert.ok(id.sshCert);
+  });
+
+  await Deno.remove(dataDir, { recursive: true });
+});
