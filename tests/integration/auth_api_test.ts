@@ -4,44 +4,13 @@
  * unauthenticated calls, RBAC, error kinds across the wire, server trust.
  */
 import assert from "node:assert/strict";
-import { AuthClient } from "../../lib/authclient/mod.ts";
 import { createX509Ca, generateTlsKeyPair, issueX509Certificate } from "../../lib/ca/mod.ts";
-import { resolveProcessConfig } from "../../lib/config/mod.ts";
 import { isKind } from "../../lib/errors/mod.ts";
-import { identityToSubject, readIdentityFile } from "../../lib/identity/mod.ts";
-import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
-
-async function startCluster() {
-  const dataDir = await Deno.makeTempDir({ prefix: "tp-int-" });
-  const config = resolveProcessConfig({
-    flags: { roles: "auth", dataDir, clusterName: "example" },
-    hostname: "testhost",
-    env: {},
-  });
-  config.auth.listenAddr = { host: "127.0.0.1", port: 0 };
-  const proc = await TeleportProcess.start({ config, hostname: "testhost", backendUri: "memory:" });
-  const ready = await proc.supervisor.waitFor("auth.ready") as AuthReady;
-  const admin = await readIdentityFile(ready.adminIdentityPath);
-  return {
-    proc,
-    ready,
-    admin,
-    client: (o: Partial<ConstructorParameters<typeof AuthClient>[0]> = {}) =>
-      new AuthClient({
-        host: "127.0.0.1",
-        port: ready.port,
-        caCertPems: admin.tlsCaCertPems,
-        ...o,
-      }),
-    async [Symbol.asyncDispose]() {
-      await proc.close();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  };
-}
+import { identityToSubject } from "../../lib/identity/mod.ts";
+import { startTestCluster } from "./_cluster.ts";
 
 Deno.test("auth API identifies callers by client certificate over mTLS", async (t) => {
-  await using c = await startCluster();
+  await using c = await startTestCluster();
   const adminId = { certPem: c.admin.tlsCertPem, keyPem: c.admin.keyPem };
 
   await t.step("the admin identity can read status", async () => {

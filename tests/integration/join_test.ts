@@ -10,35 +10,20 @@ import {
   parseX509Certificate,
   verifySshCertificate,
 } from "../../lib/ca/mod.ts";
-import { resolveProcessConfig } from "../../lib/config/mod.ts";
 import { isKind } from "../../lib/errors/mod.ts";
-import { identityFromSubject, readIdentityFile } from "../../lib/identity/mod.ts";
+import { identityFromSubject } from "../../lib/identity/mod.ts";
 import { getComponentLogger } from "../../lib/log/mod.ts";
 import { parseAuthorizedKey } from "../../lib/ca/mod.ts";
-import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
+import { startTestCluster } from "./_cluster.ts";
 
 Deno.test("joinWithToken() joins with a pinned CA and a single-use token", async (t) => {
-  const dataDir = await Deno.makeTempDir({ prefix: "tp-join-" });
-  const config = resolveProcessConfig({
-    flags: { roles: "auth", dataDir, clusterName: "example" },
-    hostname: "testhost",
-    env: {},
+  await using c = await startTestCluster({
+    configure: (config) => {
+      config.auth.staticTokens = [{ roles: ["node"], token: "static-node-token" }];
+    },
   });
-  config.auth.listenAddr = { host: "127.0.0.1", port: 0 };
-  config.auth.staticTokens = [{ roles: ["node"], token: "static-node-token" }];
-  await using proc = await TeleportProcess.start({
-    config,
-    hostname: "testhost",
-    backendUri: "memory:",
-  });
-  const ready = await proc.supervisor.waitFor("auth.ready") as AuthReady;
-  const adminFile = await readIdentityFile(ready.adminIdentityPath);
-  using admin = new AuthClient({
-    host: "127.0.0.1",
-    port: ready.port,
-    caCertPems: adminFile.tlsCaCertPems,
-    identity: { certPem: adminFile.tlsCertPem, keyPem: adminFile.keyPem },
-  });
+  const ready = c.ready;
+  using admin = c.adminClient();
   const status = await admin.status();
   const pin = status.authorities.find((a) => a.type === "host")!.pins[0]!;
   const hostCaKey =
@@ -165,6 +150,4 @@ Deno.test("joinWithToken() joins with a pinned CA and a single-use token", async
     const id = await joinWithToken({ ...base, token, hostId: crypto.randomUUID(), caPins: [] });
     assert.ok(id.sshCert);
   });
-
-  await Deno.remove(dataDir, { recursive: true });
 });
