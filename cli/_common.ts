@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { BadParameterError, messageOf } from "../lib/errors/mod.ts";
+import { formatResourcesYaml, type Resource } from "../lib/resource/mod.ts";
 
 /** An error the top level prints as one line and exits with `code`. */
 export class CliError extends Error {
@@ -101,6 +102,13 @@ export function outputFormat(
     throw new BadParameterError(`--format must be one of ${allowed.join(", ")}, not "${v}"`);
   }
   return v as OutputFormat;
+}
+
+/** Prints resources as JSON, YAML documents, or the table `table()` builds. */
+export function printResources(format: OutputFormat, items: Resource[], table: () => string): void {
+  if (format === "json") print(JSON.stringify(items, null, 2));
+  else if (format === "yaml") print(items.length === 0 ? "" : formatResourcesYaml(items));
+  else print(table());
 }
 
 /** How to invoke this program again, for hints ("teleport" or "deno run -A main.ts"). */

@@ -10,7 +10,6 @@ import {
   AUTH_PORT,
   DATA_DIR,
   dialAddrOf,
-  formatAddr,
   loadConfigForStart,
   parseAddr,
   resolveProcessConfig,
@@ -108,5 +107,3 @@ export async function connect(p: Parsed): Promise<TctlContext> {
     ...(proxyPublicAddr === undefined ? {} : { proxyPublicAddr }),
   };
 }
-
-export { formatAddr };

@@ -5,6 +5,7 @@
 import type { CertAuthority } from "../../lib/resource/mod.ts";
 import { parseDuration } from "../../lib/resource/mod.ts";
 import {
+  formatAuthorizedKey,
   formatOpenSshPrivateKey,
   generateSshKeyPair,
   parseAuthorizedKey,
@@ -29,10 +30,8 @@ const EXPORT_TYPES = ["host", "user", "tls-host", "tls-user"] as const;
 export function formatExport(cas: CertAuthority[], type: string | undefined): string {
   const lines: string[] = [];
   const byType = (t: "host" | "user") => cas.filter((c) => c.spec.type === t);
-  const keyOnly = (line: string) => {
-    const k = parseAuthorizedKey(line);
-    return line.trim().split(/\s+/).slice(0, 2).join(" ") || k.type;
-  };
+  // "type base64" without the stored comment.
+  const keyOnly = (line: string) => formatAuthorizedKey(parseAuthorizedKey(line).blob);
   if (type === undefined || type === "host") {
     for (const ca of byType("host")) {
       for (const k of ca.spec.active_keys.ssh) {

@@ -1,13 +1,12 @@
 /** `tctl nodes ls`: nodes that heartbeat into the cluster. */
 import type { ServerResource } from "../../lib/resource/mod.ts";
-import { formatResourcesYaml } from "../../lib/resource/mod.ts";
 import {
   CliError,
   type FlagSpec,
   formatTable,
   outputFormat,
   type Parsed,
-  print,
+  printResources,
 } from "../_common.ts";
 import type { Connect } from "./_client.ts";
 
@@ -21,10 +20,8 @@ export async function nodesCommand(connect: Connect, p: Parsed, args: string[]):
   }
   const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
   const nodes = await (await connect()).client.listResources("node") as ServerResource[];
-  if (fmt === "json") print(JSON.stringify(nodes, null, 2));
-  else if (fmt === "yaml") print(nodes.length === 0 ? "" : formatResourcesYaml(nodes));
-  else {
-    print(formatTable(
+  printResources(fmt, nodes, () =>
+    formatTable(
       ["Host", "UUID", "Public Address", "Labels", "Version"],
       nodes.map((n) => [
         n.spec.hostname,
@@ -34,6 +31,5 @@ export async function nodesCommand(connect: Connect, p: Parsed, args: string[]):
         n.spec.version,
       ]),
     ));
-  }
   return 0;
 }

@@ -1,10 +1,5 @@
 /** `tctl get KIND[/NAME]`, `tctl create -f FILE [--force]`, `tctl rm KIND/NAME`. */
-import {
-  formatResourcesYaml,
-  parseResources,
-  resolveKind,
-  type Resource,
-} from "../../lib/resource/mod.ts";
+import { parseResources, resolveKind, type Resource } from "../../lib/resource/mod.ts";
 import {
   CliError,
   flag,
@@ -13,6 +8,7 @@ import {
   outputFormat,
   type Parsed,
   print,
+  printResources,
   str,
 } from "../_common.ts";
 import type { Connect } from "./_client.ts";
@@ -57,9 +53,7 @@ export async function getCommand(connect: Connect, p: Parsed, args: string[]): P
   const items = name === undefined
     ? await ctx.client.listResources(kind)
     : [await ctx.client.getResource(kind, name)];
-  if (fmt === "json") print(JSON.stringify(items, null, 2));
-  else if (fmt === "text") print(formatTable(["Kind", "Name", "Summary"], items.map(describe)));
-  else print(items.length === 0 ? "" : formatResourcesYaml(items));
+  printResources(fmt, items, () => formatTable(["Kind", "Name", "Summary"], items.map(describe)));
   return 0;
 }
 

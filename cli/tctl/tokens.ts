@@ -1,6 +1,6 @@
 /** `tctl tokens add|ls|rm`: join tokens. */
 import { formatDuration, parseDuration, type ProvisionToken } from "../../lib/resource/mod.ts";
-import { TOKEN_TTL_MS } from "../../lib/config/mod.ts";
+import { formatAddr, TOKEN_TTL_MS } from "../../lib/config/mod.ts";
 import { formatResourcesYaml } from "../../lib/resource/mod.ts";
 import {
   CliError,
@@ -9,10 +9,11 @@ import {
   outputFormat,
   type Parsed,
   print,
+  printResources,
   selfCommand,
   str,
 } from "../_common.ts";
-import { type Connect, formatAddr } from "./_client.ts";
+import type { Connect } from "./_client.ts";
 
 /** Flags of `tctl tokens`. */
 export const TOKENS_FLAGS: FlagSpec = {
@@ -99,11 +100,9 @@ Please note:
       const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
       const ctx = await connect();
       const tokens = await ctx.client.listResources("token") as ProvisionToken[];
-      if (fmt === "json") print(JSON.stringify(tokens, null, 2));
-      else if (fmt === "yaml") print(tokens.length === 0 ? "" : formatResourcesYaml(tokens));
-      else {
-        const now = new Date();
-        print(formatTable(
+      const now = new Date();
+      printResources(fmt, tokens, () =>
+        formatTable(
           ["Token", "Type", "Expiry Time (UTC)", "Expires In"],
           tokens.map((t) => [
             t.metadata.name,
@@ -112,7 +111,6 @@ Please note:
             expiresIn(t, now),
           ]),
         ));
-      }
       return 0;
     }
     case "rm": {

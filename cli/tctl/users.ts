@@ -1,6 +1,6 @@
 /** `tctl users add|reset|ls|rm`: local users. */
 import type { UserTokenInfo } from "../../lib/authclient/mod.ts";
-import { formatResourcesYaml, type User, validateName } from "../../lib/resource/mod.ts";
+import { type User, validateName } from "../../lib/resource/mod.ts";
 import {
   CliError,
   type FlagSpec,
@@ -8,9 +8,11 @@ import {
   outputFormat,
   type Parsed,
   print,
+  printResources,
   str,
 } from "../_common.ts";
-import { type Connect, formatAddr, type TctlContext } from "./_client.ts";
+import { formatAddr } from "../../lib/config/mod.ts";
+import type { Connect, TctlContext } from "./_client.ts";
 
 /** Flags of `tctl users`. */
 export const USERS_FLAGS: FlagSpec = {
@@ -73,10 +75,8 @@ export async function usersCommand(connect: Connect, p: Parsed, args: string[]):
     case "ls": {
       const fmt = outputFormat(p, ["text", "json", "yaml"], "text");
       const users = await (await connect()).client.listResources("user") as User[];
-      if (fmt === "json") print(JSON.stringify(users, null, 2));
-      else if (fmt === "yaml") print(users.length === 0 ? "" : formatResourcesYaml(users));
-      else {
-        print(formatTable(
+      printResources(fmt, users, () =>
+        formatTable(
           ["User", "Roles", "Logins"],
           users.map((u) => [
             u.metadata.name,
@@ -84,7 +84,6 @@ export async function usersCommand(connect: Connect, p: Parsed, args: string[]):
             (u.spec.traits.logins ?? []).join(","),
           ]),
         ));
-      }
       return 0;
     }
     case "rm": {

@@ -517,10 +517,11 @@ export class AuthServer {
     hostId: string;
     role: SystemRole;
     tlsPublicKeyPem: string;
-    dnsNames?: string[];
-    ipAddresses?: string[];
+    /** Host names and IP addresses for the SANs (split into DNS and IP here). */
+    names?: string[];
     ttlMs?: number;
   }): Promise<string> {
+    const names = [...new Set(req.names ?? [])];
     const now = this.clock.now().getTime();
     const id: Identity = {
       kind: "host",
@@ -534,8 +535,8 @@ export class AuthServer {
       notBefore: new Date(now - BACKDATE_MS),
       notAfter: new Date(now + (req.ttlMs ?? HOST_CERT_TTL_MS)),
       extKeyUsage: ["serverAuth", "clientAuth"],
-      dnsNames: req.dnsNames ?? [],
-      ipAddresses: req.ipAddresses ?? [],
+      dnsNames: names.filter((n) => !isIpAddress(n)),
+      ipAddresses: names.filter(isIpAddress),
     });
   }
 
@@ -614,14 +615,11 @@ export class AuthServer {
       validBefore: "forever",
       extensions: { "x-teleport-role": role, "x-teleport-authority": this.clusterName },
     });
-    const isIp = (h: string) => /^[0-9.]+$/.test(h) || h.includes(":");
-    const names = [...principals, ...(req.dns_names ?? [])];
     const tlsCert = await this.generateHostTlsCert({
       hostId: req.hostID,
       role,
       tlsPublicKeyPem: req.public_tls_key,
-      dnsNames: [...new Set([req.node_name, ...names.filter((n) => !isIp(n))])],
-      ipAddresses: [...new Set(names.filter(isIp))],
+      names: [req.node_name, ...principals, ...(req.dns_names ?? [])],
     });
     this.#log.info("Host {node} ({host}) joined as {role} from {addr}", {
       node: req.node_name,
@@ -682,6 +680,11 @@ export class AuthServer {
   getAuthority(type: "host" | "user"): Promise<CertAuthority> {
     return this.cas.get(type, this.clusterName);
   }
+}
+
+/** True for an IPv4 or IPv6 literal (SAN type IP rather than DNS). */
+function isIpAddress(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(":");
 }
 
 /** `n` random bytes as lowercase hex. */

@@ -51,8 +51,6 @@ export interface AuthReady {
 /** File name of the admin identity inside the data dir. */
 export const ADMIN_IDENTITY_FILE = "admin.identity";
 
-const isIp = (h: string) => /^[0-9.]+$/.test(h) || h.includes(":");
-
 /** One teleport process and its services. */
 export class TeleportProcess implements AsyncDisposable {
   readonly supervisor: Supervisor;
@@ -124,14 +122,12 @@ export class TeleportProcess implements AsyncDisposable {
     const hosts = [cfg.auth.listenAddr, ...cfg.auth.publicAddrs]
       .map((a: Addr) => a.host)
       .filter((h) => h !== "" && !isUnspecifiedHost(h));
-    const names = [...new Set([cfg.nodeName, "localhost", ...hosts])];
     const apiKey = await generateTlsKeyPair();
     const apiCert = await auth.generateHostTlsCert({
       hostId: hostUuid,
       role: "Auth",
       tlsPublicKeyPem: apiKey.publicKeyPem,
-      dnsNames: [...CLUSTER_LOCAL_DNS, ...names.filter((h) => !isIp(h))],
-      ipAddresses: ["127.0.0.1", "::1", ...names.filter(isIp)],
+      names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
     });
     const api = await startAuthApiServer({
       server: auth,
