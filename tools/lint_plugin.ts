@@ -31,7 +31,7 @@ export const RANKS: Readonly<Record<string, number>> = Object.freeze({
   identity: 3,
   services: 4,
   rbac: 4,
-  events: 4,
+  events: 3,
   multiplex: 4,
   ssh: 4,
   authclient: 4,
