@@ -1,0 +1,825 @@
+/**
+ * The only file that touches npm:ssh2 (pinned at 1.17.0 in deno.json). It declares the small
+ * part of ssh2 this module uses, including some of its internals, and holds every adaptation
+ * that makes ssh2 speak OpenSSH certificates (PROTOCOL.certkeys). No ssh2 source is copied:
+ * each adaptation wraps an ssh2 object of the pinned version, names the ssh2 file and function
+ * it depends on, and is covered by a test that fails (or times out with an error) when ssh2's
+ * internals change: against stock OpenSSH in openssh_test.ts wherever OpenSSH shows the
+ * behaviour, else in server_test.ts. {@link assertSsh2Internals} checks the shapes up front so a changed
+ * ssh2 fails with a clear message instead of a confusing handshake error.
+ *
+ * Adaptations:
+ *
+ * - A1 host certificate key object, host keys signing with our PKCS#8 key, and A2 KEX reply
+ *   signature type (server).
+ * - A3 channel-open failure descriptions (server).
+ * - A4 stderr text before rejecting a session request, closing a session that never got a
+ *   shell, exec or subsystem, and keeping input a client sends before the channel exists
+ *   (server).
+ * - A5 user certificate authentication (client).
+ * - A6 raw session channels with per-request replies (client).
+ * - A7 keepalive probes with a reply (client).
+ * - A8 pty-req parsed by us, terminal modes included (server).
+ */
+import type { EventEmitter } from "node:events";
+import { Buffer } from "node:buffer";
+import { createPrivateKey, sign as nodeSign } from "node:crypto";
+import ssh2 from "ssh2";
+import ssh2Package from "ssh2/package.json" with { type: "json" };
+import ssh2ProtocolUtils from "ssh2/lib/protocol/utils.js";
+import ssh2ChannelModule from "ssh2/lib/Channel.js";
+import ssh2MessageHandlers from "ssh2/lib/protocol/handlers.js";
+import { SshReader, SshWriter } from "../ca/mod.ts";
+
+/** The ssh2 version every adaptation below was written against. */
+export const SSH2_VERSION = "1.17.0";
+
+// ---------------------------------------------------------------------------------------------
+// Declarations of the ssh2 surface we use (public API first, then internals marked "internal").
+// ---------------------------------------------------------------------------------------------
+
+/** A key object from ssh2's keyParser.js (`parseKey`), prototype BaseKey. */
+export interface Ssh2Key {
+  type: string;
+  comment: string;
+  sign(data: Uint8Array, algo?: string): Buffer | Error;
+  getPublicSSH(): Buffer;
+  getPrivatePEM(): string | null;
+  isPrivateKey(): boolean;
+}
+
+/** The KEX state of a Protocol (kex.js `KeyExchange`; internal). */
+export interface Ssh2Kex {
+  negotiated: { serverHostKey: string };
+  sessionID: Buffer | undefined;
+}
+
+/** The outbound packet writer of a Protocol (zlib.js `PacketWriter`; internal). */
+interface Ssh2PacketWriter {
+  allocStart: number;
+  alloc(payloadSize: number): Buffer;
+  finalize(packet: Buffer): Buffer;
+}
+
+/** A channel's flow-control state (Channel.js / server.js `_chanInfo`; internal). */
+export interface Ssh2ChannelState {
+  id: number;
+  window: number;
+  packetSize: number;
+  state: "open" | "eof" | "closing" | "closed";
+}
+
+/** ssh2's Protocol (protocol/Protocol.js); only what we call. */
+export interface Ssh2Protocol {
+  /** internal: the current key exchange. */
+  _kex: Ssh2Kex | undefined;
+  /** internal: host keys by algorithm name (server). */
+  _hostKeys: Record<string, Ssh2Key>;
+  /** internal: packet reader/writer pair. */
+  _packetRW: { write: Ssh2PacketWriter };
+  /** internal: the connection's message handlers (server.js / client.js `messageHandlers`). */
+  _handlers: {
+    CHANNEL_DATA?: (proto: unknown, recipient: number, data: Uint8Array) => unknown;
+    [name: string]: unknown;
+  };
+  /** internal: auth methods awaiting a reply (client). */
+  _authsQueue: string[];
+  authPK(
+    username: string,
+    key: unknown,
+    keyAlgo?: string,
+    cbSign?: (data: Buffer, cb: (signature: Buffer) => void) => void,
+  ): void;
+  channelOpenFail(remote: number, reason: number, desc?: string): void;
+  channelExtData(chan: number, data: Uint8Array, type: number): void;
+  channelClose(chan: number): void;
+  session(chan: number, initWindow: number, maxPacket: number): void;
+  pty(
+    chan: number,
+    rows: number,
+    cols: number,
+    height: number,
+    width: number,
+    term: string,
+    modes: Uint8Array | null,
+    wantReply: boolean,
+  ): void;
+  env(chan: number, key: string, value: string, wantReply: boolean): void;
+  shell(chan: number, wantReply: boolean): void;
+  exec(chan: number, command: string, wantReply: boolean): void;
+  subsystem(chan: number, name: string, wantReply: boolean): void;
+  windowChange(chan: number, rows: number, cols: number, height: number, width: number): void;
+  signal(chan: number, name: string): void;
+  ping(): void;
+}
+
+/** ssh2's channel manager (utils.js `ChannelManager`; internal). */
+interface Ssh2ChannelManager {
+  add(value?: unknown): number;
+  get(id: number): unknown;
+  remove(id: number): void;
+}
+
+/** ssh2's Channel (Channel.js), a node Duplex. */
+export interface Ssh2Channel extends EventEmitter {
+  readonly incoming: Ssh2ChannelState;
+  readonly outgoing: Ssh2ChannelState;
+  /** internal: reply callbacks of requests sent with want-reply, oldest first. */
+  _callbacks: Array<(failed: boolean) => void>;
+  subtype: string | undefined;
+  exit(statusOrSignal: number | string, coreDumped?: boolean, message?: string): void;
+  close(): void;
+}
+
+/** ssh2's server-side connection (server.js `Client`, exported as `IncomingClient`). */
+export interface Ssh2IncomingClient extends EventEmitter {
+  authenticated: boolean;
+  /** internal */
+  _protocol: Ssh2Protocol;
+  /** internal */
+  _chanMgr: Ssh2ChannelManager;
+  end(): void;
+  forwardOut(
+    boundAddr: string,
+    boundPort: number,
+    remoteAddr: string,
+    remotePort: number,
+    cb: (err: Error | undefined, channel: Ssh2Channel) => void,
+  ): void;
+}
+
+/** ssh2's server-side session (server.js `Session`). */
+export interface Ssh2Session extends EventEmitter {
+  /** internal: set by EOF or CLOSE; accept()/reject() do nothing once it is true. */
+  _ending: boolean;
+  /** internal: the session channel's flow-control state, shared with its later Channel. */
+  _chanInfo: { incoming: Ssh2ChannelState; outgoing: Ssh2ChannelState };
+  /** internal: the Channel created by accepting shell, exec or subsystem. */
+  _channel: Ssh2Channel | undefined;
+}
+
+/** ssh2's AuthContext family (server.js). */
+export interface Ssh2AuthContext {
+  method: string;
+  username: string;
+  key?: { algo: string; data: Buffer };
+  signature?: Buffer;
+  blob?: Buffer;
+  accept(): void;
+  reject(methodsLeft?: string[], isPartial?: boolean): void;
+}
+
+/** Algorithm lists in ssh2's config shape. */
+export interface Ssh2Algorithms {
+  kex: string[];
+  cipher: string[];
+  hmac: string[];
+  compress: string[];
+  serverHostKey?: string[];
+}
+
+/** ssh2's Server (server.js). */
+export interface Ssh2Server extends EventEmitter {
+  injectSocket(socket: unknown): void;
+}
+
+/** ssh2's Client (client.js). */
+export interface Ssh2Client extends EventEmitter {
+  /** internal */
+  _protocol: Ssh2Protocol;
+  /** internal: reply callbacks of global requests, oldest first. */
+  _callbacks: Array<(failed: boolean) => void>;
+  /** internal */
+  _chanMgr: Ssh2ChannelManager;
+  connect(config: Record<string, unknown>): void;
+  end(): void;
+  destroy(): void;
+  exec(
+    command: string,
+    options: Record<string, unknown>,
+    cb: (err: Error | undefined, channel: Ssh2Channel) => void,
+  ): void;
+  shell(
+    window: Record<string, unknown> | false,
+    options: Record<string, unknown>,
+    cb: (err: Error | undefined, channel: Ssh2Channel) => void,
+  ): void;
+  forwardOut(
+    srcIp: string,
+    srcPort: number,
+    dstIp: string,
+    dstPort: number,
+    cb: (err: Error | undefined, channel: Ssh2Channel) => void,
+  ): void;
+}
+
+interface Ssh2Module {
+  Server: new (config: Record<string, unknown>) => Ssh2Server;
+  Client: new () => Ssh2Client;
+  utils: { parseKey(data: string | Buffer): Ssh2Key | Ssh2Key[] | Error };
+}
+
+interface Ssh2ProtocolUtils {
+  sendPacket(proto: Ssh2Protocol, packet: Buffer): boolean;
+  convertSignature(signature: Buffer, keyType: string): Buffer | false | undefined;
+}
+
+const mod = ssh2 as unknown as Ssh2Module;
+const protocolUtils = ssh2ProtocolUtils as unknown as Ssh2ProtocolUtils;
+const channelModule = ssh2ChannelModule as unknown as {
+  MAX_WINDOW: number;
+  PACKET_SIZE: number;
+  WINDOW_THRESHOLD: number;
+  windowAdjust(channel: Ssh2Channel): void;
+};
+
+/** ssh2's Server class. */
+export const Ssh2ServerClass = mod.Server;
+/** ssh2's Client class. */
+export const Ssh2ClientClass = mod.Client;
+
+/** RFC 4254 §5.2: SSH_EXTENDED_DATA_STDERR. */
+export const SSH_EXTENDED_DATA_STDERR = 1;
+
+/** RFC 4254 §5.1 channel open failure reason codes. */
+export const CHANNEL_OPEN_FAILURE_CODES = {
+  "administratively-prohibited": 1,
+  "connect-failed": 2,
+  "unknown-channel-type": 3,
+  "resource-shortage": 4,
+} as const;
+
+/** Thrown when the pinned ssh2 does not look like the version the adaptations were written for. */
+export class Ssh2AdaptationError extends Error {
+  constructor(what: string) {
+    super(
+      `Cannot adapt npm:ssh2 ${ssh2Package.version}: ${what} (lib/ssh/_ssh2.ts was written ` +
+        `against ssh2 ${SSH2_VERSION}; review every adaptation before changing the pin)`,
+    );
+    this.name = "Ssh2AdaptationError";
+  }
+}
+
+/**
+ * Checks the version and the prototype methods the adaptations wrap. The per-connection
+ * internals (`_protocol`, `_kex`, `_hostKeys`, …) are checked where they are used.
+ */
+export function assertSsh2Internals(): void {
+  if (ssh2Package.version !== SSH2_VERSION) {
+    throw new Ssh2AdaptationError(`unexpected version ${ssh2Package.version}`);
+  }
+  if (typeof protocolUtils.sendPacket !== "function") {
+    throw new Ssh2AdaptationError("protocol/utils.js sendPacket is missing");
+  }
+  if (typeof protocolUtils.convertSignature !== "function") {
+    throw new Ssh2AdaptationError("protocol/utils.js convertSignature is missing");
+  }
+  if (
+    typeof channelModule.MAX_WINDOW !== "number" ||
+    typeof channelModule.PACKET_SIZE !== "number" ||
+    channelModule.WINDOW_THRESHOLD !== channelModule.MAX_WINDOW / 2 ||
+    typeof channelModule.windowAdjust !== "function"
+  ) {
+    throw new Ssh2AdaptationError("Channel.js MAX_WINDOW/PACKET_SIZE/windowAdjust changed");
+  }
+}
+assertSsh2Internals();
+
+// ---------------------------------------------------------------------------------------------
+// Algorithms
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Algorithm preferences for both ends. Ciphers: chacha20-poly1305 and AES-CTR before AES-GCM,
+ * whose ssh2 implementation is the slowest in Deno (deno-platform-notes.md). All of these are
+ * in OpenSSH 9.x's defaults; SHA-1 MACs, CBC ciphers and group1/group14-sha1 are left out.
+ */
+export const ALGORITHMS: Readonly<Ssh2Algorithms> = Object.freeze({
+  kex: [
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group14-sha256",
+  ],
+  cipher: [
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+  ],
+  hmac: [
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+  ],
+  compress: ["none"],
+});
+
+/** Plain host key algorithms the ssh2 client accepts (it cannot verify certificate ones). */
+export const CLIENT_HOST_KEY_ALGORITHMS: readonly string[] = Object.freeze([
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+]);
+
+/** Channel window and packet size ssh2 uses for every channel (Channel.js). */
+export const CHANNEL_WINDOW = channelModule.MAX_WINDOW;
+export const CHANNEL_PACKET_SIZE = channelModule.PACKET_SIZE;
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+// ---------------------------------------------------------------------------------------------
+
+/** Parses an OpenSSH private key PEM with ssh2's keyParser.js `parseKey`. */
+export function parseSsh2PrivateKey(pem: string): Ssh2Key {
+  let key = mod.utils.parseKey(pem);
+  if (key instanceof Error) {
+    throw new Ssh2AdaptationError(`keyParser.js parseKey rejected our key: ${key.message}`);
+  }
+  if (Array.isArray(key)) key = key[0]!;
+  if (!key.isPrivateKey()) throw new Ssh2AdaptationError("keyParser.js parsed no private key");
+  return key;
+}
+
+/**
+ * A1 (signing): a copy of an ssh2 key object that signs with node:crypto from our PKCS#8 PEM.
+ *
+ * Depends on protocol/keyParser.js: `BaseKey.sign` signs with a PEM ssh2 builds itself, and for
+ * ECDSA that is a SEC1 "EC PRIVATE KEY" PEM which Deno's node:crypto rejects ("invalid SEC1
+ * private key"). kex.js `finish()` calls `hostKey.sign(exchangeHash, hashAlgo)` synchronously
+ * and expects DER for ECDSA (raw 64 bytes for Ed25519), converting with utils.js
+ * `convertSignature(sig, key.type)`; this returns the same. The copy inherits everything else
+ * (including keyParser's private "parsed" marker) from `plain` via `Object.create`.
+ */
+export function withNodeSigner(plain: Ssh2Key, pkcs8Pem: string): Ssh2Key {
+  const key = createPrivateKey(pkcs8Pem);
+  const hash = key.asymmetricKeyType === "ed25519" ? null : "sha256";
+  if (hash !== null && plain.type !== "ecdsa-sha2-nistp256") {
+    throw new Ssh2AdaptationError(`unexpected host key type ${plain.type}`);
+  }
+  return Object.create(plain, {
+    sign: {
+      value: (data: Uint8Array): Buffer | Error => {
+        try {
+          return nodeSign(hash, data, key);
+        } catch (err) {
+          return err instanceof Error ? err : new Error(String(err));
+        }
+      },
+    },
+  }) as Ssh2Key;
+}
+
+/**
+ * A1: a key object that presents an OpenSSH certificate instead of the plain public key.
+ *
+ * Depends on protocol/keyParser.js: `parseKey`/`isParsedKey` accept any object whose
+ * `[SYM_DECRYPTED]` is a boolean, which this object inherits from the real parsed key it is
+ * created from (`Object.create`), so ssh2 takes it as already parsed. Server side, server.js's
+ * `Server` constructor files host keys under `key.type` and offers that name in KEXINIT without
+ * checking it against its supported list, and kex.js `finish()` sends `getPublicSSH()` as K_S,
+ * so the certificate blob goes out as the host key. It then converts the signature with
+ * utils.js `convertSignature(sig, key.type)`, which passes unknown (certificate) types through
+ * unchanged, so `sign` converts ECDSA DER signatures itself with the base key type. Client side
+ * (A5) only `type`, `getPublicSSH` and `isPrivateKey` are used.
+ */
+export function certificateKey(plain: Ssh2Key, certType: string, certBlob: Uint8Array): Ssh2Key {
+  const baseType = plain.type;
+  const blob = Buffer.from(certBlob);
+  return Object.create(plain, {
+    type: { value: certType, enumerable: true },
+    getPublicSSH: { value: () => blob },
+    sign: {
+      value: (data: Uint8Array, algo?: string): Buffer | Error => {
+        const sig = plain.sign(data, algo);
+        if (sig instanceof Error) return sig;
+        const converted = protocolUtils.convertSignature(sig, baseType);
+        return converted ? converted : new Error(`Cannot convert ${baseType} signature`);
+      },
+    },
+  }) as Ssh2Key;
+}
+
+/**
+ * A2: makes a server send the KEX reply signature with the base algorithm name when it
+ * presents a host certificate (PROTOCOL.certkeys: the signature is made by the certified key,
+ * so its format is e.g. "ssh-ed25519", not "ssh-ed25519-cert-v01@openssh.com"). OpenSSH
+ * refuses the mismatch ("key type does not match").
+ *
+ * Depends on protocol/kex.js: the server's KEXDH_INIT step looks the host key up with
+ * `this._protocol._hostKeys[this.negotiated.serverHostKey]`, then `finish()` writes
+ * `this.negotiated.serverHostKey` as the signature type; `this` is `protocol._kex`. This
+ * replaces the connection's `_hostKeys` with a copy whose certificate entries are getters that
+ * switch `negotiated.serverHostKey` to the base name at that lookup (the name is not used
+ * again in that exchange except for RSA hash selection, which certificates here never hit).
+ */
+export function installHostCertificateKex(
+  proto: Ssh2Protocol,
+  certKeys: ReadonlyMap<string, { key: Ssh2Key; baseType: string }>,
+): void {
+  if (proto === undefined || typeof proto._hostKeys !== "object" || proto._hostKeys === null) {
+    throw new Ssh2AdaptationError("server connection has no _protocol._hostKeys");
+  }
+  const keys: Record<string, Ssh2Key> = Object.create(null);
+  for (const [name, key] of Object.entries(proto._hostKeys)) keys[name] = key;
+  for (const [certType, { key, baseType }] of certKeys) {
+    Object.defineProperty(keys, certType, {
+      enumerable: true,
+      get: () => {
+        const kex = proto._kex;
+        if (kex === undefined || kex.negotiated?.serverHostKey !== certType) {
+          throw new Ssh2AdaptationError(
+            "kex.js did not look the host key up by the negotiated algorithm",
+          );
+        }
+        kex.negotiated.serverHostKey = baseType;
+        return key;
+      },
+    });
+  }
+  proto._hostKeys = keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server: channel-open failures and session requests
+// ---------------------------------------------------------------------------------------------
+
+/** Default descriptions for RFC 4254 §5.1 reason codes. */
+const FAILURE_TEXT: Record<number, string> = {
+  1: "administratively prohibited",
+  2: "connect failed",
+  3: "unknown channel type",
+  4: "resource shortage",
+};
+
+/**
+ * A3: lets a server reject a channel open with its own reason code and description.
+ *
+ * Depends on server.js: the `reject` closure handed to 'session' and 'tcpip' listeners (and
+ * the automatic rejection of other channel types) calls
+ * `proto.channelOpenFail(info.sender, reason, '')` synchronously, always with an empty
+ * description. This wraps the connection's `channelOpenFail` so that the failure queued just
+ * before calling `reject()` replaces code and text, and an empty text becomes the standard
+ * phrase for the code. Returns the function that rejects with a reason.
+ */
+export function installChannelOpenFailures(
+  proto: Ssh2Protocol,
+): (reject: () => void, code: number, description: string) => void {
+  const original = proto.channelOpenFail;
+  if (typeof original !== "function") {
+    throw new Ssh2AdaptationError("Protocol has no channelOpenFail");
+  }
+  let queued: { code: number; description: string } | undefined;
+  proto.channelOpenFail = function (remote: number, reason: number, desc?: string) {
+    const q = queued;
+    queued = undefined;
+    const code = q?.code ?? reason;
+    const text = q?.description || desc || FAILURE_TEXT[code] || "";
+    return original.call(this, remote, code, text);
+  };
+  return (reject, code, description) => {
+    queued = { code, description };
+    try {
+      reject();
+    } finally {
+      queued = undefined;
+    }
+  };
+}
+
+/**
+ * A4: writes `text` to a session's stderr before a shell, exec or subsystem exists (e.g. to
+ * explain a rejected request). Sends at most one window's worth, in packet-size pieces.
+ *
+ * Depends on server.js `Session._chanInfo.outgoing` (the peer's channel id, window and packet
+ * size, shared with the Channel later created from it) and Protocol.js `channelExtData`.
+ */
+export function writeSessionStderr(
+  client: Ssh2IncomingClient,
+  session: Ssh2Session,
+  text: string,
+): void {
+  const out = session._chanInfo?.outgoing;
+  if (out === undefined) throw new Ssh2AdaptationError("Session has no _chanInfo.outgoing");
+  if (out.state !== "open") return;
+  let data: Uint8Array = Buffer.from(text, "utf8");
+  data = data.subarray(0, Math.min(data.length, out.window));
+  for (let p = 0; p < data.length; p += out.packetSize) {
+    const chunk = data.subarray(p, Math.min(data.length, p + out.packetSize));
+    client._protocol.channelExtData(out.id, chunk, SSH_EXTENDED_DATA_STDERR);
+    out.window -= chunk.length;
+  }
+}
+
+/**
+ * A4 (close): closes a session channel that has no shell/exec/subsystem Channel, and answers
+ * the peer's CHANNEL_CLOSE for such a session (RFC 4254 §5.3 requires the reply; OpenSSH's
+ * client waits for it before exiting).
+ *
+ * Depends on server.js: its CHANNEL_CLOSE handler emits 'close' on a `Session` and returns
+ * without replying or freeing the channel id when `session._channel` is unset;
+ * `Client._chanMgr.remove(id)` frees it; Protocol.js `channelClose` sends the message.
+ */
+export function closeBareSession(client: Ssh2IncomingClient, session: Ssh2Session): void {
+  if (session._channel !== undefined) {
+    session._channel.close();
+    return;
+  }
+  const info = session._chanInfo;
+  if (info === undefined) throw new Ssh2AdaptationError("Session has no _chanInfo");
+  if (info.outgoing.state === "open" || info.outgoing.state === "eof") {
+    info.outgoing.state = "closing";
+    client._protocol.channelClose(info.outgoing.id);
+  }
+}
+
+/** A4 (close): frees the channel id of a bare session the peer closed (see closeBareSession). */
+export function releaseBareSession(client: Ssh2IncomingClient, session: Ssh2Session): void {
+  if (session._channel !== undefined) return; // ssh2's onCHANNEL_CLOSE handles real channels
+  closeBareSession(client, session);
+  const info = session._chanInfo;
+  info.outgoing.state = "closed";
+  if (info.incoming.state !== "closed") {
+    info.incoming.state = "closed";
+    client._chanMgr.remove(info.incoming.id);
+  }
+}
+
+/** Input a client sent on a session before its shell/exec/subsystem channel existed. */
+interface EarlyInput {
+  data: Uint8Array[];
+  eof: boolean;
+}
+const earlyInputs = new WeakMap<object, EarlyInput>();
+
+/**
+ * A4 (early input), per connection: keeps data a client sends on a session before shell, exec
+ * or subsystem is accepted. OpenSSH starts sending stdin right after the exec request, and
+ * `ssh host cmd </dev/null` sends EOF at once; an asynchronous handler accepts later.
+ *
+ * Depends on server.js: its CHANNEL_DATA handler (the connection's `_protocol._handlers
+ * .CHANNEL_DATA`, looked up per packet by protocol/handlers.misc.js) drops data for a `Session`
+ * whose `_channel` is unset, and its CHANNEL_EOF handler sets `session._ending` (after which
+ * the session's accept/reject closures do nothing) and emits 'eof'. The wrapper buffers data of
+ * sessions registered with {@link holdEarlyInput}, charging their receive window
+ * (`_chanInfo.incoming.window`) as ssh2 would; the 'eof' listener clears `_ending` again.
+ */
+export function installEarlyInput(client: Ssh2IncomingClient): void {
+  const handlers = client._protocol?._handlers;
+  const original = handlers?.CHANNEL_DATA;
+  if (typeof original !== "function" || typeof client._chanMgr?.get !== "function") {
+    throw new Ssh2AdaptationError("connection has no _handlers.CHANNEL_DATA or _chanMgr.get");
+  }
+  handlers!.CHANNEL_DATA = (p: unknown, recipient: number, data: Uint8Array) => {
+    let target: unknown;
+    try {
+      target = client._chanMgr.get(recipient);
+    } catch {
+      return original(p, recipient, data); // let ssh2 report the bad id
+    }
+    const early = typeof target === "object" && target !== null
+      ? earlyInputs.get(target)
+      : undefined;
+    const session = target as Ssh2Session;
+    if (early === undefined || session._channel !== undefined) {
+      return original(p, recipient, data);
+    }
+    const incoming = session._chanInfo.incoming;
+    if (incoming.window === 0) return; // as ssh2 does: the peer overran the window
+    incoming.window -= data.length;
+    early.data.push(Uint8Array.from(data)); // the packet buffer is reused
+  };
+}
+
+/** A4 (early input): starts keeping early data and EOF of `session`. */
+export function holdEarlyInput(session: Ssh2Session): void {
+  if (typeof session._ending !== "boolean" || session._chanInfo?.incoming === undefined) {
+    throw new Ssh2AdaptationError("Session has no _ending flag or _chanInfo");
+  }
+  const early: EarlyInput = { data: [], eof: false };
+  earlyInputs.set(session, early);
+  session.on("eof", () => {
+    if (session._channel !== undefined) return;
+    const out = session._chanInfo.outgoing;
+    if (out.state === "closing" || out.state === "closed") return;
+    early.eof = true;
+    session._ending = false;
+  });
+}
+
+/**
+ * A4 (early input): hands kept data, then EOF, to the channel just created for `session`,
+ * doing what server.js's CHANNEL_DATA/CHANNEL_EOF handlers do for a channel (`push`,
+ * `incoming.state = 'eof'`, `_waitChanDrain` or Channel.js `windowAdjust`).
+ */
+export function deliverEarlyInput(session: Ssh2Session, channel: Ssh2Channel): void {
+  const early = earlyInputs.get(session);
+  earlyInputs.delete(session);
+  if (early === undefined) return;
+  const ch = channel as Ssh2Channel & {
+    push(chunk: Uint8Array | null): boolean;
+    _waitChanDrain: boolean;
+  };
+  let full = false;
+  for (const chunk of early.data) full = !ch.push(Buffer.from(chunk)) || full;
+  if (early.eof && ch.incoming.state === "open") {
+    ch.incoming.state = "eof";
+    ch.push(null);
+  }
+  if (full) ch._waitChanDrain = true;
+  else if (ch.incoming.window <= CHANNEL_WINDOW / 2) channelModule.windowAdjust(ch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client: certificate authentication and raw sessions
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A5: makes an ssh2 client authenticate with an OpenSSH user (or host) certificate.
+ *
+ * Depends on Protocol.js `authPK(username, key, keyAlgo, cbSign)`: with `cbSign` it builds
+ * `string session id || USERAUTH_REQUEST payload` (RFC 4252 §7, with the certificate type as
+ * the algorithm name and the certificate as the key blob, both correct) and hands it to
+ * `cbSign`; its own continuation would then write the signature with the *certificate*
+ * algorithm name and convert ECDSA signatures by the certificate type, both wrong for
+ * OpenSSH. This wraps the connection's `authPK`: for `certKey` it signs those bytes with
+ * WebCrypto (`sign`, which writes the base algorithm name), appends `string signature` to the
+ * payload and sends the packet the way Protocol.js methods do (`_packetRW.write.alloc` /
+ * `allocStart` / `finalize`, utils.js `sendPacket`), queueing 'publickey' in `_authsQueue` so
+ * client.js matches the reply. The unsigned query goes through the original unchanged.
+ */
+export function installCertificateAuth(
+  proto: Ssh2Protocol,
+  certKey: Ssh2Key,
+  sign: (data: Uint8Array) => Promise<Uint8Array>,
+  onError: (err: unknown) => void,
+): void {
+  const original = proto.authPK;
+  if (typeof original !== "function" || !Array.isArray(proto._authsQueue)) {
+    throw new Ssh2AdaptationError("Protocol has no authPK or _authsQueue");
+  }
+  proto.authPK = function (this: Ssh2Protocol, username, key, keyAlgo, cbSign) {
+    if (key !== certKey || cbSign === undefined) {
+      return original.call(this, username, key, keyAlgo, cbSign);
+    }
+    return original.call(this, username, key, keyAlgo, (data) => {
+      const toSign = new Uint8Array(data);
+      sign(toSign).then((signature) => {
+        const sessionIdLength = new DataView(toSign.buffer).getUint32(0);
+        const request = toSign.subarray(4 + sessionIdLength);
+        // RFC 4252 §7: SSH_MSG_USERAUTH_REQUEST ... boolean TRUE ... string signature.
+        const payload = new SshWriter().raw(request).string(signature).bytes();
+        const writer = this._packetRW.write;
+        const packet = writer.alloc(payload.length);
+        packet.set(payload, writer.allocStart);
+        this._authsQueue.push("publickey");
+        protocolUtils.sendPacket(this, writer.finalize(packet));
+      }).catch(onError);
+    });
+  };
+}
+
+/**
+ * A6: opens a session channel without sending any request, so the caller can send pty-req,
+ * env, shell/exec/subsystem itself and see each reply.
+ *
+ * Depends on client.js: `Client._chanMgr.add(fn)` reserves a local id for a pending open whose
+ * callback `fn(err, channel)` (with `fn.type = 'session'`) the CHANNEL_OPEN_CONFIRMATION and
+ * CHANNEL_OPEN_FAILURE handlers call with a new Channel or an error; Protocol.js
+ * `session(id, window, packetSize)` sends the open.
+ */
+export function openRawSession(client: Ssh2Client): Promise<Ssh2Channel> {
+  return new Promise((resolve, reject) => {
+    const pending = Object.assign((err: Error | undefined, channel: Ssh2Channel) => {
+      if (err) reject(err);
+      else resolve(channel);
+    }, { type: "session" });
+    const id = client._chanMgr.add(pending);
+    if (id === -1) {
+      reject(new Error("no free channel ids"));
+      return;
+    }
+    client._protocol.session(id, CHANNEL_WINDOW, CHANNEL_PACKET_SIZE);
+  });
+}
+
+/**
+ * A6: sends a session request with want-reply and resolves true on CHANNEL_SUCCESS, false on
+ * CHANNEL_FAILURE (or when the channel closes first).
+ *
+ * Depends on Channel.js `_callbacks` (client.js's CHANNEL_SUCCESS/FAILURE handlers call the
+ * oldest with `failed`) and the Protocol.js request writers passed in `send`.
+ */
+export function sessionRequest(
+  channel: Ssh2Channel,
+  send: (proto: Ssh2Protocol, remoteId: number) => void,
+  proto: Ssh2Protocol,
+): Promise<boolean> {
+  if (!Array.isArray(channel._callbacks)) {
+    throw new Ssh2AdaptationError("Channel has no _callbacks");
+  }
+  // RFC 4254 §5.3: after our EOF the channel still takes requests, until CLOSE.
+  const state = channel.outgoing.state;
+  if (state !== "open" && state !== "eof") return Promise.resolve(false);
+  return new Promise((resolve) => {
+    channel._callbacks.push((failed) => resolve(!failed));
+    send(proto, channel.outgoing.id);
+  });
+}
+
+/**
+ * A7: sends keepalive@openssh.com with want-reply (OpenSSH PROTOCOL §2.2 behaviour: any reply,
+ * usually failure, proves the peer alive) and resolves on the reply.
+ *
+ * Depends on client.js: REQUEST_SUCCESS/REQUEST_FAILURE call the oldest of `Client._callbacks`
+ * (the array its own keepalive timer and forwardIn use), and Protocol.js `ping()` sends the
+ * request.
+ */
+export function pingServer(client: Ssh2Client): Promise<void> {
+  if (!Array.isArray(client._callbacks) || typeof client._protocol?.ping !== "function") {
+    throw new Ssh2AdaptationError("Client has no _callbacks or Protocol.ping");
+  }
+  return new Promise((resolve) => {
+    client._callbacks.push(() => resolve());
+    client._protocol.ping();
+  });
+}
+
+/** A pty-req as sent (RFC 4254 §6.2). */
+export interface RawPtyRequest {
+  term: string;
+  cols: number;
+  rows: number;
+  widthPx: number;
+  heightPx: number;
+  /** Encoded terminal modes (RFC 4254 §8). */
+  modes: Uint8Array;
+}
+
+/** RFC 4254 §9: SSH_MSG_CHANNEL_REQUEST. */
+const SSH_MSG_CHANNEL_REQUEST = 98;
+const ptyRequests = new WeakMap<object, RawPtyRequest>();
+
+/**
+ * A8: reads pty-req ourselves. ssh2's parser (protocol/handlers.misc.js, CHANNEL_REQUEST
+ * 'pty-req') starts reading the modes one byte late (`bufferParser.init(modesBinary, 1)`), so
+ * real clients' modes come out empty, and it drops the whole request data when an opcode is
+ * unknown to it (e.g. IUTF8, RFC 8160).
+ *
+ * Depends on protocol/handlers.js: the module-level `MESSAGE_HANDLERS` array, indexed by
+ * message number at dispatch time (Protocol.js `onPayload`), whose CHANNEL_REQUEST entry parses
+ * the payload and synchronously calls the connection's CHANNEL_REQUEST handler, which emits
+ * 'pty' on the session. The wrapper parses the payload first and keeps the result for that
+ * synchronous dispatch; {@link currentPtyRequest} reads it from the 'pty' listener.
+ */
+function installPtyRequestCapture(): void {
+  const handlers = ssh2MessageHandlers as unknown as Array<
+    ((self: object, payload: Uint8Array) => unknown) | undefined
+  >;
+  const original = handlers[SSH_MSG_CHANNEL_REQUEST];
+  if (typeof original !== "function") {
+    throw new Ssh2AdaptationError("handlers.js has no CHANNEL_REQUEST handler");
+  }
+  handlers[SSH_MSG_CHANNEL_REQUEST] = function (self: object, payload: Uint8Array) {
+    let captured = false;
+    try {
+      const r = new SshReader(payload, "channel request");
+      r.byte(); // SSH_MSG_CHANNEL_REQUEST
+      r.uint32(); // recipient channel
+      if (r.text() === "pty-req") {
+        r.boolean(); // want reply
+        ptyRequests.set(self, {
+          term: r.text(),
+          cols: r.uint32(),
+          rows: r.uint32(),
+          widthPx: r.uint32(),
+          heightPx: r.uint32(),
+          modes: r.string(),
+        });
+        captured = true;
+      }
+    } catch {
+      // malformed: ssh2's own parser decides
+    }
+    try {
+      return original(self, payload);
+    } finally {
+      if (captured) ptyRequests.delete(self);
+    }
+  };
+}
+installPtyRequestCapture();
+
+/** A8: the pty-req being dispatched on `proto`, when called from a 'pty' listener. */
+export function currentPtyRequest(proto: Ssh2Protocol): RawPtyRequest | undefined {
+  return ptyRequests.get(proto);
+}

@@ -1,0 +1,591 @@
+/**
+ * SSH client on npm:ssh2 that logs in with a private key plus an OpenSSH certificate
+ * (PROTOCOL.certkeys), adaptation A5 in _ssh2.ts. Works against stock OpenSSH sshd
+ * (TrustedUserCAKeys) and against {@link SshServer}.
+ *
+ * Host keys: ssh2's client cannot negotiate `*-cert-v01@openssh.com` host key algorithms (its
+ * algorithm lists reject them, kex.js insists that the KEX signature type equal the negotiated
+ * name and parses K_S as a plain key with a destructured keyParser import), so it offers plain
+ * algorithms only and `verifyHostKey` receives the server's plain host key blob. Callers pin
+ * that key (e.g. from a host certificate they obtained another way).
+ */
+import { connect as netConnect, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import {
+  formatOpenSshPrivateKey,
+  parseSshCertificate,
+  signSsh,
+  sshBlobType,
+  type SshCertificate,
+} from "../ca/mod.ts";
+import { AccessDeniedError, BadParameterError, ConnectionProblemError } from "../errors/mod.ts";
+import { getComponentLogger, type Logger } from "../log/mod.ts";
+import {
+  ALGORITHMS,
+  certificateKey,
+  CLIENT_HOST_KEY_ALGORITHMS,
+  installCertificateAuth,
+  openRawSession,
+  parseSsh2PrivateKey,
+  pingServer,
+  sessionRequest,
+  type Ssh2Channel,
+  type Ssh2Client,
+  Ssh2ClientClass,
+  type Ssh2Protocol,
+} from "./_ssh2.ts";
+import type { ClientChannel, ExitStatus, PtyOptions, WindowSize } from "./channel.ts";
+import { encodeTerminalModes } from "./terminal_modes.ts";
+import { Buffer } from "node:buffer";
+
+/** What `verifyHostKey` is shown. */
+export interface HostKeyInfo {
+  /** The server's plain host key blob (RFC 4253 §6.6). */
+  keyBlob: Uint8Array;
+  /** Its algorithm, e.g. "ssh-ed25519". */
+  algorithm: string;
+  /** The host and port dialled ("" and 0 when a socket was given). */
+  host: string;
+  port: number;
+}
+
+/** Options for {@link connectSsh}. */
+export interface ConnectSshOptions {
+  /** Host to dial. Ignored when `socket` is given. @default {"127.0.0.1"} */
+  host?: string;
+  /** Port to dial. @default {22} */
+  port?: number;
+  /** An already connected stream to run SSH over (a proxy or tunnel channel, a TLS socket). */
+  socket?: Duplex;
+  /** The login. */
+  username: string;
+  /** The private key the certificate certifies (Ed25519 or ECDSA P-256, lib/ca). */
+  key: { privateKey: CryptoKey; publicKeyBlob: Uint8Array };
+  /** The OpenSSH user (or host) certificate blob for `key`. */
+  certificate: Uint8Array;
+  /** Accepts or refuses the server's host key. */
+  verifyHostKey(info: HostKeyInfo): boolean | Promise<boolean>;
+  /** Time allowed for dial, handshake and login, in ms. @default {30000} */
+  timeoutMs?: number;
+  /** Interval of keepalive@openssh.com probes, in ms; 0 disables. @default {0} */
+  keepaliveIntervalMs?: number;
+  /** Unanswered probes before disconnecting. @default {3} */
+  keepaliveCountMax?: number;
+  /** Aborts the connection attempt. */
+  signal?: AbortSignal;
+  /** @default {getComponentLogger("ssh:client")} */
+  logger?: Logger;
+}
+
+/** Output and status of a finished command. */
+export interface ExecResult {
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Exit status, or null when the command died of a signal or sent none. */
+  exitCode: number | null;
+  /** Signal name without "SIG" when the command died of one. */
+  exitSignal: string | null;
+}
+
+/** Options for commands and shells. */
+export interface SessionOptions {
+  /** Environment sent as env requests (the server may ignore them). */
+  env?: Record<string, string>;
+  /** Request a pseudo-terminal first. */
+  pty?: PtyOptions;
+}
+
+/** A session channel the caller drives request by request (RFC 4254 §6). */
+export interface ClientSession {
+  readonly channel: ClientChannel;
+  /** Each resolves true when the server accepted the request, false when it refused. */
+  requestPty(options: PtyOptions): Promise<boolean>;
+  setEnv(name: string, value: string): Promise<boolean>;
+  shell(): Promise<boolean>;
+  exec(command: string): Promise<boolean>;
+  subsystem(name: string): Promise<boolean>;
+  /** window-change (no reply). */
+  windowChange(size: WindowSize): void;
+  /** signal, name without "SIG" (no reply). */
+  signal(name: string): void;
+  close(): void;
+}
+
+/** Dials (or takes `socket`), verifies the host key and logs in with the certificate. */
+export function connectSsh(options: ConnectSshOptions): Promise<SshClient> {
+  return SshClient.connect(options);
+}
+
+/** A logged-in SSH connection. */
+export class SshClient implements AsyncDisposable {
+  #client: Ssh2Client;
+  #socket: Duplex;
+  #hostKey: Uint8Array;
+  #closed: Promise<void>;
+  #log: Logger;
+
+  private constructor(
+    client: Ssh2Client,
+    socket: Duplex,
+    hostKey: Uint8Array,
+    closed: Promise<void>,
+    log: Logger,
+  ) {
+    this.#client = client;
+    this.#socket = socket;
+    this.#hostKey = hostKey;
+    this.#closed = closed;
+    this.#log = log;
+  }
+
+  /** See {@link connectSsh}. */
+  static async connect(options: ConnectSshOptions): Promise<SshClient> {
+    const log = options.logger ?? getComponentLogger("ssh:client");
+    let cert: SshCertificate;
+    try {
+      cert = parseSshCertificate(options.certificate);
+    } catch (err) {
+      throw new BadParameterError("Cannot connect over SSH: the certificate does not parse", {
+        cause: err,
+      });
+    }
+    if (!equalBytes(cert.publicKeyBlob, options.key.publicKeyBlob)) {
+      throw new BadParameterError(
+        "Cannot connect over SSH: the certificate is not for the given key",
+      );
+    }
+    const plain = parseSsh2PrivateKey(await formatOpenSshPrivateKey(options.key));
+    const certKey = certificateKey(plain, cert.type, cert.blob);
+    const host = options.socket === undefined ? options.host ?? "127.0.0.1" : "";
+    const port = options.socket === undefined ? options.port ?? 22 : 0;
+    const where = options.socket === undefined ? `${host}:${port}` : "the given stream";
+    const timeoutMs = options.timeoutMs ?? 30_000;
+
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new ConnectionProblemError(`Cannot connect to ${where}: timed out`)),
+      timeoutMs,
+    );
+    const onOuterAbort = () => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    let socket: Duplex | undefined;
+    try {
+      socket = options.socket ?? await dial(host, port, abort.signal);
+      (socket as Partial<Socket>).setNoDelay?.(true);
+      return await SshClient.#handshake(options, socket, certKey, {
+        host,
+        port,
+        where,
+        signal: abort.signal,
+        log,
+      });
+    } catch (err) {
+      socket?.destroy();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onOuterAbort);
+    }
+  }
+
+  static #handshake(
+    options: ConnectSshOptions,
+    socket: Duplex,
+    certKey: ReturnType<typeof certificateKey>,
+    ctx: { host: string; port: number; where: string; signal: AbortSignal; log: Logger },
+  ): Promise<SshClient> {
+    const { promise, resolve, reject } = Promise.withResolvers<SshClient>();
+    const client = new Ssh2ClientClass();
+    const closed = Promise.withResolvers<void>();
+    let hostKey: Uint8Array | undefined;
+    let hostRefused = false;
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      client.destroy();
+      reject(err);
+    };
+    const onAbort = () => {
+      const reason = ctx.signal.reason;
+      fail(
+        reason instanceof Error
+          ? reason
+          : new ConnectionProblemError(`Cannot connect to ${ctx.where}: aborted`),
+      );
+    };
+    if (ctx.signal.aborted) {
+      onAbort();
+      return promise;
+    }
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    client.on("close", () => {
+      closed.resolve();
+      fail(new ConnectionProblemError(`Cannot connect to ${ctx.where}: connection closed`));
+    });
+    client.on("error", (err: Error & { level?: string }) => {
+      if (settled) {
+        ctx.log.debug("SSH connection to {where}: {error}", {
+          where: ctx.where,
+          error: err.message,
+        });
+        return;
+      }
+      if (hostRefused) {
+        fail(new AccessDeniedError(`Cannot connect to ${ctx.where}: host key is not trusted`));
+      } else if (err.level === "client-authentication") {
+        fail(
+          new AccessDeniedError(
+            `Cannot log in to ${ctx.where} as ${JSON.stringify(options.username)}: ` +
+              "the server refused the certificate",
+          ),
+        );
+      } else {
+        fail(new ConnectionProblemError(`Cannot connect to ${ctx.where}: ${err.message}`));
+      }
+    });
+    client.on("ready", () => {
+      ctx.signal.removeEventListener("abort", onAbort);
+      if (settled) return;
+      settled = true;
+      resolve(new SshClient(client, socket, hostKey!, closed.promise, ctx.log));
+    });
+    let offered = false;
+    const keepalive = options.keepaliveIntervalMs ?? 0;
+    client.connect({
+      sock: socket,
+      username: options.username,
+      readyTimeout: 0, // our own timer covers dial, handshake and login
+      keepaliveInterval: keepalive,
+      keepaliveCountMax: options.keepaliveCountMax ?? 3,
+      algorithms: {
+        kex: [...ALGORITHMS.kex],
+        serverHostKey: [...CLIENT_HOST_KEY_ALGORITHMS],
+        cipher: [...ALGORITHMS.cipher],
+        hmac: [...ALGORITHMS.hmac],
+        compress: [...ALGORITHMS.compress],
+      },
+      hostVerifier: (key: Uint8Array, verify: (ok: boolean) => void) => {
+        const blob = new Uint8Array(key);
+        let algorithm = "";
+        try {
+          algorithm = sshBlobType(blob);
+        } catch {
+          // refused below
+        }
+        Promise.resolve()
+          .then(() =>
+            algorithm === ""
+              ? false
+              : options.verifyHostKey({ keyBlob: blob, algorithm, host: ctx.host, port: ctx.port })
+          )
+          .then((ok) => {
+            if (ok === true) hostKey = blob;
+            else hostRefused = true;
+            verify(ok === true);
+          }, (err) => {
+            ctx.log.error("verifyHostKey failed: {error}", { error: String(err) });
+            hostRefused = true;
+            verify(false);
+          });
+        return undefined;
+      },
+      authHandler: () => {
+        if (offered) return false;
+        offered = true;
+        return { type: "publickey", username: options.username, key: certKey };
+      },
+    });
+    try {
+      installCertificateAuth(
+        client._protocol,
+        certKey,
+        (data) => signSsh(options.key.privateKey, data),
+        (err) => fail(new ConnectionProblemError(`Cannot sign the login: ${String(err)}`)),
+      );
+    } catch (err) {
+      fail(err instanceof Error ? err : new Error(String(err)));
+    }
+    return promise;
+  }
+
+  /** The server's host key blob, as verified. */
+  get hostKey(): Uint8Array {
+    return this.#hostKey;
+  }
+
+  /** Resolves when the connection is gone. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  /** Runs `command` and collects its output; `stdin` is sent then closed (EOF). */
+  async exec(
+    command: string,
+    options: SessionOptions & { stdin?: Uint8Array | string } = {},
+  ): Promise<ExecResult> {
+    const channel = await this.execStream(command, options);
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    channel.on("data", (d: Uint8Array) => stdout.push(d));
+    channel.stderr.on("data", (d: Uint8Array) => stderr.push(d));
+    channel.end(options.stdin);
+    const status = await channel.exitStatus;
+    return {
+      stdout: concat(stdout),
+      stderr: concat(stderr),
+      exitCode: status.kind === "code" ? status.code : null,
+      exitSignal: status.kind === "signal" ? status.signal : null,
+    };
+  }
+
+  /** Starts `command` and returns its channel (stdin/stdout, `stderr`, `exitStatus`). */
+  execStream(command: string, options: SessionOptions = {}): Promise<ClientChannel> {
+    return this.#open(`Cannot run command`, (cb) =>
+      this.#client.exec(command, {
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.pty ? { pty: ssh2Pty(options.pty) } : {}),
+      }, cb));
+  }
+
+  /** Starts a login shell; a pty is requested unless `pty` is false. */
+  shell(options: { env?: Record<string, string>; pty?: PtyOptions | false } = {}): Promise<
+    ClientChannel
+  > {
+    const pty = options.pty === false ? false : ssh2Pty(options.pty ?? { cols: 80, rows: 24 });
+    return this.#open(
+      "Cannot start shell",
+      (cb) => this.#client.shell(pty, options.env ? { env: options.env } : {}, cb),
+    );
+  }
+
+  /** Opens a direct-tcpip channel (RFC 4254 §7.2) to `destHost:destPort` from the server. */
+  forwardOut(options: {
+    destHost: string;
+    destPort: number;
+    originHost?: string;
+    originPort?: number;
+  }): Promise<ClientChannel> {
+    return this.#open(
+      `Cannot open a channel to ${options.destHost}:${options.destPort}`,
+      (cb) =>
+        this.#client.forwardOut(
+          options.originHost ?? "127.0.0.1",
+          options.originPort ?? 0,
+          options.destHost,
+          options.destPort,
+          cb,
+        ),
+    );
+  }
+
+  /** Opens a session channel without requests (adaptation A6). */
+  async openSession(): Promise<ClientSession> {
+    let raw: Ssh2Channel;
+    try {
+      raw = await openRawSession(this.#client);
+    } catch (err) {
+      throw openError("Cannot open session", err);
+    }
+    return new ClientSessionImpl(asClientChannel(raw), raw, this.#client._protocol);
+  }
+
+  /**
+   * Sends keepalive@openssh.com and resolves when the server answers (success or failure),
+   * or rejects after `timeoutMs`.
+   */
+  async ping(timeoutMs = 10_000): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        pingServer(this.#client),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new ConnectionProblemError("Cannot ping SSH server: no reply")),
+            timeoutMs,
+          );
+        }),
+        this.#closed.then(() => {
+          throw new ConnectionProblemError("Cannot ping SSH server: connection closed");
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends disconnect and waits for the connection to close. */
+  async close(): Promise<void> {
+    try {
+      this.#client.end();
+    } catch (err) {
+      this.#log.debug("SSH close: {error}", { error: String(err) });
+    }
+    const timer = setTimeout(() => this.#socket.destroy(), 2_000);
+    await this.#closed;
+    clearTimeout(timer);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #open(
+    what: string,
+    start: (cb: (err: Error | undefined, channel: Ssh2Channel) => void) => void,
+  ): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      try {
+        start((err, channel) => {
+          if (err) reject(openError(what, err));
+          else resolve(asClientChannel(channel));
+        });
+      } catch (err) {
+        reject(openError(what, err));
+      }
+    });
+  }
+}
+
+class ClientSessionImpl implements ClientSession {
+  readonly channel: ClientChannel;
+  #raw: Ssh2Channel;
+  #proto: Ssh2Protocol;
+
+  constructor(channel: ClientChannel, raw: Ssh2Channel, proto: Ssh2Protocol) {
+    this.channel = channel;
+    this.#raw = raw;
+    this.#proto = proto;
+  }
+
+  requestPty(o: PtyOptions): Promise<boolean> {
+    return sessionRequest(
+      this.#raw,
+      (p, id) =>
+        p.pty(
+          id,
+          o.rows,
+          o.cols,
+          o.heightPx ?? 0,
+          o.widthPx ?? 0,
+          o.term ?? "xterm",
+          Buffer.from(encodeTerminalModes(o.modes ?? {})),
+          true,
+        ),
+      this.#proto,
+    );
+  }
+  setEnv(name: string, value: string): Promise<boolean> {
+    return sessionRequest(this.#raw, (p, id) => p.env(id, name, value, true), this.#proto);
+  }
+  shell(): Promise<boolean> {
+    return sessionRequest(this.#raw, (p, id) => p.shell(id, true), this.#proto);
+  }
+  exec(command: string): Promise<boolean> {
+    return sessionRequest(this.#raw, (p, id) => p.exec(id, command, true), this.#proto);
+  }
+  subsystem(name: string): Promise<boolean> {
+    return sessionRequest(this.#raw, (p, id) => p.subsystem(id, name, true), this.#proto);
+  }
+  windowChange(s: WindowSize): void {
+    if (!requestable(this.#raw)) return;
+    this.#proto.windowChange(
+      this.#raw.outgoing.id,
+      s.rows,
+      s.cols,
+      s.heightPx ?? 0,
+      s.widthPx ?? 0,
+    );
+  }
+  signal(name: string): void {
+    if (!requestable(this.#raw)) return;
+    this.#proto.signal(this.#raw.outgoing.id, name);
+  }
+  close(): void {
+    this.#raw.close();
+  }
+}
+
+/** Adds `exitStatus` to an ssh2 client Channel and types it as ours. */
+function asClientChannel(channel: Ssh2Channel): ClientChannel {
+  let status: ExitStatus = { kind: "unknown" };
+  channel.on(
+    "exit",
+    (code: number | null, signal?: string, coreDumped?: boolean, message?: string) => {
+      status = typeof code === "number" ? { kind: "code", code } : {
+        kind: "signal",
+        signal: String(signal ?? "").replace(/^SIG/, ""),
+        coreDumped: coreDumped === true,
+        message: message ?? "",
+      };
+    },
+  );
+  const exitStatus = new Promise<ExitStatus>((resolve) => {
+    channel.once("close", () => resolve(status));
+  });
+  Object.defineProperty(channel, "exitStatus", { value: exitStatus });
+  return channel as unknown as ClientChannel;
+}
+
+/** RFC 4254 §5.3: requests may follow our EOF until the channel closes. */
+function requestable(channel: Ssh2Channel): boolean {
+  return channel.outgoing.state === "open" || channel.outgoing.state === "eof";
+}
+
+function ssh2Pty(o: PtyOptions): Record<string, unknown> {
+  return {
+    term: o.term ?? "xterm",
+    cols: o.cols,
+    rows: o.rows,
+    width: o.widthPx ?? 0,
+    height: o.heightPx ?? 0,
+    // ssh2 sends a Buffer as is (Protocol.js pty); its own name table lacks IUTF8.
+    modes: Buffer.from(encodeTerminalModes(o.modes ?? {})),
+  };
+}
+
+function openError(what: string, err: unknown): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  // ssh2: "(SSH) Channel open failure: <description>"; "Unable to exec" etc.
+  const text = msg.replace(/^\(SSH\) Channel open failure: ?/, "");
+  const reason = (err as { reason?: number } | null)?.reason;
+  if (reason === 1 || /^Unable to /.test(msg)) {
+    return new AccessDeniedError(`${what}: ${text || "administratively prohibited"}`);
+  }
+  return new ConnectionProblemError(`${what}: ${text}`);
+}
+
+function dial(host: string, port: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host, port });
+    const onAbort = () => {
+      socket.destroy();
+      reject(signal.reason);
+    };
+    const onError = (err: Error) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(new ConnectionProblemError(`Cannot connect to ${host}:${port}: ${err.message}`));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", onError);
+    socket.once("connect", () => {
+      signal.removeEventListener("abort", onAbort);
+      socket.off("error", onError);
+      resolve(socket);
+    });
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
