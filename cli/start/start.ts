@@ -6,7 +6,7 @@ import {
   type StartFlags,
 } from "../../lib/config/mod.ts";
 import { configureLogging } from "../../lib/log/mod.ts";
-import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
+import { type AuthReady, type NodeReady, TeleportProcess } from "../../lib/service/mod.ts";
 import { caPin } from "../../lib/ca/mod.ts";
 import {
   flag,
@@ -41,7 +41,7 @@ Starts the teleport services. With no config file (--config, $TELEPORT_CONFIG_FI
 or /etc/teleport.yaml) it runs with defaults.
 
 Flags:
-  --roles=auth[,proxy,node]  services to run (this version runs auth)
+  --roles=auth[,node]        services to run (the proxy role arrives later)
   -c, --config=FILE          teleport.yaml to load
   --data-dir=DIR             where state and keys live (default /var/lib/teleport)
   --pid-file=FILE            write the process id here while running
@@ -105,10 +105,13 @@ export async function startCommand(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
   try {
-    if (cfg.roles.auth) {
-      const ready = await proc.supervisor.waitFor("auth.ready") as AuthReady;
-      printNextSteps(cfg, ready, proc);
-    }
+    const auth = cfg.roles.auth
+      ? await proc.supervisor.waitFor("auth.ready") as AuthReady
+      : undefined;
+    const node = cfg.roles.node
+      ? await proc.supervisor.waitFor("node.ready") as NodeReady
+      : undefined;
+    printReady(cfg, proc, auth, node);
     await proc.supervisor.wait();
   } finally {
     Deno.removeSignalListener("SIGTERM", stop);
@@ -118,30 +121,49 @@ export async function startCommand(args: string[]): Promise<number> {
   return proc.supervisor.failure === undefined ? 0 : 1;
 }
 
-function printNextSteps(
+function printReady(
   cfg: ProcessConfig,
-  ready: AuthReady,
   proc: TeleportProcess,
+  auth: AuthReady | undefined,
+  node: NodeReady | undefined,
 ): void {
-  const pins = (proc.auth?.hostCaCertPems() ?? []).map((c) => caPin(c));
-  const self = selfCommand();
-  const tctl = self === "teleport" ? "tctl" : `${self} tctl`;
-  const cfgFlag = cfg.configFile !== undefined
-    ? ` -c ${cfg.configFile}`
-    : ` --data-dir=${cfg.dataDir} --auth-server=127.0.0.1:${ready.port}`;
-  print(
-    `Teleport auth service is running.
-
-  Cluster:      ${ready.clusterName}
-  Auth API:     ${ready.host}:${ready.port} (mutual TLS)
-  Data dir:     ${cfg.dataDir}
-  CA pin:       ${pins.join(" ")}
-
-Next steps, from another terminal on this host:
-  ${tctl}${cfgFlag} status
-  ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${Deno.env.get("USER") ?? "root"}
-  ${tctl}${cfgFlag} tokens add --type=node
-
-Stop with Ctrl-C (or SIGTERM).`,
-  );
+  const lines: string[] = [];
+  const services = [auth && "auth", node && "node"].filter(Boolean).join(" and ");
+  lines.push(`Teleport ${services} service${auth && node ? "s are" : " is"} running.`, "");
+  lines.push(`  Cluster:      ${auth?.clusterName ?? node?.clusterName}`);
+  if (auth) lines.push(`  Auth API:     ${auth.host}:${auth.port} (mutual TLS)`);
+  if (node) {
+    lines.push(`  SSH:          ${node.host}:${node.port} (node ${node.nodeName}, ${node.hostId})`);
+  }
+  lines.push(`  Data dir:     ${cfg.dataDir}`);
+  if (auth) {
+    const pins = (proc.auth?.hostCaCertPems() ?? []).map((c) => caPin(c));
+    const self = selfCommand();
+    const tctl = self === "teleport" ? "tctl" : `${self} tctl`;
+    const cfgFlag = cfg.configFile !== undefined
+      ? ` -c ${cfg.configFile}`
+      : ` --data-dir=${cfg.dataDir} --auth-server=127.0.0.1:${auth.port}`;
+    lines.push(
+      `  CA pin:       ${pins.join(" ")}`,
+      "",
+      "Next steps, from another terminal on this host:",
+      `  ${tctl}${cfgFlag} status`,
+      `  ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${
+        Deno.env.get("USER") ?? "root"
+      }`,
+      `  ${tctl}${cfgFlag} tokens add --type=node`,
+    );
+    if (node) {
+      const login = Deno.env.get("USER") ?? "root";
+      lines.push(
+        "",
+        "Log in to this node with OpenSSH (after users add alice … --logins=" + login + "):",
+        `  ${tctl}${cfgFlag} auth export --type=host > known_hosts`,
+        `  ${tctl}${cfgFlag} auth sign --user=alice --out=alice --ttl=1h`,
+        `  ssh -p ${node.port} -i alice -o UserKnownHostsFile=known_hosts -o HostKeyAlias=${node.nodeName}.${node.clusterName} ${login}@127.0.0.1`,
+      );
+    }
+  }
+  lines.push("", "Stop with Ctrl-C (or SIGTERM).");
+  print(lines.join("\n"));
 }

@@ -1,5 +1,6 @@
 /** The tctl personality: admin commands against the auth API. */
 import { CliError, type FlagSpec, type Parsed, parseFlags, print } from "../_common.ts";
+import { AUDIT_FLAGS, auditCommand } from "./audit.ts";
 import { AUTH_FLAGS, authCommand } from "./auth.ts";
 import { type Connect, connect, GLOBAL_FLAGS, type TctlContext } from "./_client.ts";
 import { NODES_FLAGS, nodesCommand } from "./nodes.ts";
@@ -30,6 +31,12 @@ const COMMANDS: Record<string, { flags: FlagSpec; run: Run; help: string }> = {
   create: { flags: RESOURCE_FLAGS, run: createCommand, help: "-f FILE [--force]" },
   rm: { flags: RESOURCE_FLAGS, run: rmCommand, help: "KIND/NAME" },
   nodes: { flags: NODES_FLAGS, run: nodesCommand, help: "ls [--format=text|json|yaml]" },
+  audit: {
+    flags: AUDIT_FLAGS,
+    run: auditCommand,
+    help:
+      "ls [--since=24h | --from=T --to=T] [--type=session.start,exec] [--sid=ID] [--format=text|json]",
+  },
   auth: {
     flags: AUTH_FLAGS,
     run: authCommand,

@@ -18,6 +18,7 @@ import {
 } from "../errors/mod.ts";
 import type { Identity } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
+import type { SearchQuery } from "../events/mod.ts";
 import { parseResourceValue, resolveKind } from "../resource/mod.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -30,6 +31,8 @@ export interface ApiRequest {
   caller?: Identity;
   /** Remote address, for logs. */
   remoteAddr?: string;
+  /** URL query parameters. */
+  query?: URLSearchParams;
 }
 
 /** The answer: a status and a JSON body. */
@@ -85,6 +88,44 @@ function stringList(b: Record<string, unknown>, name: string): string[] {
     throw new BadParameterError(`field "${name}" must be a list of strings`);
   }
   return v;
+}
+
+/** `GET /v1/events?from=&to=&type=a,b&sid=&limit=&order=&start_key=` as a search query. */
+function searchQueryOf(q: URLSearchParams): SearchQuery {
+  const time = (name: string) => {
+    const v = q.get(name);
+    if (v === null) {
+      throw new BadParameterError(`query parameter "${name}" (RFC 3339 time) is required`);
+    }
+    const t = Date.parse(v);
+    if (Number.isNaN(t)) {
+      throw new BadParameterError(`query parameter "${name}" is not a time: ${v}`);
+    }
+    return new Date(t);
+  };
+  const out: SearchQuery = { from: time("from"), to: time("to") };
+  const types = q.get("type");
+  if (types) out.types = types.split(",").filter((t) => t !== "");
+  const sid = q.get("sid");
+  if (sid) out.sid = sid;
+  const limit = q.get("limit");
+  if (limit !== null) {
+    const n = Number(limit);
+    if (!Number.isInteger(n) || n <= 0) {
+      throw new BadParameterError(`query parameter "limit" must be a positive integer`);
+    }
+    out.limit = n;
+  }
+  const order = q.get("order");
+  if (order !== null) {
+    if (order !== "asc" && order !== "desc") {
+      throw new BadParameterError(`query parameter "order" must be asc or desc`);
+    }
+    out.order = order;
+  }
+  const startKey = q.get("start_key");
+  if (startKey) out.startKey = startKey;
+  return out;
 }
 
 const ROUTES: Route[] = [
@@ -185,11 +226,57 @@ const ROUTES: Route[] = [
     },
   },
   {
+    method: "PUT",
+    pattern: /^\/v1\/nodes\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [name]) => {
+      const id = caller(req);
+      await s.authorize(id, "node", "update");
+      const node = parseResourceValue(body(req).node);
+      if (node.kind !== "node" || node.metadata.name !== name) {
+        throw new BadParameterError(`field "node" must be the node resource named "${name}"`);
+      }
+      await s.upsertNodeHeartbeat(id, node);
+      return { ok: true };
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/events$/,
+    auth: true,
+    handler: async (s, req) => {
+      const id = caller(req);
+      await s.authorize(id, "event", "create");
+      const events = body(req).events;
+      if (!Array.isArray(events)) throw new BadParameterError(`field "events" must be a list`);
+      return { stored: await s.ingestEvents(id, events) };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/events$/,
+    auth: true,
+    handler: async (s, req) => {
+      await s.authorize(caller(req), "event", "list");
+      return await s.searchEvents(searchQueryOf(req.query ?? new URLSearchParams()));
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/recordings$/,
+    auth: true,
+    handler: async (s, req) => {
+      await s.authorize(caller(req), "session", "list");
+      return { sessions: await s.listRecordings() };
+    },
+  },
+  {
     method: "POST",
     pattern: /^\/v1\/tokens$/,
     auth: true,
     handler: async (s, req) => {
-      await s.authorize(caller(req), "token", "create");
+      const id = caller(req);
+      await s.authorize(id, "token", "create");
       const b = body(req);
       const token = field(b, "token", "string", true);
       return {
@@ -197,7 +284,7 @@ const ROUTES: Route[] = [
           roles: stringList(b, "roles"),
           ttlMs: field(b, "ttl_ms", "number")!,
           ...(token === undefined ? {} : { token }),
-        }),
+        }, id.username),
       };
     },
   },

@@ -11,7 +11,13 @@ import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Buffer } from "node:buffer";
 import { parseX509Certificate, verifyX509Certificate } from "../ca/mod.ts";
-import { BadParameterError, messageOf } from "../errors/mod.ts";
+import {
+  AccessDeniedError,
+  BadParameterError,
+  httpStatusOf,
+  kindOf,
+  messageOf,
+} from "../errors/mod.ts";
 import { type Identity, identityFromSubject } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { handleApiRequest } from "./api.ts";
@@ -22,6 +28,9 @@ function derToPem(der: Uint8Array): string {
   const b64 = Buffer.from(der).toString("base64").replace(/(.{64})/g, "$1\n").trimEnd();
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
+
+/** Session recordings move as raw gzip streams, not JSON. */
+const RECORDING_PATH = /^\/v1\/recordings\/([^/]+)$/;
 
 /** Largest request body accepted. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -80,6 +89,56 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     }
   };
 
+  /** `PUT` (upload, streamed to disk) and `GET` (download) of one session recording. */
+  const onRecording = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    sid: string,
+    send: (status: number, value: unknown) => void,
+  ) => {
+    const fail = (err: unknown) => {
+      const status = httpStatusOf(err);
+      if (status === 500) {
+        logger.error("Recording {sid} request failed: {error}", { sid, error: err });
+      }
+      send(status, {
+        error: {
+          kind: kindOf(err) ?? "Internal",
+          message: status === 500 ? "internal error, see the auth server log" : messageOf(err),
+        },
+      });
+    };
+    try {
+      const caller = await callerOf(req.socket as TLSSocket);
+      if (caller === undefined) {
+        throw new AccessDeniedError(
+          "this API call needs a client certificate signed by the cluster",
+        );
+      }
+      if (req.method === "PUT") {
+        await server.authorize(caller, "session", "create");
+        const body = ReadableStream.from((async function* () {
+          for await (const chunk of req) yield new Uint8Array(chunk as Buffer);
+        })());
+        send(200, await server.saveRecording(caller, sid, body));
+      } else if (req.method === "GET") {
+        await server.authorize(caller, "session", "read");
+        const stream = await server.openRecording(sid);
+        res.writeHead(200, { "content-type": "application/gzip" });
+        for await (const chunk of stream) {
+          if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
+        }
+        res.end();
+      } else {
+        throw new BadParameterError(`method ${req.method} is not allowed on recordings`);
+      }
+    } catch (err) {
+      req.resume(); // discard an unread upload body
+      if (res.headersSent) res.destroy();
+      else fail(err);
+    }
+  };
+
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     const send = (status: number, value: unknown) => {
       const text = JSON.stringify(value);
@@ -90,6 +149,11 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
       res.end(text);
     };
     try {
+      const recording = RECORDING_PATH.exec(new URL(req.url ?? "/", "https://auth").pathname);
+      if (recording !== null) {
+        await onRecording(req, res, decodeURIComponent(recording[1]!), send);
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const chunk of req) {
@@ -115,6 +179,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
       const out = await handleApiRequest(server, {
         method: req.method ?? "GET",
         path: url.pathname,
+        query: url.searchParams,
         body: bodyValue,
         ...(caller === undefined ? {} : { caller }),
         ...(sock.remoteAddress === undefined ? {} : { remoteAddr: sock.remoteAddress }),

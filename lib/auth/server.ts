@@ -19,8 +19,15 @@ import {
   sshFingerprint,
 } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
-import { AccessDeniedError, BadParameterError, isKind, NotFoundError } from "../errors/mod.ts";
-import { type Identity, identityToSubject } from "../identity/mod.ts";
+import {
+  AccessDeniedError,
+  BadParameterError,
+  isKind,
+  messageOf,
+  NotFoundError,
+  NotImplementedError,
+} from "../errors/mod.ts";
+import { hostIdOf, type Identity, identityToSubject } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
 import { AccessChecker, BUILTIN_ROLES } from "../rbac/mod.ts";
 import {
@@ -30,6 +37,7 @@ import {
   type Resource,
   type ResourceKind,
   type Role,
+  type ServerResource,
   type SystemRole,
   type User,
   validateName,
@@ -45,6 +53,16 @@ import {
 } from "../services/mod.ts";
 import { type CaSigner, ensureCertAuthorities, loadSigner, publicAuthority } from "./authority.ts";
 import { hashPassword } from "./password.ts";
+import {
+  type AuditEvent,
+  type AuditLog,
+  MemoryAuditLog,
+  newAuditEvent,
+  type RecordingStore,
+  type SearchQuery,
+  type SearchResult,
+  validateAuditEvent,
+} from "../events/mod.ts";
 import { SYSTEM_ROLE_POLICIES } from "./system_roles.ts";
 
 /** A static join token from teleport.yaml (`"node:secret"`). Never expires. */
@@ -66,6 +84,12 @@ export interface AuthServerOptions {
   secondFactor?: string;
   /** How long invite and reset tokens live. */
   userTokenTtlMs: number;
+  /** Where audit events go. @default {a MemoryAuditLog (tests)} */
+  auditLog?: AuditLog;
+  /** Where uploaded session recordings are kept; without it uploads are refused. */
+  recordings?: RecordingStore;
+  /** Largest recording accepted. @default {1 GiB} */
+  maxRecordingBytes?: number;
 }
 
 /** Shortest and longest user certificate the server issues (Teleport: 1 min, 30 h). */
@@ -75,6 +99,10 @@ export const MAX_CERT_TTL_MS = 30 * 3_600_000;
 const HOST_CERT_TTL_MS = 365 * 24 * 3_600_000;
 /** Backdating, so a freshly issued cert is valid on peers with a slightly slow clock. */
 const BACKDATE_MS = 60_000;
+/** Most events one API call may carry. */
+const MAX_EVENTS_PER_CALL = 1000;
+/** Longest expiry a node heartbeat may ask for. */
+const MAX_HEARTBEAT_TTL_MS = 3_600_000;
 
 /** DNS names every auth/proxy TLS certificate carries (clients dial with this SNI). */
 export const CLUSTER_LOCAL_DNS = ["teleport.cluster.local", "*.teleport.cluster.local"];
@@ -88,6 +116,7 @@ export class AuthServer {
   readonly userTokens: UserTokensService;
   readonly cas: CertAuthoritiesService;
   readonly presence: PresenceService;
+  readonly audit: AuditLog;
   readonly #opts: AuthServerOptions;
   readonly #log: Logger;
   #signers = new Map<"host" | "user", CaSigner>();
@@ -102,6 +131,7 @@ export class AuthServer {
     this.userTokens = new UserTokensService(opts.backend);
     this.cas = new CertAuthoritiesService(opts.backend);
     this.presence = new PresenceService(opts.backend);
+    this.audit = opts.auditLog ?? new MemoryAuditLog({ clock: opts.clock });
     for (const t of opts.staticTokens ?? []) {
       for (const r of t.roles) parseSystemRole(r, "static token role");
     }
@@ -212,6 +242,7 @@ export class AuthServer {
   /** Creates a join token: 32 hex characters unless `token` is given. */
   async createToken(
     req: { roles: string[]; ttlMs: number; token?: string },
+    by?: string,
   ): Promise<ProvisionToken> {
     if (req.roles.length === 0) {
       throw new BadParameterError("Cannot create token: give at least one role (node, proxy)");
@@ -242,6 +273,13 @@ export class AuthServer {
     this.#log.info("Created join token {token} for roles {roles}", {
       token: maskSecret(name),
       roles: roles.join(","),
+    });
+    await this.emitAudit("join_token.create", {
+      user: by ?? "",
+      token_name: maskSecret(name),
+      roles,
+      join_method: "token",
+      expires: token.metadata.expires,
     });
     return token;
   }
@@ -574,6 +612,32 @@ export class AuthServer {
    */
   async registerUsingToken(req: RegisterRequest, remoteAddr?: string): Promise<RegisterResponse> {
     const role = parseSystemRole(req.role, "role");
+    const joinFields = {
+      token_name: maskSecret(req.token),
+      method: "token",
+      role: role.toLowerCase(),
+      host_id: req.hostID,
+      node_name: req.node_name,
+      "addr.remote": remoteAddr ?? "",
+    };
+    try {
+      this.#validateJoin(req, role);
+      await this.#consumeToken(req.token, role, req.node_name, remoteAddr);
+      const res = await this.#issueHostCredentials(req, remoteAddr);
+      await this.emitAudit("instance.join", { ...joinFields, success: true });
+      return res;
+    } catch (err) {
+      await this.emitAudit("instance.join", {
+        ...joinFields,
+        success: false,
+        error: messageOf(err),
+      }, { failure: true });
+      throw err;
+    }
+  }
+
+  /** Checks a join request's fields; returns its extra principals. */
+  #validateJoin(req: Omit<RegisterRequest, "token">, role: SystemRole): string[] {
     if (role !== "Node" && role !== "Proxy") {
       throw new BadParameterError(
         `Cannot join as ${role}: only node and proxy hosts join with a token`,
@@ -583,14 +647,20 @@ export class AuthServer {
       throw new BadParameterError("Cannot join: hostID must be a UUID");
     }
     validateName(req.node_name, "node");
-    const principals = (req.additional_principals ?? []).map((p) => {
+    return (req.additional_principals ?? []).map((p) => {
       if (!/^[A-Za-z0-9.:_*-]{1,253}$/.test(p)) {
         throw new BadParameterError(`Cannot join: "${p}" is not a valid principal`);
       }
       return p;
     });
-    await this.#consumeToken(req.token, role, req.node_name, remoteAddr);
+  }
 
+  async #issueHostCredentials(
+    req: Omit<RegisterRequest, "token">,
+    remoteAddr: string | undefined,
+  ): Promise<RegisterResponse> {
+    const role = parseSystemRole(req.role, "role");
+    const principals = this.#validateJoin(req, role);
     const now = this.clock.now().getTime();
     const host = this.#signer("host");
     const sshPrincipals = [
@@ -674,6 +744,129 @@ export class AuthServer {
       if (isKind(err, "NotFound")) throw refuse("token already used");
       throw err;
     }
+  }
+
+  /**
+   * A node's heartbeat: stores its own server resource until `metadata.expires`.
+   * A host may only announce itself (name = its host UUID); the expiry must lie
+   * in the next hour, so a node cannot leave a permanent entry behind.
+   */
+  async upsertNodeHeartbeat(caller: Identity, node: ServerResource): Promise<void> {
+    const isAdmin = caller.kind === "host" && caller.roles.includes("Admin");
+    if (!isAdmin && node.metadata.name !== hostIdOf(caller)) {
+      throw new AccessDeniedError(
+        `host ${
+          hostIdOf(caller)
+        } cannot announce node "${node.metadata.name}": a node announces only itself`,
+      );
+    }
+    const now = this.clock.now().getTime();
+    const expires = node.metadata.expires === undefined ? NaN : Date.parse(node.metadata.expires);
+    if (!(expires > now && expires <= now + MAX_HEARTBEAT_TTL_MS)) {
+      throw new BadParameterError(
+        "Cannot store heartbeat: metadata.expires must be a time within the next hour",
+      );
+    }
+    await this.presence.upsertNode(node);
+  }
+
+  /**
+   * Issues a host identity without a token, for a service running inside the
+   * auth process itself (`--roles=auth,node`): Teleport does the same for
+   * local services. Never reachable over the API.
+   */
+  async issueLocalHostIdentity(req: Omit<RegisterRequest, "token">): Promise<RegisterResponse> {
+    return await this.#issueHostCredentials(req, "local");
+  }
+
+  // ---- audit -------------------------------------------------------------
+
+  /**
+   * Records an event of this auth server. Never throws: a failing audit log is
+   * logged as an error (the request it describes has already happened).
+   */
+  async emitAudit(
+    type: string,
+    fields: Record<string, unknown>,
+    opts: { failure?: boolean } = {},
+  ): Promise<void> {
+    try {
+      await this.audit.emit(newAuditEvent(type, fields, {
+        clock: this.clock,
+        clusterName: this.clusterName,
+        ...(opts.failure ? { failure: true } : {}),
+      }));
+    } catch (err) {
+      this.#log.error("Cannot write audit event {type}: {error}", { type, error: err });
+    }
+  }
+
+  /**
+   * Stores events sent by a cluster member. Each is validated; `cluster_name`
+   * is this cluster's and, for a host, `server_id` is the caller's own host
+   * UUID, whatever the sender claimed.
+   */
+  async ingestEvents(caller: Identity, events: unknown[]): Promise<number> {
+    if (events.length > MAX_EVENTS_PER_CALL) {
+      throw new BadParameterError(
+        `Cannot store ${events.length} events in one call: send at most ${MAX_EVENTS_PER_CALL}`,
+      );
+    }
+    const checked: AuditEvent[] = events.map((e) => {
+      const ev = validateAuditEvent(e);
+      ev.cluster_name = this.clusterName;
+      if (caller.kind === "host" && !caller.roles.includes("Admin")) {
+        ev.server_id = hostIdOf(caller);
+      }
+      return ev;
+    });
+    for (const ev of checked) await this.audit.emit(ev);
+    return checked.length;
+  }
+
+  /**
+   * Stores a finished session recording (gzip body, see lib/events) uploaded
+   * by the node that recorded it, and audits the upload.
+   */
+  async saveRecording(
+    caller: Identity,
+    sid: string,
+    body: ReadableStream<Uint8Array>,
+  ): Promise<{ size: number }> {
+    const store = this.#recordingStore();
+    const { size } = await store.save(sid, body, {
+      maxBytes: this.#opts.maxRecordingBytes ?? 1024 ** 3,
+    });
+    await this.emitAudit("session.upload", {
+      sid,
+      server_id: caller.kind === "host" ? hostIdOf(caller) : "",
+      user: caller.username,
+      size,
+      url: `file://records/${sid}.rec.gz`,
+    });
+    return { size };
+  }
+
+  /** A stored recording's gzip bytes. */
+  openRecording(sid: string): Promise<ReadableStream<Uint8Array>> {
+    return this.#recordingStore().open(sid);
+  }
+
+  /** Session IDs with a stored recording. */
+  listRecordings(): Promise<string[]> {
+    return this.#recordingStore().list();
+  }
+
+  #recordingStore(): RecordingStore {
+    if (this.#opts.recordings === undefined) {
+      throw new NotImplementedError("this auth server keeps no session recordings");
+    }
+    return this.#opts.recordings;
+  }
+
+  /** Searches the audit log. */
+  searchEvents(q: SearchQuery): Promise<SearchResult> {
+    return this.audit.search(q);
   }
 
   /** The stored CA (with keys) — for the process that owns this server only. */

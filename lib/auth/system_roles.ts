@@ -23,13 +23,14 @@ export const SYSTEM_ROLE_POLICIES: Record<SystemRole, Role> = {
   Admin: policy("Admin", [[["*"], ["*"]]]),
   Auth: policy("Auth", [[["*"], ["*"]]]),
   Node: policy("Node", [
-    [["cert_authority", "cluster"], ["list", "read"]],
+    // Roles: a node checks a user's roles (named in the certificate) itself.
+    [["cert_authority", "cluster", "role"], ["list", "read"]],
     [["node"], ["create", "update"]],
-    [["event"], ["create"]],
+    [["event", "session"], ["create"]],
   ]),
   Proxy: policy("Proxy", [
     [["cert_authority", "cluster", "node", "user", "role"], ["list", "read"]],
-    [["event"], ["create"]],
+    [["event", "session"], ["create"]],
     [["user_token"], ["use"]],
   ]),
 };

@@ -8,6 +8,7 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { ConnectionProblemError, errorFromStatus, messageOf } from "../errors/mod.ts";
+import type { AuditEvent, SearchQuery, SearchResult } from "../events/mod.ts";
 import type { Resource, ResourceKind } from "../resource/mod.ts";
 import type {
   PingResponse,
@@ -60,35 +61,51 @@ export class AuthClient {
       : `${this.#o.host}:${this.#o.port}`;
   }
 
+  /** The https.request options shared by every call. */
+  #requestOptions(method: string, path: string, headers: Record<string, string | number>) {
+    const o = this.#o;
+    return {
+      host: o.host,
+      port: o.port,
+      method,
+      path,
+      agent: this.#agent,
+      servername: AUTH_SERVER_NAME,
+      ...(o.insecureSkipVerify
+        ? { rejectUnauthorized: false }
+        : { ca: o.caCertPems, rejectUnauthorized: true }),
+      ...(o.identity ? { cert: o.identity.certPem, key: o.identity.keyPem } : {}),
+      headers,
+      timeout: o.timeoutMs ?? 30_000,
+    };
+  }
+
   /** Sends one request; kinded errors come back as the same kinds. */
   request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const o = this.#o;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return this.#send<T>(method, path, {
+      accept: "application/json",
+      ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
+    }, (req) => req.end(payload));
+  }
+
+  #send<T>(
+    method: string,
+    path: string,
+    headers: Record<string, string | number>,
+    write: (req: ReturnType<typeof https.request>) => void,
+    rawBody = false,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const req = https.request({
-        host: o.host,
-        port: o.port,
-        method,
-        path,
-        agent: this.#agent,
-        servername: AUTH_SERVER_NAME,
-        ...(o.insecureSkipVerify
-          ? { rejectUnauthorized: false }
-          : { ca: o.caCertPems, rejectUnauthorized: true }),
-        ...(o.identity ? { cert: o.identity.certPem, key: o.identity.keyPem } : {}),
-        headers: {
-          accept: "application/json",
-          ...(payload
-            ? { "content-type": "application/json", "content-length": payload.length }
-            : {}),
-        },
-        timeout: o.timeoutMs ?? 30_000,
-      }, (res) => {
+      const req = https.request(this.#requestOptions(method, path, headers), (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", (err) => reject(this.#connErr(err)));
         res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
+          const data = Buffer.concat(chunks);
+          const ok = (res.statusCode ?? 500) >= 200 && (res.statusCode ?? 500) < 300;
+          if (rawBody && ok) return resolve(new Uint8Array(data) as T);
+          const text = data.toString("utf8");
           let value: unknown;
           try {
             value = text === "" ? undefined : JSON.parse(text);
@@ -109,8 +126,44 @@ export class AuthClient {
       req.on("socket", (s: Socket) => s.setNoDelay(true));
       req.on("timeout", () => req.destroy(new Error("request timed out")));
       req.on("error", (err) => reject(this.#connErr(err)));
-      req.end(payload);
+      write(req);
     });
+  }
+
+  /** Uploads a finished session recording (gzip stream, see lib/events). */
+  uploadRecording(sid: string, body: ReadableStream<Uint8Array>): Promise<{ size: number }> {
+    return this.#send("PUT", `/v1/recordings/${encodeURIComponent(sid)}`, {
+      accept: "application/json",
+      "content-type": "application/gzip",
+      "transfer-encoding": "chunked",
+    }, (req) => {
+      void (async () => {
+        try {
+          for await (const chunk of body) {
+            if (!req.write(chunk)) await new Promise((r) => req.once("drain", r));
+          }
+          req.end();
+        } catch (err) {
+          req.destroy(err instanceof Error ? err : new Error(String(err)));
+        }
+      })();
+    });
+  }
+
+  /** Downloads a stored session recording (gzip bytes). */
+  downloadRecording(sid: string): Promise<Uint8Array> {
+    return this.#send<Uint8Array>(
+      "GET",
+      `/v1/recordings/${encodeURIComponent(sid)}`,
+      {},
+      (req) => req.end(),
+      true,
+    );
+  }
+
+  /** Session IDs with a stored recording. */
+  async listRecordings(): Promise<string[]> {
+    return (await this.request<{ sessions: string[] }>("GET", "/v1/recordings")).sessions;
   }
 
   #connErr(err: unknown): Error {
@@ -179,6 +232,24 @@ export class AuthClient {
       token,
       password,
     })).user;
+  }
+  /** Announces this node until `node.metadata.expires` (heartbeat). */
+  async heartbeatNode(node: Resource): Promise<void> {
+    await this.request("PUT", `/v1/nodes/${encodeURIComponent(node.metadata.name)}`, { node });
+  }
+  /** Sends audit events (a node's or proxy's) to the auth service. */
+  async emitEvents(events: AuditEvent[]): Promise<void> {
+    await this.request("POST", "/v1/events", { events });
+  }
+  /** Searches the audit log. */
+  searchEvents(q: SearchQuery): Promise<SearchResult> {
+    const p = new URLSearchParams({ from: q.from.toISOString(), to: q.to.toISOString() });
+    if (q.types && q.types.length > 0) p.set("type", q.types.join(","));
+    if (q.sid !== undefined) p.set("sid", q.sid);
+    if (q.limit !== undefined) p.set("limit", String(q.limit));
+    if (q.order !== undefined) p.set("order", q.order);
+    if (q.startKey !== undefined) p.set("start_key", q.startKey);
+    return this.request("GET", `/v1/events?${p}`);
   }
   /** Joins with a token (`POST /v1/register`); the token is the credential. */
   register(req: RegisterRequest): Promise<RegisterResponse> {

@@ -16,6 +16,7 @@ import { AccessDeniedError, messageOf } from "../errors/mod.ts";
 import type { IdentityFile } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { AuthClient } from "./client.ts";
+import type { RegisterResponse } from "./types.ts";
 
 /** Inputs of {@link joinWithToken}. */
 export interface JoinOptions {
@@ -68,11 +69,17 @@ export async function joinWithToken(o: JoinOptions): Promise<IdentityFile> {
     public_ssh_key: sshPublic,
     public_tls_key: key.publicKeyPem,
   });
+  return identityFromRegistration(key.privateKeyPem, res);
+}
+
+/** The identity file for a host from its join answer and its private key. */
+export function identityFromRegistration(keyPem: string, res: RegisterResponse): IdentityFile {
   return {
-    keyPem: key.privateKeyPem,
+    keyPem,
     tlsCertPem: res.tls_cert,
     tlsCaCertPems: res.tls_ca_certs,
     sshCert: res.ssh_cert,
     sshCaKeys: [...res.ssh_ca_keys.host, ...res.ssh_ca_keys.user],
+    sshUserCaKeys: [...res.ssh_ca_keys.user],
   };
 }

@@ -12,7 +12,7 @@
  * @module
  */
 export { AUTH_SERVER_NAME, AuthClient, type AuthClientOptions } from "./client.ts";
-export { type JoinOptions, joinWithToken } from "./join.ts";
+export { identityFromRegistration, type JoinOptions, joinWithToken } from "./join.ts";
 export type {
   AuthorityInfo,
   ErrorBody,

@@ -17,6 +17,11 @@ export interface IdentityFile {
   sshCert?: string;
   /** SSH CA public keys (authorized_keys form). */
   sshCaKeys: string[];
+  /**
+   * The subset of {@link sshCaKeys} that signs user certificates: what an SSH
+   * server of this host trusts for logins (kept so it works while auth is down).
+   */
+  sshUserCaKeys?: string[];
 }
 
 const FORMAT = "teleport-deno-identity-v1";
@@ -52,7 +57,8 @@ export async function readIdentityFile(path: string): Promise<IdentityFile> {
   if (
     v.format !== FORMAT || typeof v.keyPem !== "string" || typeof v.tlsCertPem !== "string" ||
     !isStrList(v.tlsCaCertPems) || !isStrList(v.sshCaKeys) ||
-    (v.sshCert !== undefined && typeof v.sshCert !== "string")
+    (v.sshCert !== undefined && typeof v.sshCert !== "string") ||
+    (v.sshUserCaKeys !== undefined && !isStrList(v.sshUserCaKeys))
   ) {
     throw new BadParameterError(
       `Cannot read identity file "${path}": not a teleport identity file (format ${FORMAT})`,
@@ -65,5 +71,6 @@ export async function readIdentityFile(path: string): Promise<IdentityFile> {
     sshCaKeys: v.sshCaKeys,
   };
   if (typeof v.sshCert === "string") out.sshCert = v.sshCert;
+  if (isStrList(v.sshUserCaKeys)) out.sshUserCaKeys = v.sshUserCaKeys;
   return out;
 }

@@ -160,4 +160,9 @@ export class AccessChecker {
   canPortForward(): boolean {
     return this.#roles.every((r) => r.spec.options.port_forwarding !== false);
   }
+
+  /** File copy (sftp, scp) is permitted unless a role turns it off. */
+  canCopyFiles(): boolean {
+    return this.#roles.every((r) => r.spec.options.ssh_file_copy !== false);
+  }
 }

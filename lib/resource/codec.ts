@@ -136,7 +136,7 @@ function parseRole(o: Obj): Role {
   const spec = obj(o.spec, "spec");
   onlyKeys(spec, "spec", ["options", "allow", "deny"]);
   const options = obj(spec.options, "spec.options");
-  onlyKeys(options, "spec.options", ["max_session_ttl", "port_forwarding"]);
+  onlyKeys(options, "spec.options", ["max_session_ttl", "port_forwarding", "ssh_file_copy"]);
   const role: Role = {
     kind: "role",
     version: "v7",
@@ -154,6 +154,8 @@ function parseRole(o: Obj): Role {
   }
   const pf = bool(options.port_forwarding, "spec.options.port_forwarding");
   if (pf !== undefined) role.spec.options.port_forwarding = pf;
+  const fc = bool(options.ssh_file_copy, "spec.options.ssh_file_copy");
+  if (fc !== undefined) role.spec.options.ssh_file_copy = fc;
   return role;
 }
 

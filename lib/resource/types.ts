@@ -38,6 +38,8 @@ export interface RoleOptions {
   max_session_ttl?: string;
   /** Whether SSH port forwarding is permitted (default true, like Teleport). */
   port_forwarding?: boolean;
+  /** Whether file copy (the sftp subsystem, scp) is permitted (default true, like Teleport). */
+  ssh_file_copy?: boolean;
 }
 
 /** A role (Teleport role v7 subset). */

@@ -15,8 +15,10 @@ export { writePidFile } from "./pid_file.ts";
 export {
   ADMIN_IDENTITY_FILE,
   type AuthReady,
+  type NodeReady,
   TeleportProcess,
   type TeleportProcessOptions,
 } from "./process.ts";
 export { type ServiceFn, Supervisor } from "./supervisor.ts";
 export { VERSION } from "./version.ts";
+export { hostIdentityPath, resolveJoinToken } from "./host_identity.ts";

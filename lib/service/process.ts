@@ -18,11 +18,16 @@ import { type Clock, RealClock } from "../clock/mod.ts";
 import {
   type Addr,
   defaultClusterName,
+  formatAddr,
   isUnspecifiedHost,
   type ProcessConfig,
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
-import { NotImplementedError } from "../errors/mod.ts";
+import { AuthClient } from "../authclient/mod.ts";
+import { BadParameterError, NotImplementedError } from "../errors/mod.ts";
+import { NodeService } from "../node/mod.ts";
+import { hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import { FileAuditLog, RecordingStore } from "../events/mod.ts";
 import { writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
@@ -48,6 +53,15 @@ export interface AuthReady {
   adminIdentityPath: string;
 }
 
+/** What `node.ready` carries. */
+export interface NodeReady {
+  host: string;
+  port: number;
+  hostId: string;
+  nodeName: string;
+  clusterName: string;
+}
+
 /** File name of the admin identity inside the data dir. */
 export const ADMIN_IDENTITY_FILE = "admin.identity";
 
@@ -56,6 +70,7 @@ export class TeleportProcess implements AsyncDisposable {
   readonly supervisor: Supervisor;
   readonly config: ProcessConfig;
   auth?: AuthServer;
+  node?: NodeService;
   #cleanups: Array<() => Promise<void>> = [];
 
   private constructor(config: ProcessConfig) {
@@ -66,24 +81,20 @@ export class TeleportProcess implements AsyncDisposable {
   /** Starts every configured service; resolves once all are ready. */
   static async start(opts: TeleportProcessOptions): Promise<TeleportProcess> {
     const cfg = opts.config;
-    const missing = (["proxy", "node"] as const).filter((r) => cfg.roles[r]);
-    if (missing.length > 0) {
+    if (cfg.roles.proxy) {
       throw new NotImplementedError(
-        `Cannot start roles ${
-          missing.join(",")
-        }: this version runs only the auth service; start with --roles=auth (the ${
-          missing.join(" and ")
-        } service${missing.length > 1 ? "s arrive" : " arrives"} in a later version)`,
+        "Cannot start role proxy: this version runs the auth and node services; start with --roles=auth,node (the proxy service arrives in a later version)",
       );
     }
-    if (!cfg.roles.auth) {
-      throw new NotImplementedError("Cannot start: no role to run; use --roles=auth");
+    if (!cfg.roles.auth && !cfg.roles.node) {
+      throw new NotImplementedError("Cannot start: no role to run; use --roles=auth and/or node");
     }
     const proc = new TeleportProcess(cfg);
     try {
       await ensureDataDir(cfg.dataDir);
       if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
       if (cfg.roles.auth) await proc.#startAuth(opts);
+      if (cfg.roles.node) await proc.#startNode(opts);
     } catch (err) {
       await proc.close();
       throw err;
@@ -103,6 +114,17 @@ export class TeleportProcess implements AsyncDisposable {
     const backend: Backend = await openBackend(backendUri, { clock });
     this.#cleanups.push(() => backend.close());
     const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
+    // Audit events and recordings are files under <data_dir>/log, never in the backend.
+    const auditLog = new FileAuditLog({
+      dir: `${cfg.dataDir}/log/events`,
+      clock,
+      logger: getComponentLogger("auth:audit"),
+    });
+    this.#cleanups.push(() => auditLog.close());
+    const recordings = new RecordingStore({
+      dir: `${cfg.dataDir}/log/records`,
+      logger: getComponentLogger("auth:recordings"),
+    });
     const auth = new AuthServer({
       backend,
       clock,
@@ -112,6 +134,8 @@ export class TeleportProcess implements AsyncDisposable {
       staticTokens: cfg.auth.staticTokens,
       secondFactor: cfg.auth.secondFactor,
       userTokenTtlMs: USER_INVITE_TTL_MS,
+      auditLog,
+      recordings,
     });
     await auth.init();
     this.auth = auth;
@@ -165,6 +189,94 @@ export class TeleportProcess implements AsyncDisposable {
     });
     const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
     this.supervisor.broadcast("auth.ready", ready);
+  }
+
+  async #startNode(opts: TeleportProcessOptions): Promise<void> {
+    const cfg = this.config;
+    const clock = opts.clock ?? new RealClock();
+    const log = getComponentLogger("node");
+    const hostId = await loadHostUuid(cfg.dataDir);
+    const local = this.auth !== undefined
+      ? (await this.supervisor.waitFor("auth.ready")) as AuthReady
+      : undefined;
+    const authAddr = local !== undefined
+      ? {
+        host: local.host === "0.0.0.0" || local.host === "::" ? "127.0.0.1" : local.host,
+        port: local.port,
+      }
+      : cfg.authServers[0];
+    if (authAddr === undefined) {
+      throw new BadParameterError(
+        "Cannot start the node service: no auth server is configured; pass --auth-server=HOST:3025",
+      );
+    }
+    const identityPath = hostIdentityPath(cfg.dataDir, "node");
+    const identity = await loadOrObtainHostIdentity({
+      dataDir: cfg.dataDir,
+      role: "node",
+      hostId,
+      nodeName: cfg.nodeName,
+      additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
+      ...(this.auth !== undefined ? { localAuth: this.auth } : {}),
+      authServer: { host: authAddr.host, port: authAddr.port },
+      ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
+      caPins: cfg.caPins,
+      logger: log,
+    });
+    if (identity.sshCert === undefined) {
+      throw new BadParameterError(
+        `Cannot start the node service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
+      );
+    }
+    const client = new AuthClient({
+      host: authAddr.host,
+      port: authAddr.port,
+      caCertPems: identity.tlsCaCertPems,
+      identity: { certPem: identity.tlsCertPem, keyPem: identity.keyPem },
+    });
+    this.#cleanups.push(() => Promise.resolve(client.close()));
+    const recordingsDir = `${cfg.dataDir}/log/upload`;
+    await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
+    const node = await NodeService.start({
+      keyPem: identity.keyPem,
+      sshCert: identity.sshCert,
+      userCaKeys: identity.sshUserCaKeys ?? [],
+      hostId,
+      nodeName: cfg.nodeName,
+      auth: client,
+      listen: { hostname: cfg.ssh.listenAddr.host, port: cfg.ssh.listenAddr.port },
+      ...(cfg.ssh.publicAddrs[0] !== undefined
+        ? { advertiseAddr: formatAddr(cfg.ssh.publicAddrs[0]) }
+        : {}),
+      labels: cfg.ssh.labels,
+      recordingsDir,
+      version: VERSION,
+      clock,
+      logger: log,
+      onUserCaKeys: async (keys) => {
+        await writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: keys });
+      },
+    });
+    this.node = node;
+    this.#cleanups.push(() => node.close());
+    log.info("Node {node} ({host}) is serving SSH on {addr}, cluster {cluster}", {
+      node: cfg.nodeName,
+      host: hostId,
+      addr: `${node.addr.hostname}:${node.addr.port}`,
+      cluster: node.clusterName,
+    });
+    this.supervisor.run("node.ssh", async (signal) => {
+      await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+      await node.close();
+    });
+    const ready: NodeReady = {
+      host: node.addr.hostname,
+      port: node.addr.port,
+      hostId,
+      nodeName: cfg.nodeName,
+      clusterName: node.clusterName,
+    };
+    this.supervisor.broadcast("node.ready", ready);
   }
 
   /** Stops every service and releases the backend and pid file. Idempotent. */

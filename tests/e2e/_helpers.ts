@@ -66,8 +66,10 @@ export interface RunningTeleport extends AsyncDisposable {
   child: Deno.ChildProcess;
   /** Everything printed on stdout up to readiness. */
   banner: string;
-  /** Bound auth API port. */
+  /** Bound auth API port (NaN when the auth role does not run). */
   authPort: number;
+  /** Bound node SSH port (NaN when the node role does not run). */
+  sshPort: number;
   /** stderr so far (logs). */
   logs(): string;
   /** Sends a signal and waits for the exit code. */
@@ -78,11 +80,15 @@ export interface RunningTeleport extends AsyncDisposable {
  * Starts `teleport start ARGS` and resolves once it prints its readiness
  * banner ("Stop with"), which happens after the `auth.ready` event.
  */
-export async function startTeleport(args: string[], timeoutMs = 60_000): Promise<RunningTeleport> {
+export async function startTeleport(
+  args: string[],
+  timeoutMs = 60_000,
+  env: Record<string, string> = {},
+): Promise<RunningTeleport> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "start", ...args],
     cwd: REPO,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -110,7 +116,8 @@ export async function startTeleport(args: string[], timeoutMs = 60_000): Promise
     while (!(await reader.read()).done) { /* drain */ }
   })();
   const m = /Auth API:\s+\S+:(\d+)/.exec(banner);
-  if (m === null) throw new Error(`no auth address in banner:\n${banner}`);
+  const ssh = /SSH:\s+\S+:(\d+)/.exec(banner);
+  if (m === null && ssh === null) throw new Error(`no address in banner:\n${banner}`);
   let exited: Promise<number> | undefined;
   const stop = (signal: Deno.Signal = "SIGTERM") => {
     exited ??= (async () => {
@@ -128,7 +135,8 @@ export async function startTeleport(args: string[], timeoutMs = 60_000): Promise
   return {
     child,
     banner,
-    authPort: Number(m[1]),
+    authPort: m === null ? NaN : Number(m[1]),
+    sshPort: ssh === null ? NaN : Number(ssh[1]),
     logs: () => stderr,
     stop,
     [Symbol.asyncDispose]: async () => {
@@ -173,4 +181,68 @@ ssh_service:
 ${extra}`,
   );
   return path;
+}
+
+/** A free TCP port on 127.0.0.1 (bound then released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Runs a command and collects its output. */
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(opts.env ? { env: opts.env } : {}),
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const o = await child.output();
+  const d = new TextDecoder();
+  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
+}
+
+/** Creates an OS user (idempotent, safe when tests run in parallel); returns its uid. */
+export async function ensureOsUser(name: string, groups = "users"): Promise<number> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const id = await run("id", ["-u", name]);
+    if (id.code === 0) return Number(id.out.trim());
+    const add = await run("useradd", ["-m", "-s", "/bin/bash", "-G", groups, name]);
+    if (add.code !== 0 && !/already exists|lock/i.test(add.err)) {
+      throw new Error(`useradd ${name} failed: ${add.err}`);
+    }
+  }
+  throw new Error(`Cannot create OS user ${name}`);
+}
+
+/** Polls `check` until it returns a value (not undefined) or the time is up. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`Timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }

@@ -5,71 +5,8 @@
  * principals lack the login is refused, and ssh-keygen -L reads the cert.
  */
 import assert from "node:assert/strict";
-import { findTool, missing, runCli, startTeleport, tempDir, writeConfig } from "./_helpers.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function run(
-  cmd: string,
-  args: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const o = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-    .output();
-  const d = new TextDecoder();
-  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
-}
-
-/** Starts sshd in the foreground and resolves once it listens. */
-async function startSshd(dir: string, caFile: string) {
-  const port = freePort();
-  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/hostkey`]);
-  await Deno.writeTextFile(
-    `${dir}/sshd_config`,
-    `Port ${port}
-ListenAddress 127.0.0.1
-HostKey ${dir}/hostkey
-TrustedUserCAKeys ${caFile}
-AuthorizedKeysFile none
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile ${dir}/sshd.pid
-LogLevel VERBOSE
-`,
-  );
-  if (Deno.uid() === 0) await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-  const child = new Deno.Command(findTool("sshd")!, {
-    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let log = "";
-  while (!/Server listening on 127\.0\.0\.1 port/.test(log)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`sshd exited:\n${log}`);
-    log += value;
-  }
-  const drained = (async () => {
-    for (let r = await reader.read(); !r.done; r = await reader.read()) log += r.value;
-  })();
-  return {
-    port,
-    log: () => log,
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGTERM");
-      await child.status;
-      await drained;
-    },
-  };
-}
+import { startSshd } from "./_sshd.ts";
+import { missing, run, runCli, startTeleport, tempDir, writeConfig } from "./_helpers.ts";
 
 Deno.test({
   name: "tctl auth sign certificates log in to OpenSSH sshd",

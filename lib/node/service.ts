@@ -1,0 +1,292 @@
+/**
+ * The SSH node service: an SSH server that presents the node's host
+ * certificate and admits users by certificate and role (authorize.ts), runs
+ * their sessions (session.ts) and port forwards (forward.ts), and keeps in
+ * touch with auth: heartbeats (presence with a TTL), audit events (buffered,
+ * retried), recordings (uploaded after each session, retried), and the user CA
+ * keys (refreshed; the cached ones keep logins working while auth is down).
+ */
+import { importSshPrivateKey, parseAuthorizedKey, parseSshCertificate } from "../ca/mod.ts";
+import type { Clock } from "../clock/mod.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
+import {
+  type AuditEvent,
+  BufferedEmitter,
+  gzipRecordingFile,
+  listPendingRecordings,
+  newAuditEvent,
+} from "../events/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { Resource, Role, ServerResource } from "../resource/mod.ts";
+import { type SshServer, startSshServer } from "../ssh/mod.ts";
+import { authorizeUserCertificate, type UserAccess } from "./authorize.ts";
+import { handleDirectTcpip } from "./forward.ts";
+import { runPeriodic } from "./periodic.ts";
+import { RoleCache } from "./role_cache.ts";
+import { handleSessionOpen, type NodeIdentityInfo, type SessionDeps } from "./session.ts";
+
+/** The slice of the auth API client the node uses (lib/authclient AuthClient fits). */
+export interface NodeAuthApi {
+  getResource(kind: "role" | "cert_authority", name: string): Promise<Resource>;
+  heartbeatNode(node: Resource): Promise<void>;
+  emitEvents(events: AuditEvent[]): Promise<void>;
+  uploadRecording(sid: string, body: ReadableStream<Uint8Array>): Promise<{ size: number }>;
+}
+
+/** Inputs of {@link NodeService.start}. */
+export interface NodeServiceOptions {
+  /** The host's private key (PKCS#8 PEM) and its SSH host certificate (authorized_keys form). */
+  keyPem: string;
+  sshCert: string;
+  /** User CA public keys (authorized_keys lines) known so far. */
+  userCaKeys: string[];
+  hostId: string;
+  nodeName: string;
+  auth: NodeAuthApi;
+  listen: { hostname: string; port: number };
+  /** Address announced in heartbeats (`host:port`); default: derived from the listener. */
+  advertiseAddr?: string;
+  labels: Record<string, string>;
+  /** Where recordings wait for upload (`<data_dir>/log/upload`). */
+  recordingsDir: string;
+  version: string;
+  clock: Clock;
+  logger: Logger;
+  /** Called when auth hands out a different set of user CA keys (to persist them). */
+  onUserCaKeys?: (keys: string[]) => Promise<void>;
+  /** @default {60000} */
+  heartbeatIntervalMs?: number;
+  /** How long a heartbeat keeps the node listed. @default {600000} */
+  heartbeatTtlMs?: number;
+  /** @default {60000} */
+  caRefreshIntervalMs?: number;
+  /** Retry period of recording uploads. @default {30000} */
+  uploadRetryMs?: number;
+}
+
+/** A running node service. */
+export class NodeService implements AsyncDisposable {
+  readonly #o: NodeServiceOptions;
+  readonly #ac = new AbortController();
+  readonly #tasks: Promise<void>[] = [];
+  readonly #emitter: BufferedEmitter;
+  readonly #info: NodeIdentityInfo;
+  #server?: SshServer<UserAccess>;
+  #userCaKeys: Uint8Array[];
+  #userCaLines: string[];
+  #uploading: Promise<void> = Promise.resolve();
+  #closed?: Promise<void>;
+
+  private constructor(o: NodeServiceOptions, clusterName: string) {
+    this.#o = o;
+    this.#info = { hostId: o.hostId, nodeName: o.nodeName, clusterName };
+    this.#userCaLines = [...o.userCaKeys];
+    this.#userCaKeys = o.userCaKeys.map((k) => parseAuthorizedKey(k).blob);
+    this.#emitter = new BufferedEmitter({
+      send: (events) => o.auth.emitEvents(events),
+      clock: o.clock,
+      logger: o.logger,
+    });
+  }
+
+  /** Starts the SSH listener and the background loops; resolves once listening. */
+  static async start(o: NodeServiceOptions): Promise<NodeService> {
+    const cert = parseSshCertificate(o.sshCert);
+    const clusterName = cert.extensions["x-teleport-authority"];
+    if (cert.certType !== "host" || clusterName === undefined || clusterName === "") {
+      throw new BadParameterError(
+        "Cannot start the node: its SSH certificate is not a cluster host certificate",
+      );
+    }
+    const svc = new NodeService(o, clusterName);
+    await svc.#start(await importSshPrivateKey(o.keyPem), parseAuthorizedKey(o.sshCert).blob);
+    return svc;
+  }
+
+  /** The bound SSH address. */
+  get addr(): { hostname: string; port: number } {
+    const a = this.#server!.addr;
+    return { hostname: a.hostname, port: a.port };
+  }
+
+  /** Cluster this node belongs to. */
+  get clusterName(): string {
+    return this.#info.clusterName;
+  }
+
+  async #start(
+    hostKey: { privateKey: CryptoKey; publicKeyBlob: Uint8Array },
+    certBlob: Uint8Array,
+  ) {
+    const o = this.#o;
+    const roles = new RoleCache({
+      fetch: async (name) => await o.auth.getResource("role", name) as Role,
+      clock: o.clock,
+      logger: o.logger,
+    });
+    const deps: SessionDeps = {
+      node: this.#info,
+      emitter: this.#emitter,
+      recordingsDir: o.recordingsDir,
+      onRecordingDone: () => this.#kickUploads(),
+      clock: o.clock,
+      logger: o.logger,
+    };
+    this.#server = await startSshServer<UserAccess>({
+      hostKey,
+      hostCertificate: certBlob,
+      listen: o.listen,
+      logger: o.logger,
+      authenticate: async (req) => {
+        try {
+          const access = await authorizeUserCertificate({
+            certificate: req.certificate,
+            login: req.username,
+            remoteAddr: req.remoteAddr,
+            userCaKeys: this.#userCaKeys,
+            now: o.clock.now(),
+            roles: (names) => roles.get(names),
+            node: { name: o.nodeName, labels: o.labels },
+          });
+          return { ok: true, context: access };
+        } catch (err) {
+          return { ok: false, reason: messageOf(err) };
+        }
+      },
+      onAuthFailure: (f) => {
+        o.logger.info("Refused login {login} from {addr}: {reason}", {
+          login: f.username,
+          addr: f.remoteAddr,
+          reason: f.reason,
+        });
+        void this.#emitter.emit(newAuditEvent("auth", {
+          user: f.certificateKeyId ?? "",
+          login: f.username,
+          method: f.method,
+          success: false,
+          error: f.reason,
+          server_id: o.hostId,
+          server_hostname: o.nodeName,
+          "addr.remote": `${f.remoteAddr}:${f.remotePort}`,
+          ...(f.keyFingerprint ? { key_fingerprint: f.keyFingerprint } : {}),
+        }, { clock: o.clock, clusterName: this.#info.clusterName, failure: true }));
+      },
+      handlers: {
+        session: (open) => handleSessionOpen(open, deps),
+        directTcpip: (open) => handleDirectTcpip(open, deps),
+      },
+    });
+    const signal = this.#ac.signal;
+    this.#tasks.push(runPeriodic({
+      name: "Node heartbeat",
+      task: () => o.auth.heartbeatNode(this.#announcement()),
+      intervalMs: o.heartbeatIntervalMs ?? 60_000,
+      clock: o.clock,
+      logger: o.logger,
+      signal,
+    }));
+    this.#tasks.push(runPeriodic({
+      name: "User CA refresh",
+      task: () => this.#refreshUserCa(),
+      intervalMs: o.caRefreshIntervalMs ?? 60_000,
+      clock: o.clock,
+      logger: o.logger,
+      signal,
+    }));
+    this.#tasks.push(runPeriodic({
+      name: "Recording upload",
+      task: () => this.#uploadPending(),
+      intervalMs: o.uploadRetryMs ?? 30_000,
+      clock: o.clock,
+      logger: o.logger,
+      signal,
+    }));
+  }
+
+  /** This node as a presence resource. */
+  #announcement(): ServerResource {
+    const o = this.#o;
+    return {
+      kind: "node",
+      version: "v2",
+      metadata: {
+        name: o.hostId,
+        labels: { ...o.labels },
+        expires: new Date(o.clock.now().getTime() + (o.heartbeatTtlMs ?? 600_000)).toISOString(),
+      },
+      spec: {
+        addr: o.advertiseAddr ?? advertiseAddrOf(this.addr),
+        hostname: o.nodeName,
+        version: o.version,
+      },
+    };
+  }
+
+  async #refreshUserCa(): Promise<void> {
+    const ca = await this.#o.auth.getResource("cert_authority", "user");
+    if (ca.kind !== "cert_authority") return;
+    const lines = ca.spec.active_keys.ssh.map((k) => k.public_key);
+    if (lines.length === 0 || lines.join("\n") === this.#userCaLines.join("\n")) return;
+    this.#userCaKeys = lines.map((k) => parseAuthorizedKey(k).blob);
+    this.#userCaLines = lines;
+    this.#o.logger.info("User CA keys updated from auth ({count} keys)", { count: lines.length });
+    await this.#o.onUserCaKeys?.(lines);
+  }
+
+  #kickUploads(): void {
+    void this.#uploadPending().catch((err) =>
+      this.#o.logger.warn("Recording upload failed, will retry: {reason}", {
+        reason: messageOf(err),
+      })
+    );
+  }
+
+  /** Uploads every finished recording, one at a time; the file goes once auth has it. */
+  #uploadPending(): Promise<void> {
+    const run = async () => {
+      const pending = await listPendingRecordings(this.#o.recordingsDir, {
+        clock: this.#o.clock,
+        logger: this.#o.logger,
+      });
+      for (const rec of pending) {
+        try {
+          await this.#o.auth.uploadRecording(rec.sid, await gzipRecordingFile(rec.path));
+        } catch (err) {
+          if (!/already exists/i.test(messageOf(err))) throw err;
+        }
+        await Deno.remove(rec.path);
+        this.#o.logger.debug("Uploaded recording of session {sid}", { sid: rec.sid });
+      }
+    };
+    this.#uploading = this.#uploading.catch(() => {}).then(run);
+    return this.#uploading;
+  }
+
+  /** Stops listening, closes connections, flushes events. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#ac.abort();
+      await this.#server?.close();
+      await Promise.allSettled(this.#tasks);
+      await this.#uploading.catch(() => {});
+      await this.#emitter.close();
+    })();
+    return this.#closed;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** `host:port` to announce for a listener: an unspecified host becomes a real interface IP. */
+export function advertiseAddrOf(addr: { hostname: string; port: number }): string {
+  let host = addr.hostname;
+  if (host === "0.0.0.0" || host === "::" || host === "") {
+    const candidates = Deno.networkInterfaces().filter((i) =>
+      i.family === "IPv4" && !i.address.startsWith("127.")
+    );
+    host = candidates[0]?.address ?? "127.0.0.1";
+  }
+  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
+}

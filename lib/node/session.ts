@@ -1,0 +1,378 @@
+/**
+ * One SSH `session` channel on the node: every request is authorized against
+ * the user's access (from the certificate), then runs for real — a login shell
+ * or command on a PTY as the OS user, or a command on pipes, or the sftp
+ * subsystem. Interactive (PTY) sessions are recorded; starts, ends and
+ * commands are audited.
+ */
+import type { Duplex, Readable, Writable } from "node:stream";
+import type { Clock } from "../clock/mod.ts";
+import { messageOf } from "../errors/mod.ts";
+import { type Emitter, newAuditEvent, newSessionId, SessionRecorder } from "../events/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { ServerChannel, SessionOpen, SessionRequest, SshConnection } from "../ssh/mod.ts";
+import type { UserAccess } from "./authorize.ts";
+import { buildSessionEnv, checkClientEnv } from "./env.ts";
+import { assertCanRunAs, lookupOsUser, type OsUser } from "./os_user.ts";
+import { type ExitStatus, spawnPty, type TerminalModes } from "./pty.ts";
+import { spawnExec } from "./spawn.ts";
+
+/** Facts about this node that sessions need. */
+export interface NodeIdentityInfo {
+  hostId: string;
+  nodeName: string;
+  clusterName: string;
+}
+
+/** What every session handler shares (one per node). */
+export interface SessionDeps {
+  node: NodeIdentityInfo;
+  emitter: Emitter;
+  /** Directory for recordings in progress and awaiting upload. */
+  recordingsDir: string;
+  /** Called with a finished recording's session id (to upload it). */
+  onRecordingDone: (sid: string) => void;
+  clock: Clock;
+  logger: Logger;
+  /** Paths tried for the sftp server binary. */
+  sftpServerPaths?: string[];
+}
+
+const SFTP_SERVER_PATHS = [
+  "/usr/lib/openssh/sftp-server",
+  "/usr/libexec/openssh/sftp-server",
+  "/usr/lib/ssh/sftp-server",
+  "/usr/libexec/sftp-server",
+];
+
+/** The common fields of this session's audit events. */
+function baseFields(conn: SshConnection<UserAccess>, deps: SessionDeps, sid: string) {
+  return {
+    sid,
+    user: conn.context.user,
+    login: conn.context.login,
+    server_id: deps.node.hostId,
+    server_hostname: deps.node.nodeName,
+    "addr.remote": `${conn.remoteAddr}:${conn.remotePort}`,
+    "addr.local": `${conn.localAddr}:${conn.localPort}`,
+    proto: "ssh",
+  };
+}
+
+function emit(deps: SessionDeps, type: string, fields: Record<string, unknown>, failure = false) {
+  void deps.emitter.emit(newAuditEvent(type, fields, {
+    clock: deps.clock,
+    clusterName: deps.node.clusterName,
+    ...(failure ? { failure: true } : {}),
+  }));
+}
+
+/** Pipes `from` into `to` with backpressure (pauses `from` while `to` is full). */
+function pipeWithBackpressure(from: Readable, to: Writable, onData?: (d: Uint8Array) => void) {
+  from.on("data", (d: Uint8Array) => {
+    onData?.(d);
+    if (!to.write(d)) {
+      from.pause();
+      to.once("drain", () => from.resume());
+    }
+  });
+}
+
+function sendExit(ch: ServerChannel, status: ExitStatus) {
+  try {
+    if ("code" in status) ch.exit(status.code);
+    else ch.exitSignal(status.signal);
+    ch.end();
+  } catch {
+    // the client went away first
+  }
+}
+
+/** Accepts a session channel and serves its requests. */
+export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDeps): void {
+  const conn = open.conn;
+  const access = conn.context;
+  const sid = newSessionId();
+  const log = deps.logger;
+  let pty: { term: string; cols: number; rows: number; modes: TerminalModes } | undefined;
+  const clientEnv: Record<string, string> = {};
+  let running:
+    | { resize(c: number, r: number): void; signal(name: string): boolean; hangUp(): void }
+    | undefined;
+  let started = false;
+
+  const session = open.accept((req) => onRequest(req));
+  void session.closed.then(() => running?.hangUp());
+
+  async function onRequest(req: SessionRequest): Promise<void> {
+    switch (req.type) {
+      case "pty-req":
+        if (!access.permitPty) {
+          return req.reject({ stderr: "PTY allocation is not permitted by your certificate\r\n" });
+        }
+        pty = { term: req.term, cols: req.cols, rows: req.rows, modes: { ...req.modes } };
+        return req.accept();
+      case "env": {
+        const verdict = checkClientEnv(req.name, req.value);
+        if (!verdict.accepted) {
+          log.debug("Refused env {name} from {user}: {reason}", {
+            name: req.name,
+            user: access.user,
+            reason: verdict.reason,
+          });
+          return req.reject();
+        }
+        clientEnv[req.name] = req.value;
+        return req.accept();
+      }
+      case "window-change":
+        if (pty !== undefined) {
+          pty.cols = req.cols;
+          pty.rows = req.rows;
+        }
+        running?.resize(req.cols, req.rows);
+        return req.accept();
+      case "signal":
+        if (running === undefined) return req.reject();
+        try {
+          return running.signal(req.name) ? req.accept() : req.reject();
+        } catch {
+          return req.reject();
+        }
+      case "shell":
+      case "exec":
+      case "subsystem":
+        if (started) return req.reject();
+        started = true;
+        return await start(req);
+      case "x11-req":
+        return req.reject({ stderr: "X11 forwarding is not supported by this node\r\n" });
+      case "auth-agent-req@openssh.com":
+        return req.reject();
+    }
+  }
+
+  async function resolveUser(): Promise<OsUser> {
+    const user = await lookupOsUser(access.login);
+    assertCanRunAs(user);
+    return user;
+  }
+
+  async function start(
+    req: Extract<SessionRequest, { type: "shell" | "exec" | "subsystem" }>,
+  ): Promise<void> {
+    const fields = baseFields(conn, deps, sid);
+    let osUser: OsUser;
+    try {
+      osUser = await resolveUser();
+    } catch (err) {
+      const reason = `Failed to launch: ${messageOf(err)}`;
+      emit(deps, "exec", {
+        ...fields,
+        command: req.type === "exec" ? req.command : "",
+        exitCode: "255",
+        exitError: reason,
+      }, true);
+      // A refused request's stderr text is dropped by OpenSSH: fail() shows it and exits 1.
+      return req.fail(reason, { exitCode: 1 });
+    }
+    if (req.type === "subsystem") return await startSubsystem(req, osUser, fields);
+
+    let command = req.type === "exec" ? req.command : undefined;
+    if (access.forceCommand !== undefined) command = access.forceCommand;
+    const env = buildSessionEnv({
+      user: osUser,
+      ...(pty ? { term: pty.term } : {}),
+      client: { addr: conn.remoteAddr, port: conn.remotePort },
+      server: { addr: conn.localAddr, port: conn.localPort },
+      sessionId: sid,
+      teleportUser: access.user,
+      hostId: deps.node.hostId,
+      clusterName: deps.node.clusterName,
+      clientEnv,
+    });
+    const startedAt = deps.clock.now();
+    const interactive = pty !== undefined;
+    emit(deps, "session.start", {
+      ...fields,
+      interactive,
+      ...(command !== undefined ? { command } : {}),
+      ...(pty ? { size: `${pty.cols}:${pty.rows}` } : {}),
+      session_recording: interactive ? "node" : "off",
+    });
+    let status: ExitStatus;
+    try {
+      status = pty !== undefined
+        ? await runOnPty(req.accept(), osUser, env, command, pty)
+        : await runOnPipes(req, osUser, env, command!);
+    } catch (err) {
+      log.warn("Session {sid} of {user} failed to start: {reason}", {
+        sid,
+        user: access.user,
+        reason: messageOf(err),
+      });
+      status = { code: 255 };
+    }
+    if (command !== undefined) {
+      const failed = !("code" in status) || status.code !== 0;
+      emit(deps, "exec", {
+        ...fields,
+        command,
+        exitCode: "code" in status ? String(status.code) : "",
+        ...("signal" in status ? { exitError: `signal ${status.signal}` } : {}),
+      }, failed);
+    }
+    emit(deps, "session.end", {
+      ...fields,
+      interactive,
+      session_start: startedAt.toISOString(),
+      session_stop: deps.clock.now().toISOString(),
+      participants: [access.user],
+      ...("code" in status ? { exitCode: String(status.code) } : { exitSignal: status.signal }),
+    });
+  }
+
+  async function runOnPty(
+    ch: ServerChannel,
+    osUser: OsUser,
+    env: Record<string, string>,
+    command: string | undefined,
+    size: { cols: number; rows: number; modes: TerminalModes },
+  ): Promise<ExitStatus> {
+    const recorder = await SessionRecorder.create({
+      dir: deps.recordingsDir,
+      sid,
+      clusterName: deps.node.clusterName,
+      serverId: deps.node.hostId,
+      user: access.user,
+      login: access.login,
+      cols: size.cols,
+      rows: size.rows,
+      clock: deps.clock,
+      logger: log,
+    });
+    let proc;
+    try {
+      proc = await spawnPty({
+        user: osUser,
+        env,
+        size: { cols: size.cols, rows: size.rows },
+        modes: size.modes,
+        ...(command !== undefined ? { command } : {}),
+        logger: log,
+      });
+    } catch (err) {
+      ch.stderr.write(`Failed to start a shell: ${messageOf(err)}\r\n`);
+      sendExit(ch, { code: 255 });
+      await finishRecording(recorder);
+      throw err;
+    }
+    const p = proc;
+    running = {
+      resize: (cols, rows) => {
+        p.resize({ cols, rows });
+        void recorder.resize(cols, rows);
+      },
+      signal: (name) => p.signal(name),
+      hangUp: () => p.close(),
+    };
+    pipeWithBackpressure(p.stream, ch, (d) => void recorder.print(d));
+    pipeWithBackpressure(ch, p.stream);
+    const status = await p.exited;
+    running = undefined;
+    sendExit(ch, status);
+    await finishRecording(recorder);
+    return status;
+  }
+
+  async function finishRecording(recorder: SessionRecorder): Promise<void> {
+    try {
+      await recorder.close();
+      deps.onRecordingDone(sid);
+    } catch (err) {
+      log.error("Cannot finish the recording of session {sid}: {error}", { sid, error: err });
+    }
+  }
+
+  async function runOnPipes(
+    req: Extract<SessionRequest, { type: "shell" | "exec" }>,
+    osUser: OsUser,
+    env: Record<string, string>,
+    command: string | undefined,
+  ): Promise<ExitStatus> {
+    // A shell without a PTY runs the login shell reading commands from stdin.
+    const proc = await spawnExec({
+      user: osUser,
+      env,
+      command: command ?? `exec ${osUser.shell} -l`,
+      logger: log,
+    });
+    const ch = req.accept();
+    wirePipes(ch, proc);
+    running = {
+      resize: () => {},
+      signal: (name) => proc.signal(name),
+      hangUp: () => proc.signal("HUP"),
+    };
+    const status = await proc.exited;
+    running = undefined;
+    sendExit(ch, status);
+    return status;
+  }
+
+  async function startSubsystem(
+    req: Extract<SessionRequest, { type: "subsystem" }>,
+    osUser: OsUser,
+    fields: ReturnType<typeof baseFields>,
+  ): Promise<void> {
+    const refuse = (why: string) => {
+      emit(deps, "subsystem", { ...fields, name: req.name, error: why }, true);
+      req.fail(why, { exitCode: 1 });
+    };
+    if (req.name !== "sftp") return refuse(`subsystem "${req.name}" is not supported`);
+    if (!access.permitFileCopy) return refuse("file copy (sftp) is not permitted by your roles");
+    const server = await findExecutable(deps.sftpServerPaths ?? SFTP_SERVER_PATHS);
+    if (server === undefined) return refuse("sftp is not available on this node (no sftp-server)");
+    const env = buildSessionEnv({
+      user: osUser,
+      client: { addr: conn.remoteAddr, port: conn.remotePort },
+      server: { addr: conn.localAddr, port: conn.localPort },
+      sessionId: sid,
+      teleportUser: access.user,
+      hostId: deps.node.hostId,
+      clusterName: deps.node.clusterName,
+    });
+    const proc = await spawnExec({ user: osUser, env, command: `exec ${server}`, logger: log });
+    const ch = req.accept();
+    emit(deps, "subsystem", { ...fields, name: "sftp" });
+    wirePipes(ch, proc);
+    running = { resize: () => {}, signal: (n) => proc.signal(n), hangUp: () => proc.signal("HUP") };
+    const status = await proc.exited;
+    running = undefined;
+    sendExit(ch, status);
+  }
+}
+
+/** Channel ↔ process pipes: stdin (with EOF), stdout, stderr. */
+function wirePipes(
+  ch: ServerChannel,
+  proc: { stdin: Writable; stdout: Readable; stderr: Readable },
+): void {
+  pipeWithBackpressure(proc.stdout, ch);
+  pipeWithBackpressure(proc.stderr, ch.stderr);
+  pipeWithBackpressure(ch, proc.stdin);
+  (ch as Duplex).on("end", () => proc.stdin.end());
+  proc.stdin.on("error", () => {});
+}
+
+async function findExecutable(paths: string[]): Promise<string | undefined> {
+  for (const p of paths) {
+    try {
+      const info = await Deno.stat(p);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return p;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
