@@ -114,7 +114,17 @@ Deno.test("signal() interrupts the foreground job when it is sleep and the shell
   p.stream.write(`echo "R$((1))Y"\n`);
   await waitForOutput(p.stream, /R1Y/);
   p.stream.write("sleep 30\n");
-  await waitUntil(() => foregroundPgrp(p.pid) !== p.pid, "sleep is the foreground job");
+  // Wait until the foreground job has exec'd sleep: before the exec, bash's child may still
+  // be in the window where it ignores SIGINT.
+  await waitUntil(() => {
+    const fg = foregroundPgrp(p.pid);
+    if (fg === p.pid || fg <= 0) return false;
+    try {
+      return Deno.readTextFileSync(`/proc/${fg}/comm`).trim() === "sleep";
+    } catch {
+      return false;
+    }
+  }, "sleep is the foreground job");
   assert.equal(p.signal("INT"), true);
   // Interactive bash drops the rest of a list whose job died of SIGINT: ask on a new line.
   await waitUntil(() => foregroundPgrp(p.pid) === p.pid, "the shell is back in the foreground");

@@ -246,3 +246,43 @@ export async function eventually<T>(
   }
   throw new Error(`Timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }
+
+/** Options of {@link opensshArgs}. */
+export interface OpensshArgsOptions {
+  port: number;
+  /** Private key path; `<key>-cert.pub` is offered too unless `certificate` is false. */
+  key: string;
+  certificate?: boolean;
+  /** known_hosts file; without one, host keys are not checked at all. */
+  knownHosts?: string;
+  hostKeyAlias?: string;
+  /** Options before the destination (e.g. `-tt`, `-o SetEnv=…`). */
+  extra?: string[];
+  /** `login@host`. */
+  target: string;
+  command: string;
+}
+
+/** Arguments for the stock `ssh` client: no user config, batch mode, only the given key. */
+export function opensshArgs(o: OpensshArgsOptions): string[] {
+  const opt = (v: string) => ["-o", v];
+  return [
+    "-F",
+    "/dev/null",
+    "-p",
+    String(o.port),
+    "-i",
+    o.key,
+    ...(o.certificate === false ? [] : opt(`CertificateFile=${o.key}-cert.pub`)),
+    ...opt("IdentitiesOnly=yes"),
+    ...opt("BatchMode=yes"),
+    ...opt("LogLevel=ERROR"),
+    ...(o.knownHosts === undefined
+      ? [...opt("StrictHostKeyChecking=no"), ...opt("UserKnownHostsFile=/dev/null")]
+      : [...opt("StrictHostKeyChecking=yes"), ...opt(`UserKnownHostsFile=${o.knownHosts}`)]),
+    ...(o.hostKeyAlias === undefined ? [] : opt(`HostKeyAlias=${o.hostKeyAlias}`)),
+    ...(o.extra ?? []),
+    o.target,
+    o.command,
+  ];
+}

@@ -15,6 +15,7 @@ import {
   eventually,
   freePort,
   missing,
+  opensshArgs,
   run,
   runCli,
   startTeleport,
@@ -127,31 +128,19 @@ spec:
       await Deno.writeTextFile(`${d}/known_hosts`, await ok("auth", "export", "--type=host"));
 
       const ssh = (key: string, login: string, args: string[], stdin?: string) =>
-        run("ssh", [
-          "-F",
-          "/dev/null",
-          "-p",
-          String(sshPort),
-          "-i",
-          key,
-          "-o",
-          `CertificateFile=${key}-cert.pub`,
-          "-o",
-          "IdentitiesOnly=yes",
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${d}/known_hosts`,
-          "-o",
-          `HostKeyAlias=${NODE}.${CLUSTER}`,
-          "-o",
-          "LogLevel=ERROR",
-          ...args.slice(0, -1),
-          `${login}@127.0.0.1`,
-          args.at(-1)!,
-        ], stdin === undefined ? {} : { stdin });
+        run(
+          "ssh",
+          opensshArgs({
+            port: sshPort,
+            key,
+            knownHosts: `${d}/known_hosts`,
+            hostKeyAlias: `${NODE}.${CLUSTER}`,
+            extra: args.slice(0, -1),
+            target: `${login}@127.0.0.1`,
+            command: args.at(-1)!,
+          }),
+          stdin === undefined ? {} : { stdin },
+        );
 
       await t.step("ssh -tt runs a login shell on a real pty as the OS user", async () => {
         const r = await ssh(`${d}/alice`, ALICE, ["-tt", "tty; id -u; id -Gn; echo $HOME; exit 3"]);
@@ -212,24 +201,16 @@ spec:
         assert.match(foreign.err, /Permission denied/);
 
         await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${d}/plain`]);
-        const plain = await run("ssh", [
-          "-F",
-          "/dev/null",
-          "-p",
-          String(sshPort),
-          "-i",
-          `${d}/plain`,
-          "-o",
-          "IdentitiesOnly=yes",
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=no",
-          "-o",
-          "UserKnownHostsFile=/dev/null",
-          `${ALICE}@127.0.0.1`,
-          "true",
-        ]);
+        const plain = await run(
+          "ssh",
+          opensshArgs({
+            port: sshPort,
+            key: `${d}/plain`,
+            certificate: false,
+            target: `${ALICE}@127.0.0.1`,
+            command: "true",
+          }),
+        );
         assert.equal(plain.code, 255);
         assert.match(plain.err, /Permission denied/);
       });
@@ -327,26 +308,17 @@ spec:
         assert.equal(await node!.stop(), 0);
         node = await startTeleport(nodeArgs);
         assert.match(node.banner, new RegExp(NODE));
-        const r = await run("ssh", [
-          "-F",
-          "/dev/null",
-          "-p",
-          String(node.sshPort),
-          "-i",
-          `${d}/alice`,
-          "-o",
-          `CertificateFile=${d}/alice-cert.pub`,
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${d}/known_hosts`,
-          "-o",
-          `HostKeyAlias=${NODE}.${CLUSTER}`,
-          `${ALICE}@127.0.0.1`,
-          "echo again",
-        ]);
+        const r = await run(
+          "ssh",
+          opensshArgs({
+            port: node.sshPort,
+            key: `${d}/alice`,
+            knownHosts: `${d}/known_hosts`,
+            hostKeyAlias: `${NODE}.${CLUSTER}`,
+            target: `${ALICE}@127.0.0.1`,
+            command: "echo again",
+          }),
+        );
         assert.equal(r.code, 0, r.err);
         assert.equal(r.out, "again\n");
       });
