@@ -221,6 +221,26 @@ spec:
         assert.match(r.err, /OS user "nobody-such-user" does not exist/);
       });
 
+      await t.step("sftp runs the system sftp-server as the OS user", async () => {
+        const args = opensshArgs({
+          port: sshPort,
+          key: `${d}/alice`,
+          knownHosts: `${d}/known_hosts`,
+          hostKeyAlias: `${NODE}.${CLUSTER}`,
+          target: `${ALICE}@127.0.0.1`,
+          command: "",
+        });
+        // sftp takes ssh's options, but -P for the port and no command.
+        const sftpArgs = args.slice(0, -2).map((a) => a === "-p" ? "-P" : a);
+        const r = await run("sftp", ["-b", "-", ...sftpArgs, `${ALICE}@127.0.0.1`], {
+          stdin: "pwd\nput /etc/hostname uploaded.txt\nls -l uploaded.txt\n",
+        });
+        assert.equal(r.code, 0, r.err);
+        assert.match(r.out, new RegExp(`/home/${ALICE}`));
+        const st = await Deno.stat(`/home/${ALICE}/uploaded.txt`);
+        assert.equal(st.uid, aliceUid);
+      });
+
       await t.step("tctl nodes ls lists the node with its labels", async () => {
         const out = await ok("nodes", "ls");
         assert.match(out, new RegExp(`${NODE}.*env=test`));
