@@ -4,7 +4,7 @@
  */
 
 import type { Clock } from "../clock/mod.ts";
-import { BadParameterError, ConnectionProblemError } from "../errors/mod.ts";
+import { ConnectionProblemError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { readLines, writeAll } from "./_lines.ts";
 import {
@@ -17,6 +17,7 @@ import {
   type SearchResult,
 } from "./audit_log.ts";
 import { type AuditEvent, eventTimeMs, MAX_EVENT_BYTES, validateAuditEvent } from "./event.ts";
+import { directoryOption } from "./_fs.ts";
 
 /** Options of {@linkcode FileAuditLog}. */
 export interface FileAuditLogOptions {
@@ -52,10 +53,7 @@ export class FileAuditLog implements AuditLog {
 
   /** Opens the log lazily: the directory is created on first use. */
   constructor(options: FileAuditLogOptions) {
-    if (typeof options.dir !== "string" || options.dir === "") {
-      throw new BadParameterError("FileAuditLog: options.dir must be a directory path");
-    }
-    this.#dir = options.dir.replace(/\/+$/, "") || "/";
+    this.#dir = directoryOption(options.dir, "FileAuditLog");
     this.#logger = options.logger;
   }
 

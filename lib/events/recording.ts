@@ -19,6 +19,7 @@ import { AlreadyExistsError, BadParameterError, messageOf } from "../errors/mod.
 import type { Logger } from "../log/mod.ts";
 import { type Line, readLines, writeAll } from "./_lines.ts";
 import { isRfc3339 } from "./event.ts";
+import { exists } from "./_fs.ts";
 
 /** The `format` of the header line. */
 export const RECORDING_FORMAT = "teleport-deno-recording";
@@ -467,16 +468,6 @@ export class SessionRecorder {
   #room(): Promise<void> {
     if (this.#buffered <= this.#maxBuffered) return Promise.resolve();
     return new Promise((resolve) => this.#spaceWaiters.push(resolve));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
   }
 }
 

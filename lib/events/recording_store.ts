@@ -12,6 +12,7 @@ import {
 import type { Logger } from "../log/mod.ts";
 import { writeAll } from "./_lines.ts";
 import { readRecordingHeader, validateSessionId } from "./recording.ts";
+import { directoryOption, exists } from "./_fs.ts";
 
 /** Options of {@linkcode RecordingStore}. */
 export interface RecordingStoreOptions {
@@ -41,10 +42,7 @@ export class RecordingStore {
 
   /** A store over `options.dir`; the directory is created on the first save. */
   constructor(options: RecordingStoreOptions) {
-    if (typeof options.dir !== "string" || options.dir === "") {
-      throw new BadParameterError("RecordingStore: options.dir must be a directory path");
-    }
-    this.#dir = options.dir.replace(/\/+$/, "") || "/";
+    this.#dir = directoryOption(options.dir, "RecordingStore");
     this.#logger = options.logger;
   }
 
@@ -180,15 +178,5 @@ export class RecordingStore {
     })();
     this.#ready.catch(() => this.#ready = undefined);
     return this.#ready;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
   }
 }
