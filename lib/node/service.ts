@@ -75,6 +75,8 @@ export class NodeService implements AsyncDisposable {
   #userCaKeys: Uint8Array[];
   #userCaLines: string[];
   #uploading: Promise<void> = Promise.resolve();
+  readonly #activeRecordings = new Set<string>();
+  #advertiseAddr = "";
   #closed?: Promise<void>;
 
   private constructor(o: NodeServiceOptions, clusterName: string) {
@@ -128,6 +130,7 @@ export class NodeService implements AsyncDisposable {
       node: this.#info,
       emitter: this.#emitter,
       recordingsDir: o.recordingsDir,
+      activeRecordings: this.#activeRecordings,
       onRecordingDone: () => this.#kickUploads(),
       clock: o.clock,
       logger: o.logger,
@@ -176,6 +179,7 @@ export class NodeService implements AsyncDisposable {
         directTcpip: (open) => handleDirectTcpip(open, deps),
       },
     });
+    this.#advertiseAddr = o.advertiseAddr ?? advertiseAddrOf(this.addr);
     const signal = this.#ac.signal;
     this.#tasks.push(runPeriodic({
       name: "Node heartbeat",
@@ -215,7 +219,7 @@ export class NodeService implements AsyncDisposable {
         expires: new Date(o.clock.now().getTime() + (o.heartbeatTtlMs ?? 600_000)).toISOString(),
       },
       spec: {
-        addr: o.advertiseAddr ?? advertiseAddrOf(this.addr),
+        addr: this.#advertiseAddr,
         hostname: o.nodeName,
         version: o.version,
       },
@@ -247,6 +251,7 @@ export class NodeService implements AsyncDisposable {
       const pending = await listPendingRecordings(this.#o.recordingsDir, {
         clock: this.#o.clock,
         logger: this.#o.logger,
+        activeSids: this.#activeRecordings,
       });
       for (const rec of pending) {
         try {

@@ -30,6 +30,8 @@ export interface SessionDeps {
   emitter: Emitter;
   /** Directory for recordings in progress and awaiting upload. */
   recordingsDir: string;
+  /** Sessions being recorded right now (their `.part` files are not stale crashes). */
+  activeRecordings: Set<string>;
   /** Called with a finished recording's session id (to upload it). */
   onRecordingDone: (sid: string) => void;
   clock: Clock;
@@ -180,17 +182,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
 
     let command = req.type === "exec" ? req.command : undefined;
     if (access.forceCommand !== undefined) command = access.forceCommand;
-    const env = buildSessionEnv({
-      user: osUser,
-      ...(pty ? { term: pty.term } : {}),
-      client: { addr: conn.remoteAddr, port: conn.remotePort },
-      server: { addr: conn.localAddr, port: conn.localPort },
-      sessionId: sid,
-      teleportUser: access.user,
-      hostId: deps.node.hostId,
-      clusterName: deps.node.clusterName,
-      clientEnv,
-    });
+    const env = sessionEnv(osUser, { ...(pty ? { term: pty.term } : {}), clientEnv });
     const startedAt = deps.clock.now();
     const interactive = pty !== undefined;
     emit(deps, "session.start", {
@@ -204,7 +196,8 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     try {
       status = pty !== undefined
         ? await runOnPty(req.accept(), osUser, env, command, pty)
-        : await runOnPipes(req, osUser, env, command!);
+        // A shell without a PTY runs the login shell reading commands from stdin.
+        : await runPiped(req, osUser, env, command ?? `exec ${osUser.shell} -l`);
     } catch (err) {
       log.warn("Session {sid} of {user} failed to start: {reason}", {
         sid,
@@ -251,6 +244,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       clock: deps.clock,
       logger: log,
     });
+    deps.activeRecordings.add(sid);
     let proc;
     try {
       proc = await spawnPty({
@@ -291,23 +285,39 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       deps.onRecordingDone(sid);
     } catch (err) {
       log.error("Cannot finish the recording of session {sid}: {error}", { sid, error: err });
+    } finally {
+      deps.activeRecordings.delete(sid);
     }
   }
 
-  async function runOnPipes(
-    req: Extract<SessionRequest, { type: "shell" | "exec" }>,
+  /** The environment of a program of this session (see env.ts). */
+  function sessionEnv(
+    osUser: OsUser,
+    extra: { term?: string; clientEnv?: Record<string, string> },
+  ): Record<string, string> {
+    return buildSessionEnv({
+      user: osUser,
+      ...extra,
+      client: { addr: conn.remoteAddr, port: conn.remotePort },
+      server: { addr: conn.localAddr, port: conn.localPort },
+      sessionId: sid,
+      teleportUser: access.user,
+      hostId: deps.node.hostId,
+      clusterName: deps.node.clusterName,
+    });
+  }
+
+  /** Runs `command` on pipes (exec without a PTY, a shell without one, sftp) to its exit. */
+  async function runPiped(
+    req: Extract<SessionRequest, { type: "shell" | "exec" | "subsystem" }>,
     osUser: OsUser,
     env: Record<string, string>,
-    command: string | undefined,
+    command: string,
+    onAccepted?: () => void,
   ): Promise<ExitStatus> {
-    // A shell without a PTY runs the login shell reading commands from stdin.
-    const proc = await spawnExec({
-      user: osUser,
-      env,
-      command: command ?? `exec ${osUser.shell} -l`,
-      logger: log,
-    });
+    const proc = await spawnExec({ user: osUser, env, command, logger: log });
     const ch = req.accept();
+    onAccepted?.();
     wirePipes(ch, proc);
     running = {
       resize: () => {},
@@ -333,23 +343,13 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     if (!access.permitFileCopy) return refuse("file copy (sftp) is not permitted by your roles");
     const server = await findExecutable(deps.sftpServerPaths ?? SFTP_SERVER_PATHS);
     if (server === undefined) return refuse("sftp is not available on this node (no sftp-server)");
-    const env = buildSessionEnv({
-      user: osUser,
-      client: { addr: conn.remoteAddr, port: conn.remotePort },
-      server: { addr: conn.localAddr, port: conn.localPort },
-      sessionId: sid,
-      teleportUser: access.user,
-      hostId: deps.node.hostId,
-      clusterName: deps.node.clusterName,
-    });
-    const proc = await spawnExec({ user: osUser, env, command: `exec ${server}`, logger: log });
-    const ch = req.accept();
-    emit(deps, "subsystem", { ...fields, name: "sftp" });
-    wirePipes(ch, proc);
-    running = { resize: () => {}, signal: (n) => proc.signal(n), hangUp: () => proc.signal("HUP") };
-    const status = await proc.exited;
-    running = undefined;
-    sendExit(ch, status);
+    await runPiped(
+      req,
+      osUser,
+      sessionEnv(osUser, {}),
+      `exec ${server}`,
+      () => emit(deps, "subsystem", { ...fields, name: "sftp" }),
+    );
   }
 }
 
