@@ -742,36 +742,63 @@ export class SshServer<T> implements AsyncDisposable {
     else reject();
   }
 
-  #onSession(state: ConnState<T>, accept: () => Ssh2Session, reject: () => void): void {
-    const conn = state.conn;
-    const handler = this.#options.handlers?.session;
-    if (conn === undefined || handler === undefined) {
-      this.#rejectOpen(state, reject, undefined, "session channels are not permitted");
-      return;
-    }
+  /**
+   * Offers a channel open to its handler: `claim()` guards the single accept, `reject` answers
+   * once with the handler's reason (or `fallback`), and an open left unanswered is refused.
+   */
+  #offerOpen<O extends { reject(rejection?: ChannelRejection): void }>(
+    state: ConnState<T>,
+    reject: () => void,
+    o: {
+      what: string;
+      fallback: string;
+      handler: (open: O) => unknown;
+      make: (claim: () => void) => Omit<O, "reject">;
+    },
+  ): void {
     let replied = false;
-    const open: SessionOpen<T> = {
-      conn,
-      accept: (onRequest) => {
-        if (replied) throw new BadParameterError("Cannot accept session: already answered");
-        replied = true;
-        const raw = accept();
-        return new SessionImpl(conn, state.client!, raw, onRequest, this.#log);
-      },
-      reject: (rejection) => {
+    const claim = () => {
+      if (replied) throw new BadParameterError(`Cannot accept ${o.what}: already answered`);
+      replied = true;
+    };
+    const open = {
+      ...o.make(claim),
+      reject: (rejection?: ChannelRejection) => {
         if (replied) return;
         replied = true;
-        this.#rejectOpen(state, reject, rejection, "session channels are not permitted");
+        this.#rejectOpen(state, reject, rejection, o.fallback);
       },
-    };
+    } as unknown as O;
     runHandler(
-      () => handler(open),
+      () => o.handler(open),
       () => {
         if (!replied) open.reject();
       },
       this.#log,
-      "session",
+      o.what,
     );
+  }
+
+  #onSession(state: ConnState<T>, accept: () => Ssh2Session, reject: () => void): void {
+    const conn = state.conn;
+    const handler = this.#options.handlers?.session;
+    const fallback = "session channels are not permitted";
+    if (conn === undefined || handler === undefined) {
+      this.#rejectOpen(state, reject, undefined, fallback);
+      return;
+    }
+    this.#offerOpen<SessionOpen<T>>(state, reject, {
+      what: "session",
+      fallback,
+      handler,
+      make: (claim) => ({
+        conn,
+        accept: (onRequest) => {
+          claim();
+          return new SessionImpl(conn, state.client!, accept(), onRequest, this.#log);
+        },
+      }),
+    });
   }
 
   #onDirectTcpip(
@@ -787,32 +814,22 @@ export class SshServer<T> implements AsyncDisposable {
       this.#rejectOpen(state, reject, undefined, fallback);
       return;
     }
-    let replied = false;
-    const open: DirectTcpipOpen<T> = {
-      conn,
-      destHost: data.destIP,
-      destPort: data.destPort,
-      originHost: data.srcIP,
-      originPort: data.srcPort,
-      accept: () => {
-        if (replied) throw new BadParameterError("Cannot accept direct-tcpip: already answered");
-        replied = true;
-        return asServerChannel(accept());
-      },
-      reject: (rejection) => {
-        if (replied) return;
-        replied = true;
-        this.#rejectOpen(state, reject, rejection, fallback);
-      },
-    };
-    runHandler(
-      () => handler(open),
-      () => {
-        if (!replied) open.reject();
-      },
-      this.#log,
-      "direct-tcpip",
-    );
+    this.#offerOpen<DirectTcpipOpen<T>>(state, reject, {
+      what: "direct-tcpip",
+      fallback,
+      handler,
+      make: (claim) => ({
+        conn,
+        destHost: data.destIP,
+        destPort: data.destPort,
+        originHost: data.srcIP,
+        originPort: data.srcPort,
+        accept: () => {
+          claim();
+          return asServerChannel(accept());
+        },
+      }),
+    });
   }
 
   #onGlobalRequest(
