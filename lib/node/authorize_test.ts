@@ -5,8 +5,8 @@ import { isKind } from "../errors/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import type { Role } from "../resource/mod.ts";
 import { ACCESS_ROLE } from "../rbac/mod.ts";
-import { authorizeUserCertificate, matchSourceAddress } from "./authorize.ts";
-import { RoleCache } from "./role_cache.ts";
+import { authorizeUserCertificate } from "./authorize.ts";
+import { matchSourceAddress, RoleCache } from "../rbac/mod.ts";
 
 const NOW = new Date(Date.UTC(2026, 10, 21, 12));
 const HOUR = 3_600_000;

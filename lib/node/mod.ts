@@ -21,11 +21,10 @@
 export {
   authorizeUserCertificate,
   type AuthorizeUserOptions,
-  matchSourceAddress,
   type UserAccess,
 } from "./authorize.ts";
 export { backoffDelay, type PeriodicOptions, runPeriodic } from "./periodic.ts";
-export { RoleCache, type RoleCacheOptions } from "./role_cache.ts";
+
 export {
   advertiseAddrOf,
   type NodeAuthApi,

@@ -18,3 +18,10 @@ export {
   matchLabels,
   type NodeTarget,
 } from "./checker.ts";
+export { RoleCache, type RoleCacheOptions } from "./role_cache.ts";
+export {
+  type CertifiedUser,
+  matchSourceAddress,
+  verifyUserCertificate,
+  type VerifyUserCertificateOptions,
+} from "./user_cert.ts";
