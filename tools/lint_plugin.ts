@@ -63,6 +63,7 @@ export const NPM_EDGES: Readonly<Record<string, readonly string[]>> = Object.fre
   "@peculiar/x509": ["lib/ca", "lib/identity"],
   "yaml": ["lib/config", "lib/resource"],
   "@logtape/logtape": ["lib/log", "lib/service", "cli"],
+  "otpauth": ["lib/auth"],
 });
 
 /** Where a repo-relative path sits in the layering. */

@@ -40,6 +40,8 @@ function describe(r: Resource): string[] {
       return [r.kind, r.metadata.name, `cluster: ${r.spec.cluster_name}`];
     case "node":
       return [r.kind, r.metadata.name, `${r.spec.hostname} ${r.spec.addr}`];
+    case "proxy":
+      return [r.kind, r.metadata.name, `${r.spec.hostname} ${r.spec.public_addr ?? r.spec.addr}`];
   }
 }
 

@@ -11,7 +11,9 @@ export interface TestAuth extends AsyncDisposable {
   backend: MemoryBackend;
 }
 
-export async function newTestAuth(opts: { staticTokens?: StaticToken[] } = {}): Promise<TestAuth> {
+export async function newTestAuth(
+  opts: { staticTokens?: StaticToken[]; secondFactor?: string } = {},
+): Promise<TestAuth> {
   const clock = new FakeClock(Date.now());
   const backend = new MemoryBackend({ clock });
   const auth = new AuthServer({
@@ -22,6 +24,7 @@ export async function newTestAuth(opts: { staticTokens?: StaticToken[] } = {}): 
     version: "0.0.0-test",
     userTokenTtlMs: 3_600_000,
     ...(opts.staticTokens ? { staticTokens: opts.staticTokens } : {}),
+    ...(opts.secondFactor ? { secondFactor: opts.secondFactor } : {}),
   });
   await auth.init();
   return { auth, clock, backend, [Symbol.asyncDispose]: () => backend.close() };
@@ -35,6 +38,23 @@ export const ADMIN: Identity = {
   logins: [],
   traits: {},
 };
+
+/** A Proxy host identity (host id `proxyHostId`). */
+export function proxyIdentity(proxyHostId = "7d3f4bd0-5a43-4bde-9b1a-3f5a2b1c9e01"): Identity {
+  return {
+    kind: "host",
+    username: `${proxyHostId}.example`,
+    clusterName: "example",
+    roles: ["Proxy"],
+    logins: [],
+    traits: {},
+  };
+}
+
+/** A Node host identity. */
+export function nodeIdentity(nodeHostId = "0b9e4b36-2f5e-4c8e-8d34-7e0f4c1a2b3c"): Identity {
+  return { ...proxyIdentity(nodeHostId), roles: ["Node"] };
+}
 
 export function userIdentity(name: string, roles: string[]): Identity {
   return { kind: "user", username: name, clusterName: "example", roles, logins: [], traits: {} };

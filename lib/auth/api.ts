@@ -5,7 +5,9 @@
  *
  * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`, and `POST /v1/register`
  * (join; the token is the credential). Everything else needs a caller and
- * passes an RBAC rule check. Errors keep their kind: the body is
+ * passes an RBAC rule check. Login and invite-token routes (password checks)
+ * are for the proxy's host identity only, so a user certificate cannot try
+ * other users' passwords. Errors keep their kind: the body is
  * `{"error":{"kind","message"}}` with the kind's HTTP status.
  */
 import {
@@ -60,6 +62,28 @@ function caller(req: ApiRequest): Identity {
     throw new AccessDeniedError("this API call needs a client certificate signed by the cluster");
   }
   return req.caller;
+}
+
+/** Host identities only: the proxy (or admin) acting for users who have no certificate yet. */
+function hostCaller(req: ApiRequest, what: string): Identity {
+  const id = caller(req);
+  if (id.kind !== "host") {
+    throw new AccessDeniedError(`only the proxy service may ${what}; log in through the proxy`);
+  }
+  return id;
+}
+
+/** A client address forwarded by a Proxy host, or else the connection's own address. */
+function forwardedAddr(req: ApiRequest, forwarded: string | undefined): string | undefined {
+  const proxy = req.caller?.kind === "host" &&
+    req.caller.roles.some((r) => r === "Proxy" || r === "Admin");
+  if (forwarded !== undefined && proxy) {
+    if (forwarded.length > 256 || !/^[A-Za-z0-9.:[\]%_-]+$/.test(forwarded)) {
+      throw new BadParameterError(`field "remote_addr" must be a host:port address`);
+    }
+    return forwarded;
+  }
+  return req.remoteAddr;
 }
 
 function body(req: ApiRequest): Record<string, unknown> {
@@ -151,9 +175,11 @@ const ROUTES: Route[] = [
     pattern: /^\/v1\/register$/,
     auth: false,
     handler: (s, req) => {
-      // The token is the credential; no client certificate is needed or used.
+      // The token is the credential; no client certificate is needed. A proxy forwarding a
+      // join (`/webapi/host/credentials`) may pass the joining host's address.
       const b = body(req);
       const list = (name: string) => b[name] === undefined ? [] : stringList(b, name);
+      const remoteAddr = forwardedAddr(req, field(b, "remote_addr", "string", true));
       return s.registerUsingToken({
         token: field(b, "token", "string")!,
         hostID: field(b, "hostID", "string")!,
@@ -163,7 +189,7 @@ const ROUTES: Route[] = [
         dns_names: list("dns_names"),
         public_ssh_key: field(b, "public_ssh_key", "string")!,
         public_tls_key: field(b, "public_tls_key", "string")!,
-      }, req.remoteAddr);
+      }, remoteAddr);
     },
   },
   {
@@ -185,7 +211,10 @@ const ROUTES: Route[] = [
     auth: true,
     handler: async (s, req, [kindName]) => {
       const kind = resolveKind(kindName!);
-      await s.authorize(caller(req), kind, "list");
+      const id = caller(req);
+      // Users see the nodes their roles give access to, without a rule.
+      if (kind === "node" && id.kind === "user") return { items: await s.listVisibleNodes(id) };
+      await s.authorize(id, kind, "list");
       return { items: await s.listResources(kind) };
     },
   },
@@ -195,7 +224,9 @@ const ROUTES: Route[] = [
     auth: true,
     handler: async (s, req, [kindName, name]) => {
       const kind = resolveKind(kindName!);
-      await s.authorize(caller(req), kind, "read");
+      const id = caller(req);
+      if (kind === "node" && id.kind === "user") return { item: await s.getVisibleNode(id, name!) };
+      await s.authorize(id, kind, "read");
       return { item: await s.getResource(kind, name!) };
     },
   },
@@ -238,6 +269,30 @@ const ROUTES: Route[] = [
       }
       await s.upsertNodeHeartbeat(id, node);
       return { ok: true };
+    },
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/proxies\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [name]) => {
+      const id = caller(req);
+      await s.authorize(id, "proxy", "update");
+      const proxy = parseResourceValue(body(req).proxy);
+      if (proxy.kind !== "proxy" || proxy.metadata.name !== name) {
+        throw new BadParameterError(`field "proxy" must be the proxy resource named "${name}"`);
+      }
+      await s.upsertProxyHeartbeat(id, proxy);
+      return { ok: true };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/proxies$/,
+    auth: true,
+    handler: async (s, req) => {
+      caller(req); // any cluster identity, users included (tsh finds proxies this way)
+      return { items: await s.presence.listProxies() };
     },
   },
   {
@@ -310,17 +365,49 @@ const ROUTES: Route[] = [
     },
   },
   {
+    method: "GET",
+    pattern: /^\/v1\/users\/password\/token\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [token]) => {
+      await s.authorize(hostCaller(req, "read invite tokens"), "user_token", "read");
+      return await s.getUserTokenDetails(token!);
+    },
+  },
+  {
     method: "PUT",
     pattern: /^\/v1\/users\/password\/token$/,
     auth: true,
     handler: async (s, req) => {
-      await s.authorize(caller(req), "user_token", "use");
+      await s.authorize(hostCaller(req, "use invite tokens"), "user_token", "use");
       const b = body(req);
       const user = await s.changePasswordWithToken(
         field(b, "token", "string")!,
         field(b, "password", "string")!,
+        field(b, "second_factor_token", "string", true),
       );
       return { user };
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/users\/([^/]+)\/ssh\/authenticate$/,
+    auth: true,
+    handler: async (s, req, [user]) => {
+      await s.authorize(hostCaller(req, "authenticate users"), "user_login", "create");
+      const b = body(req);
+      const otp = field(b, "otp_token", "string", true);
+      const ssh = field(b, "ssh_public_key", "string", true);
+      const tls = field(b, "tls_public_key", "string", true);
+      const remoteAddr = forwardedAddr(req, field(b, "remote_addr", "string", true));
+      return await s.authenticateSshUser({
+        user: user!,
+        password: field(b, "password", "string")!,
+        ttlMs: field(b, "ttl_ms", "number")!,
+        ...(otp === undefined ? {} : { otpToken: otp }),
+        ...(ssh === undefined ? {} : { sshPublicKey: ssh }),
+        ...(tls === undefined ? {} : { tlsPublicKeyPem: tls }),
+        ...(remoteAddr === undefined ? {} : { remoteAddr }),
+      });
     },
   },
   {
@@ -350,9 +437,17 @@ export const API_ROUTES: readonly string[] = ROUTES.map((r) =>
 /** The path as logs may show it: token values in the path are masked. */
 export function redactPath(path: string): string {
   return path.replace(
-    /^(\/v1\/resources\/(?:token|tokens)\/)([^/]+)/,
-    (_m, head: string, token: string) => head + maskSecret(decodeURIComponent(token)),
+    /^(\/v1\/resources\/(?:token|tokens)\/|\/v1\/users\/password\/token\/)([^/]+)/,
+    (_m, head: string, token: string) => head + maskSecret(safeDecode(token)),
   );
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Routes the request, runs it and maps errors to statuses. Never throws. */
@@ -368,7 +463,13 @@ export async function handleApiRequest(
     pathMatched = true;
     if (route.method !== req.method) continue;
     try {
-      const params = m.slice(1).map((p) => decodeURIComponent(p));
+      const params = m.slice(1).map((p) => {
+        try {
+          return decodeURIComponent(p);
+        } catch {
+          throw new BadParameterError(`path ${redactPath(req.path)} is not valid URL encoding`);
+        }
+      });
       return { status: 200, body: await route.handler(server, req, params) };
     } catch (err) {
       const status = httpStatusOf(err);

@@ -29,6 +29,21 @@ function derToPem(der: Uint8Array): string {
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
+/**
+ * ALPN ids the listener accepts: `http/1.1`, and `teleport-auth@<hex cluster>.teleport.cluster.local`
+ * from clients that reach auth through a proxy's web port (the proxy routes on that id and
+ * passes the TLS session through). Offering an ALPN id the server does not list is a fatal
+ * handshake error in Deno's node:tls, so the id must be listed here.
+ */
+export function authListenerAlpn(clusterName: string): string[] {
+  const hex = Array.from(
+    new TextEncoder().encode(clusterName),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+  return ["http/1.1", `teleport-auth@${hex}.teleport.cluster.local`];
+}
+
 /** Session recordings move as raw gzip streams, not JSON. */
 const RECORDING_PATH = /^\/v1\/recordings\/([^/]+)$/;
 
@@ -198,6 +213,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: "TLSv1.2",
+    ALPNProtocols: authListenerAlpn(server.clusterName),
   }, (req, res) => void onRequest(req, res));
   httpsServer.headersTimeout = 10_000;
   httpsServer.requestTimeout = 60_000;

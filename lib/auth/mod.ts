@@ -1,5 +1,6 @@
 /**
- * The auth service: certificate authorities, users, roles, join tokens and
+ * The auth service: certificate authorities, users (password and TOTP login with
+ * lockout, invite/reset tokens), roles, join tokens, node and proxy presence and
  * certificate issuing ({@link AuthServer}), exposed as an HTTPS JSON API over
  * mutual TLS ({@link startAuthApiServer}).
  *
@@ -22,12 +23,27 @@ export { type CaSigner, publicAuthority } from "./authority.ts";
 export { type AuthApiServer, type AuthApiServerOptions, startAuthApiServer } from "./listener.ts";
 export { hashPassword, MIN_PASSWORD_LENGTH, verifyPassword } from "./password.ts";
 export {
+  ACCOUNT_LOCK_INTERVAL_MS,
+  type AuthenticateSshUserOptions,
   AuthServer,
   type AuthServerOptions,
   CLUSTER_LOCAL_DNS,
+  LOGIN_ATTEMPT_WINDOW_MS,
+  LOGIN_FAILED_MESSAGE,
   MAX_CERT_TTL_MS,
+  MAX_LOGIN_ATTEMPTS,
   MIN_CERT_TTL_MS,
   randomHex,
   type StaticToken,
 } from "./server.ts";
 export { SYSTEM_ROLE_POLICIES } from "./system_roles.ts";
+export {
+  generateTotpCode,
+  matchTotpStep,
+  newTotpSecret,
+  TOTP_DIGITS,
+  TOTP_PERIOD_SECONDS,
+  TOTP_WINDOW,
+  totpStep,
+  totpUri,
+} from "./totp.ts";

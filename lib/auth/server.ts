@@ -8,12 +8,14 @@ import type {
   RegisterRequest,
   RegisterResponse,
   UserCerts,
+  UserTokenDetails,
 } from "../authclient/mod.ts";
 import type { Backend } from "../backend/mod.ts";
 import {
   caPin,
   issueX509Certificate,
   parseAuthorizedKey,
+  parseSshCertificate,
   parseX509Certificate,
   signSshCertificate,
   sshFingerprint,
@@ -34,6 +36,7 @@ import {
   type CertAuthority,
   parseSystemRole,
   type ProvisionToken,
+  type ProxyResource,
   type Resource,
   type ResourceKind,
   type Role,
@@ -44,15 +47,18 @@ import {
 } from "../resource/mod.ts";
 import {
   CertAuthoritiesService,
+  type LoginAttempts,
   PresenceService,
   ProvisionTokensService,
   RolesService,
+  type TotpDevice,
   UsersService,
   type UserToken,
   UserTokensService,
 } from "../services/mod.ts";
 import { type CaSigner, ensureCertAuthorities, loadSigner, publicAuthority } from "./authority.ts";
-import { hashPassword } from "./password.ts";
+import { hashPassword, verifyPassword } from "./password.ts";
+import { matchTotpStep, newTotpSecret, totpUri } from "./totp.ts";
 import {
   type AuditEvent,
   type AuditLog,
@@ -104,6 +110,33 @@ const MAX_EVENTS_PER_CALL = 1000;
 /** Longest expiry a node heartbeat may ask for. */
 const MAX_HEARTBEAT_TTL_MS = 3_600_000;
 
+/** Failed logins in a row (within {@link LOGIN_ATTEMPT_WINDOW_MS}) that lock a user (Teleport: 5). */
+export const MAX_LOGIN_ATTEMPTS = 5;
+/** Failures older than this no longer count towards a lock. */
+export const LOGIN_ATTEMPT_WINDOW_MS = 30 * 60_000;
+/** How long a lock lasts (Teleport's AccountLockInterval: 20 min). */
+export const ACCOUNT_LOCK_INTERVAL_MS = 20 * 60_000;
+/** The one answer to every failed login: it never says which part was wrong. */
+export const LOGIN_FAILED_MESSAGE = "Cannot log in: invalid user name, password or second factor";
+/** Longest password verified; longer ones cannot be stored, so they are wrong. */
+const MAX_PASSWORD_LENGTH = 1024;
+
+/** Inputs of {@link AuthServer.authenticateSshUser}. */
+export interface AuthenticateSshUserOptions {
+  user: string;
+  password: string;
+  /** Current TOTP code, when a second factor is required. */
+  otpToken?: string;
+  /** authorized_keys form. */
+  sshPublicKey?: string;
+  /** SPKI PEM. */
+  tlsPublicKeyPem?: string;
+  /** Requested certificate lifetime (capped by roles and {@link MAX_CERT_TTL_MS}). */
+  ttlMs: number;
+  /** Client address for the audit log (`host:port`). */
+  remoteAddr?: string;
+}
+
 /** DNS names every auth/proxy TLS certificate carries (clients dial with this SNI). */
 export const CLUSTER_LOCAL_DNS = ["teleport.cluster.local", "*.teleport.cluster.local"];
 
@@ -120,6 +153,8 @@ export class AuthServer {
   readonly #opts: AuthServerOptions;
   readonly #log: Logger;
   #signers = new Map<"host" | "user", CaSigner>();
+  /** A hash of a random password, verified against when a user has none (equal cost). */
+  #dummyHash: Promise<string> | undefined;
 
   constructor(opts: AuthServerOptions) {
     this.#opts = opts;
@@ -344,40 +379,300 @@ export class AuthServer {
     };
   }
 
-  /** Issues a new reset token (old tokens of the user are removed). */
+  /**
+   * Resets a local user (`tctl users reset`): the password and TOTP device are removed, a
+   * lock is lifted, old tokens are replaced by a new reset token (which enrolls a new TOTP
+   * device when the cluster uses one).
+   */
   async resetUser(name: string): Promise<UserToken> {
     await this.users.get(name);
     await this.userTokens.deleteForUser(name);
+    await this.users.deleteCredentials(name);
+    await this.users.clearLoginAttempts(name);
+    this.#log.info("Reset user {user}: password and second factor removed", { user: name });
     return await this.#newUserToken(name, "reset");
   }
 
+  /** TOTP enrollment that comes with a new invite/reset token, from second_factor. */
+  #totpOffer(): { required: boolean } | undefined {
+    switch (this.secondFactor) {
+      case "otp":
+      case "on":
+        return { required: true };
+      case "optional":
+        return { required: false };
+      default:
+        return undefined;
+    }
+  }
+
   async #newUserToken(user: string, kind: "invite" | "reset"): Promise<UserToken> {
+    const offer = this.#totpOffer();
     const token: UserToken = {
       token: randomHex(16),
       user,
       kind,
       expires: new Date(this.clock.now().getTime() + this.#opts.userTokenTtlMs).toISOString(),
+      ...(offer === undefined ? {} : { totp: { secret: newTotpSecret(), ...offer } }),
     };
     await this.userTokens.create(token);
-    return token;
+    // The caller (tctl) gets the token, never the TOTP secret: the user reads it through
+    // the token (getUserTokenDetails) when setting the password.
+    const { totp: _secret, ...shown } = token;
+    return shown;
   }
 
-  /** Consumes an invite/reset token and sets the user's password. */
-  async changePasswordWithToken(token: string, password: string): Promise<string> {
+  /** A live invite/reset token; AccessDeniedError for unknown or expired ones. */
+  async #liveUserToken(token: string): Promise<UserToken> {
+    const invalid = () =>
+      new AccessDeniedError("the invite or reset token is invalid or has expired");
+    if (typeof token !== "string" || !/^[A-Za-z0-9_-]{1,256}$/.test(token)) throw invalid();
     let t: UserToken;
     try {
       t = await this.userTokens.get(token);
+    } catch (err) {
+      if (isKind(err, "NotFound")) throw invalid();
+      throw err;
+    }
+    if (!(Date.parse(t.expires) > this.clock.now().getTime())) throw invalid();
+    return t;
+  }
+
+  /**
+   * What the web UI shows for an invite/reset link: the user, the token kind and expiry, and
+   * the TOTP device to enroll (secret, `otpauth://` URI for a QR code, whether required).
+   */
+  async getUserTokenDetails(token: string): Promise<UserTokenDetails> {
+    const t = await this.#liveUserToken(token);
+    return {
+      user: t.user,
+      kind: t.kind,
+      expires: t.expires,
+      ...(t.totp === undefined ? {} : {
+        totp: {
+          secret: t.totp.secret,
+          uri: totpUri(this.clusterName, t.user, t.totp.secret),
+          required: t.totp.required,
+        },
+      }),
+    };
+  }
+
+  /**
+   * Sets the user's password with an invite/reset token. When the token enrolls a TOTP
+   * device, `secondFactorToken` must be a current code of it (required), or may be (optional,
+   * then the device is enrolled). A wrong or missing code leaves the token usable for
+   * another try; success consumes it (single use) and stores the password hash and device.
+   */
+  async changePasswordWithToken(
+    token: string,
+    password: string,
+    secondFactorToken?: string,
+  ): Promise<string> {
+    const t = await this.#liveUserToken(token);
+    // An empty field (a web form left blank) means no code.
+    if (secondFactorToken !== undefined && secondFactorToken.trim() === "") {
+      secondFactorToken = undefined;
+    }
+    let enroll: TotpDevice | undefined;
+    if (t.totp !== undefined && (t.totp.required || secondFactorToken !== undefined)) {
+      const step = secondFactorToken === undefined ? undefined : matchTotpStep({
+        secret: t.totp.secret,
+        code: secondFactorToken,
+        now: this.clock.now(),
+      });
+      if (step === undefined) {
+        throw new AccessDeniedError(
+          secondFactorToken === undefined
+            ? "Cannot set password: a second factor is required; enter the code your authenticator app shows for the key of this invite"
+            : "Cannot set password: the second factor code is invalid; enter the current code from your authenticator app",
+        );
+      }
+      enroll = {
+        secret: t.totp.secret,
+        added: this.clock.now().toISOString(),
+        last_used_step: step,
+      };
+    }
+    const hash = await hashPassword(password);
+    try {
+      await this.userTokens.delete(token); // only one concurrent use can delete it
     } catch (err) {
       if (isKind(err, "NotFound")) {
         throw new AccessDeniedError("the invite or reset token is invalid or has expired");
       }
       throw err;
     }
-    const hash = await hashPassword(password);
-    await this.userTokens.delete(token);
     await this.users.setPasswordHash(t.user, hash);
-    this.#log.info("Password set for user {user}", { user: t.user });
+    if (enroll !== undefined) await this.users.setTotpDevice(t.user, enroll);
+    await this.users.clearLoginAttempts(t.user);
+    this.#log.info("Password set for user {user}{totp}", {
+      user: t.user,
+      totp: enroll === undefined ? "" : " with a new TOTP device",
+    });
     return t.user;
+  }
+
+  // ---- login -------------------------------------------------------------
+
+  /**
+   * Local login (`tsh login` through the proxy): checks the password and, when the cluster
+   * (or, with second_factor optional, the user's enrolled device) asks for it, a TOTP code
+   * (each code works once), then issues user certificates like {@link generateUserCerts}.
+   * Every failure gets {@link LOGIN_FAILED_MESSAGE}; {@link MAX_LOGIN_ATTEMPTS} failures in
+   * a row lock the user for {@link ACCOUNT_LOCK_INTERVAL_MS}. Every attempt is audited
+   * (`user.login`), never with the password or code.
+   */
+  async authenticateSshUser(req: AuthenticateSshUserOptions): Promise<UserCerts> {
+    if (req.sshPublicKey === undefined && req.tlsPublicKeyPem === undefined) {
+      throw new BadParameterError("Cannot log in: give an SSH or TLS public key to certify");
+    }
+    if (req.sshPublicKey !== undefined) parseAuthorizedKey(req.sshPublicKey);
+    const fields: Record<string, unknown> = {
+      user: req.user,
+      method: "local",
+      ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
+    };
+    let certs: UserCerts;
+    try {
+      await this.#checkLogin(req);
+      certs = await this.generateUserCerts({
+        user: req.user,
+        ttlMs: req.ttlMs,
+        ...(req.sshPublicKey === undefined ? {} : { sshPublicKey: req.sshPublicKey }),
+        ...(req.tlsPublicKeyPem === undefined ? {} : { tlsPublicKeyPem: req.tlsPublicKeyPem }),
+      });
+    } catch (err) {
+      await this.emitAudit("user.login", {
+        ...fields,
+        success: false,
+        error: messageOf(err),
+      }, { failure: true });
+      throw err;
+    }
+    await this.emitAudit("user.login", { ...fields, success: true });
+    return certs;
+  }
+
+  /** Throws unless the credentials are right and the user is not locked. */
+  async #checkLogin(req: AuthenticateSshUserOptions): Promise<void> {
+    const now = this.clock.now();
+    let name: string | undefined;
+    try {
+      name = validateName(req.user, "user");
+    } catch {
+      name = undefined; // no such user can exist; costs the same as a wrong password below
+    }
+    if (name !== undefined) {
+      const lockedUntil = lockedUntilOf(await this.users.getLoginAttempts(name), now);
+      if (lockedUntil !== undefined) {
+        this.#log.warn("Refused login of locked user {user} from {addr}", {
+          user: name,
+          addr: req.remoteAddr ?? "unknown",
+        });
+        throw lockedError(name, lockedUntil);
+      }
+    }
+    let hash: string | undefined;
+    let exists = false;
+    if (name !== undefined) {
+      try {
+        await this.users.get(name);
+        exists = true;
+        hash = await this.users.getPasswordHash(name);
+      } catch (err) {
+        if (!isKind(err, "NotFound")) throw err;
+      }
+    }
+    const password = typeof req.password === "string" ? req.password : "";
+    const matches = await verifyPassword(
+      password.slice(0, MAX_PASSWORD_LENGTH + 1),
+      hash ?? await this.#dummyPasswordHash(),
+    );
+    let why: string | undefined;
+    if (!exists) why = "no such user";
+    else if (hash === undefined) why = "the user has no password yet (invite not used)";
+    else if (!matches || password.length > MAX_PASSWORD_LENGTH) why = "wrong password";
+
+    const device = exists && name !== undefined ? await this.users.getTotpDevice(name) : undefined;
+    const sf = this.secondFactor;
+    let step: number | undefined;
+    if (sf === "webauthn") {
+      why ??= "second_factor webauthn is not supported; use otp";
+    } else if (sf === "otp" || sf === "on" || (sf === "optional" && device !== undefined)) {
+      if (device === undefined) {
+        why ??=
+          `no TOTP device is enrolled while second_factor is ${sf} (tctl users reset enrolls one)`;
+      } else {
+        step = req.otpToken === undefined ? undefined : matchTotpStep({
+          secret: device.secret,
+          code: String(req.otpToken),
+          now,
+          ...(device.last_used_step === undefined ? {} : { afterStep: device.last_used_step }),
+        });
+        if (step === undefined) {
+          why ??= req.otpToken === undefined
+            ? "no second factor code given"
+            : "wrong, expired or already used second factor code";
+        }
+      }
+    }
+    if (why === undefined && device !== undefined && step !== undefined) {
+      try {
+        await this.users.markTotpUsed(name!, device, step, device.revision);
+      } catch (err) {
+        if (!isKind(err, "CompareFailed")) throw err;
+        why = "the second factor code was used by a concurrent login";
+      }
+    }
+    if (why !== undefined) {
+      this.#log.info("Login of {user} from {addr} failed: {why}", {
+        user: req.user,
+        addr: req.remoteAddr ?? "unknown",
+        why,
+      });
+      if (exists && name !== undefined) {
+        const lockedUntil = await this.#recordLoginFailure(name, now);
+        if (lockedUntil !== undefined) throw lockedError(name, lockedUntil);
+      }
+      throw new AccessDeniedError(LOGIN_FAILED_MESSAGE);
+    }
+    await this.users.clearLoginAttempts(name!);
+  }
+
+  /** Counts a failed login; returns the lock's end when this failure locked the user. */
+  async #recordLoginFailure(name: string, now: Date): Promise<Date | undefined> {
+    const nowMs = now.getTime();
+    let lockedNow: Date | undefined;
+    await this.users.updateLoginAttempts(name, (cur) => {
+      lockedNow = undefined;
+      const failures = (cur?.failures ?? [])
+        .filter((t) => Date.parse(t) > nowMs - LOGIN_ATTEMPT_WINDOW_MS);
+      failures.push(now.toISOString());
+      if (failures.length >= MAX_LOGIN_ATTEMPTS) {
+        lockedNow = new Date(nowMs + ACCOUNT_LOCK_INTERVAL_MS);
+        return {
+          attempts: { failures: [], locked_until: lockedNow.toISOString() },
+          expires: lockedNow,
+        };
+      }
+      return {
+        attempts: { failures },
+        expires: new Date(nowMs + LOGIN_ATTEMPT_WINDOW_MS),
+      };
+    });
+    if (lockedNow !== undefined) {
+      this.#log.warn(
+        "User {user} is locked until {until} after {count} failed logins in a row",
+        { user: name, until: lockedNow.toISOString(), count: MAX_LOGIN_ATTEMPTS },
+      );
+    }
+    return lockedNow;
+  }
+
+  #dummyPasswordHash(): Promise<string> {
+    this.#dummyHash ??= hashPassword(randomHex(16));
+    return this.#dummyHash;
   }
 
   /** Deletes a user with its password and tokens. */
@@ -401,7 +696,31 @@ export class AuthServer {
         return (await this.cas.list()).map(publicAuthority);
       case "node":
         return await this.presence.listNodes();
+      case "proxy":
+        return await this.presence.listProxies();
     }
+  }
+
+  /** The nodes a user's roles let them see (node_labels; deny wins). Hosts see all. */
+  async listVisibleNodes(caller: Identity): Promise<ServerResource[]> {
+    const nodes = await this.presence.listNodes();
+    if (caller.kind !== "user") return nodes;
+    const checker = await this.checkerFor(caller);
+    return nodes.filter((n) =>
+      checker.canSeeNode({ name: n.metadata.name, labels: n.metadata.labels ?? {} })
+    );
+  }
+
+  /** One node, if the caller may see it (NotFoundError otherwise, hiding its existence). */
+  async getVisibleNode(caller: Identity, name: string): Promise<ServerResource> {
+    const node = await this.presence.getNode(name);
+    if (caller.kind === "user") {
+      const checker = await this.checkerFor(caller);
+      if (!checker.canSeeNode({ name: node.metadata.name, labels: node.metadata.labels ?? {} })) {
+        throw new NotFoundError(`node "${name}" is not found`);
+      }
+    }
+    return node;
   }
 
   /** Reads one resource. */
@@ -424,6 +743,8 @@ export class AuthServer {
       }
       case "node":
         return await this.presence.getNode(name);
+      case "proxy":
+        return await this.presence.getProxy(name);
     }
   }
 
@@ -442,6 +763,7 @@ export class AuthServer {
         return upsert ? await this.tokens.upsert(resource) : await this.tokens.create(resource);
       case "cert_authority":
       case "node":
+      case "proxy":
         throw new BadParameterError(
           `Cannot create ${resource.kind} resources: they are managed by the cluster itself`,
         );
@@ -459,6 +781,8 @@ export class AuthServer {
         return await this.deleteToken(name);
       case "node":
         return await this.presence.deleteNode(name);
+      case "proxy":
+        return await this.presence.deleteProxy(name);
       case "cert_authority":
         throw new BadParameterError(
           "Cannot delete cert_authority resources: the cluster cannot work without its CAs",
@@ -760,14 +1084,51 @@ export class AuthServer {
         } cannot announce node "${node.metadata.name}": a node announces only itself`,
       );
     }
+    this.#checkHeartbeat(node);
+    await this.presence.upsertNode(node);
+  }
+
+  /**
+   * A proxy's heartbeat, like {@link upsertNodeHeartbeat}: only a Proxy host (or Admin), only
+   * for itself (name = its host UUID), expiring within the hour.
+   */
+  async upsertProxyHeartbeat(caller: Identity, proxy: ProxyResource): Promise<void> {
+    const isAdmin = caller.kind === "host" && caller.roles.includes("Admin");
+    const isProxy = caller.kind === "host" && caller.roles.includes("Proxy");
+    if (!isAdmin && !(isProxy && proxy.metadata.name === hostIdOf(caller))) {
+      throw new AccessDeniedError(
+        `${caller.username} cannot announce proxy "${proxy.metadata.name}": a proxy announces only itself`,
+      );
+    }
+    this.#checkHeartbeat(proxy);
+    await this.presence.upsertProxy(proxy);
+  }
+
+  /** Expiry within the next hour; a host certificate, when given, must parse as one. */
+  #checkHeartbeat(r: ServerResource | ProxyResource): void {
     const now = this.clock.now().getTime();
-    const expires = node.metadata.expires === undefined ? NaN : Date.parse(node.metadata.expires);
+    const expires = r.metadata.expires === undefined ? NaN : Date.parse(r.metadata.expires);
     if (!(expires > now && expires <= now + MAX_HEARTBEAT_TTL_MS)) {
       throw new BadParameterError(
         "Cannot store heartbeat: metadata.expires must be a time within the next hour",
       );
     }
-    await this.presence.upsertNode(node);
+    if (r.spec.host_cert !== undefined) {
+      let certType: string;
+      try {
+        certType = parseSshCertificate(r.spec.host_cert).certType;
+      } catch (err) {
+        throw new BadParameterError(
+          `Cannot store heartbeat: spec.host_cert is not an SSH certificate (${messageOf(err)})`,
+          { cause: err },
+        );
+      }
+      if (certType !== "host") {
+        throw new BadParameterError(
+          "Cannot store heartbeat: spec.host_cert must be a host certificate, not a user one",
+        );
+      }
+    }
   }
 
   /**
@@ -873,6 +1234,21 @@ export class AuthServer {
   getAuthority(type: "host" | "user"): Promise<CertAuthority> {
     return this.cas.get(type, this.clusterName);
   }
+}
+
+/** When the user's lock ends, if it is locked at `now`. */
+function lockedUntilOf(a: LoginAttempts | undefined, now: Date): Date | undefined {
+  if (a?.locked_until === undefined) return undefined;
+  const until = Date.parse(a.locked_until);
+  return until > now.getTime() ? new Date(until) : undefined;
+}
+
+function lockedError(name: string, until: Date): AccessDeniedError {
+  return new AccessDeniedError(
+    `Cannot log in: user ${name} is temporarily locked after too many failed attempts; try again after ${
+      until.toISOString().replace(/\.\d{3}Z$/, "Z")
+    } or ask an administrator to reset the account (tctl users reset ${name})`,
+  );
 }
 
 /** True for an IPv4 or IPv6 literal (SAN type IP rather than DNS). */

@@ -29,8 +29,12 @@ export const SYSTEM_ROLE_POLICIES: Record<SystemRole, Role> = {
     [["event", "session"], ["create"]],
   ]),
   Proxy: policy("Proxy", [
-    [["cert_authority", "cluster", "node", "user", "role"], ["list", "read"]],
+    [["cert_authority", "cluster", "node", "proxy", "user", "role"], ["list", "read"]],
     [["event", "session"], ["create"]],
-    [["user_token"], ["use"]],
+    // Invite links (token details with the TOTP key, setting the password) and logins.
+    [["user_token"], ["read", "use"]],
+    [["user_login"], ["create"]],
+    // Its own heartbeat (the server checks that a proxy announces only itself).
+    [["proxy"], ["create", "update"]],
   ]),
 };

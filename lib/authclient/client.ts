@@ -6,17 +6,21 @@
  */
 import https from "node:https";
 import type { Socket } from "node:net";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { Buffer } from "node:buffer";
 import { ConnectionProblemError, errorFromStatus, messageOf } from "../errors/mod.ts";
 import type { AuditEvent, SearchQuery, SearchResult } from "../events/mod.ts";
 import type { Resource, ResourceKind } from "../resource/mod.ts";
 import type {
+  AuthenticateSshUserRequest,
+  ChangePasswordWithTokenRequest,
   PingResponse,
   RegisterRequest,
   RegisterResponse,
   StatusResponse,
   UserCerts,
   UserCertsRequest,
+  UserTokenDetails,
   UserTokenInfo,
 } from "./types.ts";
 
@@ -39,6 +43,17 @@ export interface AuthClientOptions {
   insecureSkipVerify?: boolean;
   /** Per-request timeout. @default {30000} */
   timeoutMs?: number;
+  /**
+   * ALPN protocols to offer, e.g. `teleport-auth@<hex cluster>.teleport.cluster.local` to
+   * reach auth through a proxy's web port (the proxy passes the TLS session through).
+   * @default {none}
+   */
+  alpnProtocols?: string[];
+  /**
+   * SNI to send. The server certificate is still checked for `teleport.cluster.local`.
+   * @default {"teleport.cluster.local"}
+   */
+  servername?: string;
 }
 
 /** A client of one auth server. */
@@ -70,7 +85,11 @@ export class AuthClient {
       method,
       path,
       agent: this.#agent,
-      servername: AUTH_SERVER_NAME,
+      servername: o.servername ?? AUTH_SERVER_NAME,
+      // Whatever SNI is sent, the certificate must be valid for the fixed API name.
+      checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+        checkServerIdentity(AUTH_SERVER_NAME, cert),
+      ...(o.alpnProtocols && o.alpnProtocols.length > 0 ? { ALPNProtocols: o.alpnProtocols } : {}),
       ...(o.insecureSkipVerify
         ? { rejectUnauthorized: false }
         : { ca: o.caCertPems, rejectUnauthorized: true }),
@@ -227,11 +246,37 @@ export class AuthClient {
       `/v1/users/${encodeURIComponent(name)}/reset`,
     )).token;
   }
-  async changePasswordWithToken(token: string, password: string): Promise<string> {
+  /**
+   * Sets a password with an invite/reset token (and enrolls its TOTP device with
+   * `second_factor_token`); returns the user name. Proxy identity only.
+   */
+  async changePasswordWithToken(req: ChangePasswordWithTokenRequest): Promise<string> {
     return (await this.request<{ user: string }>("PUT", "/v1/users/password/token", {
-      token,
-      password,
+      token: req.token,
+      password: req.password,
+      ...(req.second_factor_token === undefined
+        ? {}
+        : { second_factor_token: req.second_factor_token }),
     })).user;
+  }
+  /** What an invite/reset token is for, with its TOTP enrollment. Proxy identity only. */
+  getUserTokenDetails(token: string): Promise<UserTokenDetails> {
+    return this.request("GET", `/v1/users/password/token/${encodeURIComponent(token)}`);
+  }
+  /** Local login: password (+ TOTP) for certificates. Proxy identity only. */
+  authenticateSshUser(req: AuthenticateSshUserRequest): Promise<UserCerts> {
+    const { user, ...body } = req;
+    return this.request("POST", `/v1/users/${encodeURIComponent(user)}/ssh/authenticate`, body);
+  }
+  /** Announces this proxy until `proxy.metadata.expires` (heartbeat). */
+  async heartbeatProxy(proxy: Resource): Promise<void> {
+    await this.request("PUT", `/v1/proxies/${encodeURIComponent(proxy.metadata.name)}`, {
+      proxy,
+    });
+  }
+  /** The proxies that heartbeated recently (any cluster identity may ask). */
+  async listProxies(): Promise<Resource[]> {
+    return (await this.request<{ items: Resource[] }>("GET", "/v1/proxies")).items;
   }
   /** Announces this node until `node.metadata.expires` (heartbeat). */
   async heartbeatNode(node: Resource): Promise<void> {

@@ -14,7 +14,9 @@
 export { AUTH_SERVER_NAME, AuthClient, type AuthClientOptions } from "./client.ts";
 export { identityFromRegistration, type JoinOptions, joinWithToken } from "./join.ts";
 export type {
+  AuthenticateSshUserRequest,
   AuthorityInfo,
+  ChangePasswordWithTokenRequest,
   ErrorBody,
   PingResponse,
   RegisterRequest,
@@ -22,5 +24,6 @@ export type {
   StatusResponse,
   UserCerts,
   UserCertsRequest,
+  UserTokenDetails,
   UserTokenInfo,
 } from "./types.ts";

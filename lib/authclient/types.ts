@@ -33,6 +33,50 @@ export interface UserTokenInfo {
   expires: string;
 }
 
+/**
+ * `GET /v1/users/password/token/:token`: what an invite/reset link is for, and the TOTP
+ * device to enroll with it (secret and `otpauth://` URI for a QR code).
+ */
+export interface UserTokenDetails {
+  user: string;
+  kind: "invite" | "reset";
+  /** RFC 3339. */
+  expires: string;
+  totp?: {
+    /** Base32 shared secret. */
+    secret: string;
+    /** `otpauth://totp/<issuer>:<user>?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30`. */
+    uri: string;
+    /** true: setting the password needs a code of it; false: enrolling is optional. */
+    required: boolean;
+  };
+}
+
+/** `PUT /v1/users/password/token` request: set the password (and enroll TOTP) with a token. */
+export interface ChangePasswordWithTokenRequest {
+  token: string;
+  password: string;
+  /** Current code of the token's TOTP device (required when `totp.required`). */
+  second_factor_token?: string;
+}
+
+/**
+ * `POST /v1/users/:user/ssh/authenticate` (the proxy, for `tsh login`): a local user's
+ * password (+ TOTP) and public keys in, certificates out.
+ */
+export interface AuthenticateSshUserRequest {
+  user: string;
+  password: string;
+  otp_token?: string;
+  /** authorized_keys form. */
+  ssh_public_key?: string;
+  /** SPKI PEM. */
+  tls_public_key?: string;
+  ttl_ms: number;
+  /** The user's address as the proxy saw it (audit). */
+  remote_addr?: string;
+}
+
 /** `POST /v1/certs/user` request. */
 export interface UserCertsRequest {
   user: string;
@@ -73,6 +117,11 @@ export interface RegisterRequest {
   public_ssh_key: string;
   /** SPKI PEM. */
   public_tls_key: string;
+  /**
+   * The joining host's address, when a proxy forwards the join (`/webapi/host/credentials`);
+   * honoured only from a Proxy host identity.
+   */
+  remote_addr?: string;
 }
 
 /** What a joining host receives. */

@@ -13,7 +13,7 @@ export const ACCESS_ROLE: Role = {
   },
 };
 
-/** `editor`: manage users, roles and tokens; read CAs and nodes. */
+/** `editor`: manage users, roles and tokens; read CAs, nodes and session recordings. */
 export const EDITOR_ROLE: Role = {
   kind: "role",
   version: "v7",
@@ -24,6 +24,7 @@ export const EDITOR_ROLE: Role = {
       rules: [
         { resources: ["user", "role", "token"], verbs: ["*"] },
         { resources: ["cert_authority", "node", "cluster"], verbs: ["list", "read"] },
+        { resources: ["session"], verbs: ["list", "read"] },
       ],
     },
     deny: {},

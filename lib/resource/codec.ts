@@ -22,6 +22,7 @@ import type {
   CertAuthority,
   Metadata,
   ProvisionToken,
+  ProxyResource,
   Resource,
   ResourceKind,
   Role,
@@ -42,6 +43,7 @@ export const RESOURCE_KINDS: Record<ResourceKind, readonly string[]> = {
   token: ["token", "tokens"],
   cert_authority: ["cert_authority", "cert_authorities", "cert_authoritys", "ca", "cas"],
   node: ["node", "nodes"],
+  proxy: ["proxy", "proxies"],
 };
 
 /** Resolves a kind name or alias; BadParameterError listing the kinds otherwise. */
@@ -249,11 +251,46 @@ function parseCertAuthority(o: Obj): CertAuthority {
   };
 }
 
+/** Largest `host_cert` accepted (an RSA-4096 certificate is about 3 KiB). */
+const MAX_CERT_LINE = 16 * 1024;
+const CERT_LINE_RE = /^([a-z0-9-]+-cert-v01@openssh\.com) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/;
+
+/**
+ * Checks the shape of an OpenSSH certificate in authorized_keys form: a `*-cert-v01@openssh.com`
+ * type, base64 whose first field repeats that type. The auth service parses it fully.
+ */
+function sshCertLine(v: unknown, path: string): string | undefined {
+  const line = optStr(v, path)?.trim();
+  if (line === undefined) return undefined;
+  if (line.length > MAX_CERT_LINE) fail(path, `must be at most ${MAX_CERT_LINE} characters`);
+  const m = CERT_LINE_RE.exec(line);
+  if (m === null) {
+    fail(
+      path,
+      "must be an OpenSSH certificate in authorized_keys form (TYPE-cert-v01@openssh.com BASE64)",
+    );
+  }
+  let blob: string;
+  try {
+    blob = atob(m[2]!);
+  } catch {
+    fail(path, "is not valid base64");
+  }
+  const len = blob.length < 4
+    ? -1
+    : ((blob.charCodeAt(0) << 24) | (blob.charCodeAt(1) << 16) | (blob.charCodeAt(2) << 8) |
+      blob.charCodeAt(3)) >>> 0;
+  if (blob.slice(4, 4 + len) !== m[1]) {
+    fail(path, `the encoded certificate type does not match "${m[1]}"`);
+  }
+  return line;
+}
+
 function parseServer(o: Obj): ServerResource {
   onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
   const metadataV = metadata(o.metadata, "metadata");
   const spec = obj(o.spec, "spec");
-  onlyKeys(spec, "spec", ["addr", "hostname", "version", "use_tunnel"]);
+  onlyKeys(spec, "spec", ["addr", "hostname", "version", "use_tunnel", "host_cert"]);
   const server: ServerResource = {
     kind: "node",
     version: "v2",
@@ -266,7 +303,34 @@ function parseServer(o: Obj): ServerResource {
   };
   const tunnel = bool(spec.use_tunnel, "spec.use_tunnel");
   if (tunnel !== undefined) server.spec.use_tunnel = tunnel;
+  const hostCert = sshCertLine(spec.host_cert, "spec.host_cert");
+  if (hostCert !== undefined) server.spec.host_cert = hostCert;
   return server;
+}
+
+function parseProxy(o: Obj): ProxyResource {
+  onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
+  const metadataV = metadata(o.metadata, "metadata");
+  const spec = obj(o.spec, "spec");
+  const optional = ["public_addr", "ssh_public_addr", "tunnel_public_addr"] as const;
+  onlyKeys(spec, "spec", ["addr", "hostname", "version", ...optional, "host_cert"]);
+  const proxy: ProxyResource = {
+    kind: "proxy",
+    version: "v2",
+    metadata: metadataV,
+    spec: {
+      addr: optStr(spec.addr, "spec.addr") ?? "",
+      hostname: str(spec.hostname, "spec.hostname"),
+      version: optStr(spec.version, "spec.version") ?? "",
+    },
+  };
+  for (const name of optional) {
+    const v = optStr(spec[name], `spec.${name}`);
+    if (v !== undefined) proxy.spec[name] = v;
+  }
+  const hostCert = sshCertLine(spec.host_cert, "spec.host_cert");
+  if (hostCert !== undefined) proxy.spec.host_cert = hostCert;
+  return proxy;
 }
 
 const PARSERS: Record<ResourceKind, (o: Obj) => Resource> = {
@@ -275,6 +339,7 @@ const PARSERS: Record<ResourceKind, (o: Obj) => Resource> = {
   token: parseToken,
   cert_authority: parseCertAuthority,
   node: parseServer,
+  proxy: parseProxy,
 };
 
 /** Validates a decoded value (from YAML, JSON or the wire) as a resource. */

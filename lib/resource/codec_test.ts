@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatResourcesYaml, parseResources, resolveKind } from "./mod.ts";
+import { formatResourcesYaml, parseResources, parseResourceValue, resolveKind } from "./mod.ts";
 
 const ROLE = `kind: role
 version: v7
@@ -67,4 +67,61 @@ Deno.test("resolveKind() accepts tctl aliases", () => {
   assert.equal(resolveKind("users"), "user");
   assert.equal(resolveKind("cert_authorities"), "cert_authority");
   assert.throws(() => resolveKind("foo"), /known: user, role/);
+});
+
+/** An authorized_keys line whose blob starts with the string `type` (enough for the codec). */
+function certLine(type: string, claimed = type): string {
+  const t = new TextEncoder().encode(type);
+  const blob = new Uint8Array([0, 0, 0, t.length, ...t, 1, 2, 3]);
+  return `${claimed} ${btoa(String.fromCharCode(...blob))} host1`;
+}
+
+Deno.test("parseResourceValue() reads proxies and host certificates of nodes and proxies", () => {
+  const cert = certLine("ssh-ed25519-cert-v01@openssh.com");
+  const proxy = parseResourceValue({
+    kind: "proxy",
+    version: "v2",
+    metadata: { name: "0b9e4b36-2f5e-4c8e-8d34-7e0f4c1a2b3c" },
+    spec: {
+      addr: "0.0.0.0:3080",
+      hostname: "proxy1",
+      version: "1.0.0",
+      public_addr: "proxy.example.com:443",
+      ssh_public_addr: "proxy.example.com:3023",
+      tunnel_public_addr: "proxy.example.com:3024",
+      host_cert: cert,
+    },
+  });
+  assert.equal(proxy.kind, "proxy");
+  assert.deepEqual(parseResources(formatResourcesYaml([proxy])), [proxy]);
+  assert.equal(resolveKind("proxies"), "proxy");
+  const node = parseResourceValue({
+    kind: "node",
+    version: "v2",
+    metadata: { name: "n1" },
+    spec: { hostname: "n1", host_cert: cert },
+  });
+  assert.equal(node.kind === "node" && node.spec.host_cert, cert);
+  const bad = (host_cert: unknown) => () =>
+    parseResourceValue({
+      kind: "node",
+      metadata: { name: "n1" },
+      spec: { hostname: "n1", host_cert },
+    });
+  assert.throws(
+    bad("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"),
+    /spec\.host_cert: must be an OpenSSH certificate/,
+  );
+  assert.throws(bad("ssh-ed25519-cert-v01@openssh.com !!!"), /spec\.host_cert/);
+  assert.throws(bad("ssh-ed25519-cert-v01@openssh.com AAA"), /spec\.host_cert/);
+  assert.throws(
+    bad(certLine("ssh-rsa-cert-v01@openssh.com", "ssh-ed25519-cert-v01@openssh.com")),
+    /does not match/,
+  );
+  assert.throws(bad(42), /spec\.host_cert: must be a string/);
+  assert.throws(
+    () =>
+      parseResourceValue({ kind: "proxy", metadata: { name: "p" }, spec: { hostname: "p", x: 1 } }),
+    /spec\.x: unknown field/,
+  );
 });

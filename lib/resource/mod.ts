@@ -1,5 +1,5 @@
 /**
- * Resource types (user, role, token, cert_authority, node) shaped like Teleport's,
+ * Resource types (user, role, token, cert_authority, node, proxy) shaped like Teleport's,
  * with strict YAML/JSON codecs and Go-style durations.
  *
  * ```ts
@@ -14,6 +14,7 @@ export type {
   Labels,
   Metadata,
   ProvisionToken,
+  ProxyResource,
   Resource,
   ResourceKind,
   Role,

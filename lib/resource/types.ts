@@ -102,11 +102,48 @@ export interface ServerResource {
   kind: "node";
   version: "v2";
   metadata: Metadata;
-  spec: { addr: string; hostname: string; version: string; use_tunnel?: boolean };
+  spec: {
+    addr: string;
+    hostname: string;
+    version: string;
+    use_tunnel?: boolean;
+    /**
+     * The node's SSH host certificate in authorized_keys form, so clients can check the
+     * node against the host CA before they dial it.
+     */
+    host_cert?: string;
+  };
+}
+
+/** A running proxy (heartbeated with a TTL). metadata.name = host UUID. */
+export interface ProxyResource {
+  kind: "proxy";
+  version: "v2";
+  metadata: Metadata;
+  spec: {
+    /** Web listener address (`host:port`). */
+    addr: string;
+    hostname: string;
+    version: string;
+    /** Public web address users and agents dial (`host:port`), when configured. */
+    public_addr?: string;
+    /** Public address of the proxy SSH listener, when configured. */
+    ssh_public_addr?: string;
+    /** Public address of the reverse tunnel listener, when configured. */
+    tunnel_public_addr?: string;
+    /** The proxy's SSH host certificate in authorized_keys form. */
+    host_cert?: string;
+  };
 }
 
 /** Every resource kind `tctl get/create/rm` knows. */
-export type Resource = Role | User | ProvisionToken | CertAuthority | ServerResource;
+export type Resource =
+  | Role
+  | User
+  | ProvisionToken
+  | CertAuthority
+  | ServerResource
+  | ProxyResource;
 
 /** Kind names. */
 export type ResourceKind = Resource["kind"];

@@ -1,6 +1,7 @@
 /**
- * Repositories over the Backend: users, roles, join tokens, user tokens,
- * certificate authorities and node presence.
+ * Repositories over the Backend: users (with password hashes, TOTP devices and login
+ * attempts), roles, join tokens, user tokens, certificate authorities and node and proxy
+ * presence.
  *
  * ```ts
  * import { RolesService } from "./mod.ts";
@@ -12,9 +13,11 @@
  */
 export {
   CertAuthoritiesService,
+  type LoginAttempts,
   PresenceService,
   ProvisionTokensService,
   RolesService,
+  type TotpDevice,
   UsersService,
   type UserToken,
   UserTokensService,

@@ -1,13 +1,15 @@
 /**
- * Repositories over the Backend: users (and their password hashes), roles,
- * provisioning tokens, user invite/reset tokens, certificate authorities and
- * node presence. Names are validated before they become part of a key.
+ * Repositories over the Backend: users (and their password hashes, TOTP devices and
+ * login attempts), roles, provisioning tokens, user invite/reset tokens, certificate
+ * authorities and node and proxy presence. Names are validated before they become part
+ * of a key.
  */
 import type { Backend } from "../backend/mod.ts";
-import { isKind, NotFoundError } from "../errors/mod.ts";
+import { CompareFailedError, isKind, NotFoundError } from "../errors/mod.ts";
 import {
   type CertAuthority,
   type ProvisionToken,
+  type ProxyResource,
   type Role,
   type ServerResource,
   type User,
@@ -21,6 +23,13 @@ const TOKENS_PREFIX = "tokens";
 const USER_TOKENS_PREFIX = "usertokens";
 const AUTHORITIES_PREFIX = "authorities";
 const NODES_PREFIX = "nodes";
+const PROXIES_PREFIX = "proxies";
+/** Per-user records kept apart from the user resource (`users/<part>/<name>`). */
+const PASSWORD_PART = "pwd";
+const TOTP_PART = "totp";
+const LOGIN_ATTEMPTS_PART = "login";
+/** How often a read-modify-write retries after losing a race. */
+const MAX_CAS_RETRIES = 16;
 
 /** Moves the store revision into metadata.revision (what `tctl get` shows). */
 function withRevision<T extends { metadata: { revision?: string } }>(
@@ -94,27 +103,157 @@ export class UsersService {
       ? this.#store.put(name, stored(user))
       : this.#store.compareAndSwap(name, stored(user), rev);
   }
+  /** Deletes the user with its password hash, TOTP device and login attempts. */
   async delete(name: string): Promise<void> {
     await this.#store.delete(validateName(name, "user"));
-    await this.#backend.deleteRange({ prefix: [USERS_PREFIX, "pwd", name] });
+    await this.deleteCredentials(name);
+    await this.#backend.deleteRange({ prefix: [USERS_PREFIX, LOGIN_ATTEMPTS_PART, name] });
+  }
+  /** Removes the password hash and the TOTP device (`tctl users reset`). */
+  async deleteCredentials(name: string): Promise<void> {
+    validateName(name, "user");
+    await this.#backend.deleteRange({ prefix: [USERS_PREFIX, PASSWORD_PART, name] });
+    await this.#backend.deleteRange({ prefix: [USERS_PREFIX, TOTP_PART, name] });
   }
   /** Stores a password hash (an encoded KDF string, never a password). */
   async setPasswordHash(name: string, hash: string): Promise<void> {
     await this.#backend.put({
-      key: [USERS_PREFIX, "pwd", validateName(name, "user")],
+      key: [USERS_PREFIX, PASSWORD_PART, validateName(name, "user")],
       value: encodeJson({ hash }),
     });
   }
   /** The stored hash; NotFoundError when the user has no password yet. */
   async getPasswordHash(name: string): Promise<string> {
     try {
-      const item = await this.#backend.get([USERS_PREFIX, "pwd", validateName(name, "user")]);
+      const item = await this.#backend.get([
+        USERS_PREFIX,
+        PASSWORD_PART,
+        validateName(name, "user"),
+      ]);
       return decodeJson<{ hash: string }>(item).hash;
     } catch (err) {
       if (isKind(err, "NotFound")) throw new NotFoundError(`user "${name}" has no password set`);
       throw err;
     }
   }
+
+  /** Stores (or replaces) the user's TOTP device. */
+  async setTotpDevice(name: string, device: TotpDevice): Promise<void> {
+    await this.#backend.put({
+      key: [USERS_PREFIX, TOTP_PART, validateName(name, "user")],
+      value: encodeJson(device),
+    });
+  }
+  /** The user's TOTP device with its revision; undefined when none is enrolled. */
+  async getTotpDevice(name: string): Promise<(TotpDevice & { revision: string }) | undefined> {
+    try {
+      const item = await this.#backend.get([USERS_PREFIX, TOTP_PART, validateName(name, "user")]);
+      return { ...decodeJson<TotpDevice>(item), revision: item.revision };
+    } catch (err) {
+      if (isKind(err, "NotFound")) return undefined;
+      throw err;
+    }
+  }
+  /**
+   * Records the last time step a TOTP code was accepted for, only if the device is unchanged
+   * since it was read at `revision` (CompareFailedError otherwise: a concurrent login used it).
+   */
+  async markTotpUsed(
+    name: string,
+    device: TotpDevice,
+    step: number,
+    revision: string,
+  ): Promise<void> {
+    try {
+      await this.#backend.compareAndSwap(revision, {
+        key: [USERS_PREFIX, TOTP_PART, validateName(name, "user")],
+        value: encodeJson({ ...device, last_used_step: step }),
+      });
+    } catch (err) {
+      if (isKind(err, "CompareFailed")) {
+        throw new CompareFailedError(
+          `the TOTP device of user "${name}" was used or changed concurrently`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** The user's recent failed logins and lock; undefined when there are none. */
+  async getLoginAttempts(name: string): Promise<LoginAttempts | undefined> {
+    try {
+      return decodeJson<LoginAttempts>(
+        await this.#backend.get([USERS_PREFIX, LOGIN_ATTEMPTS_PART, validateName(name, "user")]),
+      );
+    } catch (err) {
+      if (isKind(err, "NotFound")) return undefined;
+      throw err;
+    }
+  }
+  /**
+   * Read-modify-write of the user's login attempts, safe against concurrent logins: `change`
+   * gets the current value and returns the new one with its expiry, or undefined to delete it.
+   * Returns what was stored.
+   */
+  async updateLoginAttempts(
+    name: string,
+    change: (current: LoginAttempts | undefined) =>
+      | { attempts: LoginAttempts; expires: Date }
+      | undefined,
+  ): Promise<LoginAttempts | undefined> {
+    const key = [USERS_PREFIX, LOGIN_ATTEMPTS_PART, validateName(name, "user")];
+    for (let i = 0; i < MAX_CAS_RETRIES; i++) {
+      let current: { value: LoginAttempts; revision: string } | undefined;
+      try {
+        const item = await this.#backend.get(key);
+        current = { value: decodeJson<LoginAttempts>(item), revision: item.revision };
+      } catch (err) {
+        if (!isKind(err, "NotFound")) throw err;
+      }
+      const next = change(current?.value);
+      try {
+        if (next === undefined) {
+          if (current !== undefined) await this.#backend.delete(key);
+        } else {
+          const item = { key, value: encodeJson(next.attempts), expires: next.expires };
+          if (current === undefined) await this.#backend.create(item);
+          else await this.#backend.compareAndSwap(current.revision, item);
+        }
+        return next?.attempts;
+      } catch (err) {
+        if (next === undefined && isKind(err, "NotFound")) return undefined;
+        if (!isKind(err, "CompareFailed") && !isKind(err, "AlreadyExists")) throw err;
+      }
+    }
+    throw new CompareFailedError(
+      `Cannot record login attempt of user "${name}": too many concurrent logins; try again`,
+    );
+  }
+  /** Forgets the user's failed logins and lifts a lock. */
+  async clearLoginAttempts(name: string): Promise<void> {
+    await this.#backend.deleteRange({
+      prefix: [USERS_PREFIX, LOGIN_ATTEMPTS_PART, validateName(name, "user")],
+    });
+  }
+}
+
+/** A user's TOTP (RFC 6238) device: the shared secret and replay protection. */
+export interface TotpDevice {
+  /** Base32 shared secret. Never logged or returned by the API. */
+  secret: string;
+  /** When it was enrolled (RFC 3339). */
+  added: string;
+  /** Last time step a code was accepted for; codes of this step or earlier are refused. */
+  last_used_step?: number;
+}
+
+/** Recent consecutive failed logins of a user and the lock they caused. */
+export interface LoginAttempts {
+  /** Times (RFC 3339) of the failed attempts since the last success or lock. */
+  failures: string[];
+  /** Until when logins are refused (RFC 3339). */
+  locked_until?: string;
 }
 
 /** Join tokens (`tctl tokens add`). The token value is the resource name. */
@@ -147,6 +286,11 @@ export interface UserToken {
   user: string;
   kind: "invite" | "reset";
   expires: string;
+  /**
+   * TOTP enrollment offered with the token: the new device's base32 secret (never logged)
+   * and whether the user must enroll it to set the password.
+   */
+  totp?: { secret: string; required: boolean };
 }
 
 /** Invite and reset tokens for local users. */
@@ -209,11 +353,25 @@ export class CertAuthoritiesService {
   }
 }
 
-/** Heartbeated nodes; each entry expires unless renewed. */
+/** Heartbeated nodes and proxies; each entry expires unless renewed. */
 export class PresenceService {
   readonly #store: JsonStore<ServerResource>;
+  readonly #proxies: JsonStore<ProxyResource>;
   constructor(backend: Backend) {
     this.#store = new JsonStore(backend, [NODES_PREFIX, "default"], (n) => `node "${n}"`);
+    this.#proxies = new JsonStore(backend, [PROXIES_PREFIX], (n) => `proxy "${n}"`);
+  }
+  async upsertProxy(proxy: ProxyResource): Promise<void> {
+    await this.#proxies.put(proxy.metadata.name, stored(proxy), expiresOf(proxy));
+  }
+  listProxies(): Promise<ProxyResource[]> {
+    return this.#proxies.list();
+  }
+  async getProxy(name: string): Promise<ProxyResource> {
+    return withRevision(await this.#proxies.get(name));
+  }
+  deleteProxy(name: string): Promise<void> {
+    return this.#proxies.delete(name);
   }
   async upsertNode(server: ServerResource): Promise<void> {
     await this.#store.put(server.metadata.name, stored(server), expiresOf(server));
