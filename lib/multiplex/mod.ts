@@ -1,0 +1,91 @@
+/**
+ * The proxy's one-port listener: a first-bytes sniffer, a TLS ClientHello parser and the ALPN
+ * routing table. {@linkcode startMultiplexer} listens on the web port (3080; 443 in examples)
+ * and hands every connection to the handler of what it speaks (protocol notes §1).
+ *
+ * ```ts ignore
+ * import http from "node:http";
+ * import { startMultiplexer } from "./mod.ts";
+ * const web = http.createServer((_req, res) => res.end("hello\n"));
+ * const mux = await startMultiplexer({
+ *   listen: { host: "0.0.0.0", port: 3080 },
+ *   logger: getComponentLogger("proxy:mux"),
+ *   tls: { keyPairs: [{ certPem, keyPem }] },
+ *   handlers: {
+ *     web: (tls) => web.emit("connection", tls),
+ *     proxySsh: (stream) => sshServer.handleSocket(stream),
+ *   },
+ * });
+ * ```
+ *
+ * ## First bytes
+ *
+ * | first bytes | what happens |
+ * |---|---|
+ * | `16 03 0N` (TLS handshake record) | ClientHello parsed, routed by ALPN (below) |
+ * | `SSH-` | `handlers.ssh` (bytes put back), closed without it |
+ * | `GET `, `POST `, … (plain HTTP) | `400 Bad Request` naming the `https://` address, closed |
+ * | `PROXY ` / PROXY v2 signature | closed (trusted load balancers come later) |
+ * | anything else, or silence for `firstBytesTimeoutMs` | closed |
+ *
+ * ## ALPN routing table
+ *
+ * The client's ALPN values are tried in the client's order; the first one that matches a rule
+ * of {@linkcode ALPN_ROUTES} decides. A route without a handler is refused (closed).
+ *
+ * | client ALPN | route | TLS | handler | proxy selects |
+ * |---|---|---|---|---|
+ * | `teleport-proxy-ssh` | `proxy-ssh` | terminated | `proxySsh` | `teleport-proxy-ssh` |
+ * | `teleport-reversetunnel`, `teleport-reversetunnelv2` | `reverse-tunnel` | terminated | `reverseTunnel` | `teleport-reversetunnel` (v2 only when v1 is not offered) |
+ * | `teleport-auth@<hex cluster>.teleport.cluster.local` | `auth` | passed through untouched | `auth` (raw socket + ClientHello) | — |
+ * | `http/1.1`, `h2`, `acme-tls/1` | `web` | terminated | `web` | `http/1.1` when offered, else none |
+ * | no ALPN extension | `web` | terminated | `web` | none |
+ * | anything else | refused | — | — | — |
+ *
+ * We serve HTTP/1.1 only. A client that offers `h2` (or `acme-tls/1`) without `http/1.1` gets
+ * no ALPN selected and talks HTTP/1.1; ACME TLS-ALPN-01 challenge certificates are not served.
+ *
+ * To serve reverse tunnels on this port, give `handlers.reverseTunnel` (it receives the
+ * terminated TLS stream, SSH inside); the route already exists. A new route is a rule in
+ * {@linkcode ALPN_ROUTES} plus a handler in {@linkcode MultiplexerHandlers}.
+ *
+ * @module
+ */
+export {
+  ALPN_ACME,
+  ALPN_AUTH_PREFIX,
+  ALPN_H2,
+  ALPN_HTTP1,
+  ALPN_PROXY_SSH,
+  ALPN_REVERSE_TUNNEL,
+  ALPN_REVERSE_TUNNEL_V2,
+  ALPN_ROUTES,
+  type AlpnRule,
+  authAlpn,
+  CLUSTER_LOCAL_DOMAIN,
+  parseAuthAlpn,
+  type Route,
+  routeForAlpn,
+  type RouteName,
+} from "./alpn.ts";
+export {
+  type ClientHello,
+  type ClientHelloResult,
+  MAX_CLIENT_HELLO_BYTES,
+  MAX_CLIENT_HELLO_RECORDS,
+  parseClientHello,
+} from "./client_hello.ts";
+export {
+  type KeyPairPem,
+  type Multiplexer,
+  type MultiplexerHandlers,
+  type MultiplexerOptions,
+  startMultiplexer,
+} from "./multiplexer.ts";
+export {
+  HTTP_METHODS,
+  MAX_SNIFF_BYTES,
+  PROXY_V2_SIGNATURE,
+  sniffProtocol,
+  type SniffResult,
+} from "./sniff.ts";

@@ -1,0 +1,490 @@
+/**
+ * The proxy's one-port listener (protocol notes §1, DESIGN.md §5 "TLS routing"): one node:net
+ * server that reads the first bytes of every connection and hands it on.
+ *
+ * 1. Accept, set no-delay, arm the first-bytes timer.
+ * 2. Read until {@linkcode sniffProtocol} decides. `SSH-` goes to `handlers.ssh` with the bytes
+ *    put back; plain HTTP gets a 400 that points at https://; PROXY headers and anything
+ *    unknown are closed.
+ * 3. TLS: keep reading (under the handshake timer) until {@linkcode parseClientHello} has the
+ *    whole ClientHello, then {@linkcode routeForAlpn} picks the route.
+ * 4. Passthrough routes (auth) get the raw socket with the ClientHello bytes put back untouched.
+ *    Terminated routes get a server TLSSocket built on the paused socket (certificate chosen by
+ *    SNI, ALPN answered per route) once its handshake completes.
+ *
+ * A socket is "handed over" when its handler gets it; until then the multiplexer owns it and
+ * {@linkcode Multiplexer.close} destroys it.
+ */
+import { Buffer } from "node:buffer";
+import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { TLSSocket, type TLSSocketOptions } from "node:tls";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { type Route, routeForAlpn, type RouteName } from "./alpn.ts";
+import { type ClientHello, parseClientHello } from "./client_hello.ts";
+import { type KeyPairPem, type LoadedKeyPair, loadKeyPairs, pickKeyPair } from "./_key_pairs.ts";
+import { sniffProtocol, type SniffResult } from "./sniff.ts";
+
+export type { KeyPairPem };
+
+/**
+ * Who gets each kind of connection. A route whose handler is absent is refused (the connection
+ * is closed and logged at debug).
+ *
+ * Sockets arrive paused when bytes were put back into them (`ssh`, `auth`): read them with
+ * `pipe()`, or `on("data")` followed by `resume()`. TLS-terminated sockets arrive after their
+ * handshake, in the usual non-flowing state.
+ */
+export interface MultiplexerHandlers {
+  /** TLS terminated; ALPN `http/1.1` selected, or none (no ALPN, or only `h2`/`acme-tls/1`). */
+  web: (socket: TLSSocket) => void;
+  /** TLS terminated, ALPN `teleport-proxy-ssh`: the stream inside is SSH. */
+  proxySsh?: (socket: Duplex) => void;
+  /** Plain SSH on the port; the identification bytes already read are put back. */
+  ssh?: (socket: Socket) => void;
+  /** TLS passed through (ALPN `teleport-auth@…`): the raw socket, ClientHello bytes put back. */
+  auth?: (socket: Socket, hello: ClientHello) => void;
+  /** TLS terminated, ALPN `teleport-reversetunnel` (or `…v2`): the stream inside is SSH. */
+  reverseTunnel?: (socket: Duplex) => void;
+}
+
+/** Options of {@linkcode startMultiplexer}. */
+export interface MultiplexerOptions {
+  /** Where to listen (port 0 picks a free port). */
+  listen: { host: string; port: number };
+  logger: Logger;
+  /**
+   * Certificates served on terminated routes. `certPem` may be a full chain (leaf, then
+   * intermediates), served whole. The first pair is the default; another pair is chosen when
+   * the client's SNI matches one of its leaf's DNS names (exact, then `*.` wildcards).
+   */
+  tls: { keyPairs: KeyPairPem[] };
+  handlers: MultiplexerHandlers;
+  /**
+   * How long a client may take to send enough bytes to be classified; then it is closed.
+   * @default {10000}
+   */
+  firstBytesTimeoutMs?: number;
+  /**
+   * How long a TLS client may take to send its ClientHello and finish the handshake (for
+   * passthrough routes: only the ClientHello).
+   * @default {15000}
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Most simultaneous connections on the port (handed-over ones included); further ones are
+   * closed at once. No limit when absent.
+   */
+  maxConnections?: number;
+}
+
+/** A running multiplexer. */
+export interface Multiplexer extends AsyncDisposable {
+  /** The bound address (the real port when 0 was asked). */
+  readonly addr: { host: string; port: number };
+  /**
+   * Replaces the certificates for connections that start their handshake from now on. Throws
+   * BadParameterError (and keeps the old ones) when a pair does not load.
+   */
+  setKeyPairs(pairs: KeyPairPem[]): void;
+  /** Stops listening and destroys the connections not handed over yet. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 10_000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/** The handler names of each route, for log messages. */
+const HANDLER_OF: Record<RouteName, keyof MultiplexerHandlers> = {
+  "web": "web",
+  "proxy-ssh": "proxySsh",
+  "reverse-tunnel": "reverseTunnel",
+  "auth": "auth",
+};
+
+interface ResolvedOptions {
+  host: string;
+  port: number;
+  logger: Logger;
+  handlers: MultiplexerHandlers;
+  firstBytesTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxConnections: number;
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new BadParameterError(
+      `Cannot start multiplexer: ${name} must be a positive integer, received ${value}`,
+    );
+  }
+  return value;
+}
+
+function resolveOptions(opts: MultiplexerOptions): ResolvedOptions {
+  const { host, port } = opts.listen ?? {};
+  if (typeof host !== "string" || host === "") {
+    throw new BadParameterError("Cannot start multiplexer: listen.host is empty");
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new BadParameterError(
+      `Cannot start multiplexer: listen.port must be an integer from 0 to 65535, received ${port}`,
+    );
+  }
+  if (typeof opts.handlers?.web !== "function") {
+    throw new BadParameterError("Cannot start multiplexer: handlers.web is missing");
+  }
+  return {
+    host,
+    port,
+    logger: opts.logger,
+    handlers: opts.handlers,
+    firstBytesTimeoutMs: positive(
+      opts.firstBytesTimeoutMs,
+      DEFAULT_FIRST_BYTES_TIMEOUT_MS,
+      "firstBytesTimeoutMs",
+    ),
+    handshakeTimeoutMs: positive(
+      opts.handshakeTimeoutMs,
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      "handshakeTimeoutMs",
+    ),
+    maxConnections: positive(opts.maxConnections, Infinity, "maxConnections"),
+  };
+}
+
+/** `host:port`, IPv6 in brackets. */
+function hostPort(host: string | undefined, port: number | undefined): string {
+  const h = host ?? "?";
+  return `${h.includes(":") ? `[${h}]` : h}:${port ?? "?"}`;
+}
+
+/** A connection the multiplexer still owns. */
+interface Conn {
+  raw: Socket;
+  tls?: TLSSocket;
+  timer?: ReturnType<typeof setTimeout>;
+  remote: string;
+  closed: Promise<void>;
+  handedOver: boolean;
+}
+
+const HOST_HEADER = /\r\nhost:[ \t]*([^\r\n]*)\r\n/i;
+const SAFE_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
+/** The `https://…` address to suggest to a plain HTTP client. */
+function httpsHint(buffered: Buffer, raw: Socket): string {
+  const host = HOST_HEADER.exec(buffered.toString("latin1"))?.[1]?.trim();
+  if (host !== undefined && SAFE_HOST.test(host)) return `https://${host}/`;
+  return `https://${hostPort(raw.localAddress, raw.localPort)}/`;
+}
+
+class PortMultiplexer implements Multiplexer {
+  #opts: ResolvedOptions;
+  #log: Logger;
+  #server: Server;
+  #pairs: LoadedKeyPair[];
+  #pending = new Set<Conn>();
+  #live = 0;
+  #closing = false;
+  #addr: { host: string; port: number } = { host: "", port: 0 };
+
+  constructor(opts: ResolvedOptions, pairs: LoadedKeyPair[]) {
+    this.#opts = opts;
+    this.#log = opts.logger;
+    this.#pairs = pairs;
+    this.#server = createServer((raw) => this.#accept(raw));
+  }
+
+  get addr(): { host: string; port: number } {
+    return { ...this.#addr };
+  }
+
+  async listen(): Promise<void> {
+    const server = this.#server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: this.#opts.host, port: this.#opts.port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", (err: Error) => {
+      this.#log.error("Multiplexer listener failed: {error}", { error: messageOf(err) });
+    });
+    const a = server.address() as AddressInfo;
+    this.#addr = { host: a.address, port: a.port };
+  }
+
+  setKeyPairs(pairs: KeyPairPem[]): void {
+    this.#pairs = loadKeyPairs(pairs);
+  }
+
+  async close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      // The close callback waits for handed-over connections too; those are not ours to wait
+      // for, so only the error (not listening) matters.
+      this.#server.close(() => {});
+    }
+    const pending = [...this.#pending];
+    for (const conn of pending) this.#destroy(conn);
+    await Promise.all(pending.map((c) => c.closed));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #accept(raw: Socket): void {
+    raw.setNoDelay(true);
+    const remote = hostPort(raw.remoteAddress, raw.remotePort);
+    raw.on("error", (err: Error) => {
+      this.#log.debug("Connection from {remote} failed: {error}", {
+        remote,
+        error: messageOf(err),
+      });
+    });
+    if (this.#closing) {
+      raw.destroy();
+      return;
+    }
+    if (this.#live >= this.#opts.maxConnections) {
+      this.#log.debug("Refused connection from {remote}: {max} connections are open", {
+        remote,
+        max: this.#opts.maxConnections,
+      });
+      raw.destroy();
+      return;
+    }
+    this.#live++;
+    const { promise: closed, resolve } = Promise.withResolvers<void>();
+    const conn: Conn = { raw, remote, closed, handedOver: false };
+    this.#pending.add(conn);
+    raw.once("close", () => {
+      this.#live--;
+      this.#forget(conn);
+      resolve();
+    });
+    conn.timer = setTimeout(() => {
+      this.#log.debug("Closed connection from {remote}: nothing recognisable within {ms} ms", {
+        remote,
+        ms: this.#opts.firstBytesTimeoutMs,
+      });
+      this.#destroy(conn);
+    }, this.#opts.firstBytesTimeoutMs);
+
+    let buffered: Buffer = Buffer.alloc(0);
+    let phase: "sniff" | "hello" | "drain" = "sniff";
+    const onData = (chunk: Buffer) => {
+      if (phase === "drain") return;
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      if (phase === "sniff") {
+        const kind = sniffProtocol(buffered);
+        if (kind === "incomplete") return;
+        this.#clearTimer(conn);
+        if (kind !== "tls") {
+          if (kind === "http") {
+            phase = "drain"; // keep reading so that closing does not reset the response
+            this.#refuseHttp(conn, buffered);
+          } else {
+            raw.off("data", onData);
+            this.#onPlain(conn, kind, buffered);
+          }
+          return;
+        }
+        phase = "hello";
+        conn.timer = setTimeout(() => {
+          this.#log.debug("Closed TLS connection from {remote}: no handshake within {ms} ms", {
+            remote,
+            ms: this.#opts.handshakeTimeoutMs,
+          });
+          this.#destroy(conn);
+        }, this.#opts.handshakeTimeoutMs);
+      }
+      const result = parseClientHello(buffered);
+      if (result.kind === "incomplete") return;
+      raw.off("data", onData);
+      raw.pause();
+      if (result.kind === "error") {
+        this.#log.debug("Closed TLS connection from {remote}: bad ClientHello: {reason}", {
+          remote,
+          reason: result.reason,
+        });
+        this.#destroy(conn);
+        return;
+      }
+      this.#onHello(conn, result.hello, buffered);
+    };
+    raw.on("data", onData);
+  }
+
+  /** Answers plain HTTP with a 400 that names the https:// address, then closes. */
+  #refuseHttp(conn: Conn, buffered: Buffer): void {
+    const hint = httpsHint(buffered, conn.raw);
+    this.#log.debug("Plain HTTP from {remote} refused: this port speaks HTTPS", {
+      remote: conn.remote,
+    });
+    const body = `this port speaks HTTPS: use ${hint} instead\n`;
+    conn.raw.end(
+      "HTTP/1.1 400 Bad Request\r\n" +
+        "Content-Type: text/plain; charset=utf-8\r\n" +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        "Connection: close\r\n\r\n" + body,
+    );
+    // A client that never closes its side is cut off like a silent one.
+    conn.timer = setTimeout(() => this.#destroy(conn), this.#opts.firstBytesTimeoutMs);
+  }
+
+  /** SSH, PROXY headers and unknown bytes. */
+  #onPlain(conn: Conn, kind: Exclude<SniffResult, "tls" | "http" | "incomplete">, buf: Buffer) {
+    const ssh = this.#opts.handlers.ssh;
+    if (kind === "ssh" && ssh !== undefined) {
+      this.#handOverRaw(conn, buf, () => ssh(conn.raw));
+      return;
+    }
+    const why = kind === "ssh"
+      ? "plain SSH is not served on this port"
+      : kind === "unknown"
+      ? "unknown protocol"
+      // Trusting PROXY headers from configured load balancers is not implemented yet.
+      : `PROXY protocol ${kind === "proxy-v1" ? "v1" : "v2"} headers are not accepted`;
+    this.#log.debug("Closed connection from {remote}: {why}", { remote: conn.remote, why });
+    this.#destroy(conn);
+  }
+
+  #onHello(conn: Conn, hello: ClientHello, buffered: Buffer): void {
+    const route = routeForAlpn(hello.alpn);
+    const handlers = this.#opts.handlers;
+    const refuse = (why: string) => {
+      this.#log.debug("Closed TLS connection from {remote} (ALPN {alpn}): {why}", {
+        remote: conn.remote,
+        alpn: hello.alpn.join(",") || "none",
+        why,
+      });
+      this.#destroy(conn);
+    };
+    if (route === undefined) return refuse("no route for the offered ALPN protocols");
+    const handler = handlers[HANDLER_OF[route.route]];
+    if (handler === undefined) return refuse(`no handler for the ${route.route} route`);
+    if (route.route === "auth") {
+      const auth = handlers.auth!;
+      this.#handOverRaw(conn, buffered, () => auth(conn.raw, hello));
+      return;
+    }
+    this.#terminate(conn, hello, route, buffered, handler as (s: Duplex) => void);
+  }
+
+  /** Terminates TLS on the paused socket, then hands the TLSSocket over once it is secure. */
+  #terminate(
+    conn: Conn,
+    hello: ClientHello,
+    route: Route,
+    buffered: Buffer,
+    handler: (socket: TLSSocket) => void,
+  ): void {
+    const { raw, remote } = conn;
+    // Do not resume `raw` after this: the TLSSocket reads the put-back ClientHello itself.
+    raw.unshift(buffered);
+    // The certificate is chosen from the SNI we parsed ourselves. No SNICallback: in Deno 2.9.6
+    // a TLSSocket with one never finishes the handshake when the ClientHello is larger than
+    // about 4 KiB (measured; without it, 20 KiB ClientHellos in two records work).
+    const options: TLSSocketOptions = {
+      isServer: true,
+      secureContext: pickKeyPair(this.#pairs, hello.serverName).context,
+    };
+    // Offer exactly the protocol we select; with no offer, no ALPN is negotiated.
+    if (route.protocol !== undefined) options.ALPNProtocols = [route.protocol];
+    let tls: TLSSocket;
+    try {
+      tls = new TLSSocket(raw, options);
+    } catch (err) {
+      this.#log.debug("Cannot terminate TLS from {remote}: {error}", {
+        remote,
+        error: messageOf(err),
+      });
+      this.#destroy(conn);
+      return;
+    }
+    conn.tls = tls;
+    tls.on("error", (err: Error) => {
+      if (conn.handedOver) {
+        this.#log.debug("TLS connection from {remote} failed: {error}", {
+          remote,
+          error: messageOf(err),
+        });
+        return;
+      }
+      this.#log.debug("TLS handshake with {remote} (ALPN {alpn}) failed: {error}", {
+        remote,
+        alpn: hello.alpn.join(",") || "none",
+        error: messageOf(err),
+      });
+      this.#destroy(conn);
+    });
+    tls.once("secure", () => {
+      if (!this.#pending.has(conn)) return;
+      this.#release(conn);
+      this.#call(conn, route.route, () => handler(tls));
+    });
+  }
+
+  /** Puts the bytes read so far back into the paused socket and hands it over. */
+  #handOverRaw(conn: Conn, buffered: Buffer, give: () => void): void {
+    conn.raw.pause();
+    conn.raw.unshift(buffered);
+    this.#release(conn);
+    this.#call(conn, "plain", give);
+  }
+
+  #call(conn: Conn, what: string, give: () => void): void {
+    try {
+      give();
+    } catch (err) {
+      this.#log.error("The {what} handler failed on a connection from {remote}: {error}", {
+        what,
+        remote: conn.remote,
+        error: messageOf(err),
+      });
+      conn.tls?.destroy();
+      conn.raw.destroy();
+    }
+  }
+
+  /** The connection is closed: nothing left to own. */
+  #forget(conn: Conn): void {
+    this.#clearTimer(conn);
+    this.#pending.delete(conn);
+  }
+
+  /** The connection now belongs to a handler. */
+  #release(conn: Conn): void {
+    this.#forget(conn);
+    conn.handedOver = true;
+  }
+
+  #clearTimer(conn: Conn): void {
+    if (conn.timer !== undefined) clearTimeout(conn.timer);
+    conn.timer = undefined;
+  }
+
+  #destroy(conn: Conn): void {
+    this.#clearTimer(conn);
+    conn.tls?.destroy();
+    conn.raw.destroy();
+  }
+}
+
+/**
+ * Starts the one-port listener; resolves once it is bound. Throws BadParameterError for bad
+ * options or key pairs.
+ */
+export async function startMultiplexer(options: MultiplexerOptions): Promise<Multiplexer> {
+  const opts = resolveOptions(options);
+  const pairs = loadKeyPairs(options.tls?.keyPairs ?? []);
+  const mux = new PortMultiplexer(opts, pairs);
+  await mux.listen();
+  return mux;
+}
