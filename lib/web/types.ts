@@ -1,0 +1,160 @@
+/**
+ * Shapes of the proxy's web API: what lib/web needs from the auth service ({@link WebAuthApi},
+ * satisfied structurally by an AuthClient) and the JSON bodies it speaks, with Teleport's field
+ * names (teleport-protocol-notes §3 and §6). Go `[]byte` fields travel as base64 strings and Go
+ * durations as integer nanoseconds.
+ */
+import type { RegisterRequest, RegisterResponse, UserCerts } from "../authclient/mod.ts";
+
+/** What auth's ping reports (`GET /v1/ping`). */
+export interface AuthPing {
+  cluster_name: string;
+  server_version: string;
+  auth_preference: { type: string; second_factor: string };
+}
+
+/** A password login as the proxy forwards it to auth. */
+export interface AuthenticateSshUserRequest {
+  user: string;
+  password: string;
+  otp_token?: string;
+  /** authorized_keys line. */
+  ssh_public_key?: string;
+  /** PEM. */
+  tls_public_key?: string;
+  ttl_ms: number;
+  /** The client's IP address as the proxy saw it. */
+  remote_addr?: string;
+}
+
+/** An invite or reset token as auth describes it to its holder. */
+export interface UserTokenDetails {
+  user: string;
+  kind: "invite" | "reset";
+  /** RFC 3339. */
+  expires: string;
+  /** Present when the user may (or must) enroll an authenticator app. */
+  totp?: { secret: string; uri: string; required: boolean };
+}
+
+/** Setting a password with an invite or reset token. */
+export interface ChangePasswordWithTokenRequest {
+  token: string;
+  password: string;
+  second_factor_token?: string;
+}
+
+/**
+ * The calls the web API makes to the auth service. The integrator passes an AuthClient; errors
+ * must be kinded errors from lib/errors (their kind picks the HTTP status).
+ */
+export interface WebAuthApi {
+  ping(): Promise<AuthPing>;
+  authenticateSshUser(req: AuthenticateSshUserRequest): Promise<UserCerts>;
+  getUserTokenDetails(token: string): Promise<UserTokenDetails>;
+  /** Returns the user name. */
+  changePasswordWithToken(req: ChangePasswordWithTokenRequest): Promise<string>;
+  register(req: RegisterRequest & { remote_addr?: string }): Promise<RegisterResponse>;
+}
+
+/** The proxy's addresses as `/webapi/ping` and `/webapi/find` report them (Teleport's names). */
+export interface ProxySettings {
+  kube: { enabled: boolean; public_addr: string; listen_addr: string };
+  ssh: {
+    listen_addr: string;
+    tunnel_listen_addr: string;
+    web_listen_addr: string;
+    public_addr: string;
+    ssh_public_addr: string;
+    ssh_tunnel_public_addr: string;
+    /** Go duration: integer nanoseconds. */
+    dial_timeout: number;
+  };
+  db: {
+    postgres_listen_addr: string;
+    postgres_public_addr: string;
+    mysql_listen_addr: string;
+    mysql_public_addr: string;
+    mongo_listen_addr: string;
+    mongo_public_addr: string;
+  };
+  tls_routing_enabled: boolean;
+}
+
+/** `auto_update` of ping and find (nothing is ever auto-updated here). */
+export interface AutoUpdateSettings {
+  tools_version: string;
+  tools_auto_update: boolean;
+  agent_version: string;
+  agent_auto_update: boolean;
+  agent_update_jitter_seconds: number;
+}
+
+/** `auth` of `GET /webapi/ping`. */
+export interface PingAuthSettings {
+  type: string;
+  second_factor: string;
+  preferred_local_mfa: string;
+  allow_passwordless: boolean;
+  allow_headless: boolean;
+  local: { name: string };
+  has_motd: boolean;
+  load_all_cas: boolean;
+  /** Go duration: integer nanoseconds. */
+  default_session_ttl: number;
+  signature_algorithm_suite: string;
+  private_key_policy: string;
+}
+
+/** `GET /webapi/ping` (Teleport's PingResponse). */
+export interface WebPingResponse {
+  auth: PingAuthSettings;
+  proxy: ProxySettings;
+  server_version: string;
+  min_client_version: string;
+  cluster_name: string;
+  automatic_upgrades: boolean;
+  edition: string;
+  fips: boolean;
+  auto_update: AutoUpdateSettings;
+}
+
+/** `GET /webapi/find`: ping without most of `auth`. */
+export interface WebFindResponse {
+  auth: { signature_algorithm_suite: string };
+  proxy: ProxySettings;
+  server_version: string;
+  min_client_version: string;
+  cluster_name: string;
+  edition: string;
+  fips: boolean;
+  auto_update: AutoUpdateSettings;
+}
+
+/** `POST /webapi/ssh/certs` response (Teleport's SSHLoginResponse). */
+export interface SshLoginResponse {
+  username: string;
+  /** base64 of the SSH certificate's authorized_keys line; absent when no SSH key was sent. */
+  cert?: string;
+  /** base64 of the TLS certificate PEM; absent when no TLS key was sent. */
+  tls_cert?: string;
+  host_signers: Array<{
+    domain_name: string;
+    /** base64 of each host CA key's authorized_keys line. */
+    checking_keys: string[];
+    /** base64 of each host CA certificate PEM. */
+    tls_certs: string[];
+  }>;
+}
+
+/** `GET /webapi/users/password/token/<token>` response. */
+export interface UserTokenResponse {
+  user: string;
+  kind: "invite" | "reset";
+  expires: string;
+  /** `otpauth://` URI to enroll an authenticator app. */
+  otpauth_uri?: string;
+  /** The same TOTP secret, base32, for typing in by hand. */
+  otp_secret?: string;
+  second_factor_required: boolean;
+}
