@@ -1,12 +1,19 @@
 /** `teleport start`: load config, start the services, stop cleanly on TERM/INT. */
 import {
+  formatAddr,
+  isUnspecifiedHost,
   loadConfigForStart,
   type ProcessConfig,
   resolveProcessConfig,
   type StartFlags,
 } from "../../lib/config/mod.ts";
-import { configureLogging } from "../../lib/log/mod.ts";
-import { type AuthReady, type NodeReady, TeleportProcess } from "../../lib/service/mod.ts";
+import { configureLogging, getComponentLogger } from "../../lib/log/mod.ts";
+import {
+  type AuthReady,
+  type NodeReady,
+  type ProxyReady,
+  TeleportProcess,
+} from "../../lib/service/mod.ts";
 import { caPin } from "../../lib/ca/mod.ts";
 import {
   flag,
@@ -100,6 +107,18 @@ export async function startCommand(args: string[]): Promise<number> {
     format: cfg.log.format,
     output: cfg.log.output,
   });
+  // A bug in one connection's handler must not take the whole process (and every other
+  // session) down: log it and keep serving.
+  const crashLog = getComponentLogger("service");
+  const keepRunning = (e: Event & { reason?: unknown; error?: unknown }) => {
+    e.preventDefault();
+    const err = e.reason ?? e.error;
+    crashLog.error("Unhandled error, the process keeps running: {error}", {
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+  };
+  globalThis.addEventListener("unhandledrejection", keepRunning);
+  globalThis.addEventListener("error", keepRunning);
   const proc = await TeleportProcess.start({ config: cfg, hostname: Deno.hostname() });
   const stop = () => proc.supervisor.stop();
   Deno.addSignalListener("SIGTERM", stop);
@@ -108,10 +127,13 @@ export async function startCommand(args: string[]): Promise<number> {
     const auth = cfg.roles.auth
       ? await proc.supervisor.waitFor("auth.ready") as AuthReady
       : undefined;
+    const proxy = cfg.roles.proxy
+      ? await proc.supervisor.waitFor("proxy.ready") as ProxyReady
+      : undefined;
     const node = cfg.roles.node
       ? await proc.supervisor.waitFor("node.ready") as NodeReady
       : undefined;
-    printReady(cfg, proc, auth, node);
+    printReady(cfg, proc, { auth, proxy, node });
     await proc.supervisor.wait();
   } finally {
     Deno.removeSignalListener("SIGTERM", stop);
@@ -124,14 +146,37 @@ export async function startCommand(args: string[]): Promise<number> {
 function printReady(
   cfg: ProcessConfig,
   proc: TeleportProcess,
-  auth: AuthReady | undefined,
-  node: NodeReady | undefined,
+  ready: {
+    auth?: AuthReady | undefined;
+    proxy?: ProxyReady | undefined;
+    node?: NodeReady | undefined;
+  },
 ): void {
+  const { auth, proxy, node } = ready;
   const lines: string[] = [];
-  const services = [auth && "auth", node && "node"].filter(Boolean).join(" and ");
-  lines.push(`Teleport ${services} service${auth && node ? "s are" : " is"} running.`, "");
-  lines.push(`  Cluster:      ${auth?.clusterName ?? node?.clusterName}`);
+  const names = [auth && "auth", proxy && "proxy", node && "node"].filter(Boolean) as string[];
+  const services = names.length > 1
+    ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)} services are`
+    : `${names[0]} service is`;
+  lines.push(`Teleport ${services} running.`, "");
+  lines.push(`  Cluster:      ${auth?.clusterName ?? proxy?.clusterName ?? node?.clusterName}`);
   if (auth) lines.push(`  Auth API:     ${auth.host}:${auth.port} (mutual TLS)`);
+  const webHost = proxy === undefined
+    ? ""
+    : cfg.proxy.publicAddrs[0] !== undefined
+    ? formatAddr(cfg.proxy.publicAddrs[0])
+    : formatAddr({
+      host: isUnspecifiedHost(proxy.webHost) ? "localhost" : proxy.webHost,
+      port: proxy.webPort,
+    });
+  if (proxy) {
+    lines.push(
+      `  Web proxy:    https://${webHost} (${
+        proxy.tlsRouting ? "TLS routing: web, SSH and auth on this one port" : "web"
+      })`,
+    );
+    if (!proxy.tlsRouting) lines.push(`  SSH proxy:    ${proxy.webHost}:${proxy.sshPort}`);
+  }
   if (node) {
     lines.push(`  SSH:          ${node.host}:${node.port} (node ${node.nodeName}, ${node.hostId})`);
   }
@@ -140,21 +185,36 @@ function printReady(
     const pins = (proc.auth?.hostCaCertPems() ?? []).map((c) => caPin(c));
     const self = selfCommand();
     const tctl = self === "teleport" ? "tctl" : `${self} tctl`;
+    const tsh = self === "teleport" ? "tsh" : `${self} tsh`;
     const cfgFlag = cfg.configFile !== undefined
       ? ` -c ${cfg.configFile}`
       : ` --data-dir=${cfg.dataDir} --auth-server=127.0.0.1:${auth.port}`;
+    const login = Deno.env.get("USER") ?? "root";
     lines.push(
       `  CA pin:       ${pins.join(" ")}`,
       "",
       "Next steps, from another terminal on this host:",
       `  ${tctl}${cfgFlag} status`,
-      `  ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${
-        Deno.env.get("USER") ?? "root"
-      }`,
+      `  ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${login}`,
       `  ${tctl}${cfgFlag} tokens add --type=node`,
     );
-    if (node) {
-      const login = Deno.env.get("USER") ?? "root";
+    if (proxy) {
+      lines.push(
+        "",
+        "Create the first user and log in:",
+        `  1. ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${login}`,
+        "  2. open the invite URL it prints, choose a password and enroll the TOTP secret in an",
+        "     authenticator app (the certificate is self-signed unless https_keypairs is set)",
+        `  3. ${tsh} login --proxy=${webHost} --user=alice${
+          cfg.proxy.httpsKeyPairs.length === 0 ? " --insecure" : ""
+        }`,
+        `  4. ${tsh} ls`,
+        `     ${tsh} ssh ${login}@${node?.nodeName ?? "<node>"}`,
+        `     ${tsh} config >> ~/.ssh/config   # then plain: ssh ${login}@${
+          node?.nodeName ?? "<node>"
+        }.${auth.clusterName}`,
+      );
+    } else if (node) {
       lines.push(
         "",
         "Log in to this node with OpenSSH (after users add alice … --logins=" + login + "):",

@@ -25,12 +25,26 @@ function list(text: string | undefined): string[] {
   return (text ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
 }
 
-function inviteText(ctx: TctlContext, t: UserTokenInfo, what: string): string {
+/** The proxy address users open: from the config file, else a live proxy's announcement. */
+async function proxyAddress(ctx: TctlContext): Promise<string> {
+  if (ctx.proxyPublicAddr !== undefined) return formatAddr(ctx.proxyPublicAddr);
+  try {
+    const proxies = await ctx.client.listProxies();
+    for (const p of proxies) {
+      if (p.kind !== "proxy") continue;
+      const addr = p.spec.public_addr ?? p.spec.addr;
+      if (addr !== "") return addr;
+    }
+  } catch {
+    // an older auth or no proxy yet: fall through to the placeholder
+  }
+  return "<proxy>:3080";
+}
+
+async function inviteText(ctx: TctlContext, t: UserTokenInfo, what: string): Promise<string> {
   const ttlMin = Math.max(1, Math.round((new Date(t.expires).getTime() - Date.now()) / 60_000));
   const ttl = ttlMin % 60 === 0 ? `${ttlMin / 60}h` : `${ttlMin}m`;
-  const proxy = ctx.proxyPublicAddr === undefined
-    ? "<proxy>:3080"
-    : formatAddr(ctx.proxyPublicAddr);
+  const proxy = await proxyAddress(ctx);
   return `User "${t.user}" ${what}. Share this URL with the user to complete user setup, link is valid for ${ttl}:
 https://${proxy}/web/invite/${t.token}
 
@@ -61,7 +75,7 @@ export async function usersCommand(connect: Connect, p: Parsed, args: string[]):
       };
       const ctx = await connect();
       const out = await ctx.client.createUser(user);
-      print(inviteText(ctx, out.token, "has been created but requires a password"));
+      print(await inviteText(ctx, out.token, "has been created but requires a password"));
       return 0;
     }
     case "reset": {
@@ -69,7 +83,7 @@ export async function usersCommand(connect: Connect, p: Parsed, args: string[]):
       const name = validateName(rest[0]!, "user");
       const ctx = await connect();
       const token = await ctx.client.resetUser(name);
-      print(inviteText(ctx, token, "has been reset"));
+      print(await inviteText(ctx, token, "has been reset"));
       return 0;
     }
     case "ls": {

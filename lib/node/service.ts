@@ -22,7 +22,7 @@ import { type SshServer, startSshServer } from "../ssh/mod.ts";
 import { authorizeUserCertificate, type UserAccess } from "./authorize.ts";
 import { handleDirectTcpip } from "./forward.ts";
 import { runPeriodic } from "./periodic.ts";
-import { RoleCache } from "./role_cache.ts";
+import { RoleCache } from "../rbac/mod.ts";
 import { handleSessionOpen, type NodeIdentityInfo, type SessionDeps } from "./session.ts";
 
 /** The slice of the auth API client the node uses (lib/authclient AuthClient fits). */
@@ -222,6 +222,8 @@ export class NodeService implements AsyncDisposable {
         addr: this.#advertiseAddr,
         hostname: o.nodeName,
         version: o.version,
+        // Clients (tsh) check the node's host key against this CA-signed certificate.
+        host_cert: o.sshCert,
       },
     };
   }

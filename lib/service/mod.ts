@@ -22,3 +22,5 @@ export {
 export { type ServiceFn, Supervisor } from "./supervisor.ts";
 export { VERSION } from "./version.ts";
 export { hostIdentityPath, resolveJoinToken } from "./host_identity.ts";
+export type { ProxyReady } from "./proxy_service.ts";
+export { SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE } from "./web_cert.ts";

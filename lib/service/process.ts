@@ -1,7 +1,7 @@
 /**
- * TeleportProcess: turns a ProcessConfig into running services. Today it runs
- * the auth service (backend, CAs, mTLS API, admin identity); the proxy and node
- * roles are refused with a clear error until they exist.
+ * TeleportProcess: turns a ProcessConfig into running services: auth (backend,
+ * CAs, mTLS API, admin identity), proxy (proxy_service.ts) and node, in that
+ * order, each announcing readiness (`auth.ready`, `proxy.ready`, `node.ready`).
  *
  * Start-up (auth role), in order:
  *  1. data dir checked/created 0700 (data_dir.ts), pid file written (pid_file.ts);
@@ -24,9 +24,10 @@ import {
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
 import { AuthClient } from "../authclient/mod.ts";
-import { BadParameterError, NotImplementedError } from "../errors/mod.ts";
+import { BadParameterError } from "../errors/mod.ts";
 import { NodeService } from "../node/mod.ts";
 import { hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import { type ProxyReady, startProxyService } from "./proxy_service.ts";
 import { FileAuditLog, RecordingStore } from "../events/mod.ts";
 import { writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
@@ -71,6 +72,7 @@ export class TeleportProcess implements AsyncDisposable {
   readonly config: ProcessConfig;
   auth?: AuthServer;
   node?: NodeService;
+  proxy?: ProxyReady;
   #cleanups: Array<() => Promise<void>> = [];
 
   private constructor(config: ProcessConfig) {
@@ -81,19 +83,15 @@ export class TeleportProcess implements AsyncDisposable {
   /** Starts every configured service; resolves once all are ready. */
   static async start(opts: TeleportProcessOptions): Promise<TeleportProcess> {
     const cfg = opts.config;
-    if (cfg.roles.proxy) {
-      throw new NotImplementedError(
-        "Cannot start role proxy: this version runs the auth and node services; start with --roles=auth,node (the proxy service arrives in a later version)",
-      );
-    }
-    if (!cfg.roles.auth && !cfg.roles.node) {
-      throw new NotImplementedError("Cannot start: no role to run; use --roles=auth and/or node");
+    if (!cfg.roles.auth && !cfg.roles.node && !cfg.roles.proxy) {
+      throw new BadParameterError("Cannot start: no role to run; use --roles=auth,proxy,node");
     }
     const proc = new TeleportProcess(cfg);
     try {
       await ensureDataDir(cfg.dataDir);
       if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
       if (cfg.roles.auth) await proc.#startAuth(opts);
+      if (cfg.roles.proxy) await proc.#startProxy(opts);
       if (cfg.roles.node) await proc.#startNode(opts);
     } catch (err) {
       await proc.close();
@@ -191,25 +189,51 @@ export class TeleportProcess implements AsyncDisposable {
     this.supervisor.broadcast("auth.ready", ready);
   }
 
+  /** The auth API address services of this process talk to. */
+  async #authAddr(service: string): Promise<Addr> {
+    const local = this.auth !== undefined
+      ? (await this.supervisor.waitFor("auth.ready")) as AuthReady
+      : undefined;
+    const authAddr = local !== undefined
+      ? { host: isUnspecifiedHost(local.host) ? "127.0.0.1" : local.host, port: local.port }
+      : this.config.authServers[0];
+    if (authAddr === undefined) {
+      throw new BadParameterError(
+        `Cannot start the ${service} service: no auth server is configured; pass --auth-server=HOST:3025`,
+      );
+    }
+    return authAddr;
+  }
+
+  async #startProxy(opts: TeleportProcessOptions): Promise<void> {
+    const cfg = this.config;
+    const stop = new AbortController();
+    const proxy = await startProxyService({
+      config: cfg,
+      hostId: await loadHostUuid(cfg.dataDir),
+      clock: opts.clock ?? new RealClock(),
+      ...(this.auth !== undefined ? { localAuth: this.auth } : {}),
+      authAddr: await this.#authAddr("proxy"),
+      signal: stop.signal,
+    });
+    this.#cleanups.push(async () => {
+      stop.abort();
+      await proxy.close();
+    });
+    this.supervisor.run("proxy", async (signal) => {
+      await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+      stop.abort();
+    });
+    this.proxy = proxy.ready;
+    this.supervisor.broadcast("proxy.ready", proxy.ready);
+  }
+
   async #startNode(opts: TeleportProcessOptions): Promise<void> {
     const cfg = this.config;
     const clock = opts.clock ?? new RealClock();
     const log = getComponentLogger("node");
     const hostId = await loadHostUuid(cfg.dataDir);
-    const local = this.auth !== undefined
-      ? (await this.supervisor.waitFor("auth.ready")) as AuthReady
-      : undefined;
-    const authAddr = local !== undefined
-      ? {
-        host: local.host === "0.0.0.0" || local.host === "::" ? "127.0.0.1" : local.host,
-        port: local.port,
-      }
-      : cfg.authServers[0];
-    if (authAddr === undefined) {
-      throw new BadParameterError(
-        "Cannot start the node service: no auth server is configured; pass --auth-server=HOST:3025",
-      );
-    }
+    const authAddr = await this.#authAddr("node");
     const identityPath = hostIdentityPath(cfg.dataDir, "node");
     const identity = await loadOrObtainHostIdentity({
       dataDir: cfg.dataDir,

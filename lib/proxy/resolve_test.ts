@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { isKind } from "../errors/mod.ts";
+import type { ServerResource } from "../resource/mod.ts";
+import { FakeClock } from "../clock/mod.ts";
+import { getComponentLogger } from "../log/mod.ts";
+import { NodeRegistry } from "./registry.ts";
+import { assertVisible, parseProxySubsystem, resolveNode } from "./resolve.ts";
+
+function node(id: string, hostname: string, addr: string, labels = {}): ServerResource {
+  return {
+    kind: "node",
+    version: "v2",
+    metadata: { name: id, labels },
+    spec: { addr, hostname, version: "0" },
+  };
+}
+
+const NODES = [
+  node("u-1", "web", "10.0.0.1:3022", { env: "prod" }),
+  node("u-2", "db", "10.0.0.2:3022"),
+  node("u-3", "twin", "10.0.0.3:3022"),
+  node("u-4", "twin", "10.0.0.4:4022"),
+];
+
+Deno.test("parseProxySubsystem() reads host, port and cluster forms", () => {
+  assert.deepEqual(parseProxySubsystem("proxy:web:3022"), { host: "web", port: 3022 });
+  assert.deepEqual(parseProxySubsystem("proxy:web:0@c1"), { host: "web", port: 0, cluster: "c1" });
+  assert.deepEqual(parseProxySubsystem("proxy:web:22@default@c1"), {
+    host: "web",
+    port: 22,
+    cluster: "c1",
+  });
+  assert.deepEqual(parseProxySubsystem("proxy:[::1]:22"), { host: "::1", port: 22 });
+  assert.deepEqual(parseProxySubsystem("proxy:web"), { host: "web", port: 0 });
+  for (
+    const bad of ["sftp", "proxy:", "proxy:@c1", "proxy:web:99999", "proxy:web:x", "proxy::22"]
+  ) {
+    assert.throws(() => parseProxySubsystem(bad), (e) => isKind(e, "BadParameter"), bad);
+  }
+});
+
+Deno.test("resolveNode() finds by UUID, name (port ignored) and registered address", () => {
+  assert.equal(resolveNode(NODES, "u-2", 0).metadata.name, "u-2");
+  assert.equal(resolveNode(NODES, "web", 3022).metadata.name, "u-1");
+  assert.equal(resolveNode(NODES, "web", 1234).metadata.name, "u-1");
+  assert.equal(resolveNode(NODES, "10.0.0.4", 4022).metadata.name, "u-4");
+  assert.equal(resolveNode(NODES, "10.0.0.4", 0).metadata.name, "u-4");
+});
+
+Deno.test("resolveNode() refuses unregistered host:port targets and ambiguous names", () => {
+  for (const [h, p] of [["10.0.0.4", 3022], ["127.0.0.1", 22], ["example.com", 443]] as const) {
+    assert.throws(
+      () => resolveNode(NODES, h, p),
+      (e) => isKind(e, "NotFound") && /not a registered node/.test(String(e)),
+    );
+  }
+  assert.throws(
+    () => resolveNode(NODES, "twin", 0),
+    (e) => isKind(e, "BadParameter") && /u-3, u-4/.test(String(e)),
+  );
+});
+
+Deno.test("assertVisible() refuses a node the roles cannot see, like a missing one", () => {
+  const prodOnly = (t: { labels: Record<string, string> }) => t.labels.env === "prod";
+  assertVisible(NODES[0]!, prodOnly, "web");
+  assert.throws(
+    () => assertVisible(NODES[1]!, prodOnly, "db"),
+    (e) => isKind(e, "AccessDenied") && /not a registered node/.test(String(e)),
+  );
+});
+
+Deno.test("NodeRegistry caches, refreshes on a miss and keeps the last list when auth fails", async () => {
+  const clock = new FakeClock(new Date("2026-01-01T00:00:00Z"));
+  let list = [NODES[0]!];
+  let calls = 0;
+  let fail = false;
+  const reg = new NodeRegistry({
+    list: () => {
+      calls++;
+      return fail ? Promise.reject(new Error("auth down")) : Promise.resolve(list);
+    },
+    clock,
+    logger: getComponentLogger("test"),
+  });
+  assert.equal((await reg.resolve("web", 0)).metadata.name, "u-1");
+  assert.equal(calls, 1);
+  list = NODES;
+  await assert.rejects(reg.resolve("db", 0), (e) => isKind(e, "NotFound"));
+  assert.equal(calls, 1, "no refresh within missRefreshMs");
+  clock.advance(1500);
+  assert.equal((await reg.resolve("db", 0)).metadata.name, "u-2");
+  assert.equal(calls, 2);
+  fail = true;
+  clock.advance(10_000);
+  assert.equal((await reg.resolve("db", 0)).metadata.name, "u-2");
+});

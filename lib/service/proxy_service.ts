@@ -1,0 +1,311 @@
+/**
+ * Wiring of the proxy role: host identity (role Proxy), the HTTPS key pairs,
+ * the web API (lib/web), the SSH proxy (lib/proxy), and the port router
+ * (lib/multiplex) that puts all of them on the web port. In `separate` mode the
+ * SSH proxy also gets its own listener (3023) and `/webapi/ping` reports TLS
+ * routing off, so clients use that port.
+ *
+ * On the web port, by ALPN (the table lives in lib/multiplex): `http/1.1`, `h2`
+ * or none → web API; `teleport-proxy-ssh` → SSH proxy inside TLS; plain `SSH-`
+ * → SSH proxy; `teleport-auth@…` → raw TCP to the auth API, TLS untouched.
+ */
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import type { AuthServer } from "../auth/mod.ts";
+import { AuthClient } from "../authclient/mod.ts";
+import { importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
+import type { Clock } from "../clock/mod.ts";
+import { type Addr, formatAddr, isUnspecifiedHost, type ProcessConfig } from "../config/mod.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
+import { writeIdentityFile } from "../identity/mod.ts";
+import { getComponentLogger } from "../log/mod.ts";
+import { type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
+import { runPeriodic } from "../node/mod.ts";
+import { NodeRegistry, SshProxy } from "../proxy/mod.ts";
+import type { Resource, Role } from "../resource/mod.ts";
+import { createWebServer, type ProxySettings, type WebServer } from "../web/mod.ts";
+import { hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import { VERSION } from "./version.ts";
+import { loadWebKeyPairs } from "./web_cert.ts";
+
+/** What `proxy.ready` carries. */
+export interface ProxyReady {
+  /** Bound web address (the multiplexed port). */
+  webHost: string;
+  webPort: number;
+  /** Bound SSH proxy port in separate mode; the web port in multiplex mode. */
+  sshPort: number;
+  tlsRouting: boolean;
+  clusterName: string;
+  hostId: string;
+}
+
+/** Inputs of {@link startProxyService}. */
+export interface ProxyServiceOptions {
+  config: ProcessConfig;
+  hostId: string;
+  clock: Clock;
+  /** The auth server of this process, if any (identity without a token). */
+  localAuth?: AuthServer;
+  /** Where the auth API is reached (the local one, or the configured auth server). */
+  authAddr: Addr;
+  signal: AbortSignal;
+}
+
+/** A running proxy role. */
+export interface ProxyService {
+  readonly ready: ProxyReady;
+  close(): Promise<void>;
+}
+
+const DIAL_TIMEOUT_NS = 30_000_000_000;
+const HEARTBEAT_INTERVAL_MS = 60_000;
+const HEARTBEAT_TTL_MS = 10 * 60_000;
+
+/** Pipes a routed socket to the auth API, bytes untouched (the client's TLS ends at auth). */
+function passToAuth(sock: Duplex, auth: Addr, log: ReturnType<typeof getComponentLogger>): void {
+  const up = net.connect({ host: auth.host, port: auth.port });
+  up.setNoDelay(true);
+  const done = () => {
+    up.destroy();
+    sock.destroy();
+  };
+  up.once("error", (err) => {
+    log.warn("Cannot pass a client through to the auth API at {addr}: {reason}", {
+      addr: formatAddr(auth),
+      reason: err.message,
+    });
+    done();
+  });
+  sock.once("error", done);
+  up.once("connect", () => {
+    sock.pipe(up);
+    up.pipe(sock);
+  });
+  up.once("close", () => sock.destroy());
+  sock.once("close", () => up.destroy());
+}
+
+/** Starts the proxy role; resolves once every listener is bound. */
+export async function startProxyService(o: ProxyServiceOptions): Promise<ProxyService> {
+  const cfg = o.config;
+  const log = getComponentLogger("proxy");
+  const p = cfg.proxy;
+  if (p.publicAddrs.length > 1) {
+    log.warn(
+      "proxy_service.public_addr has {count} entries; clients and agents are told only the first ({first}); set one public address unless you know you need more",
+      { count: p.publicAddrs.length, first: formatAddr(p.publicAddrs[0]!) },
+    );
+  }
+  const principalHosts = [...p.publicAddrs, ...p.sshPublicAddrs, ...p.tunnelPublicAddrs]
+    .map((a) => a.host);
+  const identityPath = hostIdentityPath(cfg.dataDir, "proxy");
+  const identity = await loadOrObtainHostIdentity({
+    dataDir: cfg.dataDir,
+    role: "proxy",
+    hostId: o.hostId,
+    nodeName: cfg.nodeName,
+    additionalPrincipals: [...new Set(principalHosts)],
+    ...(o.localAuth !== undefined ? { localAuth: o.localAuth } : {}),
+    authServer: o.authAddr,
+    ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
+    caPins: cfg.caPins,
+    logger: log,
+  });
+  if (identity.sshCert === undefined) {
+    throw new BadParameterError(
+      `Cannot start the proxy service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
+    );
+  }
+  const auth = new AuthClient({
+    host: o.authAddr.host,
+    port: o.authAddr.port,
+    caCertPems: identity.tlsCaCertPems,
+    identity: { certPem: identity.tlsCertPem, keyPem: identity.keyPem },
+  });
+  const cleanups: Array<() => Promise<void> | void> = [() => auth.close()];
+  const close = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // best effort
+      }
+    }
+  };
+  try {
+    const ping = await auth.ping();
+    const clusterName = ping.cluster_name;
+    let userCaKeys = (identity.sshUserCaKeys ?? []).map((k) => parseAuthorizedKey(k).blob);
+    let userCaLines = identity.sshUserCaKeys ?? [];
+    const refreshUserCa = async () => {
+      const ca = await auth.getResource("cert_authority", "user");
+      if (ca.kind !== "cert_authority") return;
+      const lines = ca.spec.active_keys.ssh.map((k) => k.public_key);
+      if (lines.length === 0 || lines.join("\n") === userCaLines.join("\n")) return;
+      userCaKeys = lines.map((k) => parseAuthorizedKey(k).blob);
+      userCaLines = lines;
+      await writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: lines });
+    };
+    await refreshUserCa();
+
+    const nodes = new NodeRegistry({
+      list: () => auth.listResources("node"),
+      clock: o.clock,
+      logger: log,
+    });
+    const separate = cfg.auth.proxyListenerMode === "separate";
+    const sshProxy = await SshProxy.start({
+      hostKey: await importSshPrivateKey(identity.keyPem),
+      hostCertificate: parseAuthorizedKey(identity.sshCert).blob,
+      userCaKeys: () => userCaKeys,
+      fetchRole: async (name) => await auth.getResource("role", name) as Role,
+      nodes,
+      clusterName,
+      clock: o.clock,
+      logger: getComponentLogger("proxy:ssh"),
+      ...(separate
+        ? { listen: { hostname: p.sshListenAddr.host, port: p.sshListenAddr.port } }
+        : {}),
+    });
+    cleanups.push(() => sshProxy.close());
+
+    const keyPairs = await loadWebKeyPairs({
+      configured: p.httpsKeyPairs,
+      dataDir: cfg.dataDir,
+      names: [
+        ...p.publicAddrs.map((a) => a.host),
+        cfg.nodeName,
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        ...(isUnspecifiedHost(p.webListenAddr.host) ? [] : [p.webListenAddr.host]),
+      ],
+      clock: o.clock,
+      logger: log,
+    });
+
+    // Listen addresses are filled in once the router is bound (port 0 in tests).
+    const settings: ProxySettings = {
+      kube: { enabled: false, public_addr: "", listen_addr: "" },
+      ssh: {
+        listen_addr: "",
+        tunnel_listen_addr: "",
+        web_listen_addr: "",
+        public_addr: p.publicAddrs[0] === undefined ? "" : formatAddr(p.publicAddrs[0]),
+        ssh_public_addr: p.sshPublicAddrs[0] === undefined ? "" : formatAddr(p.sshPublicAddrs[0]),
+        ssh_tunnel_public_addr: p.tunnelPublicAddrs[0] === undefined
+          ? ""
+          : formatAddr(p.tunnelPublicAddrs[0]),
+        dial_timeout: DIAL_TIMEOUT_NS,
+      },
+      db: {
+        postgres_listen_addr: "",
+        postgres_public_addr: "",
+        mysql_listen_addr: "",
+        mysql_public_addr: "",
+        mongo_listen_addr: "",
+        mongo_public_addr: "",
+      },
+      tls_routing_enabled: !separate,
+    };
+    // The web server is made once the router is bound: ping reports the bound port.
+    const late: { web?: WebServer } = {};
+    const mux: Multiplexer = await startMultiplexer({
+      listen: { host: p.webListenAddr.host, port: p.webListenAddr.port },
+      logger: getComponentLogger("proxy:mux"),
+      tls: { keyPairs },
+      handlers: {
+        web: (sock) => late.web === undefined ? sock.destroy() : late.web.handleConnection(sock),
+        proxySsh: (sock) => sshProxy.handleSocket(sock),
+        ssh: (sock) => sshProxy.handleSocket(sock),
+        auth: (sock) => passToAuth(sock, o.authAddr, log),
+      },
+    });
+    cleanups.push(() => mux.close());
+    const webAddr = { host: p.webListenAddr.host, port: mux.addr.port };
+    const sshAddr = separate ? { host: p.sshListenAddr.host, port: sshProxy.addr.port } : webAddr;
+    settings.ssh.web_listen_addr = formatAddr(webAddr);
+    settings.ssh.listen_addr = formatAddr(sshAddr);
+    settings.ssh.tunnel_listen_addr = separate
+      ? formatAddr(p.tunnelListenAddr)
+      : formatAddr(webAddr);
+    const webServer = createWebServer({
+      auth,
+      clock: o.clock,
+      logger: getComponentLogger("proxy:web"),
+      proxySettings: settings,
+      serverVersion: VERSION,
+    });
+    late.web = webServer;
+    cleanups.push(() => webServer.close());
+
+    // Presence: the proxy announces itself (with its host certificate, which tsh checks).
+    const announce = (): Resource => ({
+      kind: "proxy",
+      version: "v2",
+      metadata: {
+        name: o.hostId,
+        expires: new Date(o.clock.now().getTime() + HEARTBEAT_TTL_MS).toISOString(),
+      },
+      spec: {
+        addr: formatAddr(
+          p.publicAddrs[0] ?? {
+            host: isUnspecifiedHost(webAddr.host) ? cfg.nodeName : webAddr.host,
+            port: webAddr.port,
+          },
+        ),
+        hostname: cfg.nodeName,
+        ...(p.publicAddrs[0] === undefined ? {} : { public_addr: formatAddr(p.publicAddrs[0]) }),
+        version: VERSION,
+        host_cert: identity.sshCert!,
+      },
+    } as Resource);
+    const tasks = [
+      runPeriodic({
+        name: "Proxy heartbeat",
+        task: () => auth.heartbeatProxy(announce()),
+        intervalMs: HEARTBEAT_INTERVAL_MS,
+        clock: o.clock,
+        logger: log,
+        signal: o.signal,
+      }),
+      runPeriodic({
+        name: "User CA refresh",
+        task: refreshUserCa,
+        intervalMs: 5 * 60_000,
+        clock: o.clock,
+        logger: log,
+        signal: o.signal,
+      }),
+    ];
+    cleanups.push(async () => {
+      await Promise.allSettled(tasks);
+    });
+    log.info(
+      "Proxy service {version} is listening on {web} (web, TLS routing {routing}){ssh}, cluster {cluster}",
+      {
+        version: VERSION,
+        web: formatAddr(webAddr),
+        routing: separate ? "off" : "on",
+        ssh: separate ? `, SSH proxy on ${formatAddr(sshAddr)}` : "",
+        cluster: clusterName,
+      },
+    );
+    return {
+      ready: {
+        webHost: webAddr.host,
+        webPort: webAddr.port,
+        sshPort: sshAddr.port,
+        tlsRouting: !separate,
+        clusterName,
+        hostId: o.hostId,
+      },
+      close,
+    };
+  } catch (err) {
+    log.error("Cannot start the proxy service: {reason}", { reason: messageOf(err) });
+    await close();
+    throw err;
+  }
+}
