@@ -125,3 +125,35 @@ export function selfCommand(): string {
 export function wantsHelp(args: string[]): boolean {
   return args.includes("--help") || args.includes("-h");
 }
+
+/**
+ * Index in `args` of the first positional argument under `spec`: flags before it and their
+ * values are skipped (`--name value`, `-n value`, `-nvalue`, `--name=value`); after `--` the
+ * next argument is positional. -1 when there is none. Lets a command treat everything after
+ * its operand as data (`tsh ssh node ls -la`).
+ */
+export function firstPositionalIndex(args: string[], spec: FlagSpec): number {
+  const takesValue = (name: string | undefined) =>
+    name !== undefined && Object.hasOwn(spec, name) && spec[name]!.type === "string";
+  const longOf: Record<string, string> = {};
+  for (const [name, o] of Object.entries(spec)) if (o.short !== undefined) longOf[o.short] = name;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") return i + 1 < args.length ? i + 1 : -1;
+    if (a.startsWith("--")) {
+      if (!a.includes("=") && takesValue(a.slice(2))) i++;
+      continue;
+    }
+    if (a.startsWith("-") && a.length > 1) {
+      for (let j = 1; j < a.length; j++) {
+        if (takesValue(longOf[a[j]!])) {
+          if (j === a.length - 1) i++;
+          break;
+        }
+      }
+      continue;
+    }
+    return i;
+  }
+  return -1;
+}

@@ -1,0 +1,43 @@
+/**
+ * The cluster's auth API as tsh reaches it: TLS to the proxy's web port with ALPN
+ * `teleport-auth@<hex cluster>.teleport.cluster.local`, which the proxy passes through
+ * unterminated to an auth server (teleport-protocol-notes §1). The client presents the user's
+ * TLS certificate and verifies the server against the cluster's host CA certificates as
+ * `teleport.cluster.local`. The web port is used whether or not `tls_routing_enabled` is set:
+ * the proxy routes ALPN on its web port in every listener mode.
+ */
+import { AuthClient } from "../authclient/mod.ts";
+import { authAlpn } from "../multiplex/mod.ts";
+import type { ProxyResource, ServerResource } from "../resource/mod.ts";
+import type { Profile, ProfileKeys } from "./profile.ts";
+
+/** What tsh asks of the cluster. */
+export interface ClusterApi {
+  /** The nodes the user may see (`spec.host_cert` carries each one's SSH host certificate). */
+  listNodes(): Promise<ServerResource[]>;
+  /** The proxies' presence resources (with `spec.host_cert`). */
+  listProxies(): Promise<ProxyResource[]>;
+  /** A session recording (gzip bytes or stream, see lib/events). */
+  downloadRecording(sid: string): Promise<Uint8Array | ReadableStream<Uint8Array>>;
+  /** Releases pooled connections. */
+  close(): void;
+}
+
+/** Opens the auth API of the profile's cluster through its proxy (lazily connected). */
+export function openClusterApi(profile: Profile, keys: ProfileKeys): ClusterApi {
+  const client = new AuthClient({
+    host: profile.webProxyAddr.host,
+    port: profile.webProxyAddr.port,
+    caCertPems: keys.hostCaTlsCerts,
+    identity: { certPem: keys.tlsCertPem, keyPem: keys.tlsKeyPem },
+    alpnProtocols: [authAlpn(profile.cluster)],
+  });
+  return {
+    listNodes: async () =>
+      (await client.listResources("node")).filter((r): r is ServerResource => r.kind === "node"),
+    listProxies: async () =>
+      (await client.listProxies()).filter((r): r is ProxyResource => r.kind === "proxy"),
+    downloadRecording: (sid) => client.downloadRecording(sid),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,63 @@
+/** Opening a stored profile for a command: profile, keys, web trust and the cluster API. */
+import type { Clock } from "../clock/mod.ts";
+import { RealClock } from "../clock/mod.ts";
+import { parseSshCertificate } from "../ca/mod.ts";
+import { AccessDeniedError, NotFoundError } from "../errors/mod.ts";
+import { type ClusterApi, openClusterApi } from "./cluster.ts";
+import { type ClientContext, webTrustOf } from "./dial.ts";
+import type { Profile, ProfileStore } from "./profile.ts";
+
+/** Options for {@link openClientContext}. */
+export interface OpenClientContextOptions {
+  /** Profile name (proxy host); default: the current profile. */
+  name?: string;
+  /** This command runs with `--insecure`. */
+  insecure?: boolean;
+  /** Allow an expired profile (for `tsh status`-like readers). @default {false} */
+  allowExpired?: boolean;
+  /** @default {new RealClock()} */
+  clock?: Clock;
+  /** Builds the cluster API (tests inject a fake). @default {openClusterApi} */
+  openApi?: (profile: Profile, keys: ClientContext["keys"]) => ClusterApi;
+  /** Time allowed for each connection and login, in ms. @default {30000} */
+  timeoutMs?: number;
+}
+
+/**
+ * Loads a profile ready to dial. NotFoundError "Not logged in" when there is no profile;
+ * AccessDeniedError when its certificates expired.
+ */
+export async function openClientContext(
+  store: ProfileStore,
+  o: OpenClientContextOptions = {},
+): Promise<ClientContext> {
+  const profile = await store.load(o.name);
+  if (profile === undefined) {
+    throw new NotFoundError(
+      o.name === undefined
+        ? 'Not logged in; run "tsh login --proxy=HOST --user=NAME"'
+        : `Not logged in to ${o.name}; run "tsh login --proxy=${o.name}"`,
+    );
+  }
+  const clock = o.clock ?? new RealClock();
+  const keys = await store.loadKeys(profile);
+  // The certificate itself is the authority on expiry (the profile file only repeats it).
+  const cert = parseSshCertificate(keys.sshCert);
+  const end = cert.validBefore === "forever"
+    ? profile.validUntil
+    : new Date(Math.min(profile.validUntil.getTime(), cert.validBefore.getTime()));
+  if (!o.allowExpired && end.getTime() <= clock.now().getTime()) {
+    throw new AccessDeniedError(
+      `Cannot use the profile of ${profile.name}: your certificates expired at ` +
+        `${end.toISOString()}; run "tsh login" again`,
+    );
+  }
+  return {
+    profile,
+    keys,
+    trust: webTrustOf(profile, { insecure: o.insecure === true }),
+    api: (o.openApi ?? openClusterApi)(profile, keys),
+    clock,
+    ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+  };
+}
