@@ -70,6 +70,10 @@ export interface RunningTeleport extends AsyncDisposable {
   authPort: number;
   /** Bound node SSH port (NaN when the node role does not run). */
   sshPort: number;
+  /** Bound proxy web port (NaN without the proxy role). */
+  webPort: number;
+  /** Proxy SSH port in separate mode (NaN otherwise). */
+  proxySshPort: number;
   /** stderr so far (logs). */
   logs(): string;
   /** Sends a signal and waits for the exit code. */
@@ -116,8 +120,12 @@ export async function startTeleport(
     while (!(await reader.read()).done) { /* drain */ }
   })();
   const m = /Auth API:\s+\S+:(\d+)/.exec(banner);
-  const ssh = /SSH:\s+\S+:(\d+)/.exec(banner);
-  if (m === null && ssh === null) throw new Error(`no address in banner:\n${banner}`);
+  const ssh = /^\s+SSH:\s+\S+:(\d+)/m.exec(banner);
+  const web = /Web proxy:\s+https:\/\/\S+:(\d+)/.exec(banner);
+  const proxySsh = /SSH proxy:\s+\S+:(\d+)/.exec(banner);
+  if (m === null && ssh === null && web === null) {
+    throw new Error(`no address in banner:\n${banner}`);
+  }
   let exited: Promise<number> | undefined;
   const stop = (signal: Deno.Signal = "SIGTERM") => {
     exited ??= (async () => {
@@ -137,6 +145,8 @@ export async function startTeleport(
     banner,
     authPort: m === null ? NaN : Number(m[1]),
     sshPort: ssh === null ? NaN : Number(ssh[1]),
+    webPort: web === null ? NaN : Number(web[1]),
+    proxySshPort: proxySsh === null ? NaN : Number(proxySsh[1]),
     logs: () => stderr,
     stop,
     [Symbol.asyncDispose]: async () => {

@@ -1,0 +1,256 @@
+/**
+ * `tsh ssh` through the proxy vs OpenSSH `ssh -J` (sshd as jump host and sshd as target, both on
+ * high loopback ports), same machine, same run, same OS user and the same user certificate
+ * (the one `tsh login` obtained; both sshds trust the cluster's user CA):
+ *
+ * - connect + `true` latency: p50 / p99 over `--runs` runs (interleaved). tsh runs under
+ *   `deno run`, so the start-up of an idle Deno program (`tsh version`) is measured too and
+ *   shown beside it;
+ * - bulk: `cat` of a `--mib` MiB file out (download) and `wc -c` of it in (upload).
+ * - also the stock `ssh` through `tsh config` (ProxyCommand `tsh proxy ssh`).
+ *
+ * Run as root (it creates the OS user `td_bench`):
+ *   npx -y deno@2.9.6 run -A bench/proxy_ssh.ts [--runs=30] [--mib=128]
+ * Prints a table and the ratios ours / OpenSSH.
+ */
+import { parseArgs } from "node:util";
+import * as OTPAuth from "otpauth";
+import { startSshd } from "../tests/e2e/_sshd.ts";
+import { ensureOsUser, freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
+
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "30" }, mib: { type: "string", default: "128" } },
+});
+const RUNS = Number(values.runs);
+const MIB = Number(values.mib);
+const LOGIN = "td_bench";
+const PASSWORD = "bench password 1234";
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+function out(line = ""): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function timed(fn: () => Promise<{ code: number; err: string }>): Promise<number> {
+  const t0 = performance.now();
+  const r = await fn();
+  const ms = performance.now() - t0;
+  if (r.code !== 0) throw new Error(`command failed (${r.code}): ${r.err}`);
+  return ms;
+}
+
+async function find(dir: string, re: RegExp): Promise<string> {
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) {
+      const hit = await find(p, re).catch(() => "");
+      if (hit !== "") return hit;
+    } else if (re.test(p)) return p;
+  }
+  throw new Error(`no file matching ${re} under ${dir}`);
+}
+
+const dir = await Deno.makeTempDir({ prefix: "tp-bench-proxy-" });
+await Deno.chmod(dir, 0o755);
+await ensureOsUser(LOGIN);
+await run("usermod", ["-p", "*", LOGIN]);
+const config = `${dir}/teleport.yaml`;
+const webPort = freePort();
+await Deno.writeTextFile(
+  config,
+  `version: v3
+teleport:
+  nodename: bench-node
+  data_dir: ${dir}/data
+  log:
+    severity: WARN
+auth_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${freePort()}
+  cluster_name: bench.example
+  proxy_listener_mode: multiplex
+proxy_service:
+  enabled: true
+  web_listen_addr: 127.0.0.1:${webPort}
+ssh_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${freePort()}
+`,
+);
+const tp = await startTeleport(["--config", config]);
+const home = `${dir}/tsh`;
+const tshEnv = { TELEPORT_HOME: home };
+try {
+  const tctl = async (...args: string[]) => {
+    const r = await runCli(["tctl", "-c", config, ...args]);
+    if (r.code !== 0) throw new Error(`tctl ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+  // Invite, enroll TOTP and set the password through the proxy, then tsh login.
+  const token = /\/web\/invite\/([0-9a-f]+)/.exec(
+    await tctl("users", "add", "bench", "--roles=access", `--logins=${LOGIN}`),
+  )![1]!;
+  const base = `https://127.0.0.1:${webPort}`;
+  const details = JSON.parse(
+    (await run("curl", ["-sk", `${base}/webapi/users/password/token/${token}`])).out,
+  );
+  const totp = OTPAuth.URI.parse(details.otpauth_uri) as OTPAuth.TOTP;
+  await run("curl", [
+    "-sk",
+    "-X",
+    "PUT",
+    "-H",
+    "Content-Type: application/json",
+    "--data-binary",
+    "@-",
+    `${base}/webapi/users/password/token`,
+  ], {
+    stdin: JSON.stringify({ token, password: PASSWORD, second_factor_token: totp.generate() }),
+  });
+  const login = await runCli(
+    ["tsh", "login", `--proxy=127.0.0.1:${webPort}`, "--user=bench", "--insecure"],
+    {
+      env: tshEnv,
+      stdin: `${PASSWORD}\n${totp.generate({ timestamp: Date.now() + 30_000 })}\n`,
+    },
+  );
+  if (login.code !== 0) throw new Error(`tsh login: ${login.stderr}`);
+  const cfg = await runCli(["tsh", "config"], { env: tshEnv });
+  await Deno.writeTextFile(`${dir}/tsh_ssh_config`, cfg.stdout);
+
+  // OpenSSH: jump sshd and target sshd, trusting the same user CA.
+  await Deno.writeTextFile(`${dir}/user_ca.pub`, await tctl("auth", "export", "--type=user"));
+  await Deno.mkdir(`${dir}/jump`);
+  await Deno.mkdir(`${dir}/target`);
+  await using jump = await startSshd(`${dir}/jump`, `${dir}/user_ca.pub`);
+  await using target = await startSshd(`${dir}/target`, `${dir}/user_ca.pub`);
+  const key = await find(`${home}/keys`, new RegExp(`/keys/[^/]+/bench$`));
+  const cert = await find(`${home}/keys`, /-cert\.pub$/);
+  const hostKey = async (d: string) => (await Deno.readTextFile(`${d}/hostkey.pub`)).trim();
+  await Deno.writeTextFile(
+    `${dir}/known_hosts`,
+    `[127.0.0.1]:${jump.port} ${await hostKey(
+      `${dir}/jump`,
+    )}\n[127.0.0.1]:${target.port} ${await hostKey(
+      `${dir}/target`,
+    )}\n`,
+  );
+  const common = `  HostName 127.0.0.1
+  User ${LOGIN}
+  IdentityFile ${key}
+  CertificateFile ${cert}
+  IdentitiesOnly yes
+  BatchMode yes
+  LogLevel ERROR
+  StrictHostKeyChecking yes
+  UserKnownHostsFile ${dir}/known_hosts
+`;
+  await Deno.writeTextFile(
+    `${dir}/jump_config`,
+    `Host jump\n  Port ${jump.port}\n${common}\nHost target\n  Port ${target.port}\n  ProxyJump jump\n${common}`,
+  );
+
+  type Way = { name: string; cmd: (remote: string) => [string, string[], Record<string, string>?] };
+  const ways: Way[] = [
+    {
+      name: "tsh ssh via proxy (TLS routing)",
+      cmd: (
+        r,
+      ) => [Deno.execPath(), ["run", "-A", MAIN, "tsh", "ssh", `${LOGIN}@bench-node`, r], tshEnv],
+    },
+    {
+      name: "ssh via tsh config (ProxyCommand)",
+      cmd: (r) => ["ssh", ["-F", `${dir}/tsh_ssh_config`, `${LOGIN}@bench-node.bench.example`, r]],
+    },
+    {
+      name: "OpenSSH ssh -J (sshd jump + sshd)",
+      cmd: (r) => ["ssh", ["-F", `${dir}/jump_config`, "target", r]],
+    },
+  ];
+  const exec = (w: Way, remote: string) => {
+    const [c, a, env] = w.cmd(remote);
+    return run(c, a, env === undefined ? {} : { env: { ...Deno.env.toObject(), ...env } });
+  };
+  const startup: number[] = [];
+  const latency = new Map<string, number[]>(ways.map((w) => [w.name, []]));
+  for (let i = 0; i < 2; i++) for (const w of ways) await timed(() => exec(w, "true"));
+  for (let i = 0; i < RUNS; i++) {
+    for (const w of ways) latency.get(w.name)!.push(await timed(() => exec(w, "true")));
+    startup.push(
+      await timed(() => run(Deno.execPath(), ["run", "-A", MAIN, "tsh", "version"])),
+    );
+  }
+
+  const big = `${dir}/big.bin`;
+  await run("dd", ["if=/dev/urandom", `of=${big}`, "bs=1M", `count=${MIB}`, "status=none"]);
+  await Deno.chmod(big, 0o644);
+  const bulk = new Map<string, { down: number; up: number }>();
+  for (const w of ways) {
+    const [c, a, env] = w.cmd(`cat ${big}`);
+    const [c2, a2] = w.cmd("wc -c");
+    const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+    const sh = (cmd: string) =>
+      run("sh", ["-c", cmd], env === undefined ? {} : { env: { ...Deno.env.toObject(), ...env } });
+    const check = (r: { code: number; out: string; err: string }) =>
+      r.code === 0 && Number(r.out.trim()) !== MIB * 1024 * 1024
+        ? { code: 1, err: `wrong byte count ${r.out.trim()}` }
+        : r;
+    const down = await timed(async () =>
+      check(await sh(`${[c, ...a].map(quote).join(" ")} | wc -c`))
+    );
+    const up = await timed(async () =>
+      check(await sh(`${[c2, ...a2].map(quote).join(" ")} < ${big}`))
+    );
+    bulk.set(w.name, { down, up });
+  }
+
+  const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+  out();
+  out(`connect + true, ${RUNS} runs each (ms)            p50      p99`);
+  for (const w of ways) {
+    const s = sorted(latency.get(w.name)!);
+    out(
+      `  ${w.name.padEnd(40)} ${percentile(s, 50).toFixed(1).padStart(7)}  ${
+        percentile(s, 99).toFixed(1).padStart(7)
+      }`,
+    );
+  }
+  const st = sorted(startup);
+  out(
+    `  ${"(deno start-up: tsh version)".padEnd(40)} ${percentile(st, 50).toFixed(1).padStart(7)}  ${
+      percentile(st, 99).toFixed(1).padStart(7)
+    }`,
+  );
+  out();
+  out(`bulk ${MIB} MiB (MiB/s)                              out (cat)   in (wc -c <)`);
+  for (const w of ways) {
+    const b = bulk.get(w.name)!;
+    out(
+      `  ${w.name.padEnd(40)} ${(MIB / (b.down / 1000)).toFixed(0).padStart(9)}  ${
+        (MIB / (b.up / 1000)).toFixed(0).padStart(13)
+      }`,
+    );
+  }
+  const openssh = ways[2]!.name;
+  const p = (name: string, q: number) => percentile(sorted(latency.get(name)!), q);
+  out();
+  out("ratios (ours / OpenSSH -J; latency >1 = slower, throughput <1 = slower)");
+  for (const w of ways.slice(0, 2)) {
+    out(
+      `  ${w.name}: latency p50 ${(p(w.name, 50) / p(openssh, 50)).toFixed(2)}  p99 ${
+        (p(w.name, 99) / p(openssh, 99)).toFixed(2)
+      }  (p50 without deno start-up ${
+        ((p(w.name, 50) - percentile(st, 50)) / p(openssh, 50)).toFixed(2)
+      }); throughput out ${(bulk.get(openssh)!.down / bulk.get(w.name)!.down).toFixed(2)}  in ${
+        (bulk.get(openssh)!.up / bulk.get(w.name)!.up).toFixed(2)
+      }`,
+    );
+  }
+} finally {
+  await tp.stop();
+  await Deno.remove(dir, { recursive: true });
+}

@@ -1,0 +1,331 @@
+/**
+ * The proxy service and tsh end to end: one `teleport start --roles=auth,proxy,node`
+ * per listener mode; a user invited with `tctl users add` sets a password and
+ * enrolls TOTP through the proxy's JSON API; `tsh login` with password + TOTP;
+ * `tsh ls`, `tsh ssh` (exit codes, TLS routing and the separate SSH port), the
+ * stock `ssh` through `tsh config`; `curl` and `openssl s_client` against the
+ * multiplexed port; and the refusals: a user without the login, an expired
+ * certificate, and a host:port that is not a registered node.
+ */
+import assert from "node:assert/strict";
+import * as OTPAuth from "otpauth";
+import { openBackend } from "../../lib/backend/mod.ts";
+import { importSshPrivateKey, parseSshCertificate, signSshCertificate } from "../../lib/ca/mod.ts";
+import { RealClock } from "../../lib/clock/mod.ts";
+import { CertAuthoritiesService } from "../../lib/services/mod.ts";
+import {
+  ensureOsUser,
+  freePort,
+  missing,
+  run,
+  runCli,
+  type RunningTeleport,
+  startTeleport,
+  tempDir,
+} from "./_helpers.ts";
+
+const ALICE = "td_e2e_palice";
+const PASSWORD = "correct horse battery staple";
+
+interface Cluster {
+  tp: RunningTeleport;
+  dir: string;
+  config: string;
+  cluster: string;
+  node: string;
+}
+
+async function startCluster(
+  dir: string,
+  o: { mode: "multiplex" | "separate"; cluster: string; node: string },
+): Promise<Cluster> {
+  const config = `${dir}/teleport.yaml`;
+  const proxySsh = o.mode === "separate" ? `  listen_addr: 127.0.0.1:${freePort()}\n` : "";
+  await Deno.writeTextFile(
+    config,
+    `version: v3
+teleport:
+  nodename: ${o.node}
+  data_dir: ${dir}/data
+auth_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${freePort()}
+  cluster_name: ${o.cluster}
+  proxy_listener_mode: ${o.mode}
+  authentication:
+    type: local
+    second_factor: otp
+proxy_service:
+  enabled: true
+  web_listen_addr: 127.0.0.1:${freePort()}
+${proxySsh}ssh_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${freePort()}
+  labels:
+    env: test
+`,
+  );
+  const tp = await startTeleport(["-c", config]);
+  return { tp, dir, config, cluster: o.cluster, node: o.node };
+}
+
+/** Invites `user`, enrolls TOTP and sets the password through the web API; returns the TOTP. */
+async function inviteAndEnroll(c: Cluster, user: string, logins: string): Promise<OTPAuth.TOTP> {
+  const add = await runCli([
+    "tctl",
+    "-c",
+    c.config,
+    "users",
+    "add",
+    user,
+    "--roles=access",
+    `--logins=${logins}`,
+  ]);
+  assert.equal(add.code, 0, add.stderr);
+  const m = /https:\/\/\S+\/web\/invite\/([0-9a-f]+)/.exec(add.stdout);
+  assert.ok(m, `no invite URL in: ${add.stdout}`);
+  const token = m[1]!;
+  const base = `https://127.0.0.1:${c.tp.webPort}`;
+  const page = await run("curl", ["-sk", `${base}/web/invite/${token}`]);
+  assert.match(page.out, /<html/i);
+  const details = JSON.parse(
+    (await run("curl", ["-sk", `${base}/webapi/users/password/token/${token}`])).out,
+  );
+  assert.equal(details.user, user);
+  assert.match(details.otpauth_uri, /^otpauth:\/\/totp\//);
+  const totp = OTPAuth.URI.parse(details.otpauth_uri) as OTPAuth.TOTP;
+  const put = await run("curl", [
+    "-sk",
+    "-X",
+    "PUT",
+    "-H",
+    "Content-Type: application/json",
+    "--data-binary",
+    "@-",
+    `${base}/webapi/users/password/token`,
+  ], {
+    stdin: JSON.stringify({ token, password: PASSWORD, second_factor_token: totp.generate() }),
+  });
+  assert.equal(JSON.parse(put.out).user, user, put.out);
+  return totp;
+}
+
+/** Runs tsh with its own TELEPORT_HOME (`home` under the test dir). */
+function tsh(c: Cluster, args: string[], stdin?: string, home = "tsh") {
+  return runCli(["tsh", ...args], {
+    env: { TELEPORT_HOME: `${c.dir}/${home}` },
+    ...(stdin === undefined ? {} : { stdin }),
+  });
+}
+
+/** Logs in with the code of the next time step (the enrollment used the current one). */
+async function login(c: Cluster, user: string, totp: OTPAuth.TOTP, home = "tsh") {
+  const code = totp.generate({ timestamp: Date.now() + 30_000 });
+  const out = await tsh(
+    c,
+    [
+      "login",
+      `--proxy=127.0.0.1:${c.tp.webPort}`,
+      `--user=${user}`,
+      "--insecure",
+    ],
+    `${PASSWORD}\n${code}\n`,
+    home,
+  );
+  assert.equal(out.code, 0, out.stderr + out.stdout);
+  return out;
+}
+
+Deno.test({
+  name: "proxy: multiplexed port, tsh login with TOTP, tsh ls/ssh, ssh via tsh config, refusals",
+  ignore: missing("ssh", "curl", "openssl", "useradd"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await using dir = await tempDir("tp-e2e-proxy-");
+    const c = await startCluster(dir.path, {
+      mode: "multiplex",
+      cluster: "e2e-proxy.example",
+      node: "e2e-pnode",
+    });
+    await using _tp = c.tp;
+    await ensureOsUser(ALICE);
+
+    await t.step("curl gets /webapi/ping with Teleport's field names", async () => {
+      const r = await run("curl", ["-sk", `https://127.0.0.1:${c.tp.webPort}/webapi/ping`]);
+      const ping = JSON.parse(r.out);
+      assert.equal(ping.cluster_name, c.cluster);
+      assert.equal(ping.proxy.tls_routing_enabled, true);
+      assert.equal(ping.auth.second_factor, "otp");
+      assert.equal(typeof ping.server_version, "string");
+      assert.match(ping.proxy.ssh.web_listen_addr, new RegExp(`:${c.tp.webPort}$`));
+    });
+
+    await t.step("openssl s_client -alpn teleport-proxy-ssh gets an SSH banner", async () => {
+      const child = new Deno.Command("openssl", {
+        args: [
+          "s_client",
+          "-connect",
+          `127.0.0.1:${c.tp.webPort}`,
+          "-alpn",
+          "teleport-proxy-ssh",
+          "-quiet",
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      let seen = "";
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const timer = setTimeout(() => child.kill(), 15_000);
+      while (!seen.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      clearTimeout(timer);
+      child.kill();
+      await reader.cancel();
+      await child.stdin.close().catch(() => {});
+      await child.status;
+      assert.match(seen, /^SSH-2\.0-Teleport/);
+    });
+
+    await t.step("a plain HTTP request gets a hint to use HTTPS", async () => {
+      const r = await run("curl", ["-s", `http://127.0.0.1:${c.tp.webPort}/webapi/ping`]);
+      assert.match(r.out, /https/i);
+    });
+
+    const totp = await inviteAndEnroll(c, "alice", ALICE);
+
+    await t.step("tsh login with password and TOTP; status", async () => {
+      const out = await login(c, "alice", totp);
+      assert.match(out.stdout + out.stderr, /alice/);
+      const st = await tsh(c, ["status"]);
+      assert.match(st.stdout, /alice/);
+      assert.match(st.stdout, new RegExp(ALICE));
+    });
+
+    await t.step("tsh ls shows the node with its labels", async () => {
+      const ls = await tsh(c, ["ls"]);
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.match(ls.stdout, new RegExp(c.node));
+      assert.match(ls.stdout, /env=test/);
+      const json = JSON.parse((await tsh(c, ["ls", "--format=json"])).stdout);
+      assert.equal(json.length, 1);
+      assert.equal((await tsh(c, ["ls", "env=prod"])).stdout.includes(c.node), false);
+    });
+
+    await t.step("tsh ssh runs a command and returns its exit code", async () => {
+      const r = await tsh(c, ["ssh", `${ALICE}@${c.node}`, "id; exit 7"]);
+      assert.equal(r.code, 7, r.stderr);
+      assert.match(r.stdout, new RegExp(`uid=\\d+\\(${ALICE}\\)`));
+      const l = await tsh(c, ["ssh", "-l", ALICE, c.node, "echo", "hi"]);
+      assert.equal(l.code, 0, l.stderr);
+      assert.equal(l.stdout.trim(), "hi");
+    });
+
+    await t.step("plain ssh <node>.<cluster> works through tsh config", async () => {
+      const cfg = await tsh(c, ["config"]);
+      assert.equal(cfg.code, 0, cfg.stderr);
+      const file = `${c.dir}/ssh_config`;
+      await Deno.writeTextFile(file, cfg.stdout);
+      const r = await run("ssh", [
+        "-F",
+        file,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        `${ALICE}@${c.node}.${c.cluster}`,
+        "echo via-openssh; exit 3",
+      ]);
+      assert.equal(r.code, 3, r.err);
+      assert.equal(r.out.trim(), "via-openssh");
+    });
+
+    await t.step("a host:port that is not a registered node is refused", async () => {
+      const r = await tsh(c, ["proxy", "ssh", `${ALICE}@127.0.0.1:22`], "");
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /not a registered node/);
+      const s = await tsh(c, ["ssh", `${ALICE}@127.0.0.1:22`, "true"]);
+      assert.notEqual(s.code, 0);
+    });
+
+    await t.step("a user without the login is refused", async () => {
+      const bob = await inviteAndEnroll(c, "bob", "td_nobody_here");
+      await login(c, "bob", bob, "tsh-bob");
+      const r = await tsh(c, ["ssh", `${ALICE}@${c.node}`, "true"], undefined, "tsh-bob");
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /denied|not allowed|cannot/i);
+    });
+
+    await t.step("an expired certificate is refused", async () => {
+      const home = `${c.dir}/tsh`;
+      const certs: string[] = [];
+      for await (const e of Deno.readDir(`${home}/keys`)) {
+        for await (const f of Deno.readDir(`${home}/keys/${e.name}`)) {
+          if (f.name.endsWith("-ssh")) {
+            for await (const g of Deno.readDir(`${home}/keys/${e.name}/${f.name}`)) {
+              certs.push(`${home}/keys/${e.name}/${f.name}/${g.name}`);
+            }
+          }
+        }
+      }
+      // The backend has one writer: read the user CA while teleport is stopped, then restart.
+      await c.tp.stop();
+      const backend = await openBackend(`kv:${c.dir}/data/backend/kv.db`, {
+        clock: new RealClock(),
+      });
+      const ca = await new CertAuthoritiesService(backend).get("user", c.cluster);
+      await backend.close();
+      const signer = await importSshPrivateKey(ca.spec.active_keys.ssh[0]!.private_key!);
+      for (const path of certs) {
+        const old = parseSshCertificate(await Deno.readTextFile(path));
+        const expired = await signSshCertificate({
+          signer,
+          publicKeyBlob: old.publicKeyBlob,
+          certType: "user",
+          keyId: old.keyId,
+          principals: old.principals,
+          validAfter: new Date(Date.now() - 2 * 3_600_000),
+          validBefore: new Date(Date.now() - 3_600_000),
+          extensions: old.extensions,
+        });
+        await Deno.writeTextFile(path, expired.authorizedKey + "\n");
+      }
+      await using _again = await startTeleport(["-c", c.config]);
+      const r = await tsh(c, ["ssh", `${ALICE}@${c.node}`, "true"]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /expired|tsh login/i);
+    });
+  },
+});
+
+Deno.test({
+  name: "proxy: separate listener mode, tsh ssh through the SSH proxy port",
+  ignore: missing("curl", "useradd"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using dir = await tempDir("tp-e2e-proxy-sep-");
+    const c = await startCluster(dir.path, {
+      mode: "separate",
+      cluster: "e2e-sep.example",
+      node: "e2e-snode",
+    });
+    await using _tp = c.tp;
+    assert.ok(Number.isFinite(c.tp.proxySshPort), c.tp.banner);
+    await ensureOsUser(ALICE);
+    const ping = JSON.parse(
+      (await run("curl", ["-sk", `https://127.0.0.1:${c.tp.webPort}/webapi/ping`])).out,
+    );
+    assert.equal(ping.proxy.tls_routing_enabled, false);
+    assert.match(ping.proxy.ssh.listen_addr, new RegExp(`:${c.tp.proxySshPort}$`));
+    const totp = await inviteAndEnroll(c, "alice", ALICE);
+    await login(c, "alice", totp);
+    const r = await tsh(c, ["ssh", `${ALICE}@${c.node}`, "echo separate; exit 7"]);
+    assert.equal(r.code, 7, r.stderr);
+    assert.equal(r.stdout.trim(), "separate");
+  },
+});
