@@ -14,9 +14,10 @@
  * Prints a table and the ratios ours / OpenSSH.
  */
 import { parseArgs } from "node:util";
-import * as OTPAuth from "otpauth";
+import { out, percentile, timed } from "./_stats.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
 import { ensureOsUser, freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
+import { inviteAndEnroll, tshLogin } from "../tests/e2e/_proxy.ts";
 
 const { values } = parseArgs({
   options: { runs: { type: "string", default: "30" }, mib: { type: "string", default: "128" } },
@@ -24,25 +25,9 @@ const { values } = parseArgs({
 const RUNS = Number(values.runs);
 const MIB = Number(values.mib);
 const LOGIN = "td_bench";
-const PASSWORD = "bench password 1234";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-function out(line = ""): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function timed(fn: () => Promise<{ code: number; err: string }>): Promise<number> {
-  const t0 = performance.now();
-  const r = await fn();
-  const ms = performance.now() - t0;
-  if (r.code !== 0) throw new Error(`command failed (${r.code}): ${r.err}`);
-  return ms;
-}
-
+/** The first file under `dir` whose path matches `re`. */
 async function find(dir: string, re: RegExp): Promise<string> {
   for await (const e of Deno.readDir(dir)) {
     const p = `${dir}/${e.name}`;
@@ -91,33 +76,14 @@ try {
     return r.stdout;
   };
   // Invite, enroll TOTP and set the password through the proxy, then tsh login.
-  const token = /\/web\/invite\/([0-9a-f]+)/.exec(
-    await tctl("users", "add", "bench", "--roles=access", `--logins=${LOGIN}`),
-  )![1]!;
-  const base = `https://127.0.0.1:${webPort}`;
-  const details = JSON.parse(
-    (await run("curl", ["-sk", `${base}/webapi/users/password/token/${token}`])).out,
-  );
-  const totp = OTPAuth.URI.parse(details.otpauth_uri) as OTPAuth.TOTP;
-  await run("curl", [
-    "-sk",
-    "-X",
-    "PUT",
-    "-H",
-    "Content-Type: application/json",
-    "--data-binary",
-    "@-",
-    `${base}/webapi/users/password/token`,
-  ], {
-    stdin: JSON.stringify({ token, password: PASSWORD, second_factor_token: totp.generate() }),
+  const totp = await inviteAndEnroll({
+    config,
+    webPort,
+    user: "bench",
+    roles: "access",
+    logins: LOGIN,
   });
-  const login = await runCli(
-    ["tsh", "login", `--proxy=127.0.0.1:${webPort}`, "--user=bench", "--insecure"],
-    {
-      env: tshEnv,
-      stdin: `${PASSWORD}\n${totp.generate({ timestamp: Date.now() + 30_000 })}\n`,
-    },
-  );
+  const login = await tshLogin({ home, webPort, user: "bench", totp });
   if (login.code !== 0) throw new Error(`tsh login: ${login.stderr}`);
   const cfg = await runCli(["tsh", "config"], { env: tshEnv });
   await Deno.writeTextFile(`${dir}/tsh_ssh_config`, cfg.stdout);

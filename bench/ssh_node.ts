@@ -10,6 +10,7 @@
  * Prints a table and the ratios ours / OpenSSH.
  */
 import { parseArgs } from "node:util";
+import { out, percentile, timed } from "./_stats.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
 import { ensureOsUser, opensshArgs, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
 
@@ -19,22 +20,6 @@ const { values } = parseArgs({
 const RUNS = Number(values.runs);
 const MIB = Number(values.mib);
 const LOGIN = "td_bench";
-
-function out(line = ""): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function timed(fn: () => Promise<{ code: number; err: string }>): Promise<number> {
-  const t0 = performance.now();
-  const r = await fn();
-  const ms = performance.now() - t0;
-  if (r.code !== 0) throw new Error(`command failed (${r.code}): ${r.err}`);
-  return ms;
-}
 
 const dir = await Deno.makeTempDir({ prefix: "tp-bench-" });
 await Deno.chmod(dir, 0o755);

@@ -4,12 +4,10 @@
  * `teleport` daemon's commands. Errors print as one line; --debug adds the trace.
  */
 import { messageOf, TeleportError } from "../lib/errors/mod.ts";
-import { VERSION } from "../lib/service/mod.ts";
+import { VERSION } from "../lib/config/mod.ts";
 import { CliError, print, printErr } from "./_common.ts";
-import { configureCommand } from "./start/configure.ts";
-import { startCommand } from "./start/start.ts";
-import { tctlMain } from "./tctl/tctl.ts";
-import { tshMain } from "./tsh/tsh.ts";
+
+// Personalities load on demand: `tsh ssh` should not pay for loading the daemon's modules.
 
 const USAGE = `Usage: teleport COMMAND [flags]
 
@@ -35,9 +33,9 @@ async function teleportMain(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   switch (cmd) {
     case "start":
-      return await startCommand(rest);
+      return await (await import("./start/start.ts")).startCommand(rest);
     case "configure":
-      return await configureCommand(rest);
+      return await (await import("./start/configure.ts")).configureCommand(rest);
     case "version":
     case "--version":
       print(`Teleport v${VERSION} deno ${Deno.version.deno}`);
@@ -61,8 +59,8 @@ export async function runCli(args: string[], argv0: string): Promise<number> {
   const { personality, args: rest } = pickPersonality(args, argv0);
   const debug = rest.includes("--debug") || rest.includes("-d");
   try {
-    if (personality === "tctl") return await tctlMain(rest);
-    if (personality === "tsh") return await tshMain(rest);
+    if (personality === "tctl") return await (await import("./tctl/tctl.ts")).tctlMain(rest);
+    if (personality === "tsh") return await (await import("./tsh/tsh.ts")).tshMain(rest);
     return await teleportMain(rest);
   } catch (err) {
     const code = err instanceof CliError ? err.code : 1;

@@ -2,7 +2,7 @@
  * The tsh personality: the user tool. Commands live one per file; this file finds the command
  * (global flags may come before or after it), parses its flags and runs it.
  */
-import { VERSION } from "../../lib/service/mod.ts";
+import { VERSION } from "../../lib/config/mod.ts";
 import {
   CliError,
   firstPositionalIndex,

@@ -113,3 +113,4 @@ export {
   type StartFlags,
 } from "./process_config.ts";
 export { formatSampleConfig, type SampleConfigOptions } from "./sample.ts";
+export { VERSION } from "./version.ts";

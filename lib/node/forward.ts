@@ -5,7 +5,7 @@
  */
 import net from "node:net";
 import { newAuditEvent } from "../events/mod.ts";
-import type { DirectTcpipOpen } from "../ssh/mod.ts";
+import { type DirectTcpipOpen, spliceChannel } from "../ssh/mod.ts";
 import type { UserAccess } from "./authorize.ts";
 import type { SessionDeps } from "./session.ts";
 
@@ -62,16 +62,7 @@ export function handleDirectTcpip(
     sock.removeAllListeners("error");
     const ch = open.accept();
     audit(false);
-    sock.pipe(ch);
-    ch.pipe(sock);
-    const done = () => {
-      sock.destroy();
-      ch.destroy();
-    };
-    sock.on("error", done);
-    ch.on("error", done);
-    sock.on("close", () => ch.end());
-    ch.on("close", () => sock.destroy());
+    spliceChannel(ch, sock);
     resolve();
   });
   return promise;

@@ -14,12 +14,7 @@ import { messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Role, ServerResource } from "../resource/mod.ts";
 import { type CertifiedUser, RoleCache, verifyUserCertificate } from "../rbac/mod.ts";
-import {
-  type ServerChannel,
-  type SocketAddresses,
-  type SshServer,
-  startSshServer,
-} from "../ssh/mod.ts";
+import { type SocketAddresses, spliceChannel, type SshServer, startSshServer } from "../ssh/mod.ts";
 import type { NodeRegistry } from "./registry.ts";
 import { assertVisible, parseProxySubsystem, splitAddr } from "./resolve.ts";
 
@@ -78,20 +73,6 @@ export function dialRegisteredAddr(node: ServerResource): Promise<Duplex> {
   });
 }
 
-/** Pipes a channel and a socket both ways; either side closing ends both. */
-function splice(ch: ServerChannel, sock: Duplex): void {
-  sock.pipe(ch);
-  ch.pipe(sock);
-  const done = () => {
-    sock.destroy();
-    ch.destroy();
-  };
-  sock.on("error", done);
-  ch.on("error", done);
-  sock.on("close", () => ch.end());
-  ch.on("close", () => sock.destroy());
-}
-
 /** The proxy SSH server. */
 export class SshProxy {
   readonly #o: SshProxyOptions;
@@ -142,7 +123,7 @@ export class SshProxy {
                   return self.proxy!.#proxySubsystem(open.conn.context, req.name).then(
                     (sock) => {
                       try {
-                        splice(req.accept(), sock);
+                        spliceChannel(req.accept(), sock);
                       } catch {
                         sock.destroy(); // the client went away meanwhile
                       }
@@ -170,7 +151,7 @@ export class SshProxy {
               open.destHost,
               open.destPort,
             );
-            splice(open.accept(), sock);
+            spliceChannel(open.accept(), sock);
           } catch (err) {
             open.reject({ reason: "connect-failed", message: messageOf(err) });
           }

@@ -20,7 +20,7 @@ export {
   type TeleportProcessOptions,
 } from "./process.ts";
 export { type ServiceFn, Supervisor } from "./supervisor.ts";
-export { VERSION } from "./version.ts";
+export { VERSION } from "../config/mod.ts";
 export { hostIdentityPath, resolveJoinToken } from "./host_identity.ts";
 export type { ProxyReady } from "./proxy_service.ts";
 export { SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE } from "./web_cert.ts";

@@ -34,7 +34,7 @@ import { getComponentLogger } from "../log/mod.ts";
 import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
 import { writePidFile } from "./pid_file.ts";
 import { Supervisor } from "./supervisor.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../config/mod.ts";
 
 /** Inputs of {@link TeleportProcess.start}. */
 export interface TeleportProcessOptions {

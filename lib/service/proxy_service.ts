@@ -23,9 +23,14 @@ import { type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
 import { runPeriodic } from "../node/mod.ts";
 import { NodeRegistry, SshProxy } from "../proxy/mod.ts";
 import type { Resource, Role } from "../resource/mod.ts";
-import { createWebServer, type ProxySettings, type WebServer } from "../web/mod.ts";
+import {
+  createWebServer,
+  makeProxySettings,
+  type ProxySettings,
+  type WebServer,
+} from "../web/mod.ts";
 import { hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../config/mod.ts";
 import { loadWebKeyPairs } from "./web_cert.ts";
 
 /** What `proxy.ready` carries. */
@@ -186,29 +191,16 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     });
 
     // Listen addresses are filled in once the router is bound (port 0 in tests).
-    const settings: ProxySettings = {
-      kube: { enabled: false, public_addr: "", listen_addr: "" },
+    const first = (list: Addr[]) => list[0] === undefined ? "" : formatAddr(list[0]);
+    const settings: ProxySettings = makeProxySettings({
       ssh: {
-        listen_addr: "",
-        tunnel_listen_addr: "",
-        web_listen_addr: "",
-        public_addr: p.publicAddrs[0] === undefined ? "" : formatAddr(p.publicAddrs[0]),
-        ssh_public_addr: p.sshPublicAddrs[0] === undefined ? "" : formatAddr(p.sshPublicAddrs[0]),
-        ssh_tunnel_public_addr: p.tunnelPublicAddrs[0] === undefined
-          ? ""
-          : formatAddr(p.tunnelPublicAddrs[0]),
+        public_addr: first(p.publicAddrs),
+        ssh_public_addr: first(p.sshPublicAddrs),
+        ssh_tunnel_public_addr: first(p.tunnelPublicAddrs),
         dial_timeout: DIAL_TIMEOUT_NS,
       },
-      db: {
-        postgres_listen_addr: "",
-        postgres_public_addr: "",
-        mysql_listen_addr: "",
-        mysql_public_addr: "",
-        mongo_listen_addr: "",
-        mongo_public_addr: "",
-      },
       tls_routing_enabled: !separate,
-    };
+    });
     // The web server is made once the router is bound: ping reports the bound port.
     const late: { web?: WebServer } = {};
     const mux: Multiplexer = await startMultiplexer({

@@ -74,3 +74,21 @@ export interface PtyOptions extends WindowSize {
   /** Terminal modes by RFC 4254 §8 name (e.g. `{ ECHO: 1 }`). */
   modes?: Record<string, number>;
 }
+
+/**
+ * Joins a channel and a socket both ways (port forwarding, proxying to a node): bytes flow until
+ * either side closes; the socket closing ends the channel (EOF, then close), the channel closing
+ * or an error on either side destroys both.
+ */
+export function spliceChannel(channel: Duplex, socket: Duplex): void {
+  socket.pipe(channel);
+  channel.pipe(socket);
+  const done = () => {
+    socket.destroy();
+    channel.destroy();
+  };
+  socket.on("error", done);
+  channel.on("error", done);
+  socket.on("close", () => channel.end());
+  channel.on("close", () => socket.destroy());
+}

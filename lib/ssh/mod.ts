@@ -82,5 +82,6 @@ export {
   type ExitStatus,
   type PtyOptions,
   type ServerChannel,
+  spliceChannel,
   type WindowSize,
 } from "./channel.ts";

@@ -4,45 +4,19 @@
  * names (teleport-protocol-notes §3 and §6). Go `[]byte` fields travel as base64 strings and Go
  * durations as integer nanoseconds.
  */
-import type { RegisterRequest, RegisterResponse, UserCerts } from "../authclient/mod.ts";
+import type {
+  AuthenticateSshUserRequest,
+  ChangePasswordWithTokenRequest,
+  PingResponse,
+  RegisterRequest,
+  RegisterResponse,
+  UserCerts,
+  UserTokenDetails,
+} from "../authclient/mod.ts";
 
 /** What auth's ping reports (`GET /v1/ping`). */
-export interface AuthPing {
-  cluster_name: string;
-  server_version: string;
-  auth_preference: { type: string; second_factor: string };
-}
-
-/** A password login as the proxy forwards it to auth. */
-export interface AuthenticateSshUserRequest {
-  user: string;
-  password: string;
-  otp_token?: string;
-  /** authorized_keys line. */
-  ssh_public_key?: string;
-  /** PEM. */
-  tls_public_key?: string;
-  ttl_ms: number;
-  /** The client's IP address as the proxy saw it. */
-  remote_addr?: string;
-}
-
-/** An invite or reset token as auth describes it to its holder. */
-export interface UserTokenDetails {
-  user: string;
-  kind: "invite" | "reset";
-  /** RFC 3339. */
-  expires: string;
-  /** Present when the user may (or must) enroll an authenticator app. */
-  totp?: { secret: string; uri: string; required: boolean };
-}
-
-/** Setting a password with an invite or reset token. */
-export interface ChangePasswordWithTokenRequest {
-  token: string;
-  password: string;
-  second_factor_token?: string;
-}
+export type AuthPing = PingResponse;
+export type { AuthenticateSshUserRequest, ChangePasswordWithTokenRequest, UserTokenDetails };
 
 /**
  * The calls the web API makes to the auth service. The integrator passes an AuthClient; errors

@@ -8,24 +8,26 @@
  * certificate, and a host:port that is not a registered node.
  */
 import assert from "node:assert/strict";
-import * as OTPAuth from "otpauth";
+import type * as OTPAuth from "otpauth";
 import { openBackend } from "../../lib/backend/mod.ts";
 import { importSshPrivateKey, parseSshCertificate, signSshCertificate } from "../../lib/ca/mod.ts";
 import { RealClock } from "../../lib/clock/mod.ts";
 import { CertAuthoritiesService } from "../../lib/services/mod.ts";
 import {
   ensureOsUser,
+  eventually,
   freePort,
   missing,
+  REPO,
   run,
   runCli,
   type RunningTeleport,
   startTeleport,
   tempDir,
 } from "./_helpers.ts";
+import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
 const ALICE = "td_e2e_palice";
-const PASSWORD = "correct horse battery staple";
 
 interface Cluster {
   tp: RunningTeleport;
@@ -69,45 +71,9 @@ ${proxySsh}ssh_service:
   return { tp, dir, config, cluster: o.cluster, node: o.node };
 }
 
-/** Invites `user`, enrolls TOTP and sets the password through the web API; returns the TOTP. */
-async function inviteAndEnroll(c: Cluster, user: string, logins: string): Promise<OTPAuth.TOTP> {
-  const add = await runCli([
-    "tctl",
-    "-c",
-    c.config,
-    "users",
-    "add",
-    user,
-    "--roles=access",
-    `--logins=${logins}`,
-  ]);
-  assert.equal(add.code, 0, add.stderr);
-  const m = /https:\/\/\S+\/web\/invite\/([0-9a-f]+)/.exec(add.stdout);
-  assert.ok(m, `no invite URL in: ${add.stdout}`);
-  const token = m[1]!;
-  const base = `https://127.0.0.1:${c.tp.webPort}`;
-  const page = await run("curl", ["-sk", `${base}/web/invite/${token}`]);
-  assert.match(page.out, /<html/i);
-  const details = JSON.parse(
-    (await run("curl", ["-sk", `${base}/webapi/users/password/token/${token}`])).out,
-  );
-  assert.equal(details.user, user);
-  assert.match(details.otpauth_uri, /^otpauth:\/\/totp\//);
-  const totp = OTPAuth.URI.parse(details.otpauth_uri) as OTPAuth.TOTP;
-  const put = await run("curl", [
-    "-sk",
-    "-X",
-    "PUT",
-    "-H",
-    "Content-Type: application/json",
-    "--data-binary",
-    "@-",
-    `${base}/webapi/users/password/token`,
-  ], {
-    stdin: JSON.stringify({ token, password: PASSWORD, second_factor_token: totp.generate() }),
-  });
-  assert.equal(JSON.parse(put.out).user, user, put.out);
-  return totp;
+/** Invites `user` with the given roles and logins; returns the enrolled TOTP. */
+function invite(c: Cluster, user: string, logins: string, roles = "access") {
+  return inviteAndEnroll({ config: c.config, webPort: c.tp.webPort, user, roles, logins });
 }
 
 /** Runs tsh with its own TELEPORT_HOME (`home` under the test dir). */
@@ -118,20 +84,9 @@ function tsh(c: Cluster, args: string[], stdin?: string, home = "tsh") {
   });
 }
 
-/** Logs in with the code of the next time step (the enrollment used the current one). */
+/** `tsh login` as `user`; fails the test when it fails. */
 async function login(c: Cluster, user: string, totp: OTPAuth.TOTP, home = "tsh") {
-  const code = totp.generate({ timestamp: Date.now() + 30_000 });
-  const out = await tsh(
-    c,
-    [
-      "login",
-      `--proxy=127.0.0.1:${c.tp.webPort}`,
-      `--user=${user}`,
-      "--insecure",
-    ],
-    `${PASSWORD}\n${code}\n`,
-    home,
-  );
+  const out = await tshLogin({ home: `${c.dir}/${home}`, webPort: c.tp.webPort, user, totp });
   assert.equal(out.code, 0, out.stderr + out.stdout);
   return out;
 }
@@ -196,7 +151,7 @@ Deno.test({
       assert.match(r.out, /https/i);
     });
 
-    const totp = await inviteAndEnroll(c, "alice", ALICE);
+    const totp = await invite(c, "alice", ALICE, "access,editor");
 
     await t.step("tsh login with password and TOTP; status", async () => {
       const out = await login(c, "alice", totp);
@@ -223,6 +178,73 @@ Deno.test({
       const l = await tsh(c, ["ssh", "-l", ALICE, c.node, "echo", "hi"]);
       assert.equal(l.code, 0, l.stderr);
       assert.equal(l.stdout.trim(), "hi");
+    });
+
+    await t.step("tsh ssh -L forwards a local port through the node", async () => {
+      const echo = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const served = (async () => {
+        for await (const conn of echo) {
+          void conn.readable.pipeTo(conn.writable).catch(() => {});
+        }
+      })();
+      const local = freePort();
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${REPO}main.ts`,
+          "tsh",
+          "ssh",
+          "-L",
+          `${local}:127.0.0.1:${(echo.addr as Deno.NetAddr).port}`,
+          `${ALICE}@${c.node}`,
+          "sleep 20",
+        ],
+        env: { TELEPORT_HOME: `${c.dir}/tsh` },
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      try {
+        const reply = await eventually("the forwarded port", async () => {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port: local });
+          try {
+            await conn.write(new TextEncoder().encode("ping through -L"));
+            const buf = new Uint8Array(64);
+            const n = await conn.read(buf);
+            return n === null ? undefined : new TextDecoder().decode(buf.subarray(0, n));
+          } finally {
+            conn.close();
+          }
+        });
+        assert.equal(reply, "ping through -L");
+      } finally {
+        child.kill();
+        await child.output();
+        echo.close();
+        await served.catch(() => {});
+      }
+    });
+
+    await t.step("tsh play replays a recorded PTY session", async () => {
+      const r = await tsh(c, ["ssh", "-t", `${ALICE}@${c.node}`, "echo recorded-hello"]);
+      assert.equal(r.code, 0, r.stderr);
+      const sid = await eventually("the uploaded recording", async () => {
+        const out = await runCli([
+          "tctl",
+          "-c",
+          c.config,
+          "audit",
+          "ls",
+          "--type=session.upload",
+          "--format=json",
+        ]);
+        const events = JSON.parse(out.stdout) as Array<{ sid?: string }>;
+        return events.at(-1)?.sid;
+      });
+      const play = await tsh(c, ["play", "--speed=50", sid]);
+      assert.equal(play.code, 0, play.stderr);
+      assert.match(play.stdout, /recorded-hello/);
     });
 
     await t.step("plain ssh <node>.<cluster> works through tsh config", async () => {
@@ -253,7 +275,7 @@ Deno.test({
     });
 
     await t.step("a user without the login is refused", async () => {
-      const bob = await inviteAndEnroll(c, "bob", "td_nobody_here");
+      const bob = await invite(c, "bob", "td_nobody_here");
       await login(c, "bob", bob, "tsh-bob");
       const r = await tsh(c, ["ssh", `${ALICE}@${c.node}`, "true"], undefined, "tsh-bob");
       assert.notEqual(r.code, 0);
@@ -322,7 +344,7 @@ Deno.test({
     );
     assert.equal(ping.proxy.tls_routing_enabled, false);
     assert.match(ping.proxy.ssh.listen_addr, new RegExp(`:${c.tp.proxySshPort}$`));
-    const totp = await inviteAndEnroll(c, "alice", ALICE);
+    const totp = await invite(c, "alice", ALICE, "access,editor");
     await login(c, "alice", totp);
     const r = await tsh(c, ["ssh", `${ALICE}@${c.node}`, "echo separate; exit 7"]);
     assert.equal(r.code, 7, r.stderr);
