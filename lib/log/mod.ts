@@ -18,3 +18,4 @@ export {
   resetLogging,
   type Severity,
 } from "./log.ts";
+export { type LoggedRecord, testLogger } from "./test_logger.ts";

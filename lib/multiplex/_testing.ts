@@ -6,28 +6,9 @@ import {
   X509_OIDS,
   type X509Ca,
 } from "../ca/mod.ts";
-import type { Logger } from "../log/mod.ts";
 import type { KeyPairPem } from "./multiplexer.ts";
 
-/** One call to a {@linkcode testLogger} method. */
-export interface LoggedRecord {
-  level: string;
-  message: string;
-  properties: Record<string, unknown> | undefined;
-}
-
-/** A logger that records every call instead of writing it. */
-export function testLogger(): { logger: Logger; records: LoggedRecord[] } {
-  const records: LoggedRecord[] = [];
-  const logger = new Proxy({}, {
-    get(_target, level) {
-      return (message: unknown, properties?: Record<string, unknown>) => {
-        records.push({ level: String(level), message: String(message), properties });
-      };
-    },
-  }) as Logger;
-  return { logger, records };
-}
+export { type LoggedRecord, testLogger } from "../log/mod.ts";
 
 /** Certificates for the tests: two CAs and leaves issued by them. */
 export interface TestPki {

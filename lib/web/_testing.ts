@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { RegisterRequest, RegisterResponse, UserCerts } from "../authclient/mod.ts";
 import { createX509Ca, generateTlsKeyPair, issueX509Certificate, X509_OIDS } from "../ca/mod.ts";
 import { FakeClock } from "../clock/mod.ts";
-import type { Logger } from "../log/mod.ts";
+import { type LoggedRecord, testLogger } from "../log/mod.ts";
 import { makeProxySettings } from "./ping.ts";
 import type { RateLimit } from "./rate_limiter.ts";
 import {
@@ -26,25 +26,7 @@ import type {
   WebAuthApi,
 } from "./types.ts";
 
-/** One call to a {@linkcode testLogger} method. */
-export interface LoggedRecord {
-  level: string;
-  message: string;
-  properties: Record<string, unknown> | undefined;
-}
-
-/** A logger that records every call instead of writing it. */
-export function testLogger(): { logger: Logger; records: LoggedRecord[] } {
-  const records: LoggedRecord[] = [];
-  const logger = new Proxy({}, {
-    get(_target, level) {
-      return (message: unknown, properties?: Record<string, unknown>) => {
-        records.push({ level: String(level), message: String(message), properties });
-      };
-    },
-  }) as Logger;
-  return { logger, records };
-}
+export { type LoggedRecord, testLogger } from "../log/mod.ts";
 
 /** Everything the records hold, as one searchable string (errors and causes included). */
 export function logText(records: LoggedRecord[]): string {
