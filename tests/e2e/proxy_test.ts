@@ -266,6 +266,61 @@ Deno.test({
       assert.equal(r.out.trim(), "via-openssh");
     });
 
+    await t.step("stock ssh -J jumps through the proxy's SSH port (direct-tcpip)", async () => {
+      // The jump host is the multiplexed web port (plain SSH is routed to the proxy); the
+      // `Host … 127.0.0.1` block of tsh config gives it the key, certificate and known_hosts.
+      const file = `${c.dir}/ssh_config`;
+      const cfg = await Deno.readTextFile(file);
+      const identity = /IdentityFile\s+"?([^"\n]+)"?/.exec(cfg)![1]!;
+      const certificate = /CertificateFile\s+"?([^"\n]+)"?/.exec(cfg)![1]!;
+      const knownHosts = /UserKnownHostsFile\s+"?([^"\n]+)"?/.exec(cfg)![1]!;
+      const r = await run("ssh", [
+        "-F",
+        file,
+        "-J",
+        `${ALICE}@127.0.0.1:${c.tp.webPort}`,
+        "-i",
+        identity,
+        "-o",
+        `CertificateFile=${certificate}`,
+        "-o",
+        `UserKnownHostsFile=${knownHosts}`,
+        "-o",
+        `HostKeyAlias=${c.node}.${c.cluster}`,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        `${ALICE}@${c.node}`,
+        "echo via-jump",
+      ]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out.trim(), "via-jump");
+      // An unregistered target is refused by the proxy, with its reason.
+      const bad = await run("ssh", [
+        "-F",
+        file,
+        "-J",
+        `${ALICE}@127.0.0.1:${c.tp.webPort}`,
+        "-i",
+        identity,
+        "-o",
+        `CertificateFile=${certificate}`,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-p",
+        "22",
+        `${ALICE}@127.0.0.1`,
+        "true",
+      ]);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.err, /not a registered node/);
+    });
+
     await t.step("a host:port that is not a registered node is refused", async () => {
       const r = await tsh(c, ["proxy", "ssh", `${ALICE}@127.0.0.1:22`], "");
       assert.notEqual(r.code, 0);
