@@ -14,9 +14,9 @@
  * Prints a table and the ratios ours / OpenSSH.
  */
 import { parseArgs } from "node:util";
-import { out, percentile, timed } from "./_stats.ts";
+import { benchSetup, out, percentile, timed } from "./_common.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
-import { ensureOsUser, freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
+import { freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
 import { inviteAndEnroll, tshLogin } from "../tests/e2e/_proxy.ts";
 
 const { values } = parseArgs({
@@ -39,10 +39,7 @@ async function find(dir: string, re: RegExp): Promise<string> {
   throw new Error(`no file matching ${re} under ${dir}`);
 }
 
-const dir = await Deno.makeTempDir({ prefix: "tp-bench-proxy-" });
-await Deno.chmod(dir, 0o755);
-await ensureOsUser(LOGIN);
-await run("usermod", ["-p", "*", LOGIN]);
+const dir = await benchSetup("tp-bench-proxy-", LOGIN);
 const config = `${dir}/teleport.yaml`;
 const webPort = freePort();
 await Deno.writeTextFile(

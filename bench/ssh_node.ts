@@ -10,9 +10,9 @@
  * Prints a table and the ratios ours / OpenSSH.
  */
 import { parseArgs } from "node:util";
-import { out, percentile, timed } from "./_stats.ts";
+import { benchSetup, out, percentile, timed } from "./_common.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
-import { ensureOsUser, opensshArgs, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
+import { opensshArgs, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
 
 const { values } = parseArgs({
   options: { runs: { type: "string", default: "50" }, mib: { type: "string", default: "256" } },
@@ -21,11 +21,7 @@ const RUNS = Number(values.runs);
 const MIB = Number(values.mib);
 const LOGIN = "td_bench";
 
-const dir = await Deno.makeTempDir({ prefix: "tp-bench-" });
-await Deno.chmod(dir, 0o755);
-await ensureOsUser(LOGIN);
-// useradd leaves the account locked ("!"), which sshd refuses without PAM; "*" = no password.
-await run("usermod", ["-p", "*", LOGIN]);
+const dir = await benchSetup("tp-bench-", LOGIN);
 const config = `${dir}/teleport.yaml`;
 await Deno.writeTextFile(
   config,

@@ -27,3 +27,4 @@ export type {
   UserTokenDetails,
   UserTokenInfo,
 } from "./types.ts";
+export { UserCaKeys, type UserCaKeysOptions } from "./user_ca.ts";

@@ -17,7 +17,7 @@
  */
 import type { Clock } from "../clock/mod.ts";
 import { RealClock } from "../clock/mod.ts";
-import { parseSshCertificate, sshFingerprint } from "../ca/mod.ts";
+import { concatBytes, parseSshCertificate, sshFingerprint } from "../ca/mod.ts";
 import {
   AccessDeniedError,
   BadParameterError,
@@ -354,21 +354,11 @@ export async function openProxySubsystem(
   if (!ok) {
     session.close();
     stream.destroy();
-    const why = new TextDecoder().decode(concat(stderr)).trim();
+    const why = new TextDecoder().decode(concatBytes(...stderr)).trim();
     throw new ConnectionProblemError(
       `Cannot connect to ${label} through the proxy: the proxy refused to route there` +
         (why === "" ? "" : ` (${why})`) + '; check that it is online with "tsh ls"',
     );
   }
   return stream;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

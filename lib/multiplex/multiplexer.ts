@@ -349,7 +349,7 @@ class PortMultiplexer implements Multiplexer {
       ? "plain SSH is not served on this port"
       : kind === "unknown"
       ? "unknown protocol"
-      // Trusting PROXY headers from configured load balancers is not implemented yet.
+      // PROXY headers are refused: nothing configures which load balancers may send them.
       : `PROXY protocol ${kind === "proxy-v1" ? "v1" : "v2"} headers are not accepted`;
     this.#log.debug("Closed connection from {remote}: {why}", { remote: conn.remote, why });
     this.#destroy(conn);

@@ -6,6 +6,7 @@
  * retried), recordings (uploaded after each session, retried), and the user CA
  * keys (refreshed; the cached ones keep logins working while auth is down).
  */
+import { UserCaKeys } from "../authclient/mod.ts";
 import { importSshPrivateKey, parseAuthorizedKey, parseSshCertificate } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
@@ -72,8 +73,7 @@ export class NodeService implements AsyncDisposable {
   readonly #emitter: BufferedEmitter;
   readonly #info: NodeIdentityInfo;
   #server?: SshServer<UserAccess>;
-  #userCaKeys: Uint8Array[];
-  #userCaLines: string[];
+  readonly #userCa: UserCaKeys;
   #uploading: Promise<void> = Promise.resolve();
   readonly #activeRecordings = new Set<string>();
   #advertiseAddr = "";
@@ -82,8 +82,14 @@ export class NodeService implements AsyncDisposable {
   private constructor(o: NodeServiceOptions, clusterName: string) {
     this.#o = o;
     this.#info = { hostId: o.hostId, nodeName: o.nodeName, clusterName };
-    this.#userCaLines = [...o.userCaKeys];
-    this.#userCaKeys = o.userCaKeys.map((k) => parseAuthorizedKey(k).blob);
+    this.#userCa = new UserCaKeys({
+      initial: o.userCaKeys,
+      read: () => o.auth.getResource("cert_authority", "user"),
+      onChange: async (lines) => {
+        o.logger.info("User CA keys updated from auth ({count} keys)", { count: lines.length });
+        await o.onUserCaKeys?.(lines);
+      },
+    });
     this.#emitter = new BufferedEmitter({
       send: (events) => o.auth.emitEvents(events),
       clock: o.clock,
@@ -146,7 +152,7 @@ export class NodeService implements AsyncDisposable {
             certificate: req.certificate,
             login: req.username,
             remoteAddr: req.remoteAddr,
-            userCaKeys: this.#userCaKeys,
+            userCaKeys: this.#userCa.blobs,
             now: o.clock.now(),
             roles: (names) => roles.get(names),
             node: { name: o.nodeName, labels: o.labels },
@@ -191,7 +197,7 @@ export class NodeService implements AsyncDisposable {
     }));
     this.#tasks.push(runPeriodic({
       name: "User CA refresh",
-      task: () => this.#refreshUserCa(),
+      task: () => this.#userCa.refresh(),
       intervalMs: o.caRefreshIntervalMs ?? 60_000,
       clock: o.clock,
       logger: o.logger,
@@ -226,17 +232,6 @@ export class NodeService implements AsyncDisposable {
         host_cert: o.sshCert,
       },
     };
-  }
-
-  async #refreshUserCa(): Promise<void> {
-    const ca = await this.#o.auth.getResource("cert_authority", "user");
-    if (ca.kind !== "cert_authority") return;
-    const lines = ca.spec.active_keys.ssh.map((k) => k.public_key);
-    if (lines.length === 0 || lines.join("\n") === this.#userCaLines.join("\n")) return;
-    this.#userCaKeys = lines.map((k) => parseAuthorizedKey(k).blob);
-    this.#userCaLines = lines;
-    this.#o.logger.info("User CA keys updated from auth ({count} keys)", { count: lines.length });
-    await this.#o.onUserCaKeys?.(lines);
   }
 
   #kickUploads(): void {

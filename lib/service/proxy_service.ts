@@ -12,7 +12,7 @@
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { AuthServer } from "../auth/mod.ts";
-import { AuthClient } from "../authclient/mod.ts";
+import { AuthClient, UserCaKeys } from "../authclient/mod.ts";
 import { importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { type Addr, formatAddr, isUnspecifiedHost, type ProcessConfig } from "../config/mod.ts";
@@ -141,18 +141,12 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
   try {
     const ping = await auth.ping();
     const clusterName = ping.cluster_name;
-    let userCaKeys = (identity.sshUserCaKeys ?? []).map((k) => parseAuthorizedKey(k).blob);
-    let userCaLines = identity.sshUserCaKeys ?? [];
-    const refreshUserCa = async () => {
-      const ca = await auth.getResource("cert_authority", "user");
-      if (ca.kind !== "cert_authority") return;
-      const lines = ca.spec.active_keys.ssh.map((k) => k.public_key);
-      if (lines.length === 0 || lines.join("\n") === userCaLines.join("\n")) return;
-      userCaKeys = lines.map((k) => parseAuthorizedKey(k).blob);
-      userCaLines = lines;
-      await writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: lines });
-    };
-    await refreshUserCa();
+    const userCa = new UserCaKeys({
+      initial: identity.sshUserCaKeys ?? [],
+      read: () => auth.getResource("cert_authority", "user"),
+      onChange: (lines) => writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: lines }),
+    });
+    await userCa.refresh();
 
     const nodes = new NodeRegistry({
       list: () => auth.listResources("node"),
@@ -163,7 +157,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     const sshProxy = await SshProxy.start({
       hostKey: await importSshPrivateKey(identity.keyPem),
       hostCertificate: parseAuthorizedKey(identity.sshCert).blob,
-      userCaKeys: () => userCaKeys,
+      userCaKeys: () => userCa.blobs,
       fetchRole: async (name) => await auth.getResource("role", name) as Role,
       nodes,
       clusterName,
@@ -264,7 +258,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       }),
       runPeriodic({
         name: "User CA refresh",
-        task: refreshUserCa,
+        task: () => userCa.refresh(),
         intervalMs: 5 * 60_000,
         clock: o.clock,
         logger: log,

@@ -12,6 +12,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import {
+  concatBytes,
   formatOpenSshPrivateKey,
   parseSshCertificate,
   signSsh,
@@ -332,8 +333,8 @@ export class SshClient implements AsyncDisposable {
     channel.end(options.stdin);
     const status = await channel.exitStatus;
     return {
-      stdout: concat(stdout),
-      stderr: concat(stderr),
+      stdout: concatBytes(...stdout),
+      stderr: concatBytes(...stderr),
       exitCode: status.kind === "code" ? status.code : null,
       exitSignal: status.kind === "signal" ? status.signal : null,
     };
@@ -574,16 +575,6 @@ function dial(host: string, port: number, signal: AbortSignal): Promise<Socket> 
       resolve(socket);
     });
   });
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
