@@ -3,12 +3,22 @@
  * verified against the given CA certificates only (never the system roots) and
  * by the fixed name `teleport.cluster.local`, which every auth certificate
  * carries, so the address dialled may be anything (IP, load balancer name).
+ *
+ * The TLS sessions run over streams from `dial` (by default lib/net `dialTcp`, which honours
+ * `HTTPS_PROXY` / `NO_PROXY`), pooled by a keep-alive agent.
  */
 import https from "node:https";
-import type { Socket } from "node:net";
-import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import type { Duplex } from "node:stream";
+import tls, { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { Buffer } from "node:buffer";
-import { ConnectionProblemError, errorFromStatus, messageOf } from "../errors/mod.ts";
+import {
+  ConnectionProblemError,
+  errorFromStatus,
+  kindOf,
+  messageOf,
+  newError,
+} from "../errors/mod.ts";
+import { deferredDuplex, dialTcp } from "../net/mod.ts";
 import type { AuditEvent, SearchQuery, SearchResult } from "../events/mod.ts";
 import type { Resource, ResourceKind } from "../resource/mod.ts";
 import type {
@@ -54,6 +64,26 @@ export interface AuthClientOptions {
    * @default {"teleport.cluster.local"}
    */
   servername?: string;
+  /**
+   * Connects the TCP (or tunnel) stream the TLS session runs over.
+   * @default {lib/net dialTcp with the proxy settings from the environment and `timeoutMs`}
+   */
+  dial?: (host: string, port: number) => Promise<Duplex>;
+}
+
+/** A keep-alive agent whose connections are TLS over streams from `dial`. */
+class DialingAgent extends https.Agent {
+  readonly #dial: () => Promise<Duplex>;
+
+  constructor(dial: () => Promise<Duplex>, options: https.AgentOptions) {
+    super(options);
+    this.#dial = dial;
+  }
+
+  override createConnection(options: tls.ConnectionOptions): Duplex {
+    // node:https needs the socket now; the dial (maybe through a proxy) finishes later.
+    return tls.connect({ ...options, socket: deferredDuplex(this.#dial) });
+  }
 }
 
 /** A client of one auth server. */
@@ -66,7 +96,9 @@ export class AuthClient {
       throw new Error("Cannot create auth client: give the cluster CA certificates to trust");
     }
     this.#o = o;
-    this.#agent = new https.Agent({ keepAlive: true, maxSockets: 8 });
+    const dial = o.dial ??
+      ((host: string, port: number) => dialTcp(host, port, { timeoutMs: o.timeoutMs ?? 30_000 }));
+    this.#agent = new DialingAgent(() => dial(o.host, o.port), { keepAlive: true, maxSockets: 8 });
   }
 
   /** Address as `host:port`. */
@@ -142,7 +174,6 @@ export class AuthClient {
           reject(errorFromStatus(status, msg));
         });
       });
-      req.on("socket", (s: Socket) => s.setNoDelay(true));
       req.on("timeout", () => req.destroy(new Error("request timed out")));
       req.on("error", (err) => reject(this.#connErr(err)));
       write(req);
@@ -187,6 +218,20 @@ export class AuthClient {
 
   #connErr(err: unknown): Error {
     const msg = messageOf(err);
+    const kind = kindOf(err);
+    if (kind !== undefined) {
+      // A dial failure (lib/net) names the target, the proxy and the fix: keep its kind and
+      // detail ("Cannot connect to H:P[ through HTTP proxy U]: why").
+      const prefix = `Cannot connect to ${this.address}`;
+      const direct = !msg.startsWith(`${prefix} through `);
+      const detail = msg.startsWith(prefix) ? msg.slice(prefix.length) : `: ${msg}`;
+      const hint = direct && /ECONNREFUSED|refused/i.test(msg)
+        ? " (is the auth service running there?)"
+        : "";
+      return newError(kind, `Cannot reach auth server ${this.address}${detail}${hint}`, {
+        cause: err,
+      });
+    }
     let hint = "";
     if (/ECONNREFUSED|refused/i.test(msg)) hint = " (is the auth service running there?)";
     else if (/certificate|verify|UNKNOWN_ISSUER|CERT/i.test(msg)) {

@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import https from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import net, { type AddressInfo, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { createX509Ca, generateTlsKeyPair, issueX509Certificate } from "../ca/mod.ts";
 import { isKind } from "../errors/mod.ts";
+import { dialTcp, startFakeConnectProxy } from "../net/mod.ts";
 import { AuthClient } from "./mod.ts";
 
 const ALPN = "teleport-auth@6578616d706c65.teleport.cluster.local";
 
-/** An HTTPS server answering ping, with a certificate for `dnsNames`, recording ALPN and SNI. */
-async function startServer(dnsNames: string[]) {
+/**
+ * An HTTPS server answering ping (or never answering, with `hang`), with a certificate for
+ * `dnsNames`, recording ALPN and SNI.
+ */
+async function startServer(dnsNames: string[], hang = false) {
   const now = Date.now();
   const validity = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000) };
   const ca = await createX509Ca({ commonName: "example", ...validity });
@@ -26,6 +31,7 @@ async function startServer(dnsNames: string[]) {
   const server = https.createServer(
     { cert, key: key.privateKeyPem, ALPNProtocols: [ALPN, "http/1.1"] },
     (_req, res) => {
+      if (hang) return;
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ cluster_name: "example" }));
     },
@@ -94,4 +100,96 @@ Deno.test("AuthClient refuses a server outside the trusted CA with a custom SNI"
     servername: "6578616d706c65.teleport.cluster.local",
   });
   await assert.rejects(client.ping(), (e) => isKind(e, "ConnectionProblem"));
+});
+
+Deno.test("AuthClient runs TLS over its dial function and keeps the connection alive", async () => {
+  await using srv = await startServer(["teleport.cluster.local"]);
+  const dialled: string[] = [];
+  const dial = (host: string, port: number) => {
+    dialled.push(`${host}:${port}`);
+    return new Promise<Duplex>((resolve, reject) => {
+      const s = net.connect({ host: "127.0.0.1", port: srv.port });
+      s.setNoDelay(true);
+      s.once("connect", () => resolve(s));
+      s.once("error", reject);
+    });
+  };
+  using client = new AuthClient({
+    host: "auth.example.test",
+    port: 3025,
+    caCertPems: [srv.caPem],
+    dial,
+  });
+  for (let i = 0; i < 3; i++) assert.equal((await client.ping()).cluster_name, "example");
+  assert.deepEqual(dialled, ["auth.example.test:3025"]);
+});
+
+Deno.test("AuthClient reaches the auth server through an HTTP CONNECT proxy", async () => {
+  await using srv = await startServer(["teleport.cluster.local"]);
+  await using proxy = await startFakeConnectProxy({
+    route: () => ({ host: "127.0.0.1", port: srv.port }),
+  });
+  using client = new AuthClient({
+    host: "auth.example.test",
+    port: 3025,
+    caCertPems: [srv.caPem],
+    dial: (host, port) => dialTcp(host, port, { proxy: { httpsProxy: proxy.url } }),
+  });
+  assert.equal((await client.ping()).cluster_name, "example");
+  assert.deepEqual(proxy.requests.map((r) => r.target), ["auth.example.test:3025"]);
+});
+
+Deno.test("AuthClient keeps the explanation of a proxy that refuses CONNECT", async () => {
+  await using proxy = await startFakeConnectProxy({
+    answer: () => "HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+  });
+  using client = new AuthClient({
+    host: "auth.example.test",
+    port: 3025,
+    insecureSkipVerify: true,
+    dial: (host, port) => dialTcp(host, port, { proxy: { httpsProxy: proxy.url } }),
+  });
+  await assert.rejects(client.ping(), (e: Error) => {
+    assert.ok(isKind(e, "AccessDenied"), e.message);
+    assert.equal(
+      e.message,
+      `Cannot reach auth server auth.example.test:3025 through HTTP proxy ${proxy.url}: the ` +
+        "proxy asks for credentials (HTTP 407 Proxy Authentication Required); put them in " +
+        "HTTPS_PROXY as http://user:password@host:port",
+    );
+    return true;
+  });
+});
+
+Deno.test("AuthClient explains a refused connection and times out a silent server", async () => {
+  const closed = net.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  {
+    using client = new AuthClient({ host: "127.0.0.1", port, insecureSkipVerify: true });
+    await assert.rejects(client.ping(), (e: Error) => {
+      assert.ok(isKind(e, "ConnectionProblem"), e.message);
+      assert.match(
+        e.message,
+        new RegExp(
+          `^Cannot reach auth server 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.* ` +
+            "\\(is the auth service running there\\?\\)$",
+        ),
+      );
+      return true;
+    });
+  }
+  await using srv = await startServer(["teleport.cluster.local"], true);
+  using client = new AuthClient({
+    host: "127.0.0.1",
+    port: srv.port,
+    caCertPems: [srv.caPem],
+    timeoutMs: 100,
+  });
+  await assert.rejects(client.ping(), (e: Error) => {
+    assert.ok(isKind(e, "ConnectionProblem"), e.message);
+    assert.match(e.message, /request timed out/);
+    return true;
+  });
 });

@@ -147,6 +147,49 @@ Deno.test("dialProxySsh() refuses a proxy presenting a node certificate", async 
   await node.server.close();
 });
 
+Deno.test("dialProxySsh() names the proxy when its SSH port is closed or hangs up", async () => {
+  const cluster = await testCluster("c1");
+  const keys = await userKeys(cluster);
+  await using proxy = await startFakeSshProxy(cluster, []);
+  const port = proxy.server.addr.port;
+  await proxy.server.close();
+  await assert.rejects(
+    dialProxySsh(context(cluster, keys, port, [], [proxy.resource]), { login: "root" }),
+    new RegExp(
+      `^ConnectionProblemError: Cannot connect to 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`,
+    ),
+  );
+  // TLS routing to a web port that hangs up after the handshake.
+  const web = await webCertificate();
+  const server = tls.createServer({
+    cert: web.certPem,
+    key: web.keyPem,
+    ALPNProtocols: [ALPN_PROXY_SSH],
+  }, (s) => s.destroy());
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const webPort = (server.address() as { port: number }).port;
+  try {
+    const base = context(cluster, keys, 1, [], [proxy.resource]);
+    const ctx: ClientContext = {
+      ...base,
+      profile: {
+        ...base.profile,
+        tlsRoutingEnabled: true,
+        webProxyAddr: { host: "127.0.0.1", port: webPort },
+      },
+      trust: { caCertPems: [web.caPem] },
+    };
+    await assert.rejects(dialProxySsh(ctx, { login: "root" }), (e: Error) => {
+      assert.equal(e.name, "ConnectionProblemError");
+      assert.match(e.message, new RegExp(`proxy 127\\.0\\.0\\.1:${webPort} \\(TLS routing\\)`));
+      assert.ok(!e.message.includes("the given stream"), e.message);
+      return true;
+    });
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
 Deno.test("dialProxySsh() logs in over TLS routing with the web trust", async () => {
   const cluster = await testCluster("c1");
   const node = await startFakeNode(cluster, { hostname: "web1" });

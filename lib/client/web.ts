@@ -9,21 +9,26 @@
  * - `pinnedSha256` accepts exactly that certificate, whatever its issuer, and refuses any other
  *   with a clear error: that is how later commands trust a proxy first met with `--insecure`.
  *
- * The same rules cover HTTPS calls and TLS routing (ALPN `teleport-proxy-ssh`). Every socket
- * sets no-delay. The web API types (`/webapi/ping`, `/webapi/ssh/certs`) are Teleport's JSON
+ * The same rules cover HTTPS calls and TLS routing (ALPN `teleport-proxy-ssh`). TCP comes from
+ * lib/net `dialTcp`, so `HTTPS_PROXY` / `NO_PROXY` from the environment apply (an HTTP CONNECT
+ * proxy sees only the TLS bytes); every socket sets no-delay. The web API types (`/webapi/ping`, `/webapi/ssh/certs`) are Teleport's JSON
  * (teleport-protocol-notes §3 and §6).
  */
 import { createHash } from "node:crypto";
 import https from "node:https";
-import { connect as netConnect, isIP, type Socket } from "node:net";
+import { isIP } from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import {
   AccessDeniedError,
   ConnectionProblemError,
   errorFromStatus,
+  kindOf,
   messageOf,
+  newError,
 } from "../errors/mod.ts";
+import { dialTcp } from "../net/mod.ts";
 import { formatHostPort, type HostPort } from "./addr.ts";
 
 /** How to trust the proxy's web certificate. */
@@ -63,7 +68,10 @@ export interface WebTlsConnection {
 const INSECURE_HINT =
   "if the proxy uses a self-signed certificate and you trust this network, log in with --insecure";
 
-/** Connects with TCP (no-delay) then TLS under `trust`; see the module doc. */
+/**
+ * Connects with TCP (lib/net `dialTcp`: no-delay, through `HTTPS_PROXY` unless `NO_PROXY` or a
+ * loopback target says otherwise) then TLS under `trust`; see the module doc.
+ */
 export function dialWebTls(o: DialWebTlsOptions): Promise<WebTlsConnection> {
   const where = formatHostPort(o.addr);
   const verify = !(o.trust.insecure === true || o.trust.pinnedSha256 !== undefined);
@@ -71,15 +79,15 @@ export function dialWebTls(o: DialWebTlsOptions): Promise<WebTlsConnection> {
   return new Promise<WebTlsConnection>((resolve, reject) => {
     let settled = false;
     let socket: tls.TLSSocket | undefined;
-    const raw: Socket = netConnect({ host: o.addr.host, port: o.addr.port });
-    raw.setNoDelay(true);
+    let raw: Duplex | undefined;
+    const timeoutMs = o.timeoutMs ?? 30_000;
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       o.signal?.removeEventListener("abort", onAbort);
       socket?.destroy();
-      raw.destroy();
+      raw?.destroy();
       reject(err);
     };
     const onAbort = () =>
@@ -90,14 +98,23 @@ export function dialWebTls(o: DialWebTlsOptions): Promise<WebTlsConnection> {
       );
     const timer = setTimeout(
       () => fail(new ConnectionProblemError(`Cannot connect to proxy ${where}: timed out`)),
-      o.timeoutMs ?? 30_000,
+      timeoutMs,
     );
     if (o.signal?.aborted) return onAbort();
     o.signal?.addEventListener("abort", onAbort, { once: true });
-    raw.on("error", (err) => fail(connectError(where, err)));
-    raw.once("connect", () => {
+    dialTcp(o.addr.host, o.addr.port, {
+      timeoutMs,
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    }).then((stream) => {
+      if (settled) return void stream.destroy();
+      raw = stream;
+      // Stays after success too: later errors surface through the TLS socket's consumers.
+      raw.on("error", (err) => fail(connectError(where, err)));
       socket = tls.connect({
         socket: raw,
+        // The name (or IP address) the certificate must match; without it node:tls checks
+        // "localhost".
+        host: o.addr.host,
         ...(servername === undefined ? {} : { servername }),
         ...(o.alpnProtocols === undefined ? {} : { ALPNProtocols: o.alpnProtocols }),
         rejectUnauthorized: verify,
@@ -130,12 +147,24 @@ export function dialWebTls(o: DialWebTlsOptions): Promise<WebTlsConnection> {
         socket!.on("error", () => {}); // later errors surface through the consumer's streams
         resolve({ socket: socket!, certSha256, alpnProtocol: socket!.alpnProtocol ?? false });
       });
-    });
+    }, (err) => fail(connectError(where, err)));
   });
 }
 
 function connectError(where: string, err: unknown): Error {
   const msg = messageOf(err);
+  const kind = kindOf(err);
+  if (kind !== undefined) {
+    // A dial failure (lib/net) names the target, any HTTP proxy and the fix: keep its kind and
+    // detail ("Cannot connect to H:P[ through HTTP proxy U]: why").
+    const prefix = `Cannot connect to ${where}`;
+    const direct = !msg.startsWith(`${prefix} through `);
+    const detail = msg.startsWith(prefix) ? msg.slice(prefix.length) : `: ${msg}`;
+    const hint = direct && /ECONNREFUSED|refused/i.test(msg)
+      ? " (is the proxy running there?)"
+      : "";
+    return newError(kind, `Cannot connect to proxy ${where}${detail}${hint}`, { cause: err });
+  }
   if (/certificate|verify|self.signed|UNKNOWN_ISSUER|CERT_|issuer/i.test(msg)) {
     return new ConnectionProblemError(
       `Cannot connect to proxy ${where}: its certificate is not trusted (${msg}); ${INSECURE_HINT}`,
