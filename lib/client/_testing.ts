@@ -23,7 +23,7 @@ import { identityToSubject } from "../identity/mod.ts";
 import type { ProxyResource, ServerResource } from "../resource/mod.ts";
 import { type SshServer, startSshServer } from "../ssh/mod.ts";
 import type { ClusterApi } from "./cluster.ts";
-import { copyingStream } from "./_copy_stream.ts";
+import { copyingStream } from "../ssh/mod.ts";
 
 /** A cluster's CAs. */
 export interface TestCluster {

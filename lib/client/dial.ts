@@ -3,7 +3,8 @@
  *
  * {@linkcode dialProxySsh}: log in to the proxy's SSH server, over TLS routing (TLS to the web
  * port with ALPN `teleport-proxy-ssh`, same trust as the web calls) or plain TCP to its SSH
- * port; its host key must match a proxy host certificate the cluster publishes.
+ * port; its host key must match a proxy host certificate the cluster publishes. Both dial with
+ * lib/net `dialTcp`, so `HTTPS_PROXY` / `NO_PROXY` apply.
  *
  * {@linkcode connectToNode}, the steps of `tsh ssh`:
  *
@@ -23,15 +24,18 @@ import {
   BadParameterError,
   ConnectionProblemError,
   isKind,
+  kindOf,
   messageOf,
+  newError,
   NotFoundError,
 } from "../errors/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
 import type { Duplex } from "node:stream";
 import { connectSsh, type ConnectSshOptions, type SshClient } from "../ssh/mod.ts";
 import { ALPN_PROXY_SSH } from "../multiplex/mod.ts";
+import { dialTcp } from "../net/mod.ts";
 import type { ProxyResource, ServerResource } from "../resource/mod.ts";
-import { copyingStream } from "./_copy_stream.ts";
+import { copyingStream } from "../ssh/mod.ts";
 import { formatHostPort, parseHostPort } from "./addr.ts";
 import type { ClusterApi } from "./cluster.ts";
 import { verifyHostCertificate } from "./host_cert.ts";
@@ -121,7 +125,11 @@ export async function dialProxySsh(
   };
   try {
     if (!p.tlsRoutingEnabled) {
-      return await connectSsh({ ...common, host: p.sshProxyAddr.host, port: p.sshProxyAddr.port });
+      const socket = await dialTcp(p.sshProxyAddr.host, p.sshProxyAddr.port, {
+        timeoutMs,
+        ...(o.signal === undefined ? {} : { signal: o.signal }),
+      });
+      return await connectSsh({ ...common, socket });
     }
     const conn = await dialWebTls({
       addr: p.webProxyAddr,
@@ -140,8 +148,16 @@ export async function dialProxySsh(
     }
     return await connectSsh({ ...common, socket: conn.socket });
   } catch (err) {
-    throw refusal ?? err;
+    throw refusal ?? naming(err, where);
   }
+}
+
+/** connectSsh over a given socket calls it "the given stream": name it (same kind). */
+function naming(err: unknown, where: string): unknown {
+  const kind = kindOf(err);
+  const msg = messageOf(err);
+  if (kind === undefined || !msg.includes("the given stream")) return err;
+  return newError(kind, msg.replaceAll("the given stream", where), { cause: err });
 }
 
 async function verifyProxyHostKey(
@@ -332,7 +348,7 @@ export async function connectToNode(
 /**
  * Opens subsystem `proxy:<host>:<port>` on the proxy: the returned stream is a byte pipe to
  * that node's SSH port (`host` = node name, host UUID or address; port 0 = the node's port).
- * Its chunks are copies (see _copy_stream.ts), so it may be paused and buffered freely.
+ * Its chunks are copies (see copyingStream in lib/ssh), so it may be paused and buffered freely.
  */
 export async function openProxySubsystem(
   proxy: SshClient,
@@ -344,7 +360,7 @@ export async function openProxySubsystem(
     throw new BadParameterError(`Cannot route to ${label}: not a valid host and port`);
   }
   const session = await proxy.openSession();
-  // Read (and copy) the channel from the start: see _copy_stream.ts.
+  // Read (and copy) the channel from the start: see copyingStream in lib/ssh.
   const stream = copyingStream(session.channel);
   const stderr: Uint8Array[] = [];
   const onStderr = (d: Uint8Array) => stderr.push(Uint8Array.from(d));

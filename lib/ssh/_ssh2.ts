@@ -20,6 +20,8 @@
  * - A6 raw session channels with per-request replies (client).
  * - A7 keepalive probes with a reply (client).
  * - A8 pty-req parsed by us, terminal modes included (server).
+ * - A9 custom channel types, channel requests on them and global requests in both directions,
+ *   with ordered replies (both sides; reverse tunnels).
  */
 import type { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
@@ -91,8 +93,13 @@ export interface Ssh2Protocol {
     cbSign?: (data: Buffer, cb: (signature: Buffer) => void) => void,
   ): void;
   channelOpenFail(remote: number, reason: number, desc?: string): void;
+  channelOpenConfirm(remote: number, local: number, initWindow: number, maxPacket: number): void;
   channelExtData(chan: number, data: Uint8Array, type: number): void;
   channelClose(chan: number): void;
+  channelSuccess(chan: number): void;
+  channelFailure(chan: number): void;
+  requestSuccess(data?: Buffer): void;
+  requestFailure(): void;
   session(chan: number, initWindow: number, maxPacket: number): void;
   pty(
     chan: number,
@@ -117,6 +124,7 @@ export interface Ssh2Protocol {
 interface Ssh2ChannelManager {
   add(value?: unknown): number;
   get(id: number): unknown;
+  update(id: number, value: unknown): void;
   remove(id: number): void;
 }
 
@@ -227,6 +235,11 @@ interface Ssh2ProtocolUtils {
 const mod = ssh2 as unknown as Ssh2Module;
 const protocolUtils = ssh2ProtocolUtils as unknown as Ssh2ProtocolUtils;
 const channelModule = ssh2ChannelModule as unknown as {
+  Channel: new (
+    client: unknown,
+    info: { type: string; incoming: Ssh2ChannelState; outgoing: Ssh2ChannelState },
+    opts: { server: boolean },
+  ) => Ssh2Channel;
   MAX_WINDOW: number;
   PACKET_SIZE: number;
   WINDOW_THRESHOLD: number;
@@ -281,6 +294,9 @@ export function assertSsh2Internals(): void {
     typeof channelModule.windowAdjust !== "function"
   ) {
     throw new Ssh2AdaptationError("Channel.js MAX_WINDOW/PACKET_SIZE/windowAdjust changed");
+  }
+  if (typeof channelModule.Channel !== "function") {
+    throw new Ssh2AdaptationError("Channel.js no longer exports Channel");
   }
 }
 assertSsh2Internals();
@@ -474,26 +490,52 @@ const FAILURE_TEXT: Record<number, string> = {
 export function installChannelOpenFailures(
   proto: Ssh2Protocol,
 ): (reject: () => void, code: number, description: string) => void {
+  const slot = channelOpenFailSlot(proto);
+  return (reject, code, description) => slot(reject, () => ({ code, description }));
+}
+
+/** Replaces the code and text of a CHANNEL_OPEN_FAILURE sent while `call` runs. */
+type OpenFailSlot = (
+  call: () => void,
+  override: (code: number) => { code: number; description: string } | undefined,
+) => void;
+const openFailSlots = new WeakMap<object, OpenFailSlot>();
+
+/**
+ * A3/A9: wraps the connection's Protocol.js `channelOpenFail` (once) so that a failure sent
+ * synchronously inside `slot(call, override)` takes the code and text `override` returns for
+ * ssh2's code; every empty text becomes the standard phrase for its code.
+ */
+function channelOpenFailSlot(proto: Ssh2Protocol): OpenFailSlot {
+  const existing = openFailSlots.get(proto);
+  if (existing !== undefined) return existing;
   const original = proto.channelOpenFail;
   if (typeof original !== "function") {
     throw new Ssh2AdaptationError("Protocol has no channelOpenFail");
   }
-  let queued: { code: number; description: string } | undefined;
+  let override: ((code: number) => { code: number; description: string } | undefined) | undefined;
   proto.channelOpenFail = function (remote: number, reason: number, desc?: string) {
-    const q = queued;
-    queued = undefined;
-    const code = q?.code ?? reason;
-    const text = q?.description || desc || FAILURE_TEXT[code] || "";
-    return original.call(this, remote, code, text);
+    const o = override;
+    override = undefined;
+    let code = reason;
+    let text = desc ?? "";
+    const replaced = o?.(reason);
+    if (replaced !== undefined) {
+      code = replaced.code;
+      text = replaced.description;
+    }
+    return original.call(this, remote, code, text || FAILURE_TEXT[code] || "");
   };
-  return (reject, code, description) => {
-    queued = { code, description };
+  const slot: OpenFailSlot = (call, o) => {
+    override = o;
     try {
-      reject();
+      call();
     } finally {
-      queued = undefined;
+      override = undefined;
     }
   };
+  openFailSlots.set(proto, slot);
+  return slot;
 }
 
 /**
@@ -678,11 +720,8 @@ export function installCertificateAuth(
         const request = toSign.subarray(4 + sessionIdLength);
         // RFC 4252 §7: SSH_MSG_USERAUTH_REQUEST ... boolean TRUE ... string signature.
         const payload = new SshWriter().raw(request).string(signature).bytes();
-        const writer = this._packetRW.write;
-        const packet = writer.alloc(payload.length);
-        packet.set(payload, writer.allocStart);
         this._authsQueue.push("publickey");
-        protocolUtils.sendPacket(this, writer.finalize(packet));
+        sendPayload(this, payload);
       }).catch(onError);
     });
   };
@@ -765,9 +804,13 @@ export interface RawPtyRequest {
   modes: Uint8Array;
 }
 
-/** RFC 4254 §9: SSH_MSG_CHANNEL_REQUEST. */
+/** RFC 4254 §9 message numbers. */
+const SSH_MSG_GLOBAL_REQUEST = 80;
+const SSH_MSG_CHANNEL_OPEN = 90;
 const SSH_MSG_CHANNEL_REQUEST = 98;
 const ptyRequests = new WeakMap<object, RawPtyRequest>();
+/** GLOBAL_REQUEST and CHANNEL_REQUEST payloads while they are dispatched, by Protocol (A9). */
+const requestPayloads = new WeakMap<object, Uint8Array>();
 
 /**
  * A8: reads pty-req ourselves. ssh2's parser (protocol/handlers.misc.js, CHANNEL_REQUEST
@@ -775,19 +818,25 @@ const ptyRequests = new WeakMap<object, RawPtyRequest>();
  * real clients' modes come out empty, and it drops the whole request data when an opcode is
  * unknown to it (e.g. IUTF8, RFC 8160).
  *
+ * A9 (request data): handlers.misc.js parses the data of request names it knows (e.g.
+ * "signal", "tcpip-forward") into objects and hands only the raw rest for other names; custom
+ * requests need the bytes as sent, so the raw payload is kept for the dispatch as well.
+ *
  * Depends on protocol/handlers.js: the module-level `MESSAGE_HANDLERS` array, indexed by
- * message number at dispatch time (Protocol.js `onPayload`), whose CHANNEL_REQUEST entry parses
- * the payload and synchronously calls the connection's CHANNEL_REQUEST handler, which emits
- * 'pty' on the session. The wrapper parses the payload first and keeps the result for that
- * synchronous dispatch; {@link currentPtyRequest} reads it from the 'pty' listener.
+ * message number at dispatch time (Protocol.js `onPayload`), whose CHANNEL_REQUEST and
+ * GLOBAL_REQUEST entries parse the payload and synchronously call the connection's handler
+ * (which emits 'pty' on a session). The wrappers keep the payload (and the parsed pty-req) for
+ * that synchronous dispatch; {@link currentPtyRequest} reads the pty-req from the 'pty'
+ * listener and A9's handlers read the payload.
  */
-function installPtyRequestCapture(): void {
+function installRequestCapture(): void {
   const handlers = ssh2MessageHandlers as unknown as Array<
     ((self: object, payload: Uint8Array) => unknown) | undefined
   >;
-  const original = handlers[SSH_MSG_CHANNEL_REQUEST];
-  if (typeof original !== "function") {
-    throw new Ssh2AdaptationError("handlers.js has no CHANNEL_REQUEST handler");
+  const originalChannel = handlers[SSH_MSG_CHANNEL_REQUEST];
+  const originalGlobal = handlers[SSH_MSG_GLOBAL_REQUEST];
+  if (typeof originalChannel !== "function" || typeof originalGlobal !== "function") {
+    throw new Ssh2AdaptationError("handlers.js has no CHANNEL_REQUEST or GLOBAL_REQUEST handler");
   }
   handlers[SSH_MSG_CHANNEL_REQUEST] = function (self: object, payload: Uint8Array) {
     let captured = false;
@@ -810,16 +859,708 @@ function installPtyRequestCapture(): void {
     } catch {
       // malformed: ssh2's own parser decides
     }
+    requestPayloads.set(self, payload);
     try {
-      return original(self, payload);
+      return originalChannel(self, payload);
     } finally {
+      requestPayloads.delete(self);
       if (captured) ptyRequests.delete(self);
     }
   };
+  handlers[SSH_MSG_GLOBAL_REQUEST] = function (self: object, payload: Uint8Array) {
+    requestPayloads.set(self, payload);
+    try {
+      return originalGlobal(self, payload);
+    } finally {
+      requestPayloads.delete(self);
+    }
+  };
 }
-installPtyRequestCapture();
+installRequestCapture();
 
 /** A8: the pty-req being dispatched on `proto`, when called from a 'pty' listener. */
 export function currentPtyRequest(proto: Ssh2Protocol): RawPtyRequest | undefined {
   return ptyRequests.get(proto);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A9: custom channel types, channel requests and global requests (both sides)
+// ---------------------------------------------------------------------------------------------
+
+/** Either side's ssh2 connection object. */
+export type Ssh2Connection = Ssh2Client | Ssh2IncomingClient;
+
+/** The ssh2 Channel internals A9 uses (Channel.js; internal). */
+interface Ssh2ChannelInternals extends Ssh2Channel {
+  type: string;
+  stderr: { push(chunk: Uint8Array | null): boolean; readable: boolean };
+  push(chunk: Uint8Array | null): boolean;
+  _waitChanDrain: boolean;
+  _client: { _protocol: Ssh2Protocol };
+}
+
+/** A request on a custom channel, as received. */
+export interface RawChannelRequest {
+  name: string;
+  wantReply: boolean;
+  /** The request-specific bytes, as sent. */
+  data: Uint8Array;
+  /**
+   * Queues CHANNEL_SUCCESS or CHANNEL_FAILURE when a reply is wanted (the first call counts);
+   * replies leave in request order.
+   */
+  reply(ok: boolean): void;
+}
+
+/** A channel open of a claimed custom type, as received. */
+export interface RawChannelOpen {
+  type: string;
+  /** Confirms the open and returns the channel (a client-mode ssh2 Channel). */
+  accept(): Ssh2Channel;
+  /** Sends CHANNEL_OPEN_FAILURE with `code` (RFC 4254 §5.1) and `description`. */
+  reject(code: number, description: string): void;
+}
+
+/** A global request, as received (client side). */
+export interface RawGlobalRequest {
+  name: string;
+  wantReply: boolean;
+  data: Uint8Array;
+  /** Queues REQUEST_SUCCESS (with `data`) or REQUEST_FAILURE; sent in request order. */
+  reply(ok: boolean, data?: Uint8Array): void;
+}
+
+/** Reply callback of a global request: `true` failure, `false` success, an Error when gone. */
+type GlobalReplyCallback = (failed: boolean | Error, data?: Uint8Array | null) => void;
+
+interface CustomChannelState {
+  /** Requests received before `sink` was set. */
+  inbox: RawChannelRequest[];
+  sink: ((request: RawChannelRequest) => void) | undefined;
+  /** Places of the replies owed, oldest first (RFC 4254 §5.4: replies go in request order). */
+  replies: Array<{ ok: boolean | undefined }>;
+  /** Extended data waiting for window. */
+  stderr: Uint8Array[];
+  /** EOF (and then maybe CLOSE) held back until `stderr` is sent. */
+  after: "eof" | "close" | undefined;
+}
+const customChannels = new WeakMap<object, CustomChannelState>();
+/** Pending-open callbacks of {@link openCustomChannel}. */
+const pendingOpens = new WeakSet<object>();
+const customInstalled = new WeakSet<object>();
+/** Server side: callbacks awaiting REQUEST_SUCCESS/REQUEST_FAILURE, oldest first. */
+const serverReplyQueues = new WeakMap<object, GlobalReplyCallback[]>();
+
+type Handler = (...args: never[]) => unknown;
+type MessageHandlers = Record<string, Handler | undefined>;
+
+/** Sends an SSH message payload the way Protocol.js's own message methods do. */
+function sendPayload(proto: Ssh2Protocol, payload: Uint8Array): void {
+  const writer = proto._packetRW.write;
+  const packet = writer.alloc(payload.length);
+  packet.set(payload, writer.allocStart);
+  protocolUtils.sendPacket(proto, writer.finalize(packet));
+}
+
+function requireHandlers(conn: Ssh2Connection, names: string[]): MessageHandlers {
+  const handlers = conn._protocol?._handlers as MessageHandlers | undefined;
+  for (const name of names) {
+    if (typeof handlers?.[name] !== "function") {
+      throw new Ssh2AdaptationError(`connection has no _handlers.${name}`);
+    }
+  }
+  return handlers!;
+}
+
+function lookupChannel(conn: Ssh2Connection, id: number): unknown {
+  try {
+    return conn._chanMgr.get(id);
+  } catch {
+    return undefined; // utils.js ChannelManager.get throws for ids out of range
+  }
+}
+
+/**
+ * The bytes after the fixed fields of the GLOBAL_REQUEST or CHANNEL_REQUEST being dispatched
+ * on `proto` (kept by {@link installRequestCapture}); ssh2's own `data` when there is none.
+ */
+function requestData(proto: unknown, skip: (r: SshReader) => void, fallback: unknown): Uint8Array {
+  const payload = requestPayloads.get(proto as object);
+  if (payload !== undefined) {
+    try {
+      const r = new SshReader(payload, "request");
+      skip(r);
+      return r.raw(r.remaining);
+    } catch {
+      // ssh2 accepted what we cannot read: fall back to its data
+    }
+  }
+  return fallback instanceof Uint8Array ? Uint8Array.from(fallback) : new Uint8Array(0);
+}
+
+/**
+ * Creates a client-mode ssh2 Channel for a custom channel and marks it as ours. Its `eof`
+ * (Channel.js, called by its 'finish' listener on `end()`) waits for extended data still
+ * waiting for window, so that stderr written before `end()` is not cut off.
+ */
+function newCustomChannel(
+  conn: Ssh2Connection,
+  type: string,
+  localId: number,
+  remote: { id: number; window: number; packetSize: number },
+): Ssh2Channel {
+  const channel = new channelModule.Channel(conn, {
+    type,
+    incoming: {
+      id: localId,
+      window: CHANNEL_WINDOW,
+      packetSize: CHANNEL_PACKET_SIZE,
+      state: "open",
+    },
+    outgoing: {
+      id: remote.id,
+      window: remote.window,
+      packetSize: remote.packetSize,
+      state: "open",
+    },
+  }, { server: false });
+  const state: CustomChannelState = {
+    inbox: [],
+    sink: undefined,
+    replies: [],
+    stderr: [],
+    after: undefined,
+  };
+  customChannels.set(channel, state);
+  const ch = channel as Ssh2ChannelInternals & { eof(): void };
+  const eof = ch.eof;
+  if (typeof eof !== "function") throw new Ssh2AdaptationError("Channel has no eof");
+  ch.eof = function (this: typeof ch) {
+    if (state.stderr.length > 0 && this.outgoing.state === "open") {
+      state.after ??= "eof";
+      return;
+    }
+    return eof.call(this);
+  };
+  return channel;
+}
+
+/**
+ * A9: closes a custom channel once its waiting extended data is sent (Channel.js `close` at
+ * once when there is none). `close()` itself stays immediate.
+ */
+export function closeAfterStderr(channel: Ssh2Channel): void {
+  const state = customChannels.get(channel);
+  if (state !== undefined && state.stderr.length > 0 && channel.outgoing.state === "open") {
+    state.after = "close";
+    return;
+  }
+  channel.close();
+}
+
+function flushStderr(channel: Ssh2ChannelInternals, state: CustomChannelState): void {
+  const out = channel.outgoing;
+  const proto = channel._client._protocol;
+  while (state.stderr.length > 0 && out.state === "open" && out.window > 0) {
+    const head = state.stderr[0]!;
+    const n = Math.min(head.length, out.window, out.packetSize);
+    // Protocol.js channelExtData takes a Buffer (anything else is written as a string).
+    proto.channelExtData(out.id, Buffer.from(head.buffer, head.byteOffset, n), 1);
+    out.window -= n;
+    if (n === head.length) state.stderr.shift();
+    else state.stderr[0] = head.subarray(n);
+  }
+  if (out.state !== "open") state.stderr.length = 0;
+  if (state.stderr.length === 0 && state.after !== undefined) {
+    const after = state.after;
+    state.after = undefined;
+    (channel as Ssh2ChannelInternals & { eof(): void }).eof();
+    if (after === "close") channel.close();
+  }
+}
+
+/**
+ * A9, per connection and side: makes custom channels work on an ssh2 connection. A custom
+ * channel is a client-mode ssh2 Channel (Channel.js `new Channel(conn, chanInfo, {server:
+ * false})`, registered with utils.js `ChannelManager.update`), so flow control, EOF and close
+ * are ssh2's own; its stderr is a Readable on both sides. Wraps the connection's message
+ * handlers (`_protocol._handlers`, looked up per packet by protocol/handlers.misc.js), taking
+ * only what concerns our channels and passing everything else to ssh2's handler unchanged:
+ *
+ * - CHANNEL_OPEN_CONFIRMATION for an open sent by {@link openCustomChannel}: client.js and
+ *   server.js call the pending callback registered with `ChannelManager.add(fn)` (server.js
+ *   with a server-mode Channel, whose stderr is a Writable); ours builds the Channel itself.
+ *   CHANNEL_OPEN_FAILURE and connection loss (`ChannelManager.cleanup`) reach the callback
+ *   through ssh2's handlers (utils.js `onChannelOpenFailure` with `err.reason`, or
+ *   "No response from server").
+ * - CHANNEL_REQUEST on our channels: both sides' handlers refuse (or, client side, take
+ *   exit-status/exit-signal from) requests on non-session channels; ours queue them for the
+ *   channel's sink with the raw request data, and send the replies in request order.
+ * - CHANNEL_WINDOW_ADJUST: after ssh2's handler, extended data waiting for window is sent.
+ * - Server side, CHANNEL_EXTENDED_DATA and CHANNEL_EOF: server.js ignores the former ("should
+ *   not be sent by client") and does not end a channel's stderr on the latter; ours do what
+ *   client.js does (window accounting, `stderr.push`, Channel.js `windowAdjust`).
+ *
+ * CHANNEL_SUCCESS/CHANNEL_FAILURE replies to our requests go through ssh2's handlers, which
+ * call the oldest of `channel._callbacks` (as A6 relies on).
+ */
+export function installCustomChannels(conn: Ssh2Connection, side: "client" | "server"): void {
+  if (customInstalled.has(conn)) return;
+  const handlers = requireHandlers(conn, [
+    "CHANNEL_OPEN_CONFIRMATION",
+    "CHANNEL_REQUEST",
+    "CHANNEL_WINDOW_ADJUST",
+    "CHANNEL_EXTENDED_DATA",
+    "CHANNEL_EOF",
+  ]);
+  const mgr = conn._chanMgr;
+  if (typeof mgr?.add !== "function" || typeof mgr.update !== "function") {
+    throw new Ssh2AdaptationError("connection has no _chanMgr.add/update");
+  }
+  const proto = conn._protocol;
+  for (const m of ["channelSuccess", "channelFailure", "channelExtData"] as const) {
+    if (typeof proto[m] !== "function") throw new Ssh2AdaptationError(`Protocol has no ${m}`);
+  }
+  customInstalled.add(conn);
+  const ours = (id: number): Ssh2ChannelInternals | undefined => {
+    const target = lookupChannel(conn, id);
+    return typeof target === "object" && target !== null && customChannels.has(target)
+      ? target as Ssh2ChannelInternals
+      : undefined;
+  };
+
+  const confirm = handlers.CHANNEL_OPEN_CONFIRMATION as (
+    p: unknown,
+    info: { recipient: number; sender: number; window: number; packetSize: number },
+  ) => unknown;
+  handlers.CHANNEL_OPEN_CONFIRMATION = ((p, info) => {
+    const pending = lookupChannel(conn, info.recipient);
+    if (typeof pending !== "function" || !pendingOpens.has(pending)) return confirm(p, info);
+    const done = pending as (err: Error | undefined, channel?: Ssh2Channel) => void;
+    const channel = newCustomChannel(
+      conn,
+      (pending as unknown as { type: string }).type,
+      info.recipient,
+      {
+        id: info.sender,
+        window: info.window,
+        packetSize: info.packetSize,
+      },
+    );
+    mgr.update(info.recipient, channel);
+    if (info.packetSize < 1) {
+      channel.close(); // Channel.js _write would loop forever on a zero packet size
+      done(new Error("the peer announced a maximum packet size of 0"));
+      return;
+    }
+    done(undefined, channel);
+  }) as typeof confirm;
+
+  const request = handlers.CHANNEL_REQUEST as (
+    p: unknown,
+    recipient: number,
+    type: string,
+    wantReply: boolean,
+    data: unknown,
+  ) => unknown;
+  handlers.CHANNEL_REQUEST = ((p, recipient, type, wantReply, data) => {
+    const channel = ours(recipient);
+    if (channel === undefined) return request(p, recipient, type, wantReply, data);
+    const state = customChannels.get(channel)!;
+    const place = wantReply ? { ok: undefined as boolean | undefined } : undefined;
+    if (place !== undefined) state.replies.push(place);
+    const raw: RawChannelRequest = {
+      name: type,
+      wantReply: wantReply === true,
+      data: requestData(p, (r) => {
+        r.byte();
+        r.uint32();
+        r.string();
+        r.boolean();
+      }, data),
+      reply: (ok) => {
+        if (place === undefined || place.ok !== undefined) return;
+        place.ok = ok;
+        while (state.replies.length > 0 && state.replies[0]!.ok !== undefined) {
+          const next = state.replies.shift()!.ok;
+          const s = channel.outgoing.state;
+          if (s !== "open" && s !== "eof") continue; // no replies after our CLOSE
+          if (next) proto.channelSuccess(channel.outgoing.id);
+          else proto.channelFailure(channel.outgoing.id);
+        }
+      },
+    };
+    if (state.sink !== undefined) state.sink(raw);
+    else state.inbox.push(raw);
+  }) as typeof request;
+
+  const windowAdjust = handlers.CHANNEL_WINDOW_ADJUST as (
+    p: unknown,
+    recipient: number,
+    amount: number,
+  ) => unknown;
+  handlers.CHANNEL_WINDOW_ADJUST = ((p, recipient, amount) => {
+    const result = windowAdjust(p, recipient, amount);
+    const channel = ours(recipient);
+    const state = channel === undefined ? undefined : customChannels.get(channel);
+    if (state !== undefined && state.stderr.length > 0) flushStderr(channel!, state);
+    return result;
+  }) as typeof windowAdjust;
+
+  if (side === "server") {
+    const extData = handlers.CHANNEL_EXTENDED_DATA as (
+      p: unknown,
+      recipient: number,
+      data: Uint8Array,
+      type: number,
+    ) => unknown;
+    handlers.CHANNEL_EXTENDED_DATA = ((p, recipient, data, type) => {
+      const channel = ours(recipient);
+      if (channel === undefined) return extData(p, recipient, data, type);
+      const incoming = channel.incoming;
+      if (type !== SSH_EXTENDED_DATA_STDERR || incoming.state !== "open") return;
+      if (incoming.window === 0) return; // as ssh2 does: the peer overran the window
+      incoming.window -= data.length;
+      if (!channel.stderr.push(Buffer.from(data))) channel._waitChanDrain = true;
+      else if (incoming.window <= CHANNEL_WINDOW / 2) channelModule.windowAdjust(channel);
+    }) as typeof extData;
+    const eof = handlers.CHANNEL_EOF as (p: unknown, recipient: number) => unknown;
+    handlers.CHANNEL_EOF = ((p, recipient) => {
+      const channel = ours(recipient);
+      const result = eof(p, recipient);
+      if (channel !== undefined && channel.stderr.readable) channel.stderr.push(null);
+      return result;
+    }) as typeof eof;
+  }
+}
+
+/**
+ * A9: sends CHANNEL_OPEN for a custom `type` and resolves with the channel (see
+ * {@link installCustomChannels}, which must have run on `conn`). ssh2's `openChannel` (client.js
+ * and server.js) throws for types it does not know, so the open is sent here: the pending
+ * callback goes into utils.js `ChannelManager.add(fn)` (with `fn.type`), the message is built
+ * like Protocol.js's (`_packetRW.write`, utils.js `sendPacket`) with ssh2's window and packet
+ * size. Rejects with ssh2's error (`reason`, description) on CHANNEL_OPEN_FAILURE, with
+ * "No response from server" when the connection ends first.
+ */
+export function openCustomChannel(conn: Ssh2Connection, type: string): Promise<Ssh2Channel> {
+  if (!customInstalled.has(conn)) {
+    throw new Ssh2AdaptationError("installCustomChannels was not called on this connection");
+  }
+  return new Promise((resolve, reject) => {
+    const pending = Object.assign((err: Error | undefined, channel?: Ssh2Channel) => {
+      if (err) reject(err);
+      else resolve(channel!);
+    }, { type });
+    pendingOpens.add(pending);
+    const id = conn._chanMgr.add(pending);
+    if (id === -1) {
+      reject(new Error("no free channel ids"));
+      return;
+    }
+    try {
+      sendPayload(
+        conn._protocol,
+        new SshWriter().byte(SSH_MSG_CHANNEL_OPEN).string(type).uint32(id).uint32(CHANNEL_WINDOW)
+          .uint32(CHANNEL_PACKET_SIZE).bytes(),
+      );
+    } catch (err) {
+      conn._chanMgr.remove(id);
+      reject(err);
+    }
+  });
+}
+
+/**
+ * A9: answers the peer's CHANNEL_OPEN for types `claims` accepts (once `ready`), via `onOpen`;
+ * `refuse` (client side) replaces the code and description of the failures ssh2 sends for
+ * everything else. Wraps the connection's CHANNEL_OPEN handler: client.js (`onCHANNEL_OPEN`)
+ * rejects unknown types with an empty description and server.js accepts only session,
+ * direct-tcpip and direct-streamlocal; ssh2's handler still answers every type not claimed.
+ * Accepting does what those handlers do for a channel: reserve the id
+ * (`ChannelManager.add()`), create the Channel (see {@link installCustomChannels}), register
+ * it (`ChannelManager.update`) and send Protocol.js `channelOpenConfirm` with ssh2's window and
+ * packet size. handlers.misc.js hands unknown types no type-specific data (`data: {}`), so
+ * custom opens carry none.
+ */
+export function installChannelOpens(conn: Ssh2Connection, hooks: {
+  ready(): boolean;
+  claims(type: string): boolean;
+  onOpen(open: RawChannelOpen): void;
+  refuse?(type: string, code: number): { code: number; description: string } | undefined;
+}): void {
+  const handlers = requireHandlers(conn, ["CHANNEL_OPEN"]);
+  const proto = conn._protocol;
+  if (typeof proto.channelOpenConfirm !== "function") {
+    throw new Ssh2AdaptationError("Protocol has no channelOpenConfirm");
+  }
+  const slot = hooks.refuse === undefined ? undefined : channelOpenFailSlot(proto);
+  const original = handlers.CHANNEL_OPEN as (
+    p: unknown,
+    info: { type: string; sender: number; window: number; packetSize: number },
+  ) => unknown;
+  handlers.CHANNEL_OPEN = ((p, info) => {
+    if (!hooks.ready() || !hooks.claims(info.type)) {
+      if (slot === undefined) return original(p, info);
+      slot(() => original(p, info), (code) => hooks.refuse!(info.type, code));
+      return;
+    }
+    if (!(info.packetSize >= 1)) {
+      proto.channelOpenFail(info.sender, 2, "invalid maximum packet size");
+      return;
+    }
+    const localId = conn._chanMgr.add();
+    if (localId === -1) {
+      proto.channelOpenFail(info.sender, 4, "no free channel ids");
+      return;
+    }
+    let replied = false;
+    hooks.onOpen({
+      type: info.type,
+      accept: () => {
+        if (replied) throw new Ssh2AdaptationError("channel open answered twice");
+        // ChannelManager.cleanup (connection gone) drops the reservation (`true`).
+        if (conn._chanMgr.get(localId) !== true) throw new Error("the connection is closed");
+        replied = true;
+        const channel = newCustomChannel(conn, info.type, localId, {
+          id: info.sender,
+          window: info.window,
+          packetSize: info.packetSize,
+        });
+        conn._chanMgr.update(localId, channel);
+        proto.channelOpenConfirm(info.sender, localId, CHANNEL_WINDOW, CHANNEL_PACKET_SIZE);
+        return channel;
+      },
+      reject: (code, description) => {
+        if (replied) return;
+        replied = true;
+        if (conn._chanMgr.get(localId) !== true) return;
+        conn._chanMgr.remove(localId);
+        proto.channelOpenFail(info.sender, code, description);
+      },
+    });
+  }) as typeof original;
+}
+
+/**
+ * A9: hands requests on a custom channel to `sink`, first those that arrived before (kept from
+ * the moment the channel was created, so none is lost between the open and the caller).
+ */
+export function setChannelRequestSink(
+  channel: Ssh2Channel,
+  sink: (request: RawChannelRequest) => void,
+): void {
+  const state = customChannels.get(channel);
+  if (state === undefined) throw new Ssh2AdaptationError("not a custom channel");
+  state.sink = sink;
+  for (const request of state.inbox.splice(0)) sink(request);
+}
+
+/**
+ * A9: sends a channel request on a custom channel; with `wantReply` resolves true on
+ * CHANNEL_SUCCESS, false on CHANNEL_FAILURE or when the channel closes first (utils.js
+ * `onCHANNEL_CLOSE` fails every `channel._callbacks` entry), without it true once sent.
+ */
+export function sendChannelRequest(
+  channel: Ssh2Channel,
+  name: string,
+  data: Uint8Array,
+  wantReply: boolean,
+): Promise<boolean> {
+  const ch = channel as Ssh2ChannelInternals;
+  if (!Array.isArray(ch._callbacks)) throw new Ssh2AdaptationError("Channel has no _callbacks");
+  const state = ch.outgoing.state;
+  if (state !== "open" && state !== "eof") return Promise.resolve(false);
+  const payload = new SshWriter().byte(SSH_MSG_CHANNEL_REQUEST).uint32(ch.outgoing.id)
+    .string(name).boolean(wantReply).raw(data).bytes();
+  return new Promise((resolve) => {
+    const callback = (failed: boolean) => resolve(!failed);
+    if (wantReply) ch._callbacks.push(callback);
+    try {
+      sendPayload(ch._client._protocol, payload);
+    } catch {
+      const at = ch._callbacks.indexOf(callback);
+      if (at !== -1) ch._callbacks.splice(at, 1);
+      resolve(false);
+      return;
+    }
+    if (!wantReply) resolve(true);
+  });
+}
+
+/**
+ * A9: sends extended data (stderr) on a custom channel: what the window allows at once, the
+ * rest after CHANNEL_WINDOW_ADJUST (see {@link installCustomChannels}) while the channel is
+ * open for writing. Uses Protocol.js `channelExtData` through Channel.js `_client._protocol`.
+ */
+export function writeChannelStderr(channel: Ssh2Channel, data: Uint8Array): void {
+  const state = customChannels.get(channel);
+  if (state === undefined) throw new Ssh2AdaptationError("not a custom channel");
+  const ch = channel as Ssh2ChannelInternals;
+  if (ch.outgoing.state !== "open" || data.length === 0) return;
+  state.stderr.push(Uint8Array.from(data));
+  flushStderr(ch, state);
+}
+
+/**
+ * A9 (server): lets a server send global requests with want-reply. server.js has no
+ * REQUEST_SUCCESS/REQUEST_FAILURE handlers, so replies were dropped, and its keepalive timer
+ * (`Client` constructor, `kaTimer`) sends keepalive@openssh.com with want-reply through
+ * Protocol.js `ping()` without recording anything (see its "XXX" comment about reply order).
+ * This installs both handlers over a reply queue (RFC 4254 §4: replies come in request order)
+ * and wraps the connection's `ping` so each probe holds its place in that queue; pending
+ * requests fail when the connection closes.
+ */
+export function installGlobalReplies(client: Ssh2IncomingClient): void {
+  const handlers = client._protocol?._handlers as MessageHandlers | undefined;
+  const proto = client._protocol;
+  if (
+    handlers === undefined || handlers.REQUEST_SUCCESS !== undefined ||
+    handlers.REQUEST_FAILURE !== undefined || typeof proto.ping !== "function"
+  ) {
+    throw new Ssh2AdaptationError(
+      "server connection has REQUEST_SUCCESS/REQUEST_FAILURE handlers or no Protocol.ping",
+    );
+  }
+  const queue: GlobalReplyCallback[] = [];
+  serverReplyQueues.set(client, queue);
+  handlers.REQUEST_SUCCESS = ((_p: unknown, data: Uint8Array | null) => {
+    queue.shift()?.(false, data);
+  }) as Handler;
+  handlers.REQUEST_FAILURE = (() => {
+    queue.shift()?.(true);
+  }) as Handler;
+  const ping = proto.ping;
+  proto.ping = function (this: Ssh2Protocol) {
+    queue.push(() => {}); // the keepalive's reply: only its arrival matters (onPacket)
+    return ping.call(this);
+  };
+  client.on("close", () => {
+    const err = new Error("No response from server");
+    for (const callback of queue.splice(0)) callback(err);
+  });
+}
+
+/**
+ * A9: sends a global request; with `wantReply` resolves on REQUEST_SUCCESS (with its data) or
+ * REQUEST_FAILURE and rejects when the connection closes first. Client side the reply callback
+ * joins client.js's `Client._callbacks` (shared with its keepalive, A7 and forwardIn, so replies
+ * stay matched in order; on close client.js calls each with an Error); server side the queue
+ * of {@link installGlobalReplies}.
+ */
+export function sendGlobalRequest(
+  conn: Ssh2Connection,
+  name: string,
+  data: Uint8Array,
+  wantReply: boolean,
+): Promise<{ ok: boolean; data: Uint8Array }> {
+  const queue = serverReplyQueues.get(conn) ?? (conn as Ssh2Client)._callbacks;
+  if (!Array.isArray(queue)) {
+    throw new Ssh2AdaptationError("connection has no global request reply queue");
+  }
+  const payload = new SshWriter().byte(SSH_MSG_GLOBAL_REQUEST).string(name).boolean(wantReply)
+    .raw(data).bytes();
+  return new Promise((resolve, reject) => {
+    const callback: GlobalReplyCallback = (failed, reply) => {
+      if (failed instanceof Error) reject(failed);
+      else {
+        resolve({ ok: !failed, data: reply ? Uint8Array.from(reply) : new Uint8Array(0) });
+      }
+    };
+    if (wantReply) (queue as GlobalReplyCallback[]).push(callback);
+    try {
+      sendPayload(conn._protocol, payload);
+    } catch (err) {
+      const at = (queue as GlobalReplyCallback[]).indexOf(callback);
+      if (at !== -1) queue.splice(at, 1);
+      reject(err);
+      return;
+    }
+    if (!wantReply) resolve({ ok: true, data: new Uint8Array(0) });
+  });
+}
+
+/**
+ * A9 (client): hands the server's global requests to `onRequest` once `ready`, except
+ * hostkeys-00@openssh.com (and anything before login), which client.js's GLOBAL_REQUEST handler
+ * keeps answering. Replies leave in request order (RFC 4254 §4) whatever order they are given
+ * in: each request that wants one holds a place in a queue, and client.js's own replies are
+ * captured into their place by swapping the connection's Protocol.js `requestSuccess` /
+ * `requestFailure` during its synchronous handling.
+ */
+export function installGlobalRequests(client: Ssh2Client, hooks: {
+  ready(): boolean;
+  onRequest(request: RawGlobalRequest): void;
+}): void {
+  const handlers = requireHandlers(client, ["GLOBAL_REQUEST"]);
+  const proto = client._protocol;
+  const success = proto.requestSuccess;
+  const failure = proto.requestFailure;
+  if (typeof success !== "function" || typeof failure !== "function") {
+    throw new Ssh2AdaptationError("Protocol has no requestSuccess/requestFailure");
+  }
+  const places: Array<{ send: (() => void) | undefined }> = [];
+  const flush = () => {
+    while (places.length > 0 && places[0]!.send !== undefined) {
+      const send = places.shift()!.send!;
+      try {
+        send();
+      } catch {
+        // the connection is gone
+      }
+    }
+  };
+  const original = handlers.GLOBAL_REQUEST as (
+    p: unknown,
+    name: string,
+    wantReply: boolean,
+    data: unknown,
+  ) => unknown;
+  handlers.GLOBAL_REQUEST = ((p, name, wantReply, data) => {
+    const place = wantReply ? { send: undefined as (() => void) | undefined } : undefined;
+    if (place !== undefined) places.push(place);
+    const fill = (send: () => void) => {
+      if (place === undefined || place.send !== undefined) return;
+      place.send = send;
+      flush();
+    };
+    const ok = (reply?: Uint8Array | null) =>
+      fill(() => success.call(proto, reply && reply.length > 0 ? Buffer.from(reply) : undefined));
+    const fail = () => fill(() => failure.call(proto));
+    if (name === "hostkeys-00@openssh.com" || !hooks.ready()) {
+      const saved = [
+        Object.getOwnPropertyDescriptor(proto, "requestSuccess"),
+        Object.getOwnPropertyDescriptor(proto, "requestFailure"),
+      ] as const;
+      proto.requestSuccess = ok;
+      proto.requestFailure = fail;
+      try {
+        original(p, name, wantReply, data);
+      } finally {
+        restoreProperty(proto, "requestSuccess", saved[0]);
+        restoreProperty(proto, "requestFailure", saved[1]);
+        fail(); // no-op when client.js answered
+      }
+      return;
+    }
+    hooks.onRequest({
+      name,
+      wantReply: wantReply === true,
+      data: requestData(p, (r) => {
+        r.byte();
+        r.string();
+        r.boolean();
+      }, data),
+      reply: (accepted, reply) => accepted ? ok(reply) : fail(),
+    });
+  }) as typeof original;
+}
+
+function restoreProperty(
+  target: object,
+  key: string,
+  descriptor: PropertyDescriptor | undefined,
+): void {
+  if (descriptor === undefined) delete (target as Record<string, unknown>)[key];
+  else Object.defineProperty(target, key, descriptor);
 }

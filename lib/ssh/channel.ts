@@ -92,3 +92,77 @@ export function spliceChannel(channel: Duplex, socket: Duplex): void {
   socket.on("close", () => channel.end());
   channel.on("close", () => socket.destroy());
 }
+
+/**
+ * A channel of a custom type (e.g. Teleport's reverse tunnel channels), with channel requests
+ * both ways. It is a node Duplex (stdin/stdout is the stream itself) with ssh2's flow control:
+ * `write()` returns false once the peer's window and the local buffer are full, and reading
+ * slowly holds the peer back. `end()` sends EOF; the channel closes by itself once both sides
+ * sent EOF and the peer's EOF was read, or on `close()` / `destroy()`. `destroyed` is true
+ * after `destroy()` and once the channel closed; 'close' follows the peer's CHANNEL_CLOSE (or
+ * the end of the connection).
+ */
+export interface SshChannel extends Duplex {
+  /** The channel type named in the open, e.g. "teleport-transport". */
+  readonly channelType: string;
+  /** Extended data (stderr) the peer sent. */
+  readonly stderr: Readable;
+  /**
+   * Sends extended data (stderr) to the peer: what its window allows at once, the rest as the
+   * window opens; `end()` sends EOF only after it. Ignored once EOF was sent.
+   */
+  writeStderr(data: string | Uint8Array): void;
+  /**
+   * Sends a channel request (RFC 4254 §5.4). With wantReply (default true) resolves true on
+   * CHANNEL_SUCCESS, false on CHANNEL_FAILURE or when the channel closes first; without,
+   * resolves true once queued.
+   */
+  request(name: string, data?: Uint8Array, options?: { wantReply?: boolean }): Promise<boolean>;
+  /**
+   * Installs the handler of the peer's requests on this channel (a later call replaces it).
+   * Requests that arrive before a handler exists are queued (at most 64; more are refused)
+   * and delivered to it in order. The handler must call accept or reject (no-ops when no reply
+   * is wanted); if it throws or returns without replying, the request is refused. Requests
+   * are handled one at a time: the next is delivered once this one is answered or its handler
+   * returned (its promise settled), so replies keep the order RFC 4254 §5.4 requires.
+   */
+  onRequest(handler: (request: IncomingChannelRequest) => unknown): void;
+  /** Sends CHANNEL_CLOSE. */
+  close(): void;
+}
+
+/** A channel request from the peer on an {@link SshChannel}. */
+export interface IncomingChannelRequest {
+  readonly name: string;
+  readonly wantReply: boolean;
+  /** The request-specific bytes, as sent. */
+  readonly data: Uint8Array;
+  /** Replies CHANNEL_SUCCESS (when a reply is wanted); later calls do nothing. */
+  accept(): void;
+  /** Replies CHANNEL_FAILURE (when a reply is wanted); later calls do nothing. */
+  reject(): void;
+}
+
+/**
+ * The peer asks to open a channel of a custom type. Reply before the handler returns (or its
+ * promise settles), else the open is refused.
+ */
+export interface IncomingChannelOpen {
+  readonly type: string;
+  /** Confirms the open; throws when already answered or the connection is gone. */
+  accept(): SshChannel;
+  /** Refuses the open with a reason code and a description the opener sees. */
+  reject(rejection?: ChannelRejection): void;
+}
+
+/** A global request from the server (RFC 4254 §4), as the client sees it. */
+export interface IncomingGlobalRequest {
+  readonly name: string;
+  readonly wantReply: boolean;
+  /** The request-specific bytes, as sent. */
+  readonly data: Uint8Array;
+  /** Replies REQUEST_SUCCESS with `replyData` (when a reply is wanted); later calls do nothing. */
+  accept(replyData?: Uint8Array): void;
+  /** Replies REQUEST_FAILURE (when a reply is wanted); later calls do nothing. */
+  reject(): void;
+}

@@ -8,6 +8,10 @@
  * name and parses K_S as a plain key with a destructured keyParser import), so it offers plain
  * algorithms only and `verifyHostKey` receives the server's plain host key blob. Callers pin
  * that key (e.g. from a host certificate they obtained another way).
+ *
+ * Custom channel types and global requests in both directions (reverse tunnels) use
+ * adaptation A9: `channels`, `refuseChannel` and `onGlobalRequest` are installed before the
+ * handshake finishes, so nothing the server sends right after login is missed.
  */
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -26,16 +30,41 @@ import {
   certificateKey,
   CLIENT_HOST_KEY_ALGORITHMS,
   installCertificateAuth,
+  installChannelOpens,
+  installCustomChannels,
+  installGlobalRequests,
+  openCustomChannel,
   openRawSession,
   parseSsh2PrivateKey,
   pingServer,
+  sendGlobalRequest,
   sessionRequest,
+  Ssh2AdaptationError,
   type Ssh2Channel,
   type Ssh2Client,
   Ssh2ClientClass,
   type Ssh2Protocol,
 } from "./_ssh2.ts";
-import type { ClientChannel, ExitStatus, PtyOptions, WindowSize } from "./channel.ts";
+import type {
+  ChannelRejection,
+  ClientChannel,
+  ExitStatus,
+  IncomingChannelOpen,
+  IncomingGlobalRequest,
+  PtyOptions,
+  SshChannel,
+  WindowSize,
+} from "./channel.ts";
+import {
+  checkBytes,
+  checkSshName,
+  globalRequest,
+  makeSshChannel,
+  offerChannelOpen,
+  openError,
+  rejectionCode,
+  RequestQueue,
+} from "./_custom.ts";
 import { encodeTerminalModes } from "./terminal_modes.ts";
 import { Buffer } from "node:buffer";
 
@@ -74,6 +103,24 @@ export interface ConnectSshOptions {
   keepaliveCountMax?: number;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
+  /**
+   * Handlers of server-opened channels of custom types, by type (e.g. "teleport-transport").
+   * An open the handler does not answer before it returns (or its promise settles) is refused.
+   */
+  channels?: Record<string, (open: IncomingChannelOpen) => unknown>;
+  /**
+   * How to refuse server-opened channel types that have no handler in `channels` and that
+   * ssh2 refuses anyway (e.g. "session"): the reason code and description sent in
+   * CHANNEL_OPEN_FAILURE. @default {ssh2's refusal: unknown channel type, no description}
+   */
+  refuseChannel?: (type: string) => ChannelRejection;
+  /**
+   * Handles the server's global requests other than hostkeys-00@openssh.com (which ssh2
+   * answers), one at a time in arrival order; replies leave in request order. A request the
+   * handler does not answer before it returns (or its promise settles) is refused, as is every
+   * request when there is no handler. At most 64 wait; more are refused.
+   */
+  onGlobalRequest?: (request: IncomingGlobalRequest) => unknown;
   /** @default {getComponentLogger("ssh:client")} */
   logger?: Logger;
 }
@@ -123,6 +170,7 @@ export class SshClient implements AsyncDisposable {
   #socket: Duplex;
   #hostKey: Uint8Array;
   #closed: Promise<void>;
+  #gone = false;
   #log: Logger;
 
   private constructor(
@@ -137,6 +185,7 @@ export class SshClient implements AsyncDisposable {
     this.#hostKey = hostKey;
     this.#closed = closed;
     this.#log = log;
+    client.on("close", () => this.#gone = true);
   }
 
   /** See {@link connectSsh}. */
@@ -154,6 +203,15 @@ export class SshClient implements AsyncDisposable {
       throw new BadParameterError(
         "Cannot connect over SSH: the certificate is not for the given key",
       );
+    }
+    for (const [type, handler] of Object.entries(options.channels ?? {})) {
+      checkSshName("connect over SSH: bad channel type in channels", type);
+      if (typeof handler !== "function") {
+        throw new BadParameterError(
+          `Cannot connect over SSH: the handler of ${JSON.stringify(type)} channels is not a ` +
+            "function",
+        );
+      }
     }
     const plain = parseSsh2PrivateKey(await formatOpenSshPrivateKey(options.key));
     const certKey = certificateKey(plain, cert.type, cert.blob);
@@ -252,6 +310,8 @@ export class SshClient implements AsyncDisposable {
       resolve(new SshClient(client, socket, hostKey!, closed.promise, ctx.log));
     });
     let offered = false;
+    let loggedIn = false;
+    client.once("ready", () => loggedIn = true);
     const keepalive = options.keepaliveIntervalMs ?? 0;
     client.connect({
       sock: socket,
@@ -304,10 +364,47 @@ export class SshClient implements AsyncDisposable {
         (data) => signSsh(options.key.privateKey, data),
         (err) => fail(new ConnectionProblemError(`Cannot sign the login: ${String(err)}`)),
       );
+      SshClient.#installCustom(client, options, () => loggedIn, ctx.log);
     } catch (err) {
       fail(err instanceof Error ? err : new Error(String(err)));
     }
     return promise;
+  }
+
+  /** A9: custom channels, refusals and global requests, installed before login. */
+  static #installCustom(
+    client: Ssh2Client,
+    options: ConnectSshOptions,
+    loggedIn: () => boolean,
+    log: Logger,
+  ): void {
+    const channels = options.channels ?? {};
+    const refuseChannel = options.refuseChannel;
+    installCustomChannels(client, "client");
+    installChannelOpens(client, {
+      ready: loggedIn,
+      claims: (type) => Object.hasOwn(channels, type),
+      onOpen: (open) => offerChannelOpen(open, channels[open.type]!, {}, log),
+      ...(refuseChannel === undefined ? {} : {
+        refuse: (type: string) => {
+          try {
+            return rejectionCode(refuseChannel(type), "");
+          } catch (err) {
+            log.error("SSH refuseChannel failed: {error}", { error: String(err) });
+            return undefined;
+          }
+        },
+      }),
+    });
+    const queue = new RequestQueue<IncomingGlobalRequest>(
+      log,
+      "global request",
+      options.onGlobalRequest ?? ((request) => request.reject()),
+    );
+    installGlobalRequests(client, {
+      ready: loggedIn,
+      onRequest: (raw) => queue.push((answered) => globalRequest(raw, answered)),
+    });
   }
 
   /** The server's host key blob, as verified. */
@@ -389,6 +486,52 @@ export class SshClient implements AsyncDisposable {
       throw openError("Cannot open session", err);
     }
     return new ClientSessionImpl(asClientChannel(raw), raw, this.#client._protocol);
+  }
+
+  /**
+   * Opens a channel of a custom type (e.g. "teleport-heartbeat"). Rejects with
+   * AccessDeniedError when the server refuses it as administratively prohibited, else
+   * ConnectionProblemError, both carrying the server's description.
+   */
+  async openChannel(type: string): Promise<SshChannel> {
+    checkSshName("open channel", type);
+    const what = `Cannot open ${type} channel`;
+    if (this.#gone) throw new ConnectionProblemError(`${what}: the connection is closed`);
+    let raw: Ssh2Channel;
+    try {
+      raw = await openCustomChannel(this.#client, type);
+    } catch (err) {
+      throw openError(what, err);
+    }
+    return makeSshChannel(raw, this.#log);
+  }
+
+  /**
+   * Sends a global request to the server (RFC 4254 §4). With wantReply (default true)
+   * resolves on REQUEST_SUCCESS (`ok` true, the reply data) or REQUEST_FAILURE (`ok` false);
+   * without, once queued. Rejects with ConnectionProblemError when the connection closes
+   * first. Replies are matched in request order, also alongside keepalive probes.
+   */
+  async globalRequest(
+    name: string,
+    data?: Uint8Array,
+    options: { wantReply?: boolean } = {},
+  ): Promise<{ ok: boolean; data: Uint8Array }> {
+    checkSshName("send global request", name);
+    const what = `Cannot send global request ${JSON.stringify(name)}`;
+    checkBytes(what.slice("Cannot ".length), data);
+    if (this.#gone) throw new ConnectionProblemError(`${what}: the connection is closed`);
+    try {
+      return await sendGlobalRequest(
+        this.#client,
+        name,
+        data ?? new Uint8Array(0),
+        options.wantReply ?? true,
+      );
+    } catch (err) {
+      if (err instanceof Ssh2AdaptationError) throw err;
+      throw new ConnectionProblemError(`${what}: the connection closed`, { cause: err });
+    }
   }
 
   /**
@@ -543,17 +686,6 @@ function ssh2Pty(o: PtyOptions): Record<string, unknown> {
     // ssh2 sends a Buffer as is (Protocol.js pty); its own name table lacks IUTF8.
     modes: Buffer.from(encodeTerminalModes(o.modes ?? {})),
   };
-}
-
-function openError(what: string, err: unknown): Error {
-  const msg = err instanceof Error ? err.message : String(err);
-  // ssh2: "(SSH) Channel open failure: <description>"; "Unable to exec" etc.
-  const text = msg.replace(/^\(SSH\) Channel open failure: ?/, "");
-  const reason = (err as { reason?: number } | null)?.reason;
-  if (reason === 1 || /^Unable to /.test(msg)) {
-    return new AccessDeniedError(`${what}: ${text || "administratively prohibited"}`);
-  }
-  return new ConnectionProblemError(`${what}: ${text}`);
 }
 
 function dial(host: string, port: number, signal: AbortSignal): Promise<Socket> {

@@ -3,6 +3,9 @@
  * {@linkcode startSshServer} serves certificate logins (host certificate presented, user
  * certificates verified, `authenticate` decides) and refuses every channel or request without a
  * handler; {@linkcode connectSsh} logs in with a key and certificate to our server or OpenSSH.
+ * Both ends open channels of custom types ({@linkcode SshChannel}, with channel requests) and
+ * send global requests to each other, as reverse tunnels need; {@linkcode copyingStream} runs
+ * a second SSH connection inside such a channel.
  *
  * ```ts ignore
  * import { connectSsh, startSshServer } from "./mod.ts";
@@ -80,8 +83,13 @@ export {
   type ChannelRejection,
   type ClientChannel,
   type ExitStatus,
+  type IncomingChannelOpen,
+  type IncomingChannelRequest,
+  type IncomingGlobalRequest,
   type PtyOptions,
   type ServerChannel,
   spliceChannel,
+  type SshChannel,
   type WindowSize,
 } from "./channel.ts";
+export { copyingStream } from "./copy_stream.ts";

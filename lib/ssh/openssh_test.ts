@@ -1,8 +1,8 @@
 /**
  * Interop with real OpenSSH (ssh, sshd). These tests cover the ssh2 adaptations in _ssh2.ts
  * (A1/A2 host certificate, A3 open-failure text, A4 refused exec and early stdin/EOF, A5 user
- * certificate login, A6 raw sessions, A7 keepalive, A8 terminal modes) and fail, not skip, when
- * OpenSSH is missing.
+ * certificate login, A6 raw sessions, A7 keepalive, A8 terminal modes, A9 custom channels and
+ * global requests, refused by stock OpenSSH) and fail, not skip, when OpenSSH is missing.
  */
 import assert from "node:assert/strict";
 import { generateSshKeyPair, type SshKeyAlgorithm } from "../ca/mod.ts";
@@ -69,6 +69,20 @@ const echoHandlers: SshServerHandlers<{ login: string }> = {
             fwd.write("ping");
             ch.write(`relayed ${await echoed}\n`);
             fwd.end();
+            ch.exit(0);
+            ch.end();
+            return;
+          }
+          if (req.command === "tunnel-probe") {
+            // A9 against stock ssh: it refuses unknown global requests and channel types.
+            const ch = req.accept();
+            const version = await open.conn.globalRequest("x-teleport-version");
+            const opened = await open.conn.openChannel("teleport-transport").then(
+              () => "opened",
+              (err: Error) => `${err.name}: ${err.message}`,
+            );
+            const again = await open.conn.globalRequest("x-teleport-version");
+            ch.write(`version ${version.ok} ${again.ok}\n${opened}\n`);
             ch.exit(0);
             ch.end();
             return;
@@ -205,6 +219,55 @@ for (const alg of ALGS) {
     assert.equal(dec.decode(Uint8Array.from(out.flatMap((c) => [...c]))).trim(), "xterm");
   });
 }
+
+Deno.test("stock ssh refuses the server's custom global requests and channel opens", async () => {
+  const ssh = requireTool("ssh");
+  await using dir = await tempDir();
+  const { ca, server } = await ourServer("ed25519");
+  await using _server = server;
+  const keyPath = await writeIdentity(dir.path, "alice", await ca.user(["alice"]));
+  const knownHosts = `${dir.path}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, ca.knownHostsLine + "\n");
+  const r = await run(ssh, [
+    ...sshArgs({ port: server.addr.port, keyPath, knownHosts, user: "alice" }),
+    "tunnel-probe",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    "version false false\n" +
+      "AccessDeniedError: Cannot open teleport-transport channel: open failed\n",
+  );
+});
+
+Deno.test("stock sshd refuses connectSsh()'s custom global requests and channel opens", async () => {
+  requireTool("sshd");
+  await using dir = await tempDir();
+  const ca = await testCa();
+  const hostKey = await generateSshKeyPair("ed25519");
+  await using sshd = await startSshd(dir.path, hostKey, ca.ca);
+  const login = (await run("id", ["-un"])).stdout.trim();
+  const user = await ca.user([login]);
+  await using client = await connectSsh({
+    port: sshd.port,
+    username: login,
+    key: user.key,
+    certificate: user.cert,
+    verifyHostKey: ({ keyBlob }) => bytesEqual(keyBlob, hostKey.publicKeyBlob),
+    onGlobalRequest: (req) => req.reject(),
+  });
+  assert.deepEqual(await client.globalRequest("x-teleport-version"), {
+    ok: false,
+    data: new Uint8Array(0),
+  });
+  const err = await client.openChannel("teleport-heartbeat").then(() => undefined, (e) => e);
+  assert.equal(
+    String(err),
+    "ConnectionProblemError: Cannot open teleport-heartbeat channel: open failed",
+  );
+  await client.ping(5_000);
+  assert.equal(dec.decode((await client.exec("echo ok")).stdout), "ok\n", sshd.log());
+});
 
 Deno.test("stock ssh exits when exec is refused and shows the reason of fail()", async () => {
   const ssh = requireTool("ssh");

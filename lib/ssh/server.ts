@@ -13,7 +13,8 @@
  *    certificate's key, then `authenticate` decides. Failures are reported to `onAuthFailure`
  *    and counted; after `maxAuthTries` the connection is closed.
  * 4. Authenticated: `onConnection`, then channels. Every channel type, session request and
- *    global request without a handler is refused.
+ *    global request without a handler is refused. Custom channel types (`handlers.channels`)
+ *    and channels and global requests the server sends to the client use adaptation A9.
  */
 import { createServer, type Server as NetServer } from "node:net";
 import type { Duplex } from "node:stream";
@@ -38,10 +39,16 @@ import {
   deliverEarlyInput,
   holdEarlyInput,
   installChannelOpenFailures,
+  installChannelOpens,
+  installCustomChannels,
   installEarlyInput,
+  installGlobalReplies,
   installHostCertificateKex,
+  openCustomChannel,
   parseSsh2PrivateKey,
   releaseBareSession,
+  sendGlobalRequest,
+  Ssh2AdaptationError,
   type Ssh2AuthContext,
   type Ssh2Channel,
   type Ssh2IncomingClient,
@@ -55,9 +62,19 @@ import {
 import type {
   ChannelOpenFailureReason,
   ChannelRejection,
+  IncomingChannelOpen,
   ServerChannel,
+  SshChannel,
   WindowSize,
 } from "./channel.ts";
+import {
+  checkBytes,
+  checkSshName,
+  makeSshChannel,
+  offerChannelOpen,
+  openError,
+  runHandler,
+} from "./_custom.ts";
 import { parseTerminalModes } from "./terminal_modes.ts";
 
 /** The identification string's software part: `SSH-2.0-Teleport` (teleport-protocol-notes §7). */
@@ -121,6 +138,23 @@ export interface SshConnection<T> {
     originAddr: string;
     originPort: number;
   }): Promise<ServerChannel>;
+  /**
+   * Opens a channel of a custom type to the client (e.g. "teleport-transport"). Rejects with
+   * AccessDeniedError when the client refuses it as administratively prohibited, else
+   * ConnectionProblemError, both carrying the client's description.
+   */
+  openChannel(type: string): Promise<SshChannel>;
+  /**
+   * Sends a global request to the client (RFC 4254 §4). With wantReply (default true) resolves
+   * on REQUEST_SUCCESS (`ok` true, the reply data) or REQUEST_FAILURE (`ok` false); without,
+   * once queued. Rejects with ConnectionProblemError when the connection closes first. Replies
+   * are matched in request order, also alongside the server's keepalive probes.
+   */
+  globalRequest(
+    name: string,
+    data?: Uint8Array,
+    options?: { wantReply?: boolean },
+  ): Promise<{ ok: boolean; data: Uint8Array }>;
 }
 
 interface RequestCommon {
@@ -271,6 +305,15 @@ export interface SshServerHandlers<T> {
   session?(open: SessionOpen<T>): unknown;
   directTcpip?(open: DirectTcpipOpen<T>): unknown;
   globalRequest?(request: GlobalRequest<T>): unknown;
+  /**
+   * Handlers of client-opened channels of custom types, by type (e.g. "teleport-heartbeat").
+   * "session" and "direct-tcpip" have their own handlers and are not allowed here. An open
+   * the handler does not answer before it returns (or its promise settles) is refused.
+   */
+  channels?: Record<
+    string,
+    (open: IncomingChannelOpen & { readonly conn: SshConnection<T> }) => unknown
+  >;
 }
 
 /** Options for {@link startSshServer}. */
@@ -339,6 +382,8 @@ interface ConnState<T> {
   client?: Ssh2IncomingClient;
   conn?: ConnectionImpl<T>;
   closed: PromiseWithResolvers<void>;
+  /** Set when the socket closed. */
+  gone: boolean;
   rejectOpen?: (reject: () => void, code: number, description: string) => void;
 }
 
@@ -392,6 +437,22 @@ export class SshServer<T> implements AsyncDisposable {
   static async start<T>(options: SshServerOptions<T>): Promise<SshServer<T>> {
     if (typeof options.authenticate !== "function") {
       throw new BadParameterError("Cannot start SSH server: authenticate is required");
+    }
+    const channels = options.handlers?.channels ?? {};
+    for (const [type, handler] of Object.entries(channels)) {
+      if (type === "session" || type === "direct-tcpip") {
+        throw new BadParameterError(
+          `Cannot start SSH server: handlers.channels must not name ${JSON.stringify(type)}; ` +
+            `use handlers.${type === "session" ? "session" : "directTcpip"}`,
+        );
+      }
+      checkSshName("start SSH server: bad channel type in handlers.channels", type);
+      if (typeof handler !== "function") {
+        throw new BadParameterError(
+          `Cannot start SSH server: the handler of ${JSON.stringify(type)} channels is not a ` +
+            "function",
+        );
+      }
     }
     const maxAuthTries = options.maxAuthTries ?? 6;
     if (!Number.isInteger(maxAuthTries) || maxAuthTries < 1) {
@@ -489,6 +550,7 @@ export class SshServer<T> implements AsyncDisposable {
       timer: undefined,
       failures: 0,
       closed: Promise.withResolvers<void>(),
+      gone: false,
     };
     const timeout = this.#options.handshakeTimeoutMs ?? 30_000;
     state.timer = setTimeout(() => {
@@ -503,6 +565,7 @@ export class SshServer<T> implements AsyncDisposable {
     this.#conns.add(state);
     this.#pending.set(sock, state);
     const done = () => {
+      state.gone = true;
       if (state.timer !== undefined) clearTimeout(state.timer);
       state.timer = undefined;
       this.#pending.delete(sock);
@@ -529,7 +592,11 @@ export class SshServer<T> implements AsyncDisposable {
       if (net !== undefined) stopped = new Promise<void>((resolve) => net.close(() => resolve()));
     }
     await Promise.all([...this.#conns].map((s) => closeState(s)));
-    await stopped;
+    // Every connection we know of is closed. Deno's node:net may still hold back the close
+    // callback (seen after sockets that were reset early), so it gets a moment, not forever.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([stopped, new Promise((r) => timer = setTimeout(r, 1000))]);
+    clearTimeout(timer);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -558,6 +625,15 @@ export class SshServer<T> implements AsyncDisposable {
       installHostCertificateKex(client._protocol, this.#certKeys);
       installEarlyInput(client);
       state.rejectOpen = installChannelOpenFailures(client._protocol);
+      installCustomChannels(client, "server");
+      installGlobalReplies(client);
+      const channels = this.#options.handlers?.channels ?? {};
+      installChannelOpens(client, {
+        ready: () => client.authenticated && state.conn !== undefined,
+        claims: (type) => Object.hasOwn(channels, type),
+        onOpen: (open) =>
+          offerChannelOpen(open, channels[open.type]!, { conn: state.conn! }, this.#log),
+      });
     } catch (err) {
       log.error("Cannot serve SSH connection: {error}", { error: errText(err) });
       client.end();
@@ -725,7 +801,7 @@ export class SshServer<T> implements AsyncDisposable {
       if (!state.socket.destroyed) ctx.reject(["publickey"]);
       return;
     }
-    state.conn = new ConnectionImpl(state, result.context, ctx.username, cert);
+    state.conn = new ConnectionImpl(state, result.context, ctx.username, cert, this.#log);
     ctx.accept();
   }
 
@@ -868,30 +944,6 @@ export class SshServer<T> implements AsyncDisposable {
   }
 }
 
-/** Calls a handler and runs `after` once it returned or its promise settled. */
-function runHandler(
-  call: () => unknown,
-  after: () => void,
-  log: Logger,
-  what: string,
-): void {
-  let result: unknown;
-  try {
-    result = call();
-  } catch (err) {
-    log.error("SSH {what} handler failed: {error}", { what, error: errText(err) });
-    after();
-    return;
-  }
-  if (result instanceof Promise) {
-    result.catch((err) => {
-      log.error("SSH {what} handler failed: {error}", { what, error: errText(err) });
-    }).finally(after);
-  } else {
-    after();
-  }
-}
-
 /** Adds `exitSignal` to an ssh2 server Channel and types it as ours. */
 function asServerChannel(channel: Ssh2Channel): ServerChannel {
   Object.defineProperty(channel, "exitSignal", {
@@ -914,9 +966,17 @@ class ConnectionImpl<T> implements SshConnection<T> {
   clientVersion = "";
   readonly closed: Promise<void>;
   #state: ConnState<T>;
+  #log: Logger;
 
-  constructor(state: ConnState<T>, context: T, username: string, certificate: SshCertificate) {
+  constructor(
+    state: ConnState<T>,
+    context: T,
+    username: string,
+    certificate: SshCertificate,
+    log: Logger,
+  ) {
     this.#state = state;
+    this.#log = log;
     this.id = state.id;
     this.context = context;
     this.username = username;
@@ -959,6 +1019,50 @@ class ConnectionImpl<T> implements SshConnection<T> {
         },
       );
     });
+  }
+
+  async openChannel(type: string): Promise<SshChannel> {
+    checkSshName("open channel", type);
+    const what = `Cannot open ${type} channel`;
+    const client = this.#live(what);
+    let raw: Ssh2Channel;
+    try {
+      raw = await openCustomChannel(client, type);
+    } catch (err) {
+      throw openError(what, err);
+    }
+    return makeSshChannel(raw, this.#log);
+  }
+
+  async globalRequest(
+    name: string,
+    data?: Uint8Array,
+    options: { wantReply?: boolean } = {},
+  ): Promise<{ ok: boolean; data: Uint8Array }> {
+    checkSshName("send global request", name);
+    const what = `Cannot send global request ${JSON.stringify(name)}`;
+    checkBytes(what.slice("Cannot ".length), data);
+    const client = this.#live(what);
+    try {
+      return await sendGlobalRequest(
+        client,
+        name,
+        data ?? new Uint8Array(0),
+        options.wantReply ?? true,
+      );
+    } catch (err) {
+      if (err instanceof Ssh2AdaptationError) throw err;
+      throw new ConnectionProblemError(`${what}: the connection closed`, { cause: err });
+    }
+  }
+
+  /** The ssh2 connection, or a ConnectionProblemError when it is gone. */
+  #live(what: string): Ssh2IncomingClient {
+    const client = this.#state.client;
+    if (client === undefined || this.#state.gone || this.#state.socket.destroyed) {
+      throw new ConnectionProblemError(`${what}: the connection is closed`);
+    }
+    return client;
   }
 }
 
