@@ -175,10 +175,19 @@ function printReady(
         proxy.tlsRouting ? "TLS routing: web, SSH and auth on this one port" : "web"
       })`,
     );
-    if (!proxy.tlsRouting) lines.push(`  SSH proxy:    ${proxy.webHost}:${proxy.sshPort}`);
+    if (!proxy.tlsRouting) {
+      lines.push(`  SSH proxy:    ${proxy.webHost}:${proxy.sshPort}`);
+      lines.push(
+        `  Tunnels:      ${proxy.webHost}:${proxy.tunnelPort} (reverse tunnels from nodes)`,
+      );
+    }
   }
   if (node) {
-    lines.push(`  SSH:          ${node.host}:${node.port} (node ${node.nodeName}, ${node.hostId})`);
+    lines.push(
+      node.tunnelVia === undefined
+        ? `  SSH:          ${node.host}:${node.port} (node ${node.nodeName}, ${node.hostId})`
+        : `  SSH:          through reverse tunnels via ${node.tunnelVia} (node ${node.nodeName}, ${node.hostId}; no port is open)`,
+    );
   }
   lines.push(`  Data dir:     ${cfg.dataDir}`);
   if (auth) {

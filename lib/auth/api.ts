@@ -162,6 +162,7 @@ const ROUTES: Route[] = [
         cluster_name: s.clusterName,
         server_version: s.version,
         auth_preference: { type: "local", second_factor: s.secondFactor },
+        proxy_listener_mode: s.proxyListenerMode,
       }),
   },
   {
@@ -283,6 +284,15 @@ const ROUTES: Route[] = [
         throw new BadParameterError(`field "proxy" must be the proxy resource named "${name}"`);
       }
       await s.upsertProxyHeartbeat(id, proxy);
+      return { ok: true };
+    },
+  },
+  {
+    method: "DELETE",
+    pattern: /^\/v1\/proxies\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [name]) => {
+      await s.deleteProxyHeartbeat(caller(req), name!);
       return { ok: true };
     },
   },

@@ -88,6 +88,11 @@ export interface AuthServerOptions {
   staticTokens?: StaticToken[];
   /** `auth_service.authentication.second_factor`. */
   secondFactor?: string;
+  /**
+   * `auth_service.proxy_listener_mode` (cluster networking): proxies without their own auth
+   * service learn it from ping. @default {"separate"}
+   */
+  proxyListenerMode?: "separate" | "multiplex";
   /** How long invite and reset tokens live. */
   userTokenTtlMs: number;
   /** Where audit events go. @default {a MemoryAuditLog (tests)} */
@@ -180,6 +185,9 @@ export class AuthServer {
   }
   get secondFactor(): string {
     return this.#opts.secondFactor ?? "off";
+  }
+  get proxyListenerMode(): "separate" | "multiplex" {
+    return this.#opts.proxyListenerMode ?? "separate";
   }
 
   /** First-start setup: CAs and built-in roles. Idempotent. */
@@ -1102,6 +1110,18 @@ export class AuthServer {
     }
     this.#checkHeartbeat(proxy);
     await this.presence.upsertProxy(proxy);
+  }
+
+  /** A proxy that shuts down withdraws its presence (so agents stop looking for it). */
+  async deleteProxyHeartbeat(caller: Identity, name: string): Promise<void> {
+    const isAdmin = caller.kind === "host" && caller.roles.includes("Admin");
+    const isProxy = caller.kind === "host" && caller.roles.includes("Proxy");
+    if (!isAdmin && !(isProxy && name === hostIdOf(caller))) {
+      throw new AccessDeniedError(
+        `${caller.username} cannot withdraw proxy "${name}": a proxy withdraws only itself`,
+      );
+    }
+    await this.presence.deleteProxy(name);
   }
 
   /** Expiry within the next hour; a host certificate, when given, must parse as one. */

@@ -5,6 +5,8 @@ export interface PingResponse {
   cluster_name: string;
   server_version: string;
   auth_preference: { type: string; second_factor: string };
+  /** Cluster networking: how proxies listen (absent from older auth servers). */
+  proxy_listener_mode?: "separate" | "multiplex";
 }
 
 /** Public facts about one CA (`GET /v1/status`). */

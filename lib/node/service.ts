@@ -19,7 +19,8 @@ import {
 } from "../events/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Resource, Role, ServerResource } from "../resource/mod.ts";
-import { type SshServer, startSshServer } from "../ssh/mod.ts";
+import { type SocketAddresses, type SshServer, startSshServer } from "../ssh/mod.ts";
+import type { Duplex } from "node:stream";
 import { authorizeUserCertificate, type UserAccess } from "./authorize.ts";
 import { handleDirectTcpip } from "./forward.ts";
 import { runPeriodic } from "./periodic.ts";
@@ -44,7 +45,11 @@ export interface NodeServiceOptions {
   hostId: string;
   nodeName: string;
   auth: NodeAuthApi;
-  listen: { hostname: string; port: number };
+  /**
+   * Where to listen. Without it the node opens no port and serves only the connections handed
+   * to {@link NodeService.handleSocket} (reverse tunnel mode, announced with `use_tunnel`).
+   */
+  listen?: { hostname: string; port: number };
   /** Address announced in heartbeats (`host:port`); default: derived from the listener. */
   advertiseAddr?: string;
   labels: Record<string, string>;
@@ -111,10 +116,20 @@ export class NodeService implements AsyncDisposable {
     return svc;
   }
 
-  /** The bound SSH address. */
+  /** The bound SSH address (port 0 in reverse tunnel mode). */
   get addr(): { hostname: string; port: number } {
+    if (this.#o.listen === undefined) return { hostname: "", port: 0 };
     const a = this.#server!.addr;
     return { hostname: a.hostname, port: a.port };
+  }
+
+  /** Serves an SSH connection accepted elsewhere (a reverse tunnel channel). */
+  handleSocket(socket: Duplex, addrs?: SocketAddresses): void {
+    if (this.#server === undefined || this.#ac.signal.aborted) {
+      socket.destroy();
+      return;
+    }
+    this.#server.handleSocket(socket, addrs);
   }
 
   /** Cluster this node belongs to. */
@@ -144,7 +159,7 @@ export class NodeService implements AsyncDisposable {
     this.#server = await startSshServer<UserAccess>({
       hostKey,
       hostCertificate: certBlob,
-      listen: o.listen,
+      ...(o.listen === undefined ? {} : { listen: o.listen }),
       logger: o.logger,
       authenticate: async (req) => {
         try {
@@ -185,7 +200,9 @@ export class NodeService implements AsyncDisposable {
         directTcpip: (open) => handleDirectTcpip(open, deps),
       },
     });
-    this.#advertiseAddr = o.advertiseAddr ?? advertiseAddrOf(this.addr);
+    this.#advertiseAddr = o.listen === undefined
+      ? ""
+      : o.advertiseAddr ?? advertiseAddrOf(this.addr);
     const signal = this.#ac.signal;
     this.#tasks.push(runPeriodic({
       name: "Node heartbeat",
@@ -227,6 +244,7 @@ export class NodeService implements AsyncDisposable {
       spec: {
         addr: this.#advertiseAddr,
         hostname: o.nodeName,
+        ...(o.listen === undefined ? { use_tunnel: true } : {}),
         version: o.version,
         // Clients (tsh) check the node's host key against this CA-signed certificate.
         host_cert: o.sshCert,

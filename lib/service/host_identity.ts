@@ -5,10 +5,20 @@
  * written to `<data_dir>/<role>.identity` (0600).
  */
 import type { AuthServer } from "../auth/mod.ts";
-import { identityFromRegistration, joinWithToken } from "../authclient/mod.ts";
-import { formatAuthorizedKey, generateTlsKeyPair, sshPublicKeyBlob } from "../ca/mod.ts";
+import {
+  identityFromRegistration,
+  joinWithToken,
+  type RegisterRequest,
+  type RegisterResponse,
+} from "../authclient/mod.ts";
+import {
+  checkCaPins,
+  formatAuthorizedKey,
+  generateTlsKeyPair,
+  sshPublicKeyBlob,
+} from "../ca/mod.ts";
 import type { Addr } from "../config/mod.ts";
-import { BadParameterError, isKind } from "../errors/mod.ts";
+import { AccessDeniedError, BadParameterError, isKind, messageOf } from "../errors/mod.ts";
 import { type IdentityFile, readIdentityFile, writeIdentityFile } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 
@@ -25,6 +35,12 @@ export interface HostIdentityOptions {
   localAuth?: AuthServer;
   /** Remote auth server to join (when there is no local one). */
   authServer?: Addr;
+  /**
+   * Joins through a proxy's web API instead (`POST /webapi/host/credentials`), when there is no
+   * auth server to join; `proxyAddr` names it in messages.
+   */
+  joinViaProxy?: (req: RegisterRequest) => Promise<RegisterResponse>;
+  proxyAddr?: Addr;
   /** The join token, or the path of a file holding it. */
   joinToken?: string;
   caPins: string[];
@@ -81,6 +97,11 @@ export async function loadOrObtainHostIdentity(o: HostIdentityOptions): Promise<
         `Cannot start the ${o.role} service: it has not joined a cluster yet and no join token is set; pass --token=<token from "tctl tokens add --type=${o.role}"> (and --ca-pin, --auth-server)`,
       );
     }
+    if (o.authServer === undefined && o.joinViaProxy !== undefined) {
+      identity = await joinThroughProxy(o, o.joinViaProxy, await resolveJoinToken(o.joinToken));
+      await writeIdentityFile(path, identity);
+      return identity;
+    }
     if (o.authServer === undefined) {
       throw new BadParameterError(
         `Cannot start the ${o.role} service: no auth server to join; pass --auth-server=HOST:3025`,
@@ -105,4 +126,48 @@ export async function loadOrObtainHostIdentity(o: HostIdentityOptions): Promise<
   }
   await writeIdentityFile(path, identity);
   return identity;
+}
+
+/** Joins with a token through a proxy, then checks the CA it got against the pins. */
+async function joinThroughProxy(
+  o: HostIdentityOptions,
+  join: (req: RegisterRequest) => Promise<RegisterResponse>,
+  token: string,
+): Promise<IdentityFile> {
+  const where = o.proxyAddr === undefined
+    ? "the proxy"
+    : `proxy ${o.proxyAddr.host}:${o.proxyAddr.port}`;
+  const key = await generateTlsKeyPair();
+  const res = await join({
+    token,
+    hostID: o.hostId,
+    node_name: o.nodeName,
+    role: o.role,
+    additional_principals: o.additionalPrincipals,
+    public_ssh_key: formatAuthorizedKey(await sshPublicKeyBlob(key.publicKey)),
+    public_tls_key: key.publicKeyPem,
+  });
+  if (o.caPins.length > 0) {
+    try {
+      checkCaPins(o.caPins, res.tls_ca_certs);
+    } catch (err) {
+      throw new AccessDeniedError(
+        `Cannot join the cluster through ${where}: the CA it handed out does not match the CA pin (${
+          messageOf(err)
+        }); a man in the middle may be answering, or the pin is stale after "tctl auth rotate" (run "tctl status" on the auth server)`,
+        { cause: err },
+      );
+    }
+  } else {
+    o.logger.warn(
+      "Joined through {addr} without a CA pin: the cluster CA it handed out is not verified; pass --ca-pin (see tctl status)",
+      { addr: where },
+    );
+  }
+  o.logger.info("Joined the cluster through {addr} as {role} {host}", {
+    addr: where,
+    role: o.role,
+    host: o.hostId,
+  });
+  return identityFromRegistration(key.privateKeyPem, res);
 }

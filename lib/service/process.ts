@@ -13,7 +13,15 @@
  */
 import { AuthServer, CLUSTER_LOCAL_DNS, startAuthApiServer } from "../auth/mod.ts";
 import { type Backend, openBackend } from "../backend/mod.ts";
-import { generateTlsKeyPair } from "../ca/mod.ts";
+import {
+  generateTlsKeyPair,
+  importSshPrivateKey,
+  parseAuthorizedKey,
+  parseSshCertificate,
+} from "../ca/mod.ts";
+import { WebClient } from "../client/mod.ts";
+import { dialTcp } from "../net/mod.ts";
+import { AgentPool, type FindSettings, parseHostPort, resolveTunnelAddr } from "../tunnel/mod.ts";
 import { type Clock, RealClock } from "../clock/mod.ts";
 import {
   type Addr,
@@ -23,7 +31,7 @@ import {
   type ProcessConfig,
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
-import { AuthClient } from "../authclient/mod.ts";
+import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
 import { BadParameterError } from "../errors/mod.ts";
 import { NodeService } from "../node/mod.ts";
 import { hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
@@ -56,8 +64,11 @@ export interface AuthReady {
 
 /** What `node.ready` carries. */
 export interface NodeReady {
+  /** Bound SSH address; "" and 0 in reverse tunnel mode. */
   host: string;
   port: number;
+  /** Reverse tunnel mode: the proxy the node joined through. */
+  tunnelVia?: string;
   hostId: string;
   nodeName: string;
   clusterName: string;
@@ -131,6 +142,7 @@ export class TeleportProcess implements AsyncDisposable {
       version: VERSION,
       staticTokens: cfg.auth.staticTokens,
       secondFactor: cfg.auth.secondFactor,
+      proxyListenerMode: cfg.auth.proxyListenerMode,
       userTokenTtlMs: USER_INVITE_TTL_MS,
       auditLog,
       recordings,
@@ -229,6 +241,11 @@ export class TeleportProcess implements AsyncDisposable {
   }
 
   async #startNode(opts: TeleportProcessOptions): Promise<void> {
+    if (this.auth === undefined && this.config.authServers.length === 0) {
+      if (this.config.proxyServer !== undefined) {
+        return await this.#startTunnelNode(opts, this.config.proxyServer);
+      }
+    }
     const cfg = this.config;
     const clock = opts.clock ?? new RealClock();
     const log = getComponentLogger("node");
@@ -296,6 +313,149 @@ export class TeleportProcess implements AsyncDisposable {
     const ready: NodeReady = {
       host: node.addr.hostname,
       port: node.addr.port,
+      hostId,
+      nodeName: cfg.nodeName,
+      clusterName: node.clusterName,
+    };
+    this.supervisor.broadcast("node.ready", ready);
+  }
+
+  /**
+   * Reverse tunnel mode (`--proxy-server`): join through the proxy's web API, hold tunnels to
+   * every proxy, reach auth through them, and serve SSH only on tunnel channels (no port).
+   */
+  async #startTunnelNode(opts: TeleportProcessOptions, proxyAddr: Addr): Promise<void> {
+    const cfg = this.config;
+    const clock = opts.clock ?? new RealClock();
+    const log = getComponentLogger("node");
+    const hostId = await loadHostUuid(cfg.dataDir);
+    const identityPath = hostIdentityPath(cfg.dataDir, "node");
+    const dial = (host: string, port: number) => dialTcp(host, port, { proxy: cfg.proxyEnv });
+    const web = new WebClient({
+      addr: proxyAddr,
+      trust: cfg.insecure ? { insecure: true } : {},
+    });
+    if (cfg.insecure) {
+      log.warn(
+        "--insecure: the certificate of the proxy's web port at {addr} is not verified during the join; the CA pin still checks the cluster CA it hands out",
+        { addr: formatAddr(proxyAddr) },
+      );
+    }
+    const identity = await loadOrObtainHostIdentity({
+      dataDir: cfg.dataDir,
+      role: "node",
+      hostId,
+      nodeName: cfg.nodeName,
+      additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
+      joinViaProxy: (req) => web.request("POST", "/webapi/host/credentials", req),
+      proxyAddr,
+      ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
+      caPins: cfg.caPins,
+      logger: log,
+    });
+    if (identity.sshCert === undefined) {
+      throw new BadParameterError(
+        `Cannot start the node service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
+      );
+    }
+    const userLines = new Set(identity.sshUserCaKeys ?? []);
+    const hostCaLines = (identity.sshCaKeys ?? []).filter((k) => !userLines.has(k));
+    const hostCaBlobs = hostCaLines.map((k) => parseAuthorizedKey(k).blob);
+    const envTunnel = cfg.tunnelPublicAddr === undefined
+      ? undefined
+      : formatAddr(cfg.tunnelPublicAddr);
+    const late: { node?: NodeService } = {};
+    let findCache: { at: number; value: FindSettings } | undefined;
+    const pool = AgentPool.start({
+      hostId,
+      clusterName: parseSshCertificate(identity.sshCert).extensions["x-teleport-authority"] ?? "",
+      key: await importSshPrivateKey(identity.keyPem),
+      certificate: parseAuthorizedKey(identity.sshCert).blob,
+      hostCaKeys: () => hostCaBlobs,
+      resolve: async () => {
+        // Cached: through a round-robin load balancer, a find before every attempt would steer
+        // every tunnel attempt to the same proxy.
+        let find = findCache !== undefined && clock.now().getTime() - findCache.at < 60_000
+          ? findCache.value
+          : undefined;
+        try {
+          if (find === undefined) {
+            find = await web.request<FindSettings>("GET", "/webapi/find");
+            findCache = { at: clock.now().getTime(), value: find };
+          }
+        } catch (err) {
+          if (envTunnel === undefined) throw err;
+          // TELEPORT_TUNNEL_PUBLIC_ADDR works even when the web API cannot be reached.
+          find = { proxy: { ssh: {}, tls_routing_enabled: cfg.tunnelPublicAddr!.port !== 3024 } };
+        }
+        return resolveTunnelAddr({
+          find,
+          proxyServer: proxyAddr,
+          ...(envTunnel !== undefined ? { envAddr: envTunnel } : {}),
+        });
+      },
+      dial,
+      serveLocalNode: (stream, req) => {
+        const node = late.node;
+        if (node === undefined) return stream.destroy();
+        const src = parseHostPort(req.client_src_addr ?? "", 0);
+        node.handleSocket(
+          stream,
+          src === undefined ? {} : { remoteAddr: src.host, remotePort: src.port },
+        );
+      },
+      version: VERSION,
+      clock,
+      logger: getComponentLogger("node:tunnel"),
+    });
+    this.#cleanups.push(() => pool.close());
+    log.info("Waiting for a reverse tunnel to the proxy at {addr}", {
+      addr: formatAddr(proxyAddr),
+    });
+    await pool.ready();
+    const client = new AuthClient({
+      host: AUTH_SERVER_NAME, // the stream comes from the tunnel; this only names it in errors
+      port: 3025,
+      caCertPems: identity.tlsCaCertPems,
+      identity: { certPem: identity.tlsCertPem, keyPem: identity.keyPem },
+      dial: () => pool.dialAuth(),
+    });
+    this.#cleanups.push(() => Promise.resolve(client.close()));
+    const recordingsDir = `${cfg.dataDir}/log/upload`;
+    await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
+    const node = await NodeService.start({
+      keyPem: identity.keyPem,
+      sshCert: identity.sshCert,
+      userCaKeys: identity.sshUserCaKeys ?? [],
+      hostId,
+      nodeName: cfg.nodeName,
+      auth: client,
+      labels: cfg.ssh.labels,
+      recordingsDir,
+      version: VERSION,
+      clock,
+      logger: log,
+      onUserCaKeys: async (keys) => {
+        await writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: keys });
+      },
+    });
+    late.node = node;
+    this.node = node;
+    this.#cleanups.push(() => node.close());
+    log.info("Node {node} ({host}) is serving SSH through reverse tunnels, cluster {cluster}", {
+      node: cfg.nodeName,
+      host: hostId,
+      cluster: node.clusterName,
+    });
+    this.supervisor.run("node.ssh", async (signal) => {
+      await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+      await node.close();
+      await pool.close();
+    });
+    const ready: NodeReady = {
+      host: "",
+      port: 0,
+      tunnelVia: formatAddr(proxyAddr),
       hostId,
       nodeName: cfg.nodeName,
       clusterName: node.clusterName,

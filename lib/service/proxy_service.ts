@@ -16,13 +16,14 @@ import { AuthClient, UserCaKeys } from "../authclient/mod.ts";
 import { importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { type Addr, formatAddr, isUnspecifiedHost, type ProcessConfig } from "../config/mod.ts";
-import { BadParameterError, messageOf } from "../errors/mod.ts";
+import { BadParameterError, ConnectionProblemError, messageOf } from "../errors/mod.ts";
 import { writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import { type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
 import { runPeriodic } from "../node/mod.ts";
-import { NodeRegistry, SshProxy } from "../proxy/mod.ts";
-import type { Resource, Role } from "../resource/mod.ts";
+import { dialRegisteredAddr, NodeRegistry, SshProxy } from "../proxy/mod.ts";
+import { TunnelServer } from "../tunnel/mod.ts";
+import type { Resource, Role, ServerResource } from "../resource/mod.ts";
 import {
   createWebServer,
   makeProxySettings,
@@ -41,6 +42,8 @@ export interface ProxyReady {
   /** Bound SSH proxy port in separate mode; the web port in multiplex mode. */
   sshPort: number;
   tlsRouting: boolean;
+  /** Bound reverse tunnel port in separate mode; the web port in multiplex mode. */
+  tunnelPort: number;
   clusterName: string;
   hostId: string;
 }
@@ -66,6 +69,27 @@ export interface ProxyService {
 const DIAL_TIMEOUT_NS = 30_000_000_000;
 const HEARTBEAT_INTERVAL_MS = 60_000;
 const HEARTBEAT_TTL_MS = 10 * 60_000;
+
+/** Opens a TCP connection to the auth API (for agents' `@remote-auth-server` channels). */
+function dialAuthAddr(auth: Addr): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const up = net.connect({ host: auth.host, port: auth.port });
+    up.setNoDelay(true);
+    up.once(
+      "error",
+      (err) =>
+        reject(
+          new ConnectionProblemError(
+            `Cannot connect to auth at ${formatAddr(auth)}: ${err.message}`,
+          ),
+        ),
+    );
+    up.once("connect", () => {
+      up.removeAllListeners("error");
+      resolve(up);
+    });
+  });
+}
 
 /** Pipes a routed socket to the auth API, bytes untouched (the client's TLS ends at auth). */
 function passToAuth(sock: Duplex, auth: Addr, log: ReturnType<typeof getComponentLogger>): void {
@@ -102,8 +126,14 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       { count: p.publicAddrs.length, first: formatAddr(p.publicAddrs[0]!) },
     );
   }
+  // Agents check that the proxy's host certificate names the host they dialled (seed 003).
   const principalHosts = [...p.publicAddrs, ...p.sshPublicAddrs, ...p.tunnelPublicAddrs]
-    .map((a) => a.host);
+    .map((a) => a.host)
+    .concat(
+      [p.webListenAddr, p.sshListenAddr, p.tunnelListenAddr].map((a) => a.host).filter((h) =>
+        !isUnspecifiedHost(h)
+      ),
+    );
   const identityPath = hostIdentityPath(cfg.dataDir, "proxy");
   const identity = await loadOrObtainHostIdentity({
     dataDir: cfg.dataDir,
@@ -153,19 +183,64 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       clock: o.clock,
       logger: log,
     });
-    const separate = cfg.auth.proxyListenerMode === "separate";
+    // The cluster's auth decides the listener mode; a proxy with auth in-process has it in config.
+    const mode = o.localAuth !== undefined
+      ? cfg.auth.proxyListenerMode
+      : ping.proxy_listener_mode ?? cfg.auth.proxyListenerMode;
+    const separate = mode === "separate";
+    // A proxy told "separate" by auth while its file was written for multiplex gets the
+    // standard ports on the web host rather than a clash on the web port.
+    const ownPort = (a: Addr, port: number): Addr =>
+      a.host === p.webListenAddr.host && a.port === p.webListenAddr.port
+        ? { host: p.webListenAddr.host, port }
+        : a;
+    const sshListen = ownPort(p.sshListenAddr, 3023);
+    const tunnelListen = ownPort(p.tunnelListenAddr, 3024);
+    const hostKey = await importSshPrivateKey(identity.keyPem);
+    const hostCertBlob = parseAuthorizedKey(identity.sshCert).blob;
+    const userLines = new Set(identity.sshUserCaKeys ?? []);
+    const hostCa = new UserCaKeys({
+      initial: (identity.sshCaKeys ?? []).filter((k) => !userLines.has(k)),
+      read: () => auth.getResource("cert_authority", "host"),
+    });
+    await hostCa.refresh();
+    const tunnel = await TunnelServer.start({
+      hostKey,
+      hostCertificate: hostCertBlob,
+      hostCaKeys: () => hostCa.blobs,
+      clusterName,
+      proxyId: o.hostId,
+      listProxies: async () => (await auth.listProxies()).map((r) => r.metadata.name),
+      dialAuth: () => dialAuthAddr(o.authAddr),
+      version: VERSION,
+      clock: o.clock,
+      logger: getComponentLogger("proxy:tunnel"),
+    });
+    cleanups.push(() => tunnel.close());
+    const dialNode = (node: ServerResource): Promise<Duplex> => {
+      if (tunnel.has(node.metadata.name)) return tunnel.dial(node.metadata.name);
+      if (node.spec.use_tunnel === true) {
+        return Promise.reject(
+          new ConnectionProblemError(
+            `node ${node.spec.hostname} is reachable only through a reverse tunnel, and it has ` +
+              "none to this proxy now: it is offline, restarting, or still connecting; try again " +
+              "in a few seconds, and ask your administrator if it stays unreachable",
+          ),
+        );
+      }
+      return dialRegisteredAddr(node);
+    };
     const sshProxy = await SshProxy.start({
-      hostKey: await importSshPrivateKey(identity.keyPem),
-      hostCertificate: parseAuthorizedKey(identity.sshCert).blob,
+      dialNode,
+      hostKey,
+      hostCertificate: hostCertBlob,
       userCaKeys: () => userCa.blobs,
       fetchRole: async (name) => await auth.getResource("role", name) as Role,
       nodes,
       clusterName,
       clock: o.clock,
       logger: getComponentLogger("proxy:ssh"),
-      ...(separate
-        ? { listen: { hostname: p.sshListenAddr.host, port: p.sshListenAddr.port } }
-        : {}),
+      ...(separate ? { listen: { hostname: sshListen.host, port: sshListen.port } } : {}),
     });
     cleanups.push(() => sshProxy.close());
 
@@ -206,16 +281,38 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         proxySsh: (sock) => sshProxy.handleSocket(sock),
         ssh: (sock) => sshProxy.handleSocket(sock),
         auth: (sock) => passToAuth(sock, o.authAddr, log),
+        reverseTunnel: (sock) => tunnel.handleSocket(sock),
       },
     });
     cleanups.push(() => mux.close());
+    // Separate mode: the tunnel port takes SSH tunnels, TLS tunnels and the web API (agents with
+    // proxy_server pointing at it join and discover there, seed 003).
+    const tunnelMux = separate
+      ? await startMultiplexer({
+        listen: { host: tunnelListen.host, port: tunnelListen.port },
+        logger: getComponentLogger("proxy:tunnel-mux"),
+        tls: { keyPairs },
+        handlers: {
+          web: (sock) => late.web === undefined ? sock.destroy() : late.web.handleConnection(sock),
+          ssh: (sock) => tunnel.handleSocket(sock),
+          reverseTunnel: (sock) => tunnel.handleSocket(sock),
+        },
+      })
+      : undefined;
+    if (tunnelMux !== undefined) cleanups.push(() => tunnelMux.close());
+    // Runs first on close: agents are told to go elsewhere while the listeners still work.
+    cleanups.push(async () => {
+      await auth.request("DELETE", `/v1/proxies/${encodeURIComponent(o.hostId)}`).catch(() => {});
+      await tunnel.drain(3000);
+    });
     const webAddr = { host: p.webListenAddr.host, port: mux.addr.port };
-    const sshAddr = separate ? { host: p.sshListenAddr.host, port: sshProxy.addr.port } : webAddr;
+    const sshAddr = separate ? { host: sshListen.host, port: sshProxy.addr.port } : webAddr;
     settings.ssh.web_listen_addr = formatAddr(webAddr);
     settings.ssh.listen_addr = formatAddr(sshAddr);
-    settings.ssh.tunnel_listen_addr = separate
-      ? formatAddr(p.tunnelListenAddr)
-      : formatAddr(webAddr);
+    const tunnelAddr = tunnelMux !== undefined
+      ? { host: tunnelListen.host, port: tunnelMux.addr.port }
+      : webAddr;
+    settings.ssh.tunnel_listen_addr = formatAddr(tunnelAddr);
     const webServer = createWebServer({
       auth,
       clock: o.clock,
@@ -274,7 +371,9 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         version: VERSION,
         web: formatAddr(webAddr),
         routing: separate ? "off" : "on",
-        ssh: separate ? `, SSH proxy on ${formatAddr(sshAddr)}` : "",
+        ssh: separate
+          ? `, SSH proxy on ${formatAddr(sshAddr)}, reverse tunnels on ${formatAddr(tunnelAddr)}`
+          : "",
         cluster: clusterName,
       },
     );
@@ -284,6 +383,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         webPort: webAddr.port,
         sshPort: sshAddr.port,
         tlsRouting: !separate,
+        tunnelPort: tunnelAddr.port,
         clusterName,
         hostId: o.hostId,
       },
