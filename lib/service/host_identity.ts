@@ -47,6 +47,12 @@ export interface HostIdentityOptions {
   logger: Logger;
 }
 
+/** The host CA keys (authorized_keys lines) of an identity: its CA keys that are not user CA keys. */
+export function hostCaKeyLines(identity: IdentityFile): string[] {
+  const user = new Set(identity.sshUserCaKeys ?? []);
+  return (identity.sshCaKeys ?? []).filter((k) => !user.has(k));
+}
+
 /** Path of a role's identity file in the data dir. */
 export function hostIdentityPath(dataDir: string, role: string): string {
   return `${dataDir}/${role}.identity`;

@@ -34,11 +34,11 @@ import {
 import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
 import { BadParameterError } from "../errors/mod.ts";
 import { NodeService } from "../node/mod.ts";
-import { hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import { hostCaKeyLines, hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
 import { type ProxyReady, startProxyService } from "./proxy_service.ts";
 import { FileAuditLog, RecordingStore } from "../events/mod.ts";
-import { writeIdentityFile } from "../identity/mod.ts";
-import { getComponentLogger } from "../log/mod.ts";
+import { type IdentityFile, writeIdentityFile } from "../identity/mod.ts";
+import { getComponentLogger, type Logger } from "../log/mod.ts";
 import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
 import { writePidFile } from "./pid_file.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -276,48 +276,77 @@ export class TeleportProcess implements AsyncDisposable {
       identity: { certPem: identity.tlsCertPem, keyPem: identity.keyPem },
     });
     this.#cleanups.push(() => Promise.resolve(client.close()));
-    const recordingsDir = `${cfg.dataDir}/log/upload`;
-    await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
-    const node = await NodeService.start({
-      keyPem: identity.keyPem,
-      sshCert: identity.sshCert,
-      userCaKeys: identity.sshUserCaKeys ?? [],
+    const node = await this.#serveNode({
+      identity: { ...identity, sshCert: identity.sshCert },
+      identityPath,
       hostId,
-      nodeName: cfg.nodeName,
       auth: client,
+      clock,
+      log,
       listen: { hostname: cfg.ssh.listenAddr.host, port: cfg.ssh.listenAddr.port },
       ...(cfg.ssh.publicAddrs[0] !== undefined
         ? { advertiseAddr: formatAddr(cfg.ssh.publicAddrs[0]) }
         : {}),
-      labels: cfg.ssh.labels,
-      recordingsDir,
-      version: VERSION,
-      clock,
-      logger: log,
-      onUserCaKeys: async (keys) => {
-        await writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: keys });
-      },
     });
-    this.node = node;
-    this.#cleanups.push(() => node.close());
     log.info("Node {node} ({host}) is serving SSH on {addr}, cluster {cluster}", {
       node: cfg.nodeName,
       host: hostId,
       addr: `${node.addr.hostname}:${node.addr.port}`,
       cluster: node.clusterName,
     });
+    this.supervisor.broadcast(
+      "node.ready",
+      {
+        host: node.addr.hostname,
+        port: node.addr.port,
+        hostId,
+        nodeName: cfg.nodeName,
+        clusterName: node.clusterName,
+      } satisfies NodeReady,
+    );
+  }
+
+  /** Starts the node service on `identity` and stops it with the process. */
+  async #serveNode(o: {
+    identity: IdentityFile & { sshCert: string };
+    identityPath: string;
+    hostId: string;
+    auth: AuthClient;
+    clock: Clock;
+    log: Logger;
+    listen?: { hostname: string; port: number };
+    advertiseAddr?: string;
+    onStop?: () => Promise<void>;
+  }): Promise<NodeService> {
+    const cfg = this.config;
+    const recordingsDir = `${cfg.dataDir}/log/upload`;
+    await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
+    const node = await NodeService.start({
+      keyPem: o.identity.keyPem,
+      sshCert: o.identity.sshCert,
+      userCaKeys: o.identity.sshUserCaKeys ?? [],
+      hostId: o.hostId,
+      nodeName: cfg.nodeName,
+      auth: o.auth,
+      ...(o.listen !== undefined ? { listen: o.listen } : {}),
+      ...(o.advertiseAddr !== undefined ? { advertiseAddr: o.advertiseAddr } : {}),
+      labels: cfg.ssh.labels,
+      recordingsDir,
+      version: VERSION,
+      clock: o.clock,
+      logger: o.log,
+      onUserCaKeys: async (keys) => {
+        await writeIdentityFile(o.identityPath, { ...o.identity, sshUserCaKeys: keys });
+      },
+    });
+    this.node = node;
+    this.#cleanups.push(() => node.close());
     this.supervisor.run("node.ssh", async (signal) => {
       await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
       await node.close();
+      await o.onStop?.();
     });
-    const ready: NodeReady = {
-      host: node.addr.hostname,
-      port: node.addr.port,
-      hostId,
-      nodeName: cfg.nodeName,
-      clusterName: node.clusterName,
-    };
-    this.supervisor.broadcast("node.ready", ready);
+    return node;
   }
 
   /**
@@ -358,9 +387,7 @@ export class TeleportProcess implements AsyncDisposable {
         `Cannot start the node service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
       );
     }
-    const userLines = new Set(identity.sshUserCaKeys ?? []);
-    const hostCaLines = (identity.sshCaKeys ?? []).filter((k) => !userLines.has(k));
-    const hostCaBlobs = hostCaLines.map((k) => parseAuthorizedKey(k).blob);
+    const hostCaBlobs = hostCaKeyLines(identity).map((k) => parseAuthorizedKey(k).blob);
     const envTunnel = cfg.tunnelPublicAddr === undefined
       ? undefined
       : formatAddr(cfg.tunnelPublicAddr);
@@ -421,46 +448,32 @@ export class TeleportProcess implements AsyncDisposable {
       dial: () => pool.dialAuth(),
     });
     this.#cleanups.push(() => Promise.resolve(client.close()));
-    const recordingsDir = `${cfg.dataDir}/log/upload`;
-    await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
-    const node = await NodeService.start({
-      keyPem: identity.keyPem,
-      sshCert: identity.sshCert,
-      userCaKeys: identity.sshUserCaKeys ?? [],
+    const node = await this.#serveNode({
+      identity: { ...identity, sshCert: identity.sshCert },
+      identityPath,
       hostId,
-      nodeName: cfg.nodeName,
       auth: client,
-      labels: cfg.ssh.labels,
-      recordingsDir,
-      version: VERSION,
       clock,
-      logger: log,
-      onUserCaKeys: async (keys) => {
-        await writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: keys });
-      },
+      log,
+      onStop: () => pool.close(),
     });
     late.node = node;
-    this.node = node;
-    this.#cleanups.push(() => node.close());
     log.info("Node {node} ({host}) is serving SSH through reverse tunnels, cluster {cluster}", {
       node: cfg.nodeName,
       host: hostId,
       cluster: node.clusterName,
     });
-    this.supervisor.run("node.ssh", async (signal) => {
-      await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
-      await node.close();
-      await pool.close();
-    });
-    const ready: NodeReady = {
-      host: "",
-      port: 0,
-      tunnelVia: formatAddr(proxyAddr),
-      hostId,
-      nodeName: cfg.nodeName,
-      clusterName: node.clusterName,
-    };
-    this.supervisor.broadcast("node.ready", ready);
+    this.supervisor.broadcast(
+      "node.ready",
+      {
+        host: "",
+        port: 0,
+        tunnelVia: formatAddr(proxyAddr),
+        hostId,
+        nodeName: cfg.nodeName,
+        clusterName: node.clusterName,
+      } satisfies NodeReady,
+    );
   }
 
   /** Stops every service and releases the backend and pid file. Idempotent. */

@@ -30,7 +30,7 @@ import {
   type ProxySettings,
   type WebServer,
 } from "../web/mod.ts";
-import { hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import { hostCaKeyLines, hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
 import { VERSION } from "../config/mod.ts";
 import { loadWebKeyPairs } from "./web_cert.ts";
 
@@ -198,9 +198,8 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     const tunnelListen = ownPort(p.tunnelListenAddr, 3024);
     const hostKey = await importSshPrivateKey(identity.keyPem);
     const hostCertBlob = parseAuthorizedKey(identity.sshCert).blob;
-    const userLines = new Set(identity.sshUserCaKeys ?? []);
     const hostCa = new UserCaKeys({
-      initial: (identity.sshCaKeys ?? []).filter((k) => !userLines.has(k)),
+      initial: hostCaKeyLines(identity),
       read: () => auth.getResource("cert_authority", "host"),
     });
     await hostCa.refresh();
