@@ -7,17 +7,23 @@
  *   `deno run`, so the start-up of an idle Deno program (`tsh version`) is measured too and
  *   shown beside it;
  * - bulk: `cat` of a `--mib` MiB file out (download) and `wc -c` of it in (upload).
- * - also the stock `ssh` through `tsh config` (ProxyCommand `tsh proxy ssh`).
+ * - also the stock `ssh` through `tsh config` (ProxyCommand `tsh proxy ssh`);
+ * - `tsh ssh` to a tunnel node: a second `teleport start --roles=node --proxy-server=…` process
+ *   that reaches the proxy only through its reverse tunnel (TLS routing on the web port);
+ * - `tsh ssh` through an HTTP CONNECT proxy (tinyproxy with Basic auth, `HTTPS_PROXY`): the web
+ *   listener binds 0.0.0.0 and that profile logs in to a non-loopback address of this machine,
+ *   since loopback destinations always bypass the proxy; the bench fails unless tinyproxy logged
+ *   a CONNECT for every run.
  *
  * Run as root (it creates the OS user `td_bench`):
  *   npx -y deno@2.9.6 run -A bench/proxy_ssh.ts [--runs=30] [--mib=128]
  * Prints a table and the ratios ours / OpenSSH.
  */
 import { parseArgs } from "node:util";
-import { benchSetup, out, percentile, timed } from "./_common.ts";
+import { benchSetup, eachLine, out, percentile, settle, startDaemon, timed } from "./_common.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
-import { freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
-import { inviteAndEnroll, tshLogin } from "../tests/e2e/_proxy.ts";
+import { findTool, freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
+import { inviteAndEnroll, TEST_PASSWORD, tshLogin } from "../tests/e2e/_proxy.ts";
 
 const { values } = parseArgs({
   options: { runs: { type: "string", default: "30" }, mib: { type: "string", default: "128" } },
@@ -39,6 +45,63 @@ async function find(dir: string, re: RegExp): Promise<string> {
   throw new Error(`no file matching ${re} under ${dir}`);
 }
 
+/** The first global IPv4 address of this machine (CONNECT proxies are bypassed for loopback). */
+async function nonLoopbackIpv4(): Promise<string> {
+  const r = await run("ip", ["-4", "-o", "addr", "show", "scope", "global"]);
+  const m = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(r.out);
+  if (r.code !== 0 || m === null) {
+    throw new Error(`Cannot find a non-loopback IPv4 address (ip -4 -o addr): ${r.out}${r.err}`);
+  }
+  return m[1]!;
+}
+
+/** tinyproxy in the foreground on 127.0.0.1 with Basic auth and every CONNECT port allowed. */
+async function startTinyproxy(dir: string, user: string, password: string) {
+  const port = freePort();
+  await Deno.writeTextFile(
+    `${dir}/tinyproxy.conf`,
+    [
+      `Port ${port}`,
+      "Listen 127.0.0.1",
+      "Timeout 600",
+      "LogLevel Info",
+      `PidFile "${dir}/tinyproxy.pid"`,
+      "MaxClients 100",
+      "DisableViaHeader Yes",
+      `BasicAuth ${user} ${password}`,
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+  const bin = findTool("tinyproxy");
+  if (bin === undefined) throw new Error("Cannot find tinyproxy: apt-get install tinyproxy");
+  const child = new Deno.Command(bin, {
+    args: ["-d", "-c", `${dir}/tinyproxy.conf`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  const listening = Promise.withResolvers<void>();
+  const onLine = (l: string) => {
+    log += l + "\n";
+    if (/Starting main loop|Accepting connections/.test(l)) listening.resolve();
+  };
+  const done = Promise.all([eachLine(child.stdout, onLine), eachLine(child.stderr, onLine)]);
+  child.status.then(() => listening.reject(new Error(`tinyproxy exited:\n${log}`)));
+  await listening.promise;
+  return {
+    url: `http://${user}:${password}@127.0.0.1:${port}`,
+    /** Targets of the CONNECT requests seen so far. */
+    connects: () => [...log.matchAll(/CONNECT (\S+) HTTP/g)].map((m) => m[1]!),
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGTERM");
+      await child.status;
+      await done;
+    },
+  };
+}
+
 const dir = await benchSetup("tp-bench-proxy-", LOGIN);
 const config = `${dir}/teleport.yaml`;
 const webPort = freePort();
@@ -57,7 +120,7 @@ auth_service:
   proxy_listener_mode: multiplex
 proxy_service:
   enabled: true
-  web_listen_addr: 127.0.0.1:${webPort}
+  web_listen_addr: 0.0.0.0:${webPort}
 ssh_service:
   enabled: true
   listen_addr: 127.0.0.1:${freePort()}
@@ -66,6 +129,7 @@ ssh_service:
 const tp = await startTeleport(["--config", config]);
 const home = `${dir}/tsh`;
 const tshEnv = { TELEPORT_HOME: home };
+const cleanups: Array<() => Promise<unknown>> = [];
 try {
   const tctl = async (...args: string[]) => {
     const r = await runCli(["tctl", "-c", config, ...args]);
@@ -82,6 +146,8 @@ try {
   });
   const login = await tshLogin({ home, webPort, user: "bench", totp });
   if (login.code !== 0) throw new Error(`tsh login: ${login.stderr}`);
+  // The TOTP step the login used (or a later one): the next login needs a newer step.
+  const usedStep = Math.floor((Date.now() + 30_000) / 30_000);
   const cfg = await runCli(["tsh", "config"], { env: tshEnv });
   await Deno.writeTextFile(`${dir}/tsh_ssh_config`, cfg.stdout);
 
@@ -117,13 +183,62 @@ try {
     `Host jump\n  Port ${jump.port}\n${common}\nHost target\n  Port ${target.port}\n  ProxyJump jump\n${common}`,
   );
 
+  // A tunnel node: joins through the proxy and serves SSH only over its reverse tunnel.
+  const tok = JSON.parse(await tctl("tokens", "add", "--type=node", "--format=json")) as {
+    token: string;
+    ca_pins: string[];
+  };
+  const tunnelNode = await startDaemon([
+    "--roles=node",
+    `--proxy-server=127.0.0.1:${webPort}`,
+    `--token=${tok.token}`,
+    ...tok.ca_pins.map((p) => `--ca-pin=${p}`),
+    "--insecure",
+    `--data-dir=${dir}/tunnel-node`,
+    "--nodename=bench-tunnel",
+  ]);
+  cleanups.push(() => tunnelNode.stop());
+  if (!/Reverse tunnel to proxy \S+ at \S+ is up/.test(tunnelNode.logs())) {
+    throw new Error(`the tunnel node is ready but logged no tunnel:\n${tunnelNode.logs()}`);
+  }
+  out(`tunnel node bench-tunnel ready in ${(tunnelNode.startMs / 1000).toFixed(1)} s`);
+
+  // HTTP CONNECT: tinyproxy, and a second profile logged in to a non-loopback address through it.
+  const ip = await nonLoopbackIpv4();
+  await using tinyproxy = await startTinyproxy(dir, "bench", "bench-proxy-pass");
+  const connectEnv = { TELEPORT_HOME: `${dir}/tsh-connect`, HTTPS_PROXY: tinyproxy.url };
+  while (Math.floor((Date.now() + 30_000) / 30_000) <= usedStep) await settle(500);
+  const login2 = await runCli(
+    ["tsh", "login", `--proxy=${ip}:${webPort}`, "--user=bench", "--insecure"],
+    {
+      env: connectEnv,
+      stdin: `${TEST_PASSWORD}\n${totp.generate({ timestamp: Date.now() + 30_000 })}\n`,
+    },
+  );
+  if (login2.code !== 0) throw new Error(`tsh login through tinyproxy: ${login2.stderr}`);
+  if (!tinyproxy.connects().includes(`${ip}:${webPort}`)) {
+    throw new Error(
+      `tsh login did not go through tinyproxy (CONNECTs: ${tinyproxy.connects().join(", ")})`,
+    );
+  }
+
   type Way = { name: string; cmd: (remote: string) => [string, string[], Record<string, string>?] };
+  const tsh = (target: string, r: string): [string, string[]] => [
+    Deno.execPath(),
+    ["run", "-A", MAIN, "tsh", "ssh", target, r],
+  ];
   const ways: Way[] = [
     {
       name: "tsh ssh via proxy (TLS routing)",
-      cmd: (
-        r,
-      ) => [Deno.execPath(), ["run", "-A", MAIN, "tsh", "ssh", `${LOGIN}@bench-node`, r], tshEnv],
+      cmd: (r) => [...tsh(`${LOGIN}@bench-node`, r), tshEnv],
+    },
+    {
+      name: "tsh ssh to a tunnel node",
+      cmd: (r) => [...tsh(`${LOGIN}@bench-tunnel`, r), tshEnv],
+    },
+    {
+      name: "tsh ssh via HTTP CONNECT (tinyproxy)",
+      cmd: (r) => [...tsh(`${LOGIN}@bench-node`, r), connectEnv],
     },
     {
       name: "ssh via tsh config (ProxyCommand)",
@@ -140,11 +255,30 @@ try {
   };
   const startup: number[] = [];
   const latency = new Map<string, number[]>(ways.map((w) => [w.name, []]));
+  // Warm-up; the tunnel node is listed once its first heartbeat reached auth and the proxy.
+  const deadline = Date.now() + 60_000;
+  for (let ok = false; !ok;) {
+    try {
+      await timed(() => exec(ways[1]!, "true"));
+      ok = true;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await settle(1000);
+    }
+  }
   for (let i = 0; i < 2; i++) for (const w of ways) await timed(() => exec(w, "true"));
+  const connectsBefore = tinyproxy.connects().length;
   for (let i = 0; i < RUNS; i++) {
     for (const w of ways) latency.get(w.name)!.push(await timed(() => exec(w, "true")));
     startup.push(
       await timed(() => run(Deno.execPath(), ["run", "-A", MAIN, "tsh", "version"])),
+    );
+  }
+  const connects = tinyproxy.connects().slice(connectsBefore);
+  if (connects.filter((t) => t === `${ip}:${webPort}`).length < RUNS) {
+    throw new Error(
+      `tinyproxy saw ${connects.length} CONNECTs for ${RUNS} runs through it: the CONNECT row ` +
+        "did not measure a proxied connection",
     );
   }
 
@@ -198,11 +332,16 @@ try {
       }`,
     );
   }
-  const openssh = ways[2]!.name;
+  const openssh = ways.at(-1)!.name;
   const p = (name: string, q: number) => percentile(sorted(latency.get(name)!), q);
   out();
+  out(
+    `tinyproxy: ${connects.length} CONNECTs to ${ip}:${webPort} during the ${RUNS} timed runs ` +
+      "through it",
+  );
+  out();
   out("ratios (ours / OpenSSH -J; latency >1 = slower, throughput <1 = slower)");
-  for (const w of ways.slice(0, 2)) {
+  for (const w of ways.slice(0, -1)) {
     out(
       `  ${w.name}: latency p50 ${(p(w.name, 50) / p(openssh, 50)).toFixed(2)}  p99 ${
         (p(w.name, 99) / p(openssh, 99)).toFixed(2)
@@ -214,6 +353,7 @@ try {
     );
   }
 } finally {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
   await tp.stop();
   await Deno.remove(dir, { recursive: true });
 }
