@@ -10,10 +10,10 @@
  * - also the stock `ssh` through `tsh config` (ProxyCommand `tsh proxy ssh`);
  * - `tsh ssh` to a tunnel node: a second `teleport start --roles=node --proxy-server=…` process
  *   that reaches the proxy only through its reverse tunnel (TLS routing on the web port);
- * - `tsh ssh` through an HTTP CONNECT proxy (tinyproxy with Basic auth, `HTTPS_PROXY`): the web
- *   listener binds 0.0.0.0 and that profile logs in to a non-loopback address of this machine,
- *   since loopback destinations always bypass the proxy; the bench fails unless tinyproxy logged
- *   a CONNECT for every run.
+ * - `tsh ssh` through an HTTP CONNECT proxy (tinyproxy with Basic auth, and squid, each through
+ *   `HTTPS_PROXY`): the web listener binds 0.0.0.0 and that profile logs in to a non-loopback
+ *   address of this machine, since loopback destinations always bypass the proxy; the bench
+ *   fails unless each proxy logged a CONNECT for every run.
  *
  * Run as root (it creates the OS user `td_bench`):
  *   npx -y deno@2.9.6 run -A bench/proxy_ssh.ts [--runs=30] [--mib=128]
@@ -29,6 +29,8 @@ const { values } = parseArgs({
   options: { runs: { type: "string", default: "30" }, mib: { type: "string", default: "128" } },
 });
 const RUNS = Number(values.runs);
+// Deno's own update check would add a CONNECT to dl.deno.land to every run through a proxy.
+Deno.env.set("DENO_NO_UPDATE_CHECK", "1");
 const MIB = Number(values.mib);
 const LOGIN = "td_bench";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -53,6 +55,66 @@ async function nonLoopbackIpv4(): Promise<string> {
     throw new Error(`Cannot find a non-loopback IPv4 address (ip -4 -o addr): ${r.out}${r.err}`);
   }
   return m[1]!;
+}
+
+/**
+ * squid in the foreground on 127.0.0.1, no auth, CONNECT to any port, no cache: a second CONNECT
+ * proxy beside tinyproxy (tinyproxy leaves Nagle on, squid does not: the difference shows).
+ */
+async function startSquid(dir: string) {
+  const port = freePort();
+  const sq = `${dir}/squid`;
+  await Deno.mkdir(sq);
+  await Deno.chmod(sq, 0o777); // squid drops to its own user for its logs
+  await Deno.writeTextFile(
+    `${sq}/squid.conf`,
+    [
+      `http_port 127.0.0.1:${port}`,
+      "http_access allow localhost",
+      "http_access deny all",
+      "cache deny all",
+      "shutdown_lifetime 0 seconds",
+      `pid_filename ${sq}/squid.pid`,
+      `access_log stdio:${sq}/access.log`,
+      `cache_log ${sq}/cache.log`,
+      `coredump_dir ${sq}`,
+      "",
+    ].join("\n"),
+  );
+  const bin = findTool("squid");
+  if (bin === undefined) throw new Error("Cannot find squid: apt-get install squid");
+  const child = new Deno.Command(bin, {
+    args: ["-N", "-f", `${sq}/squid.conf`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  const errDone = eachLine(child.stderr, (l) => err += l + "\n");
+  let exited = false;
+  child.status.then(() => exited = true);
+  for (let i = 0;; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      if (exited || i > 300) throw new Error(`squid did not start:\n${err}`);
+      await settle(100);
+    }
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    /** Targets of the CONNECT requests logged so far. */
+    connects: async () =>
+      [...(await Deno.readTextFile(`${sq}/access.log`).catch(() => "")).matchAll(
+        / CONNECT (\S+) /g,
+      )].map((m) => m[1]!),
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGINT");
+      await child.status;
+      await errDone;
+    },
+  };
 }
 
 /** tinyproxy in the foreground on 127.0.0.1 with Basic auth and every CONNECT port allowed. */
@@ -222,6 +284,9 @@ try {
     );
   }
 
+  await using squid = await startSquid(dir);
+  const squidEnv = { TELEPORT_HOME: connectEnv.TELEPORT_HOME, HTTPS_PROXY: squid.url };
+
   type Way = { name: string; cmd: (remote: string) => [string, string[], Record<string, string>?] };
   const tsh = (target: string, r: string): [string, string[]] => [
     Deno.execPath(),
@@ -239,6 +304,10 @@ try {
     {
       name: "tsh ssh via HTTP CONNECT (tinyproxy)",
       cmd: (r) => [...tsh(`${LOGIN}@bench-node`, r), connectEnv],
+    },
+    {
+      name: "tsh ssh via HTTP CONNECT (squid)",
+      cmd: (r) => [...tsh(`${LOGIN}@bench-node`, r), squidEnv],
     },
     {
       name: "ssh via tsh config (ProxyCommand)",
@@ -268,18 +337,23 @@ try {
   }
   for (let i = 0; i < 2; i++) for (const w of ways) await timed(() => exec(w, "true"));
   const connectsBefore = tinyproxy.connects().length;
+  const squidBefore = (await squid.connects()).length;
   for (let i = 0; i < RUNS; i++) {
     for (const w of ways) latency.get(w.name)!.push(await timed(() => exec(w, "true")));
     startup.push(
       await timed(() => run(Deno.execPath(), ["run", "-A", MAIN, "tsh", "version"])),
     );
   }
-  const connects = tinyproxy.connects().slice(connectsBefore);
-  if (connects.filter((t) => t === `${ip}:${webPort}`).length < RUNS) {
-    throw new Error(
-      `tinyproxy saw ${connects.length} CONNECTs for ${RUNS} runs through it: the CONNECT row ` +
-        "did not measure a proxied connection",
-    );
+  const webTarget = `${ip}:${webPort}`;
+  const connects = tinyproxy.connects().slice(connectsBefore).filter((t) => t === webTarget);
+  const squidConnects = (await squid.connects()).slice(squidBefore).filter((t) => t === webTarget);
+  for (const [name, seen] of [["tinyproxy", connects], ["squid", squidConnects]] as const) {
+    if (seen.length < RUNS) {
+      throw new Error(
+        `${name} saw ${seen.length} CONNECTs for ${RUNS} runs through it: its row did not ` +
+          "measure a proxied connection",
+      );
+    }
   }
 
   const big = `${dir}/big.bin`;
@@ -336,8 +410,8 @@ try {
   const p = (name: string, q: number) => percentile(sorted(latency.get(name)!), q);
   out();
   out(
-    `tinyproxy: ${connects.length} CONNECTs to ${ip}:${webPort} during the ${RUNS} timed runs ` +
-      "through it",
+    `CONNECTs to ${ip}:${webPort} during the ${RUNS} timed runs through each: tinyproxy ` +
+      `${connects.length}, squid ${squidConnects.length} (tsh opens several connections per run)`,
   );
   out();
   out("ratios (ours / OpenSSH -J; latency >1 = slower, throughput <1 = slower)");

@@ -18,10 +18,12 @@
  *
  * Run as root (it creates the OS user `td_bench` for sshd):
  *   npx -y deno@2.9.6 task bench:tunnels [--n=1000,10000] [--workers=4] [--parallel=24]
- *     [--openssh=200] [--mode=separate|multiplex] [--timeout=300]
+ *     [--openssh=200] [--mode=separate|multiplex] [--timeout=300] [--no-warmup]
  * `--workers` defaults to one per 2,500 agents; `--mode=multiplex` sends tunnels as TLS with
  * ALPN `teleport-reversetunnel` to the web port instead of SSH to the tunnel port; `--timeout`
- * (seconds) bounds each wait. Not a test: it asserts nothing about timing.
+ * (seconds) bounds each wait; `--no-warmup` skips the workers' createHash() warm-up (see
+ * _tunnel_agents.ts). TP_BENCH_AGENT_LOG=WARN|INFO|DEBUG echoes the logs of proxy and agents.
+ * The proxy logs at WARN. Not a test: it asserts nothing about timing.
  */
 import { parseArgs } from "node:util";
 import { AuthClient } from "../lib/authclient/mod.ts";
@@ -251,6 +253,9 @@ interface Result {
   workers: number;
   registerMs: number;
   coldMs: number | string;
+  /** Per agent: ms from spawning the workers to its tunnel being up. */
+  coldTimes: number[];
+  workersStartedMs: number;
   proxyIdleKiB: number;
   proxyUpKiB: number;
   proxyCpuPct: number;
@@ -339,8 +344,9 @@ ${
       starts.push(started);
     }
     await Promise.all(starts);
+    const workersStartedMs = Date.now() - t0;
     const fdLimit = Math.min(openFilesLimit(tp.pid), ...running.map((w) => openFilesLimit(w.pid)));
-    out(`N=${n}: ${running.length} workers started in ${sec(Date.now() - t0)} s; dialling…`);
+    out(`N=${n}: ${running.length} workers started in ${sec(workersStartedMs)} s; dialling…`);
     const total = () => running.reduce((s, w) => s + w.up, 0);
     const since = () => running.reduce((s, w) => s + w.sinceMark, 0);
     const allUp = await changes.until(() => total() === n, TIMEOUT_MS);
@@ -356,6 +362,10 @@ ${
       );
     }
 
+    const coldTimes = sorted(
+      (await Promise.all(running.map((w) => w.report()))).flatMap((r) => r.times)
+        .filter((t) => t >= t0).map((t) => t - t0),
+    );
     await settle(5000);
     const proxyUpKiB = procStatusKiB(tp.pid, "VmRSS");
     const workersKiB = running.reduce((s, w) => s + procStatusKiB(w.pid, "VmRSS"), 0);
@@ -391,6 +401,8 @@ ${
       workers: running.length,
       registerMs: reg.ms,
       coldMs,
+      coldTimes,
+      workersStartedMs,
       proxyIdleKiB,
       proxyUpKiB,
       proxyCpuPct,
@@ -534,7 +546,12 @@ row("N (tunnels)", (r) => `${r.n}`);
 row("agent worker processes", (r) => `${r.workers}`);
 row("open-files limit (lowest of proxy and workers)", (r) => `${r.fdLimit}`);
 row(`registration, ${PARALLEL} in parallel (s)`, (r) => sec(r.registerMs));
+row("agent workers started, keys imported (s)", (r) => sec(r.workersStartedMs));
 row("cold start: all N tunnels up (s)", (r) => time(r.coldMs));
+row(
+  "  per agent p50 / p99 (s from spawning the workers)",
+  (r) => `${pct(r.coldTimes, 50)}/${pct(r.coldTimes, 99)}`,
+);
 row("proxy RSS idle, fresh process (MiB)", (r) => mib(r.proxyIdleKiB));
 row("proxy RSS with N tunnels (MiB)", (r) => mib(r.proxyUpKiB));
 row("proxy RSS per tunnel (KiB)", (r) => perTunnel(r).toFixed(1));
@@ -589,9 +606,9 @@ if (ssh) {
   for (const r of results) {
     out(
       `  N=${r.n}: proxy per tunnel / sshd per connection: RSS ${
-        (perTunnel(r) / ssh.rssPerConn).toFixed(2)
+        (perTunnel(r) / ssh.rssPerConn).toFixed(3)
       }  PSS ${(perTunnel(r) / ssh.pssPerConn).toFixed(2)}; agent / ssh client: RSS ${
-        (perAgent(r) / ssh.clientRss).toFixed(2)
+        (perAgent(r) / ssh.clientRss).toFixed(3)
       }  PSS ${(perAgent(r) / ssh.clientPss).toFixed(2)}`,
     );
   }
