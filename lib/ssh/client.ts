@@ -191,6 +191,13 @@ export class SshClient implements AsyncDisposable {
   /** See {@link connectSsh}. */
   static async connect(options: ConnectSshOptions): Promise<SshClient> {
     const log = options.logger ?? getComponentLogger("ssh:client");
+    // A given stream may close while we prepare the key below; ssh2 attached later would never
+    // see it (Deno's node:net reads EOF with no reader), so watch it from the start.
+    const given = options.socket;
+    let givenClosed = given !== undefined && (given.destroyed || given.readableEnded);
+    const onGivenClose = () => givenClosed = true;
+    given?.once("close", onGivenClose);
+    given?.once("end", onGivenClose);
     let cert: SshCertificate;
     try {
       cert = parseSshCertificate(options.certificate);
@@ -229,6 +236,11 @@ export class SshClient implements AsyncDisposable {
     options.signal?.addEventListener("abort", onOuterAbort, { once: true });
     let socket: Duplex | undefined;
     try {
+      given?.off("close", onGivenClose);
+      given?.off("end", onGivenClose);
+      if (givenClosed) {
+        throw new ConnectionProblemError(`Cannot connect to ${where}: connection closed`);
+      }
       socket = options.socket ?? await dial(host, port, abort.signal);
       (socket as Partial<Socket>).setNoDelay?.(true);
       return await SshClient.#handshake(options, socket, certKey, {
@@ -334,21 +346,31 @@ export class SshClient implements AsyncDisposable {
         } catch {
           // refused below
         }
-        Promise.resolve()
-          .then(() =>
-            algorithm === ""
-              ? false
-              : options.verifyHostKey({ keyBlob: blob, algorithm, host: ctx.host, port: ctx.port })
-          )
-          .then((ok) => {
-            if (ok === true) hostKey = blob;
-            else hostRefused = true;
-            verify(ok === true);
-          }, (err) => {
-            ctx.log.error("verifyHostKey failed: {error}", { error: String(err) });
-            hostRefused = true;
-            verify(false);
-          });
+        // ssh2's kex.js finish() is not re-entrant, and Deno may run pending microtasks inside
+        // the first createHash() of a process (which finish() calls): a verdict delivered from
+        // a microtask can land in the middle of it and the client never sends NEWKEYS. So a
+        // plain verdict is returned synchronously, and an asynchronous one from a macrotask.
+        const settle = (ok: boolean) => {
+          if (ok) hostKey = blob;
+          else hostRefused = true;
+          return ok;
+        };
+        const fail = (err: unknown) => {
+          ctx.log.error("verifyHostKey failed: {error}", { error: String(err) });
+          return settle(false);
+        };
+        let verdict: boolean | Promise<boolean>;
+        try {
+          verdict = algorithm === ""
+            ? false
+            : options.verifyHostKey({ keyBlob: blob, algorithm, host: ctx.host, port: ctx.port });
+        } catch (err) {
+          return fail(err);
+        }
+        if (!(verdict instanceof Promise)) return settle(verdict === true);
+        verdict.then((ok) => settle(ok === true), fail).then((ok) =>
+          setTimeout(() => verify(ok), 0)
+        );
         return undefined;
       },
       authHandler: () => {
