@@ -10,6 +10,7 @@ Deno.test("connectSsh() fails at once when the given socket closed before the ha
   try {
     const port = (server.address() as net.AddressInfo).port;
     const socket = net.connect({ host: "127.0.0.1", port });
+    socket.setNoDelay(true);
     await new Promise((r) => socket.once("connect", r));
     await new Promise((r) => setTimeout(r, 50)); // the peer's close arrives with no reader
     const user = await (await testCa()).user(["u"]);
