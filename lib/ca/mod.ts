@@ -58,7 +58,7 @@ export {
   type SshSignature,
   verifySshSignature,
 } from "./ssh_signature.ts";
-export { type Bytes, concatBytes, SshReader, SshWriter } from "./ssh_wire.ts";
+export { type Bytes, bytesEqual, concatBytes, SshReader, SshWriter } from "./ssh_wire.ts";
 export {
   createX509Ca,
   type CreateX509CaOptions,

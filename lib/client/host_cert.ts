@@ -7,6 +7,7 @@
  * the expected principal, and certifies exactly the key the server presented.
  */
 import {
+  bytesEqual,
   parseAuthorizedKey,
   parseSshCertificate,
   type SshCertificate,
@@ -105,8 +106,4 @@ export async function verifyHostCertificate(
     );
   }
   return cert;
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

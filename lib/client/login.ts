@@ -13,6 +13,7 @@
 import type { Clock } from "../clock/mod.ts";
 import { RealClock } from "../clock/mod.ts";
 import {
+  bytesEqual,
   formatAuthorizedKey,
   generateSshKeyPair,
   generateTlsKeyPair,
@@ -219,8 +220,4 @@ function decodeText(value: unknown, plainPrefix: string): string {
   } catch {
     throw new BadParameterError("Cannot log in: the proxy's answer has a field that is not base64");
   }
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

@@ -23,6 +23,7 @@ function readAll(s: Duplex): Promise<string> {
 function connect(port: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: "127.0.0.1", port });
+    s.setNoDelay(true);
     s.once("connect", () => resolve(s));
     s.once("error", reject);
   });

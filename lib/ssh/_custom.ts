@@ -10,12 +10,16 @@ import type { Logger } from "../log/mod.ts";
 import {
   CHANNEL_OPEN_FAILURE_CODES,
   closeAfterStderr,
+  openCustomChannel,
   type RawChannelOpen,
   type RawChannelRequest,
   type RawGlobalRequest,
   sendChannelRequest,
+  sendGlobalRequest,
   setChannelRequestSink,
+  Ssh2AdaptationError,
   type Ssh2Channel,
+  type Ssh2Connection,
   writeChannelStderr,
 } from "./_ssh2.ts";
 import type {
@@ -320,4 +324,49 @@ export function openError(what: string, err: unknown): Error {
 
 export function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Opens a channel of a custom type on a live connection (client or server side);
+ * `live` returns the ssh2 connection or throws when it is gone.
+ */
+export async function openChannelOn(
+  live: (what: string) => Ssh2Connection,
+  type: string,
+  log: Logger,
+): Promise<SshChannel> {
+  checkSshName("open channel", type);
+  const what = `Cannot open ${type} channel`;
+  const conn = live(what);
+  let raw: Ssh2Channel;
+  try {
+    raw = await openCustomChannel(conn, type);
+  } catch (err) {
+    throw openError(what, err);
+  }
+  return makeSshChannel(raw, log);
+}
+
+/** Sends a global request on a live connection; see SshClient.globalRequest. */
+export async function globalRequestOn(
+  live: (what: string) => Ssh2Connection,
+  name: string,
+  data: Uint8Array | undefined,
+  options: { wantReply?: boolean },
+): Promise<{ ok: boolean; data: Uint8Array }> {
+  checkSshName("send global request", name);
+  const what = `Cannot send global request ${JSON.stringify(name)}`;
+  checkBytes(what.slice("Cannot ".length), data);
+  const conn = live(what);
+  try {
+    return await sendGlobalRequest(
+      conn,
+      name,
+      data ?? new Uint8Array(0),
+      options.wantReply ?? true,
+    );
+  } catch (err) {
+    if (err instanceof Ssh2AdaptationError) throw err;
+    throw new ConnectionProblemError(`${what}: the connection closed`, { cause: err });
+  }
 }

@@ -16,6 +16,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import {
+  bytesEqual,
   concatBytes,
   formatOpenSshPrivateKey,
   parseSshCertificate,
@@ -33,13 +34,10 @@ import {
   installChannelOpens,
   installCustomChannels,
   installGlobalRequests,
-  openCustomChannel,
   openRawSession,
   parseSsh2PrivateKey,
   pingServer,
-  sendGlobalRequest,
   sessionRequest,
-  Ssh2AdaptationError,
   type Ssh2Channel,
   type Ssh2Client,
   Ssh2ClientClass,
@@ -56,11 +54,11 @@ import type {
   WindowSize,
 } from "./channel.ts";
 import {
-  checkBytes,
   checkSshName,
   globalRequest,
-  makeSshChannel,
+  globalRequestOn,
   offerChannelOpen,
+  openChannelOn,
   openError,
   rejectionCode,
   RequestQueue,
@@ -206,7 +204,7 @@ export class SshClient implements AsyncDisposable {
         cause: err,
       });
     }
-    if (!equalBytes(cert.publicKeyBlob, options.key.publicKeyBlob)) {
+    if (!bytesEqual(cert.publicKeyBlob, options.key.publicKeyBlob)) {
       throw new BadParameterError(
         "Cannot connect over SSH: the certificate is not for the given key",
       );
@@ -515,17 +513,8 @@ export class SshClient implements AsyncDisposable {
    * AccessDeniedError when the server refuses it as administratively prohibited, else
    * ConnectionProblemError, both carrying the server's description.
    */
-  async openChannel(type: string): Promise<SshChannel> {
-    checkSshName("open channel", type);
-    const what = `Cannot open ${type} channel`;
-    if (this.#gone) throw new ConnectionProblemError(`${what}: the connection is closed`);
-    let raw: Ssh2Channel;
-    try {
-      raw = await openCustomChannel(this.#client, type);
-    } catch (err) {
-      throw openError(what, err);
-    }
-    return makeSshChannel(raw, this.#log);
+  openChannel(type: string): Promise<SshChannel> {
+    return openChannelOn((what) => this.#live(what), type, this.#log);
   }
 
   /**
@@ -534,26 +523,18 @@ export class SshClient implements AsyncDisposable {
    * without, once queued. Rejects with ConnectionProblemError when the connection closes
    * first. Replies are matched in request order, also alongside keepalive probes.
    */
-  async globalRequest(
+  globalRequest(
     name: string,
     data?: Uint8Array,
     options: { wantReply?: boolean } = {},
   ): Promise<{ ok: boolean; data: Uint8Array }> {
-    checkSshName("send global request", name);
-    const what = `Cannot send global request ${JSON.stringify(name)}`;
-    checkBytes(what.slice("Cannot ".length), data);
+    return globalRequestOn((what) => this.#live(what), name, data, options);
+  }
+
+  /** The ssh2 connection, or a ConnectionProblemError when it is gone. */
+  #live(what: string): Ssh2Client {
     if (this.#gone) throw new ConnectionProblemError(`${what}: the connection is closed`);
-    try {
-      return await sendGlobalRequest(
-        this.#client,
-        name,
-        data ?? new Uint8Array(0),
-        options.wantReply ?? true,
-      );
-    } catch (err) {
-      if (err instanceof Ssh2AdaptationError) throw err;
-      throw new ConnectionProblemError(`${what}: the connection closed`, { cause: err });
-    }
+    return this.#client;
   }
 
   /**
@@ -729,8 +710,4 @@ function dial(host: string, port: number, signal: AbortSignal): Promise<Socket> 
       resolve(socket);
     });
   });
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

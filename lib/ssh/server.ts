@@ -19,6 +19,7 @@
 import { createServer, type Server as NetServer } from "node:net";
 import type { Duplex } from "node:stream";
 import {
+  bytesEqual,
   formatOpenSshPrivateKey,
   isSshCertificateType,
   parseSshCertificate,
@@ -44,11 +45,8 @@ import {
   installEarlyInput,
   installGlobalReplies,
   installHostCertificateKex,
-  openCustomChannel,
   parseSsh2PrivateKey,
   releaseBareSession,
-  sendGlobalRequest,
-  Ssh2AdaptationError,
   type Ssh2AuthContext,
   type Ssh2Channel,
   type Ssh2IncomingClient,
@@ -68,11 +66,10 @@ import type {
   WindowSize,
 } from "./channel.ts";
 import {
-  checkBytes,
   checkSshName,
-  makeSshChannel,
+  globalRequestOn,
   offerChannelOpen,
-  openError,
+  openChannelOn,
   runHandler,
 } from "./_custom.ts";
 import { parseTerminalModes } from "./terminal_modes.ts";
@@ -480,7 +477,7 @@ export class SshServer<T> implements AsyncDisposable {
             "certificate",
         );
       }
-      if (!equalBytes(cert.publicKeyBlob, options.hostKey.publicKeyBlob)) {
+      if (!bytesEqual(cert.publicKeyBlob, options.hostKey.publicKeyBlob)) {
         throw new BadParameterError(
           "Cannot start SSH server: host certificate is not for the host key",
         );
@@ -1021,39 +1018,16 @@ class ConnectionImpl<T> implements SshConnection<T> {
     });
   }
 
-  async openChannel(type: string): Promise<SshChannel> {
-    checkSshName("open channel", type);
-    const what = `Cannot open ${type} channel`;
-    const client = this.#live(what);
-    let raw: Ssh2Channel;
-    try {
-      raw = await openCustomChannel(client, type);
-    } catch (err) {
-      throw openError(what, err);
-    }
-    return makeSshChannel(raw, this.#log);
+  openChannel(type: string): Promise<SshChannel> {
+    return openChannelOn((what) => this.#live(what), type, this.#log);
   }
 
-  async globalRequest(
+  globalRequest(
     name: string,
     data?: Uint8Array,
     options: { wantReply?: boolean } = {},
   ): Promise<{ ok: boolean; data: Uint8Array }> {
-    checkSshName("send global request", name);
-    const what = `Cannot send global request ${JSON.stringify(name)}`;
-    checkBytes(what.slice("Cannot ".length), data);
-    const client = this.#live(what);
-    try {
-      return await sendGlobalRequest(
-        client,
-        name,
-        data ?? new Uint8Array(0),
-        options.wantReply ?? true,
-      );
-    } catch (err) {
-      if (err instanceof Ssh2AdaptationError) throw err;
-      throw new ConnectionProblemError(`${what}: the connection closed`, { cause: err });
-    }
+    return globalRequestOn((what) => this.#live(what), name, data, options);
   }
 
   /** The ssh2 connection, or a ConnectionProblemError when it is gone. */
@@ -1312,8 +1286,4 @@ function num(v: unknown): number {
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

@@ -13,7 +13,8 @@
 import { isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import { concatBytes, parseSshCertificate, verifySshCertificate } from "../ca/mod.ts";
+import { bytesEqual, concatBytes, parseSshCertificate, verifySshCertificate } from "../ca/mod.ts";
+import { joinHostPort } from "../net/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { AccessDeniedError, ConnectionProblemError, messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
@@ -235,7 +236,7 @@ export class AgentPool implements AsyncDisposable {
   /** One attempt: dial, log in, check the proxy; "duplicate" when that proxy has a tunnel. */
   async #connect(addr: TunnelAddr): Promise<"new" | "duplicate"> {
     const o = this.#o;
-    const where = formatAddr(addr);
+    const where = joinHostPort(addr.host, addr.port);
     const timeoutMs = o.connectTimeoutMs ?? 30_000;
     const abort = AbortSignal.any([this.#ac.signal, AbortSignal.timeout(timeoutMs)]);
     const state: Pending = {
@@ -371,7 +372,7 @@ export class AgentPool implements AsyncDisposable {
     if (role.toLowerCase() !== "proxy") {
       deny(`its certificate is not a proxy's (role ${JSON.stringify(role)})`);
     }
-    if (!equalBytes(cert.publicKeyBlob, presentedKey)) {
+    if (!bytesEqual(cert.publicKeyBlob, presentedKey)) {
       deny("the certificate is not for the key it proved in the SSH handshake");
     }
     const id = proxyIdOf(cert.principals);
@@ -539,14 +540,6 @@ export class AgentPool implements AsyncDisposable {
     this.#waiters.clear();
     for (const w of waiters) w();
   }
-}
-
-function formatAddr(a: { host: string; port: number }): string {
-  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 async function withAbort<T>(p: Promise<T>, signal: AbortSignal, where: string): Promise<T> {
