@@ -93,26 +93,18 @@ function dialAuthAddr(auth: Addr): Promise<Duplex> {
 
 /** Pipes a routed socket to the auth API, bytes untouched (the client's TLS ends at auth). */
 function passToAuth(sock: Duplex, auth: Addr, log: ReturnType<typeof getComponentLogger>): void {
-  const up = net.connect({ host: auth.host, port: auth.port });
-  up.setNoDelay(true);
-  const done = () => {
-    up.destroy();
-    sock.destroy();
-  };
-  up.once("error", (err) => {
-    log.warn("Cannot pass a client through to the auth API at {addr}: {reason}", {
-      addr: formatAddr(auth),
-      reason: err.message,
-    });
-    done();
-  });
-  sock.once("error", done);
-  up.once("connect", () => {
+  sock.once("error", () => sock.destroy());
+  dialAuthAddr(auth).then((up) => {
+    if (sock.destroyed) return up.destroy();
+    up.on("error", () => up.destroy());
     sock.pipe(up);
     up.pipe(sock);
+    up.once("close", () => sock.destroy());
+    sock.once("close", () => up.destroy());
+  }, (err) => {
+    log.warn("Cannot pass a client through to the auth API: {reason}", { reason: messageOf(err) });
+    sock.destroy();
   });
-  up.once("close", () => sock.destroy());
-  sock.once("close", () => up.destroy());
 }
 
 /** Starts the proxy role; resolves once every listener is bound. */
