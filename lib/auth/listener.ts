@@ -20,6 +20,7 @@ import {
 } from "../errors/mod.ts";
 import { type Identity, identityFromSubject } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { ConnectionGuard, guardOf, guardServer } from "../net/mod.ts";
 import { handleApiRequest } from "./api.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -61,6 +62,16 @@ export interface AuthApiServerOptions {
   /** The auth service's own TLS certificate (host CA signed) and key. */
   certPem: string;
   keyPem: string;
+  /**
+   * Admission control shared with the process's other listeners.
+   * @default {a guard of its own with default limits}
+   */
+  guard?: ConnectionGuard;
+  /**
+   * Time from accept until the TLS handshake is done and the first request is in.
+   * @default {5000}
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** A running API listener. */
@@ -155,6 +166,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   };
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+    guardOf(req.socket)?.established();
     const send = (status: number, value: unknown) => {
       const text = JSON.stringify(value);
       res.writeHead(status, {
@@ -217,7 +229,12 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   }, (req, res) => void onRequest(req, res));
   httpsServer.headersTimeout = 10_000;
   httpsServer.requestTimeout = 60_000;
-  httpsServer.on("connection", (s: Socket) => s.setNoDelay(true));
+  const guarded = guardServer(httpsServer, {
+    guard: opts.guard ?? new ConnectionGuard({ logger }),
+    name: "auth API",
+    logger,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5000,
+  });
   httpsServer.on("tlsClientError", (err: Error) => {
     logger.debug("TLS handshake with an auth API client failed: {message}", {
       message: err.message,
@@ -237,6 +254,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     closed ??= new Promise<void>((resolve) => {
       httpsServer.close(() => resolve());
       httpsServer.closeAllConnections?.();
+      guarded.destroyPending();
     });
     return closed;
   };

@@ -162,10 +162,20 @@ export const KEEP_ALIVE_COUNT_MAX = 3;
 export const TUNNEL_BACKOFF_MIN_MS = 1 * SECOND_MS;
 /** Reverse-tunnel agent reconnect backoff: ceiling (plus jitter). */
 export const TUNNEL_BACKOFF_MAX_MS = 8 * SECOND_MS;
-/** Read deadline for the first bytes sniffed by the port multiplexer (`ReadHeadersTimeout`). */
-export const MUX_READ_HEADERS_TIMEOUT_MS = 10 * SECOND_MS;
-/** Read deadline for a TLS handshake on the ALPN router. */
-export const TLS_HANDSHAKE_TIMEOUT_MS = 15 * SECOND_MS;
+/**
+ * Deadline from accept until a connection is established: first bytes recognised, TLS handshake
+ * done and first request in (`connection_limits.handshake_timeout`).
+ */
+export const HANDSHAKE_TIMEOUT_MS = 5 * SECOND_MS;
+/** Time an SSH client has to authenticate (`connection_limits.ssh_login_timeout`). */
+export const SSH_LOGIN_TIMEOUT_MS = 30 * SECOND_MS;
+/** Connections from one client IP, over every listener (`connection_limits.max_connections`). */
+export const MAX_CONNECTIONS_PER_IP = 15000;
+/**
+ * Connections from one client IP still in their handshake
+ * (`connection_limits.max_pending_connections`).
+ */
+export const MAX_PENDING_CONNECTIONS_PER_IP = 512;
 /** TCP keep-alive period for accepted connections. */
 export const TCP_KEEP_ALIVE_MS = 3 * MINUTE_MS;
 /** Ping interval of `-ping` ALPN connections (`proxy_ping_interval`). */
@@ -239,8 +249,10 @@ export const DEFAULTS = Object.freeze({
   keepAliveCountMax: KEEP_ALIVE_COUNT_MAX,
   tunnelBackoffMinMs: TUNNEL_BACKOFF_MIN_MS,
   tunnelBackoffMaxMs: TUNNEL_BACKOFF_MAX_MS,
-  muxReadHeadersTimeoutMs: MUX_READ_HEADERS_TIMEOUT_MS,
-  tlsHandshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS,
+  handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  sshLoginTimeoutMs: SSH_LOGIN_TIMEOUT_MS,
+  maxConnectionsPerIp: MAX_CONNECTIONS_PER_IP,
+  maxPendingConnectionsPerIp: MAX_PENDING_CONNECTIONS_PER_IP,
   tcpKeepAliveMs: TCP_KEEP_ALIVE_MS,
   proxyPingIntervalMs: PROXY_PING_INTERVAL_MS,
   sshDialTimeoutMs: SSH_DIAL_TIMEOUT_MS,

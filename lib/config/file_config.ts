@@ -18,6 +18,7 @@ import {
   parseDocument,
 } from "yaml";
 import { AccessDeniedError, BadParameterError, NotFoundError } from "../errors/mod.ts";
+import { parseDuration } from "../resource/mod.ts";
 import { type Addr, tryParseAddr } from "./addr.ts";
 import {
   AUTH_PORT,
@@ -76,6 +77,25 @@ export interface TeleportSection {
   /** `proxy_server`, default port 3080. */
   proxyServer?: Addr;
   diagAddr?: Addr;
+  /** `connection_limits` (see {@link ConnectionLimitsSection}). */
+  connectionLimits: ConnectionLimitsSection;
+}
+
+/**
+ * `teleport.connection_limits`: admission control shared by every listener of the process.
+ * `max_connections` keeps Teleport's meaning (per client IP); the other keys are ours.
+ */
+export interface ConnectionLimitsSection {
+  /** `max_connections`: connections from one client IP. */
+  maxConnections?: number;
+  /** `max_pending_connections`: connections from one client IP still in their handshake. */
+  maxPendingConnections?: number;
+  /** `handshake_timeout`: TLS handshake plus first request (web, auth, tunnel TLS), in ms. */
+  handshakeTimeoutMs?: number;
+  /** `ssh_login_timeout`: time for an SSH client to authenticate, in ms. */
+  sshLoginTimeoutMs?: number;
+  /** `descriptor_reserve`: descriptors never used for accepted connections. */
+  descriptorReserve?: number;
 }
 
 /**
@@ -168,7 +188,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
   ],
   teleport: [
     "advertise_ip",
-    "connection_limits",
     "storage",
     "cache",
     "ciphersuites",
@@ -440,6 +459,36 @@ class Walker {
     });
   }
 
+  positiveInt(node: YamlNode, path: string, line: number): number {
+    const text = this.str(node, path, line).trim();
+    const n = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n <= 0) {
+      this.fail(
+        this.lineOf(node, line),
+        `"${path}" must be a positive whole number, not "${text}"`,
+      );
+    }
+    return n;
+  }
+
+  /** A Go-style duration (`5s`, `1m30s`), in milliseconds; must be positive. */
+  duration(node: YamlNode, path: string, line: number): number {
+    const text = this.str(node, path, line).trim();
+    let ms: number | undefined;
+    try {
+      ms = parseDuration(text);
+    } catch {
+      ms = undefined;
+    }
+    if (ms === undefined || !(ms > 0)) {
+      this.fail(
+        this.lineOf(node, line),
+        `"${path}" must be a positive duration such as 5s or 1m30s, not "${text}"`,
+      );
+    }
+    return ms;
+  }
+
   addr(node: YamlNode, path: string, line: number, defaultPort: number): Addr | undefined {
     const text = this.str(node, path, line);
     if (text.trim() === "") return undefined;
@@ -494,7 +543,7 @@ function emptyConfig(path?: string): FileConfig {
   return {
     ...(path === undefined ? {} : { path }),
     version: CONFIG_VERSION,
-    teleport: { log: {}, caPins: [], authServers: [] },
+    teleport: { log: {}, caPins: [], authServers: [], connectionLimits: {} },
     authService: { ...base, publicAddrs: [], tokens: [], authentication: {} },
     proxyService: {
       ...base,
@@ -655,6 +704,34 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         diag_addr: (n, p, l) => {
           t.diagAddr = w.addr(n, p, l, DIAG_PORT);
         },
+        connection_limits: (n, p, l) =>
+          w.map(n, p, {
+            max_connections: (n, p, l) => {
+              t.connectionLimits.maxConnections = w.positiveInt(n, p, l);
+            },
+            max_pending_connections: (n, p, l) => {
+              t.connectionLimits.maxPendingConnections = w.positiveInt(n, p, l);
+            },
+            handshake_timeout: (n, p, l) => {
+              t.connectionLimits.handshakeTimeoutMs = w.duration(n, p, l);
+            },
+            ssh_login_timeout: (n, p, l) => {
+              t.connectionLimits.sshLoginTimeoutMs = w.duration(n, p, l);
+            },
+            descriptor_reserve: (n, p, l) => {
+              t.connectionLimits.descriptorReserve = w.positiveInt(n, p, l);
+            },
+            rates: (_n, p, l) => {
+              w.fail(
+                l,
+                `"${p}" is not supported: unauthenticated calls have built-in per-address ` +
+                  "rate limits; remove the key",
+              );
+            },
+            max_users: (_n, p, l) => {
+              w.fail(l, `"${p}" is not supported; remove the key`);
+            },
+          }, l),
       }, l),
     auth_service: (n, p, l) => {
       w.map(n, p, {

@@ -11,16 +11,20 @@ import {
   DATA_DIR,
   DEBUG_ENV,
   defaultNodeName,
+  HANDSHAKE_TIMEOUT_MS,
   LISTEN_HOST,
   LOG_EXTRA_FIELDS,
   LOG_FORMAT,
   LOG_OUTPUT,
   LOG_SEVERITY,
+  MAX_CONNECTIONS_PER_IP,
+  MAX_PENDING_CONNECTIONS_PER_IP,
   NODE_SSH_PORT,
   PROXY_LISTENER_MODE,
   PROXY_SSH_PORT,
   ROLES,
   SECOND_FACTOR,
+  SSH_LOGIN_TIMEOUT_MS,
   TUNNEL_PORT,
   TUNNEL_PUBLIC_ADDR_ENV,
   WEB_PORT,
@@ -91,6 +95,15 @@ export interface ProcessConfig {
   proxyServer?: Addr;
   diagAddr?: Addr;
   insecure: boolean;
+  /** Admission control shared by every listener (`teleport.connection_limits`). */
+  connectionLimits: {
+    maxConnectionsPerIp: number;
+    maxPendingPerIp: number;
+    handshakeTimeoutMs: number;
+    sshLoginTimeoutMs: number;
+    /** Unset: a tenth of the open-files limit (at least 64). */
+    descriptorReserve?: number;
+  };
   auth: {
     listenAddr: Addr;
     /** Unset: the auth service decides at runtime (see `defaultClusterName`). */
@@ -340,6 +353,16 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
     caPins,
     authServers,
     insecure: flags.insecure ?? false,
+    connectionLimits: {
+      maxConnectionsPerIp: t?.connectionLimits.maxConnections ?? MAX_CONNECTIONS_PER_IP,
+      maxPendingPerIp: t?.connectionLimits.maxPendingConnections ??
+        MAX_PENDING_CONNECTIONS_PER_IP,
+      handshakeTimeoutMs: t?.connectionLimits.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      sshLoginTimeoutMs: t?.connectionLimits.sshLoginTimeoutMs ?? SSH_LOGIN_TIMEOUT_MS,
+      ...(t?.connectionLimits.descriptorReserve === undefined
+        ? {}
+        : { descriptorReserve: t.connectionLimits.descriptorReserve }),
+    },
     auth: {
       listenAddr: authListen,
       publicAddrs: fa?.publicAddrs ?? [],

@@ -2,11 +2,12 @@
  * The proxy's one-port listener (protocol notes §1, DESIGN.md §5 "TLS routing"): one node:net
  * server that reads the first bytes of every connection and hands it on.
  *
- * 1. Accept, set no-delay, arm the first-bytes timer.
+ * 1. Accept through the process's {@linkcode ConnectionGuard} (caps per client IP, descriptor
+ *    reserve, one deadline until the connection is established).
  * 2. Read until {@linkcode sniffProtocol} decides. `SSH-` goes to `handlers.ssh` with the bytes
  *    put back; plain HTTP gets a 400 that points at https://; PROXY headers and anything
  *    unknown are closed.
- * 3. TLS: keep reading (under the handshake timer) until {@linkcode parseClientHello} has the
+ * 3. TLS: keep reading (under the same deadline) until {@linkcode parseClientHello} has the
  *    whole ClientHello, then {@linkcode routeForAlpn} picks the route.
  * 4. Passthrough routes (auth) get the raw socket with the ClientHello bytes put back untouched.
  *    Terminated routes get a server TLSSocket built on the paused socket (certificate chosen by
@@ -16,11 +17,19 @@
  * {@linkcode Multiplexer.close} destroys it.
  */
 import { Buffer } from "node:buffer";
-import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket, type TLSSocketOptions } from "node:tls";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import {
+  attachGuard,
+  ConnectionGuard,
+  type GuardedConnection,
+  type GuardedListener,
+  guardOf,
+  listenGuarded,
+} from "../net/mod.ts";
 import { type Route, routeForAlpn, type RouteName } from "./alpn.ts";
 import { type ClientHello, parseClientHello } from "./client_hello.ts";
 import { type KeyPairPem, type LoadedKeyPair, loadKeyPairs, pickKeyPair } from "./_key_pairs.ts";
@@ -62,21 +71,25 @@ export interface MultiplexerOptions {
   tls: { keyPairs: KeyPairPem[] };
   handlers: MultiplexerHandlers;
   /**
-   * How long a client may take to send enough bytes to be classified; then it is closed.
-   * @default {10000}
+   * Admission control shared with the process's other listeners (caps per client IP, open
+   * descriptors). @default {a guard of its own with default limits}
    */
-  firstBytesTimeoutMs?: number;
+  guard?: ConnectionGuard;
+  /** Names the listener in logs. @default {"multiplexer"} */
+  name?: string;
   /**
-   * How long a TLS client may take to send its ClientHello and finish the handshake (for
-   * passthrough routes: only the ClientHello).
-   * @default {15000}
+   * How long a client may take from connecting until its connection is established: bytes
+   * recognised, TLS handshake done and, on the web route, its first request in. Then it is
+   * closed.
+   * @default {5000}
    */
   handshakeTimeoutMs?: number;
   /**
-   * Most simultaneous connections on the port (handed-over ones included); further ones are
-   * closed at once. No limit when absent.
+   * How long a client routed to SSH (plain, or `teleport-proxy-ssh` / reverse tunnel inside TLS)
+   * may take to authenticate: SSH users may answer a host-key prompt first.
+   * @default {30000}
    */
-  maxConnections?: number;
+  sshLoginTimeoutMs?: number;
 }
 
 /** A running multiplexer. */
@@ -92,8 +105,8 @@ export interface Multiplexer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-const DEFAULT_FIRST_BYTES_TIMEOUT_MS = 10_000;
-const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+const DEFAULT_SSH_LOGIN_TIMEOUT_MS = 30_000;
 
 /** The handler names of each route, for log messages. */
 const HANDLER_OF: Record<RouteName, keyof MultiplexerHandlers> = {
@@ -108,9 +121,10 @@ interface ResolvedOptions {
   port: number;
   logger: Logger;
   handlers: MultiplexerHandlers;
-  firstBytesTimeoutMs: number;
+  guard: ConnectionGuard;
+  name: string;
   handshakeTimeoutMs: number;
-  maxConnections: number;
+  sshLoginTimeoutMs: number;
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {
@@ -141,17 +155,18 @@ function resolveOptions(opts: MultiplexerOptions): ResolvedOptions {
     port,
     logger: opts.logger,
     handlers: opts.handlers,
-    firstBytesTimeoutMs: positive(
-      opts.firstBytesTimeoutMs,
-      DEFAULT_FIRST_BYTES_TIMEOUT_MS,
-      "firstBytesTimeoutMs",
-    ),
+    guard: opts.guard ?? new ConnectionGuard({ logger: opts.logger }),
+    name: opts.name ?? "multiplexer",
     handshakeTimeoutMs: positive(
       opts.handshakeTimeoutMs,
       DEFAULT_HANDSHAKE_TIMEOUT_MS,
       "handshakeTimeoutMs",
     ),
-    maxConnections: positive(opts.maxConnections, Infinity, "maxConnections"),
+    sshLoginTimeoutMs: positive(
+      opts.sshLoginTimeoutMs,
+      DEFAULT_SSH_LOGIN_TIMEOUT_MS,
+      "sshLoginTimeoutMs",
+    ),
   };
 }
 
@@ -165,7 +180,7 @@ function hostPort(host: string | undefined, port: number | undefined): string {
 interface Conn {
   raw: Socket;
   tls?: TLSSocket;
-  timer?: ReturnType<typeof setTimeout>;
+  guarded?: GuardedConnection;
   remote: string;
   closed: Promise<void>;
   handedOver: boolean;
@@ -184,10 +199,9 @@ function httpsHint(buffered: Buffer, raw: Socket): string {
 class PortMultiplexer implements Multiplexer {
   #opts: ResolvedOptions;
   #log: Logger;
-  #server: Server;
+  #listener: GuardedListener | undefined;
   #pairs: LoadedKeyPair[];
   #pending = new Set<Conn>();
-  #live = 0;
   #closing = false;
   #addr: { host: string; port: number } = { host: "", port: 0 };
 
@@ -195,7 +209,6 @@ class PortMultiplexer implements Multiplexer {
     this.#opts = opts;
     this.#log = opts.logger;
     this.#pairs = pairs;
-    this.#server = createServer((raw) => this.#accept(raw));
   }
 
   get addr(): { host: string; port: number } {
@@ -203,19 +216,16 @@ class PortMultiplexer implements Multiplexer {
   }
 
   async listen(): Promise<void> {
-    const server = this.#server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: this.#opts.host, port: this.#opts.port }, () => {
-        server.off("error", reject);
-        resolve();
-      });
+    this.#listener = await listenGuarded({
+      host: this.#opts.host,
+      port: this.#opts.port,
+      name: this.#opts.name,
+      guard: this.#opts.guard,
+      logger: this.#log,
+      handshakeTimeoutMs: this.#opts.handshakeTimeoutMs,
+      onConnection: (raw) => this.#accept(raw),
     });
-    server.on("error", (err: Error) => {
-      this.#log.error("Multiplexer listener failed: {error}", { error: messageOf(err) });
-    });
-    const a = server.address() as AddressInfo;
-    this.#addr = { host: a.address, port: a.port };
+    this.#addr = { ...this.#listener.addr };
   }
 
   setKeyPairs(pairs: KeyPairPem[]): void {
@@ -225,9 +235,7 @@ class PortMultiplexer implements Multiplexer {
   async close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
-      // The close callback waits for handed-over connections too; those are not ours to wait
-      // for, so only the error (not listening) matters.
-      this.#server.close(() => {});
+      await this.#listener?.close();
     }
     const pending = [...this.#pending];
     for (const conn of pending) this.#destroy(conn);
@@ -239,42 +247,20 @@ class PortMultiplexer implements Multiplexer {
   }
 
   #accept(raw: Socket): void {
-    raw.setNoDelay(true);
     const remote = hostPort(raw.remoteAddress, raw.remotePort);
-    raw.on("error", (err: Error) => {
-      this.#log.debug("Connection from {remote} failed: {error}", {
-        remote,
-        error: messageOf(err),
-      });
-    });
     if (this.#closing) {
       raw.destroy();
       return;
     }
-    if (this.#live >= this.#opts.maxConnections) {
-      this.#log.debug("Refused connection from {remote}: {max} connections are open", {
-        remote,
-        max: this.#opts.maxConnections,
-      });
-      raw.destroy();
-      return;
-    }
-    this.#live++;
     const { promise: closed, resolve } = Promise.withResolvers<void>();
     const conn: Conn = { raw, remote, closed, handedOver: false };
+    const guarded = guardOf(raw);
+    if (guarded !== undefined) conn.guarded = guarded;
     this.#pending.add(conn);
     raw.once("close", () => {
-      this.#live--;
       this.#forget(conn);
       resolve();
     });
-    conn.timer = setTimeout(() => {
-      this.#log.debug("Closed connection from {remote}: nothing recognisable within {ms} ms", {
-        remote,
-        ms: this.#opts.firstBytesTimeoutMs,
-      });
-      this.#destroy(conn);
-    }, this.#opts.firstBytesTimeoutMs);
 
     let buffered: Buffer = Buffer.alloc(0);
     let phase: "sniff" | "hello" | "drain" = "sniff";
@@ -284,7 +270,6 @@ class PortMultiplexer implements Multiplexer {
       if (phase === "sniff") {
         const kind = sniffProtocol(buffered);
         if (kind === "incomplete") return;
-        this.#clearTimer(conn);
         if (kind !== "tls") {
           if (kind === "http") {
             phase = "drain"; // keep reading so that closing does not reset the response
@@ -296,13 +281,6 @@ class PortMultiplexer implements Multiplexer {
           return;
         }
         phase = "hello";
-        conn.timer = setTimeout(() => {
-          this.#log.debug("Closed TLS connection from {remote}: no handshake within {ms} ms", {
-            remote,
-            ms: this.#opts.handshakeTimeoutMs,
-          });
-          this.#destroy(conn);
-        }, this.#opts.handshakeTimeoutMs);
       }
       const result = parseClientHello(buffered);
       if (result.kind === "incomplete") return;
@@ -334,14 +312,14 @@ class PortMultiplexer implements Multiplexer {
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         "Connection: close\r\n\r\n" + body,
     );
-    // A client that never closes its side is cut off like a silent one.
-    conn.timer = setTimeout(() => this.#destroy(conn), this.#opts.firstBytesTimeoutMs);
+    // A client that never closes its side is cut off by the handshake deadline.
   }
 
   /** SSH, PROXY headers and unknown bytes. */
   #onPlain(conn: Conn, kind: Exclude<SniffResult, "tls" | "http" | "incomplete">, buf: Buffer) {
     const ssh = this.#opts.handlers.ssh;
     if (kind === "ssh" && ssh !== undefined) {
+      conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
       this.#handOverRaw(conn, buf, () => ssh(conn.raw));
       return;
     }
@@ -371,6 +349,8 @@ class PortMultiplexer implements Multiplexer {
     if (handler === undefined) return refuse(`no handler for the ${route.route} route`);
     if (route.route === "auth") {
       const auth = handlers.auth!;
+      // The auth listener enforces its own handshake deadline on the passed-through session.
+      conn.guarded?.established();
       this.#handOverRaw(conn, buffered, () => auth(conn.raw, hello));
       return;
     }
@@ -424,8 +404,13 @@ class PortMultiplexer implements Multiplexer {
       });
       this.#destroy(conn);
     });
+    if (conn.guarded !== undefined) attachGuard(tls, conn.guarded);
     tls.once("secure", () => {
       if (!this.#pending.has(conn)) return;
+      // SSH inside TLS gets the SSH login time (the SSH server declares it established once the
+      // client authenticated); the web server times the first request itself.
+      if (route.route === "web") conn.guarded?.established();
+      else conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
       this.#release(conn);
       this.#call(conn, route.route, () => handler(tls));
     });
@@ -455,7 +440,6 @@ class PortMultiplexer implements Multiplexer {
 
   /** The connection is closed: nothing left to own. */
   #forget(conn: Conn): void {
-    this.#clearTimer(conn);
     this.#pending.delete(conn);
   }
 
@@ -465,13 +449,7 @@ class PortMultiplexer implements Multiplexer {
     conn.handedOver = true;
   }
 
-  #clearTimer(conn: Conn): void {
-    if (conn.timer !== undefined) clearTimeout(conn.timer);
-    conn.timer = undefined;
-  }
-
   #destroy(conn: Conn): void {
-    this.#clearTimer(conn);
     conn.tls?.destroy();
     conn.raw.destroy();
   }

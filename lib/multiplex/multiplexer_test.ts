@@ -5,6 +5,7 @@ import type { Duplex } from "node:stream";
 import tls, { type TLSSocket } from "node:tls";
 import { Buffer } from "node:buffer";
 import { BadParameterError } from "../errors/mod.ts";
+import { ConnectionGuard } from "../net/mod.ts";
 import { authAlpn } from "./alpn.ts";
 import type { ClientHello } from "./client_hello.ts";
 import {
@@ -267,7 +268,7 @@ Deno.test("startMultiplexer() answers plain HTTP with 400 and an https:// hint",
 });
 
 Deno.test("startMultiplexer() closes silent, undecided and unknown clients", async () => {
-  await using s = await setup({}, { firstBytesTimeoutMs: 200 });
+  await using s = await setup({}, { handshakeTimeoutMs: 200 });
   const silent = await dial(s.port);
   assert.equal((await deadline(readToEnd(silent), 10_000, "silent client")).length, 0);
   const undecided = await dial(s.port);
@@ -277,7 +278,7 @@ Deno.test("startMultiplexer() closes silent, undecided and unknown clients", asy
   await unknown.write(enc.encode("hello there\n"));
   assert.equal((await deadline(readToEnd(unknown), 10_000, "unknown client")).length, 0);
   assert.ok(logged(s.records, "unknown protocol"));
-  assert.ok(logged(s.records, "nothing recognisable"));
+  assert.ok(logged(s.records, "no handshake within"));
 });
 
 Deno.test("startMultiplexer() closes plain SSH without handler, PROXY headers and bad TLS", async () => {
@@ -368,17 +369,36 @@ Deno.test("Multiplexer.setKeyPairs() swaps certificates and rejects bad ones", a
   assert.match(await sClient(s.port, ["-servername", "localhost"]), /subject=CN ?= ?wildcard/);
 });
 
-Deno.test("startMultiplexer() limits connections to maxConnections", async () => {
+Deno.test("startMultiplexer() admits connections through its guard", async () => {
   const first = Promise.withResolvers<Socket>();
-  await using s = await setup({ ssh: (socket) => first.resolve(socket) }, { maxConnections: 1 });
+  const { logger } = testLogger();
+  const guard = new ConnectionGuard({ logger, maxConnections: 1 });
+  await using s = await setup({ ssh: (socket) => first.resolve(socket) }, { guard });
   const a = await dial(s.port);
   await a.write(enc.encode("SSH-2.0-a\r\n"));
   const held = await deadline(first.promise, 10_000, "first connection");
   const b = await dial(s.port);
   assert.equal((await deadline(readToEnd(b), 10_000, "second connection")).length, 0);
-  assert.ok(logged(s.records, "connections are open"));
+  assert.equal(guard.stats.refused.total, 1);
   held.destroy();
   await readToEnd(a);
+});
+
+Deno.test("startMultiplexer() gives SSH clients the SSH login time, not the handshake deadline", async () => {
+  const first = Promise.withResolvers<Socket>();
+  await using s = await setup({ ssh: (socket) => first.resolve(socket) }, {
+    handshakeTimeoutMs: 100,
+    sshLoginTimeoutMs: 400,
+  });
+  const a = await dial(s.port);
+  await a.write(enc.encode("SSH-2.0-a\r\n"));
+  const held = await deadline(first.promise, 10_000, "handed over");
+  const closedAt = Promise.withResolvers<void>();
+  held.once("close", () => closedAt.resolve());
+  // Never declared established: the SSH login deadline closes it.
+  await deadline(closedAt.promise, 10_000, "SSH login deadline");
+  assert.equal((await readToEnd(a)).length, 0);
+  assert.ok(logged(s.records, "no handshake within"));
 });
 
 Deno.test("Multiplexer.close() stops listening and closes connections not handed over", async () => {
@@ -405,9 +425,9 @@ Deno.test("startMultiplexer() throws BadParameterError for bad options", async (
     { listen: { host: "", port: 0 } },
     { tls: { keyPairs: [] } },
     { tls: { keyPairs: [{ certPem: pki.proxy.certPem, keyPem: "not a key" }] } },
-    { firstBytesTimeoutMs: 0 },
+    { handshakeTimeoutMs: 0 },
     { handshakeTimeoutMs: -1 },
-    { maxConnections: 1.5 },
+    { sshLoginTimeoutMs: 1.5 },
     { handlers: {} as MultiplexerHandlers },
   ];
   for (const patch of bad) {

@@ -12,6 +12,26 @@
  * @module
  */
 export { deferredDuplex } from "./deferred.ts";
+export {
+  attachGuard,
+  clientKey,
+  ConnectionGuard,
+  type ConnectionGuardOptions,
+  type ConnectionGuardStats,
+  type ConnectionHooks,
+  countOpenFiles,
+  type GuardedConnection,
+  type GuardedListener,
+  type GuardedServerHandle,
+  guardOf,
+  guardServer,
+  type GuardServerOptions,
+  listenGuarded,
+  type ListenGuardedOptions,
+  markEstablished,
+  readOpenFilesLimit,
+  type RefusalReason,
+} from "./guard.ts";
 export { type DialOptions, dialTcp, joinHostPort } from "./dial.ts";
 export {
   type HttpProxySettings,

@@ -16,7 +16,6 @@
  *    global request without a handler is refused. Custom channel types (`handlers.channels`)
  *    and channels and global requests the server sends to the client use adaptation A9.
  */
-import { createServer, type Server as NetServer } from "node:net";
 import type { Duplex } from "node:stream";
 import {
   bytesEqual,
@@ -31,6 +30,7 @@ import {
 } from "../ca/mod.ts";
 import { BadParameterError, ConnectionProblemError } from "../errors/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
+import { ConnectionGuard, type GuardedListener, guardOf, listenGuarded } from "../net/mod.ts";
 import {
   ALGORITHMS,
   certificateKey,
@@ -336,6 +336,14 @@ export interface SshServerOptions<T> {
   maxAuthTries?: number;
   /** Time allowed from accept to authenticated, in ms. @default {30000} */
   handshakeTimeoutMs?: number;
+  /**
+   * Admission control of the listener (shared with the process's other listeners): caps per
+   * client IP, the descriptor reserve, and the deadline until authenticated.
+   * @default {a guard of its own with default limits}
+   */
+  guard?: ConnectionGuard;
+  /** Names the listener in logs. @default {"SSH"} */
+  name?: string;
   /** Interval of keepalive@openssh.com probes to the client, in ms; 0 disables. @default {15000} */
   keepaliveIntervalMs?: number;
   /** Unanswered probes before disconnecting. @default {3} */
@@ -353,6 +361,8 @@ export interface SocketAddresses {
   localAddr?: string;
   localPort?: number;
 }
+
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 /** Starts an SSH server; see {@link SshServer}. */
 export function startSshServer<T>(options: SshServerOptions<T>): Promise<SshServer<T>> {
@@ -393,7 +403,7 @@ export class SshServer<T> implements AsyncDisposable {
   #log: Logger;
   #ssh2: Ssh2Server;
   #certKeys: Map<string, { key: Ssh2Key; baseType: string }>;
-  #net: NetServer | undefined;
+  #net: GuardedListener | undefined;
   #pending = new Map<unknown, ConnState<T>>();
   #conns = new Set<ConnState<T>>();
   #closing = false;
@@ -506,24 +516,16 @@ export class SshServer<T> implements AsyncDisposable {
   }
 
   async #listen(listen: { hostname?: string; port: number }): Promise<void> {
-    const net = createServer((socket) => this.handleSocket(socket));
-    this.#net = net;
-    await new Promise<void>((resolve, reject) => {
-      net.once("error", reject);
-      net.listen({ host: listen.hostname ?? "127.0.0.1", port: listen.port }, () => {
-        net.off("error", reject);
-        resolve();
-      });
+    this.#net = await listenGuarded({
+      host: listen.hostname ?? "127.0.0.1",
+      port: listen.port,
+      name: this.#options.name ?? "SSH",
+      guard: this.#options.guard ?? new ConnectionGuard({ logger: this.#log }),
+      logger: this.#log,
+      handshakeTimeoutMs: this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      onConnection: (socket) => this.handleSocket(socket),
     });
-    net.on(
-      "error",
-      (err) => this.#log.warn("SSH listener error: {error}", { error: errText(err) }),
-    );
-    const a = net.address();
-    if (a === null || typeof a === "string") {
-      throw new ConnectionProblemError("Cannot start SSH server: listener has no TCP address");
-    }
-    this.#addr = { hostname: a.address, port: a.port };
+    this.#addr = { hostname: this.#net.addr.host, port: this.#net.addr.port };
   }
 
   /**
@@ -549,16 +551,19 @@ export class SshServer<T> implements AsyncDisposable {
       closed: Promise.withResolvers<void>(),
       gone: false,
     };
-    const timeout = this.#options.handshakeTimeoutMs ?? 30_000;
-    state.timer = setTimeout(() => {
-      state.timer = undefined;
-      if (state.conn !== undefined) return;
-      this.#log.info("SSH connection from {addr} did not authenticate in {ms} ms", {
-        addr: state.remoteAddr,
-        ms: timeout,
-      });
-      sock.destroy();
-    }, timeout);
+    const timeout = this.#options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    // A guarded socket (from our listener or a router) is timed by its guard.
+    if (guardOf(sock) === undefined) {
+      state.timer = setTimeout(() => {
+        state.timer = undefined;
+        if (state.conn !== undefined) return;
+        this.#log.info("SSH connection from {addr} did not authenticate in {ms} ms", {
+          addr: state.remoteAddr,
+          ms: timeout,
+        });
+        sock.destroy();
+      }, timeout);
+    }
     this.#conns.add(state);
     this.#pending.set(sock, state);
     const done = () => {
@@ -581,19 +586,11 @@ export class SshServer<T> implements AsyncDisposable {
 
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
-    let stopped = Promise.resolve();
     if (!this.#closing) {
       this.#closing = true;
-      const net = this.#net;
-      // node:net calls back once every accepted socket is closed too.
-      if (net !== undefined) stopped = new Promise<void>((resolve) => net.close(() => resolve()));
+      await this.#net?.close();
     }
     await Promise.all([...this.#conns].map((s) => closeState(s)));
-    // Every connection we know of is closed. Deno's node:net may still hold back the close
-    // callback (seen after sockets that were reset early), so it gets a moment, not forever.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([stopped, new Promise((r) => timer = setTimeout(r, 1000))]);
-    clearTimeout(timer);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -653,6 +650,7 @@ export class SshServer<T> implements AsyncDisposable {
     client.on("ready", () => {
       if (state.timer !== undefined) clearTimeout(state.timer);
       state.timer = undefined;
+      guardOf(state.socket)?.established();
       const conn = state.conn;
       if (conn === undefined) {
         client.end(); // cannot happen: ready follows our accept
