@@ -325,6 +325,7 @@ export class TeleportProcess implements AsyncDisposable {
       keyPem: o.identity.keyPem,
       sshCert: o.identity.sshCert,
       userCaKeys: o.identity.sshUserCaKeys ?? [],
+      hostCaKeys: hostCaKeyLines(o.identity),
       hostId: o.hostId,
       nodeName: cfg.nodeName,
       auth: o.auth,
