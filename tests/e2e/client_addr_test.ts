@@ -32,6 +32,7 @@ import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 const ALICE = "td_e2e_caddr";
 const CLUSTER = "e2e-caddr.example";
 const NODE = "e2e-caddr-node";
+const TUNNEL_NODE = "e2e-caddr-tnode";
 const DIAL = `${REPO}tests/e2e/_client_addr_dial.ts`;
 
 Deno.test({
@@ -279,6 +280,79 @@ ssh_service:
             "the warning",
             inLogs(/Refused auth API connection from 127\.0\.0\.1: .*not signed by a proxy/),
           );
+        },
+      );
+
+      await t.step(
+        "a tunnel node sees the client's address from the transport dial request",
+        async () => {
+          const tok = await runCli([
+            "tctl",
+            "-c",
+            config,
+            "tokens",
+            "add",
+            "--type=node",
+            "--format=json",
+          ]);
+          assert.equal(tok.code, 0, tok.stderr);
+          const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
+          // A tunnel node's banner names no listener, so it is started here rather than with
+          // startTeleport(); the banner comes once it has joined and its tunnel is up.
+          const tunnelNode = new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              `${REPO}main.ts`,
+              "start",
+              "--roles=node",
+              `--proxy-server=127.0.0.1:${tp.webPort}`,
+              `--token=${token}`,
+              ...ca_pins.map((p) => `--ca-pin=${p}`),
+              "--insecure",
+              `--data-dir=${dir.path}/tunnel-data`,
+              `--nodename=${TUNNEL_NODE}`,
+            ],
+            env: { NO_COLOR: "1" },
+            stdin: "null",
+            stdout: "piped",
+            stderr: "null",
+          }).spawn();
+          await using _stop = {
+            [Symbol.asyncDispose]: async () => {
+              tunnelNode.kill("SIGKILL");
+              await tunnelNode.status;
+            },
+          };
+          const reader = tunnelNode.stdout.pipeThrough(new TextDecoderStream()).getReader();
+          let banner = "";
+          while (!banner.includes("Stop with")) {
+            const { value, done } = await reader.read();
+            assert.ok(!done, `the tunnel node exited before it was ready: ${banner}`);
+            banner += value;
+          }
+          void reader.closed.catch(() => {});
+          void (async () => {
+            while (!(await reader.read()).done) { /* drain */ }
+          })().catch(() => {});
+          // The jump leg names the tunnel node; its registration may lag its banner a little.
+          const r = await eventually("ssh to the tunnel node", async () => {
+            const res = await run("ssh", [
+              "-F",
+              sshConfig,
+              "-o",
+              `ProxyCommand=ssh -F ${sshConfig} -o BatchMode=yes -b 127.0.0.3 -p ${tp.webPort} ` +
+              `-W ${TUNNEL_NODE}:22 ${ALICE}@127.0.0.1`,
+              "-o",
+              "BatchMode=yes",
+              `${ALICE}@${TUNNEL_NODE}.${CLUSTER}`,
+              "echo $SSH_CLIENT",
+            ]);
+            return /not a registered node|no reverse tunnel/.test(res.err) ? undefined : res;
+          });
+          assert.equal(r.code, 0, r.err);
+          // The node checked source-address 127.0.0.3/32 against this address, not the proxy's.
+          assert.match(r.out.trim(), /^127\.0\.0\.3 \d+ \d+$/);
         },
       );
     } finally {
