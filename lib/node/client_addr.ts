@@ -65,14 +65,14 @@ export async function acceptClientSocket(
 export async function listenWithClientAddr(
   o: ClientAddrListenerOptions,
 ): Promise<ClientAddrListener> {
-  const sockets = new Set<Socket>();
+  // Sockets still deciding; once served, the SSH server owns (and closes) them.
+  const deciding = new Set<Socket>();
   const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    deciding.add(socket);
     acceptClientSocket(socket, o).catch((err) => {
       o.logger.warn("Cannot serve SSH connection: {reason}", { reason: messageOf(err) });
       socket.destroy();
-    });
+    }).finally(() => deciding.delete(socket));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -92,8 +92,7 @@ export async function listenWithClientAddr(
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // Sockets still deciding (the SSH server closes the ones it serves).
-        for (const s of sockets) s.destroy();
+        for (const s of deciding) s.destroy();
       });
       return closed;
     },
