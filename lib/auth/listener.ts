@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Buffer } from "node:buffer";
-import { parseX509Certificate, verifyX509Certificate } from "../ca/mod.ts";
+import { parseAuthorizedKey, parseX509Certificate, verifyX509Certificate } from "../ca/mod.ts";
 import {
   AccessDeniedError,
   BadParameterError,
@@ -18,10 +18,11 @@ import {
   kindOf,
   messageOf,
 } from "../errors/mod.ts";
-import { type Identity, identityFromSubject } from "../identity/mod.ts";
+import { ClientAddrVerifier, type Identity, identityFromSubject } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { ConnectionGuard, guardOf, guardServer } from "../net/mod.ts";
 import { handleApiRequest } from "./api.ts";
+import { readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
 
 /** PEM text of a DER certificate. */
@@ -209,7 +210,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
         query: url.searchParams,
         body: bodyValue,
         ...(caller === undefined ? {} : { caller }),
-        ...(sock.remoteAddress === undefined ? {} : { remoteAddr: sock.remoteAddress }),
+        ...(clientAddrOf(sock) === undefined ? {} : { remoteAddr: clientAddrOf(sock) }),
       }, logger);
       send(out.status, out.body);
     } catch (err) {
@@ -229,6 +230,36 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   }, (req, res) => void onRequest(req, res));
   httpsServer.headersTimeout = 10_000;
   httpsServer.requestTimeout = 60_000;
+  // Before TLS: a proxy's signed PROXY header says who the client is (readSignedClientAddr).
+  const clientAddrs = new WeakMap<Socket, string>();
+  const clientAddrOf = (tls: TLSSocket): string | undefined => {
+    // node:tls keeps the accepted socket as `_parent` of the TLSSocket it wraps it in.
+    const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
+    return (raw === undefined ? undefined : clientAddrs.get(raw)) ?? tls.remoteAddress;
+  };
+  const verifier = new ClientAddrVerifier({
+    hostCaKeys: () => server.hostCaSshKeys().map((k) => parseAuthorizedKey(k).blob),
+    clusterName: server.clusterName,
+    clock: server.clock,
+  });
+  const startTls = httpsServer.listeners("connection");
+  httpsServer.removeAllListeners("connection");
+  httpsServer.on("connection", (s: Socket) => {
+    if (s.destroyed) return; // refused by the guard
+    readSignedClientAddr(s, verifier).then(({ socket, addr }) => {
+      // Through a proxy, the client's own address is what the per-address caps count.
+      if (guardOf(socket)?.rekey(addr) === false) return socket.destroy();
+      clientAddrs.set(socket, addr);
+      for (const l of startTls) (l as (s: Socket) => void).call(httpsServer, socket);
+    }, (err) => {
+      logger.warn("Refused auth API connection from {addr}: {reason}", {
+        addr: s.remoteAddress,
+        reason: messageOf(err),
+      });
+      s.destroy();
+    });
+  });
+  // Runs before the listeners above: refused connections never reach them.
   const guarded = guardServer(httpsServer, {
     guard: opts.guard ?? new ConnectionGuard({ logger }),
     name: "auth API",

@@ -222,6 +222,11 @@ export class AuthServer {
     return this.#signer("host").tlsCertPems;
   }
 
+  /** SSH public keys (authorized_keys lines) of the host CA, e.g. to check proxies' signatures. */
+  hostCaSshKeys(): string[] {
+    return this.#signer("host").sshPublicKeys;
+  }
+
   /** TLS CA certificates that sign client identities (host and user CAs). */
   clientCaCertPems(): { host: string[]; user: string[] } {
     return { host: this.#signer("host").tlsCertPems, user: this.#signer("user").tlsCertPems };

@@ -213,3 +213,18 @@ Deno.test("listenGuarded() closes refused connections at once and serves other a
   assert.equal(n, 4);
   for (const s of [...flood, other]) s.destroy();
 });
+
+Deno.test("readOpenFilesLimit() sees the soft limit raised to the hard limit at start", async () => {
+  // Deno raises RLIMIT_NOFILE's soft limit to the hard one when it starts; the guard and the
+  // operator docs (LimitNOFILE=) rely on it. A child started with 256:4096 must see 4096.
+  const script = `import { readOpenFilesLimit } from ${
+    JSON.stringify(new URL("./guard.ts", import.meta.url).href)
+  }; console.log(readOpenFilesLimit());`;
+  const out = await new Deno.Command("prlimit", {
+    args: ["--nofile=256:4096", Deno.execPath(), "eval", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(new TextDecoder().decode(out.stdout).trim(), "4096");
+});

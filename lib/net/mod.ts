@@ -1,7 +1,8 @@
 /**
  * Outbound connections: the one TCP dialer of the program, direct or through an HTTP CONNECT
  * proxy chosen by `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` (Go x/net httpproxy rules), and a
- * stream that exists before its connection for node:http(s) `createConnection`.
+ * stream that exists before its connection for node:http(s) `createConnection`, and PROXY
+ * protocol v1/v2 headers (pure codec, and reading one off an accepted socket).
  *
  * ```ts ignore
  * import { dialTcp } from "./mod.ts";
@@ -33,6 +34,29 @@ export {
   type RefusalReason,
 } from "./guard.ts";
 export { type DialOptions, dialTcp, joinHostPort } from "./dial.ts";
+export {
+  formatIpBytes,
+  formatProxyHeaderV1,
+  formatProxyHeaderV2,
+  MAX_PROXY_V1_BYTES,
+  MAX_PROXY_V2_LENGTH,
+  parseIp,
+  parseProxyHeader,
+  PP2_TYPE_MAX_CUSTOM,
+  PP2_TYPE_MIN_CUSTOM,
+  PROXY_V2_SIGNATURE,
+  type ProxyEndpoint,
+  type ProxyHeader,
+  type ProxyHeaderResult,
+  type ProxyHeaderV2Options,
+  type ProxyTlv,
+  unmapIp,
+} from "./proxy_protocol.ts";
+export {
+  readProxyHeader,
+  type ReadProxyHeaderOptions,
+  type ReadProxyHeaderResult,
+} from "./read_proxy_header.ts";
 export {
   type HttpProxySettings,
   parseProxyUrl,

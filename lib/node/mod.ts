@@ -4,12 +4,13 @@
  * ({@linkcode authorizeUserCertificate}), runs real shells and commands as OS
  * users (PTY via libc FFI, exec on pipes), forwards ports, records
  * interactive sessions and reports heartbeats, audit events and recordings to
- * auth.
+ * auth. Clients relayed by a proxy are known by the address in the proxy's
+ * signed PROXY v2 header; any other header closes the connection.
  *
  * ```ts ignore
  * import { NodeService } from "./mod.ts";
  * const node = await NodeService.start({
- *   keyPem, sshCert, userCaKeys, hostId, nodeName: "node1", auth: authClient,
+ *   keyPem, sshCert, userCaKeys, hostCaKeys, hostId, nodeName: "node1", auth: authClient,
  *   listen: { hostname: "0.0.0.0", port: 3022 }, labels: { env: "dev" },
  *   recordingsDir: "/var/lib/teleport/log/upload", version: "0.1.0",
  *   clock: new RealClock(), logger,

@@ -17,11 +17,14 @@ import {
   listPendingRecordings,
   newAuditEvent,
 } from "../events/mod.ts";
+import { ClientAddrVerifier } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Resource, Role, ServerResource } from "../resource/mod.ts";
 import { type SocketAddresses, type SshServer, startSshServer } from "../ssh/mod.ts";
+import type { ConnectionGuard } from "../net/mod.ts";
 import type { Duplex } from "node:stream";
 import { authorizeUserCertificate, type UserAccess } from "./authorize.ts";
+import { type ClientAddrListener, listenWithClientAddr } from "./client_addr.ts";
 import { handleDirectTcpip } from "./forward.ts";
 import { runPeriodic } from "./periodic.ts";
 import { RoleCache } from "../rbac/mod.ts";
@@ -42,6 +45,11 @@ export interface NodeServiceOptions {
   sshCert: string;
   /** User CA public keys (authorized_keys lines) known so far. */
   userCaKeys: string[];
+  /**
+   * Host CA public keys (authorized_keys lines) known so far: a proxy's signed client address
+   * (PROXY v2 header) is believed only with a host certificate they signed.
+   */
+  hostCaKeys: string[];
   hostId: string;
   nodeName: string;
   auth: NodeAuthApi;
@@ -66,6 +74,19 @@ export interface NodeServiceOptions {
   heartbeatTtlMs?: number;
   /** @default {60000} */
   caRefreshIntervalMs?: number;
+  /**
+   * How long the listener waits for a client's first bytes (a proxy's PROXY header comes first)
+   * before serving it as a direct client that waits for the server's banner.
+   * @default {3000}
+   */
+  firstBytesTimeoutMs?: number;
+  /**
+   * Admission control of the listener, shared with the process's other listeners.
+   * @default {a guard of its own with default limits}
+   */
+  guard?: ConnectionGuard;
+  /** Time a client has from connecting until authenticated. @default {30000} */
+  loginTimeoutMs?: number;
   /** Retry period of recording uploads. @default {30000} */
   uploadRetryMs?: number;
 }
@@ -78,7 +99,9 @@ export class NodeService implements AsyncDisposable {
   readonly #emitter: BufferedEmitter;
   readonly #info: NodeIdentityInfo;
   #server?: SshServer<UserAccess>;
+  #listener?: ClientAddrListener;
   readonly #userCa: UserCaKeys;
+  readonly #hostCa: UserCaKeys;
   #uploading: Promise<void> = Promise.resolve();
   readonly #activeRecordings = new Set<string>();
   #advertiseAddr = "";
@@ -94,6 +117,10 @@ export class NodeService implements AsyncDisposable {
         o.logger.info("User CA keys updated from auth ({count} keys)", { count: lines.length });
         await o.onUserCaKeys?.(lines);
       },
+    });
+    this.#hostCa = new UserCaKeys({
+      initial: o.hostCaKeys,
+      read: () => o.auth.getResource("cert_authority", "host"),
     });
     this.#emitter = new BufferedEmitter({
       send: (events) => o.auth.emitEvents(events),
@@ -118,12 +145,14 @@ export class NodeService implements AsyncDisposable {
 
   /** The bound SSH address (port 0 in reverse tunnel mode). */
   get addr(): { hostname: string; port: number } {
-    if (this.#o.listen === undefined) return { hostname: "", port: 0 };
-    const a = this.#server!.addr;
-    return { hostname: a.hostname, port: a.port };
+    if (this.#listener === undefined) return { hostname: "", port: 0 };
+    return { ...this.#listener.addr };
   }
 
-  /** Serves an SSH connection accepted elsewhere (a reverse tunnel channel). */
+  /**
+   * Serves an SSH connection accepted elsewhere (a reverse tunnel channel). `addrs.remoteAddr` is
+   * believed as the client's address: give only what an authenticated proxy said.
+   */
   handleSocket(socket: Duplex, addrs?: SocketAddresses): void {
     if (this.#server === undefined || this.#ac.signal.aborted) {
       socket.destroy();
@@ -159,7 +188,6 @@ export class NodeService implements AsyncDisposable {
     this.#server = await startSshServer<UserAccess>({
       hostKey,
       hostCertificate: certBlob,
-      ...(o.listen === undefined ? {} : { listen: o.listen }),
       logger: o.logger,
       authenticate: async (req) => {
         try {
@@ -200,6 +228,24 @@ export class NodeService implements AsyncDisposable {
         directTcpip: (open) => handleDirectTcpip(open, deps),
       },
     });
+    if (o.listen !== undefined) {
+      const server = this.#server;
+      this.#listener = await listenWithClientAddr({
+        listen: o.listen,
+        verifier: new ClientAddrVerifier({
+          hostCaKeys: () => this.#hostCa.blobs,
+          clusterName: this.#info.clusterName,
+          clock: o.clock,
+        }),
+        serve: (socket, addrs) => server.handleSocket(socket, addrs),
+        logger: o.logger,
+        ...(o.firstBytesTimeoutMs === undefined
+          ? {}
+          : { firstBytesTimeoutMs: o.firstBytesTimeoutMs }),
+        ...(o.guard === undefined ? {} : { guard: o.guard }),
+        ...(o.loginTimeoutMs === undefined ? {} : { loginTimeoutMs: o.loginTimeoutMs }),
+      });
+    }
     this.#advertiseAddr = o.listen === undefined
       ? ""
       : o.advertiseAddr ?? advertiseAddrOf(this.addr);
@@ -214,7 +260,10 @@ export class NodeService implements AsyncDisposable {
     }));
     this.#tasks.push(runPeriodic({
       name: "User CA refresh",
-      task: () => this.#userCa.refresh(),
+      task: async () => {
+        await this.#userCa.refresh();
+        await this.#hostCa.refresh();
+      },
       intervalMs: o.caRefreshIntervalMs ?? 60_000,
       clock: o.clock,
       logger: o.logger,
@@ -286,6 +335,7 @@ export class NodeService implements AsyncDisposable {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#ac.abort();
+      await this.#listener?.close();
       await this.#server?.close();
       await Promise.allSettled(this.#tasks);
       await this.#uploading.catch(() => {});

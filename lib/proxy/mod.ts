@@ -24,4 +24,12 @@ export {
   resolveNode,
   splitAddr,
 } from "./resolve.ts";
-export { dialRegisteredAddr, type ProxyUser, SshProxy, type SshProxyOptions } from "./ssh_proxy.ts";
+export {
+  dialRegisteredAddr,
+  type DialRegisteredAddrOptions,
+  endpointOf,
+  type NodeDialClient,
+  type ProxyUser,
+  SshProxy,
+  type SshProxyOptions,
+} from "./ssh_proxy.ts";

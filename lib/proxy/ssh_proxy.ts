@@ -6,15 +6,30 @@
  * client does its own SSH handshake with the node and the node sees the real
  * user certificate. The proxy never runs shells, commands or other
  * subsystems, and dials only addresses from the node registry.
+ *
+ * Where the user is travels with the connection: on a direct TCP dial the
+ * proxy first writes a PROXY v2 header signed with its host certificate
+ * (lib/identity signClientAddrHeader), which the node verifies; through a
+ * reverse tunnel the dial request names the client (the agent trusts the
+ * proxy it authenticated). `source-address` of the user certificate is
+ * checked here against the client's address, and again by the node.
  */
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { Clock } from "../clock/mod.ts";
 import { messageOf } from "../errors/mod.ts";
+import { type ProxySigner, signClientAddrHeader } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { type ConnectionGuard, parseIp, type ProxyEndpoint } from "../net/mod.ts";
 import type { Role, ServerResource } from "../resource/mod.ts";
 import { type CertifiedUser, RoleCache, verifyUserCertificate } from "../rbac/mod.ts";
-import { type SocketAddresses, spliceChannel, type SshServer, startSshServer } from "../ssh/mod.ts";
+import {
+  type SocketAddresses,
+  spliceChannel,
+  type SshConnection,
+  type SshServer,
+  startSshServer,
+} from "../ssh/mod.ts";
 import type { NodeRegistry } from "./registry.ts";
 import { assertVisible, parseProxySubsystem, splitAddr } from "./resolve.ts";
 
@@ -42,12 +57,75 @@ export interface SshProxyOptions {
   logger: Logger;
   /** Own listener (separate mode, port 3023); without it only `handleSocket` feeds it. */
   listen?: { hostname: string; port: number };
-  /** Connects to a node; the default dials its registered address over TCP. */
-  dialNode?: (node: ServerResource) => Promise<Duplex>;
+  /**
+   * Admission control of the listener, shared with the process's other listeners.
+   * @default {a guard of its own with default limits}
+   */
+  guard?: ConnectionGuard;
+  /** Time a client has from connecting until authenticated. @default {30000} */
+  loginTimeoutMs?: number;
+  /**
+   * Connects to a node for a client; the default dials its registered address over TCP with a
+   * signed client address header (see {@linkcode dialRegisteredAddr}).
+   */
+  dialNode?: (node: ServerResource, client: NodeDialClient) => Promise<Duplex>;
 }
 
-/** Dials a node's registered address (never anything a client typed). */
-export function dialRegisteredAddr(node: ServerResource): Promise<Duplex> {
+/** Who a node connection is for. */
+export interface NodeDialClient {
+  /** The user's address as the proxy sees it; undefined when it is not an IP (in-memory pipes). */
+  source?: ProxyEndpoint;
+  /** The proxy address the user connected to, when known. */
+  proxyAddr?: ProxyEndpoint;
+}
+
+/** Options of {@linkcode dialRegisteredAddr}. */
+export interface DialRegisteredAddrOptions {
+  /** The client to vouch for; without it (or `signer`) no header is sent. */
+  source?: ProxyEndpoint;
+  /** The proxy's host key and certificate, to sign the client address header. */
+  signer?: ProxySigner;
+  clock?: Clock;
+}
+
+/** An endpoint when `addr` is an IP literal and `port` a port, else undefined. */
+export function endpointOf(
+  addr: string | undefined,
+  port: number | undefined,
+): ProxyEndpoint | undefined {
+  if (addr === undefined || port === undefined || parseIp(addr) === undefined) return undefined;
+  return { addr, port };
+}
+
+/**
+ * Dials a node's registered address (never anything a client typed). With `source` and `signer`,
+ * the first bytes on the connection are a PROXY v2 header for `source` → the node's address,
+ * signed by the proxy, so the node knows (and may check `source-address` against) the client.
+ */
+export async function dialRegisteredAddr(
+  node: ServerResource,
+  o: DialRegisteredAddrOptions = {},
+): Promise<Duplex> {
+  const sock = await connectRegisteredAddr(node);
+  const dst = endpointOf(sock.remoteAddress, sock.remotePort);
+  if (o.source === undefined || o.signer === undefined || dst === undefined) return sock;
+  try {
+    sock.write(
+      await signClientAddrHeader({
+        signer: o.signer,
+        source: o.source,
+        destination: dst,
+        now: o.clock?.now() ?? new Date(),
+      }),
+    );
+  } catch (err) {
+    sock.destroy();
+    throw err;
+  }
+  return sock;
+}
+
+function connectRegisteredAddr(node: ServerResource): Promise<net.Socket> {
   const addr = splitAddr(node.spec.addr);
   if (addr === undefined) {
     return Promise.reject(
@@ -94,6 +172,9 @@ export class SshProxy {
       hostCertificate: o.hostCertificate,
       logger: log,
       ...(o.listen === undefined ? {} : { listen: o.listen }),
+      ...(o.guard === undefined ? {} : { guard: o.guard }),
+      ...(o.loginTimeoutMs === undefined ? {} : { handshakeTimeoutMs: o.loginTimeoutMs }),
+      name: "proxy SSH",
       authenticate: async (req) => {
         try {
           const user = await verifyUserCertificate({
@@ -120,7 +201,7 @@ export class SshProxy {
               case "subsystem":
                 if (req.name.startsWith("proxy:")) {
                   // Returning the promise keeps the request open until it is answered.
-                  return self.proxy!.#proxySubsystem(open.conn.context, req.name).then(
+                  return self.proxy!.#proxySubsystem(open.conn, req.name).then(
                     (sock) => {
                       try {
                         spliceChannel(req.accept(), sock);
@@ -147,7 +228,7 @@ export class SshProxy {
         directTcpip: async (open) => {
           try {
             const sock = await self.proxy!.#connect(
-              open.conn.context,
+              open.conn,
               open.destHost,
               open.destPort,
             );
@@ -172,23 +253,36 @@ export class SshProxy {
     this.#server.handleSocket(socket, addrs);
   }
 
-  async #proxySubsystem(user: ProxyUser, name: string): Promise<Duplex> {
+  async #proxySubsystem(conn: SshConnection<ProxyUser>, name: string): Promise<Duplex> {
     const target = parseProxySubsystem(name);
     if (target.cluster !== undefined && target.cluster !== this.#o.clusterName) {
       throw new Error(
         `Cannot connect to cluster "${target.cluster}": this proxy serves only cluster "${this.#o.clusterName}"`,
       );
     }
-    return await this.#connect(user, target.host, target.port);
+    return await this.#connect(conn, target.host, target.port);
   }
 
-  async #connect(user: ProxyUser, host: string, port: number): Promise<Duplex> {
+  async #connect(conn: SshConnection<ProxyUser>, host: string, port: number): Promise<Duplex> {
+    const user = conn.context;
     const asked = port === 0 ? host : `${host}:${port}`;
     const node = await this.#o.nodes.resolve(host, port);
     assertVisible(node, (t) => user.checker.canSeeNode(t), asked);
-    const dial = this.#o.dialNode ?? dialRegisteredAddr;
+    const source = endpointOf(conn.remoteAddr, conn.remotePort);
+    const proxyAddr = endpointOf(conn.localAddr, conn.localPort);
+    const o = this.#o;
+    const dial = o.dialNode ??
+      ((node: ServerResource, client: NodeDialClient) =>
+        dialRegisteredAddr(node, {
+          ...(client.source === undefined ? {} : { source: client.source }),
+          signer: { ...o.hostKey, certificate: o.hostCertificate },
+          clock: o.clock,
+        }));
     try {
-      const sock = await dial(node);
+      const sock = await dial(node, {
+        ...(source === undefined ? {} : { source }),
+        ...(proxyAddr === undefined ? {} : { proxyAddr }),
+      });
       this.#o.logger.debug("User {user} ({login}) connected through the proxy to {node}", {
         user: user.user,
         login: user.login,

@@ -20,7 +20,7 @@ import {
   parseSshCertificate,
 } from "../ca/mod.ts";
 import { WebClient } from "../client/mod.ts";
-import { dialTcp } from "../net/mod.ts";
+import { ConnectionGuard, dialTcp, readOpenFilesLimit } from "../net/mod.ts";
 import { AgentPool, type FindSettings, parseHostPort, resolveTunnelAddr } from "../tunnel/mod.ts";
 import { type Clock, RealClock } from "../clock/mod.ts";
 import {
@@ -74,6 +74,9 @@ export interface NodeReady {
   clusterName: string;
 }
 
+/** Below this open-files limit the process warns at start. */
+const LOW_OPEN_FILES_LIMIT = 8192;
+
 /** File name of the admin identity inside the data dir. */
 export const ADMIN_IDENTITY_FILE = "admin.identity";
 
@@ -84,10 +87,13 @@ export class TeleportProcess implements AsyncDisposable {
   auth?: AuthServer;
   node?: NodeService;
   proxy?: ProxyReady;
+  /** Admission control shared by every listener of the process. */
+  readonly guard: ConnectionGuard;
   #cleanups: Array<() => Promise<void>> = [];
 
-  private constructor(config: ProcessConfig) {
+  private constructor(config: ProcessConfig, guard: ConnectionGuard) {
     this.config = config;
+    this.guard = guard;
     this.supervisor = new Supervisor({ logger: getComponentLogger("service") });
   }
 
@@ -97,7 +103,28 @@ export class TeleportProcess implements AsyncDisposable {
     if (!cfg.roles.auth && !cfg.roles.node && !cfg.roles.proxy) {
       throw new BadParameterError("Cannot start: no role to run; use --roles=auth,proxy,node");
     }
-    const proc = new TeleportProcess(cfg);
+    const limits = cfg.connectionLimits;
+    const log = getComponentLogger("service");
+    // Deno raises the soft open-files limit to the hard limit when it starts (checked by
+    // lib/net/guard_test.ts); the hard limit is the operator's (LimitNOFILE= in the unit).
+    const nofile = readOpenFilesLimit();
+    if (nofile !== undefined && nofile < LOW_OPEN_FILES_LIMIT) {
+      log.warn(
+        "The open-files limit is {limit}: few connections fit; raise the hard limit " +
+          "(LimitNOFILE=524288 in the systemd unit, or ulimit -Hn)",
+        { limit: nofile },
+      );
+    }
+    const guard = new ConnectionGuard({
+      logger: getComponentLogger("limits"),
+      maxConnectionsPerIp: limits.maxConnectionsPerIp,
+      maxPendingPerIp: limits.maxPendingPerIp,
+      ...(limits.descriptorReserve === undefined
+        ? {}
+        : { descriptorReserve: limits.descriptorReserve }),
+      ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+    });
+    const proc = new TeleportProcess(cfg, guard);
     try {
       await ensureDataDir(cfg.dataDir);
       if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
@@ -170,6 +197,8 @@ export class TeleportProcess implements AsyncDisposable {
       port: cfg.auth.listenAddr.port,
       certPem: apiCert,
       keyPem: apiKey.privateKeyPem,
+      guard: this.guard,
+      handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
     });
     this.#cleanups.push(() => api.close());
     log.info("Auth service {version} is listening on {host}:{port}, cluster {cluster}", {
@@ -227,6 +256,7 @@ export class TeleportProcess implements AsyncDisposable {
       ...(this.auth !== undefined ? { localAuth: this.auth } : {}),
       authAddr: await this.#authAddr("proxy"),
       signal: stop.signal,
+      guard: this.guard,
     });
     this.#cleanups.push(async () => {
       stop.abort();
@@ -325,12 +355,15 @@ export class TeleportProcess implements AsyncDisposable {
       keyPem: o.identity.keyPem,
       sshCert: o.identity.sshCert,
       userCaKeys: o.identity.sshUserCaKeys ?? [],
+      hostCaKeys: hostCaKeyLines(o.identity),
       hostId: o.hostId,
       nodeName: cfg.nodeName,
       auth: o.auth,
       ...(o.listen !== undefined ? { listen: o.listen } : {}),
       ...(o.advertiseAddr !== undefined ? { advertiseAddr: o.advertiseAddr } : {}),
       labels: cfg.ssh.labels,
+      guard: this.guard,
+      loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
       recordingsDir,
       version: VERSION,
       clock: o.clock,

@@ -9,7 +9,7 @@
  * or none → web API; `teleport-proxy-ssh` → SSH proxy inside TLS; plain `SSH-`
  * → SSH proxy; `teleport-auth@…` → raw TCP to the auth API, TLS untouched.
  */
-import net from "node:net";
+import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { AuthServer } from "../auth/mod.ts";
 import { AuthClient, UserCaKeys } from "../authclient/mod.ts";
@@ -17,11 +17,18 @@ import { importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { type Addr, formatAddr, isUnspecifiedHost, type ProcessConfig } from "../config/mod.ts";
 import { BadParameterError, ConnectionProblemError, messageOf } from "../errors/mod.ts";
-import { writeIdentityFile } from "../identity/mod.ts";
+import { type ProxySigner, signClientAddrHeader, writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import { type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
 import { runPeriodic } from "../node/mod.ts";
-import { dialRegisteredAddr, NodeRegistry, SshProxy } from "../proxy/mod.ts";
+import { type ConnectionGuard, guardOf, joinHostPort } from "../net/mod.ts";
+import {
+  dialRegisteredAddr,
+  endpointOf,
+  type NodeDialClient,
+  NodeRegistry,
+  SshProxy,
+} from "../proxy/mod.ts";
 import { TunnelServer } from "../tunnel/mod.ts";
 import type { Resource, Role, ServerResource } from "../resource/mod.ts";
 import {
@@ -58,6 +65,8 @@ export interface ProxyServiceOptions {
   /** Where the auth API is reached (the local one, or the configured auth server). */
   authAddr: Addr;
   signal: AbortSignal;
+  /** Admission control shared by every listener of the process. */
+  guard: ConnectionGuard;
 }
 
 /** A running proxy role. */
@@ -70,38 +79,67 @@ const DIAL_TIMEOUT_NS = 30_000_000_000;
 const HEARTBEAT_INTERVAL_MS = 60_000;
 const HEARTBEAT_TTL_MS = 10 * 60_000;
 
+/** Time allowed for the TCP connection to auth. */
+const AUTH_DIAL_TIMEOUT_MS = 10_000;
+
 /** Opens a TCP connection to the auth API (for agents' `@remote-auth-server` channels). */
 function dialAuthAddr(auth: Addr): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const up = net.connect({ host: auth.host, port: auth.port });
     up.setNoDelay(true);
-    up.once(
-      "error",
-      (err) =>
-        reject(
-          new ConnectionProblemError(
-            `Cannot connect to auth at ${formatAddr(auth)}: ${err.message}`,
-          ),
-        ),
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      up.destroy();
+      reject(new ConnectionProblemError(`Cannot connect to auth at ${formatAddr(auth)}: ${why}`));
+    };
+    // A black-holed auth address must not hold the client's descriptors for minutes.
+    const timer = setTimeout(
+      () => fail(`no answer in ${AUTH_DIAL_TIMEOUT_MS} ms`),
+      AUTH_DIAL_TIMEOUT_MS,
     );
+    up.once("error", (err) => fail(err.message));
     up.once("connect", () => {
+      clearTimeout(timer);
       up.removeAllListeners("error");
       resolve(up);
     });
   });
 }
 
-/** Pipes a routed socket to the auth API, bytes untouched (the client's TLS ends at auth). */
-function passToAuth(sock: Duplex, auth: Addr, log: ReturnType<typeof getComponentLogger>): void {
+/**
+ * Pipes a routed socket to the auth API, bytes untouched (the client's TLS ends at auth), after
+ * a PROXY v2 header signed by this proxy that tells auth the client's address.
+ */
+function passToAuth(
+  sock: Socket,
+  auth: Addr,
+  sign: { signer: ProxySigner; clock: Clock },
+  log: ReturnType<typeof getComponentLogger>,
+): void {
   sock.once("error", () => sock.destroy());
-  dialAuthAddr(auth).then((up) => {
+  const source = endpointOf(sock.remoteAddress, sock.remotePort);
+  // The upstream socket is one more descriptor this client holds.
+  const release = guardOf(sock)?.holdDescriptor() ?? (() => {});
+  sock.once("close", release);
+  dialAuthAddr(auth).then(async (up) => {
+    try {
+      const destination = endpointOf((up as Socket).remoteAddress, (up as Socket).remotePort);
+      if (source !== undefined && destination !== undefined) {
+        up.write(
+          await signClientAddrHeader({ ...sign, source, destination, now: sign.clock.now() }),
+        );
+      }
+    } catch (err) {
+      up.destroy();
+      throw err;
+    }
     if (sock.destroyed) return up.destroy();
     up.on("error", () => up.destroy());
     sock.pipe(up);
     up.pipe(sock);
     up.once("close", () => sock.destroy());
     sock.once("close", () => up.destroy());
-  }, (err) => {
+  }).catch((err) => {
     log.warn("Cannot pass a client through to the auth API: {reason}", { reason: messageOf(err) });
     sock.destroy();
   });
@@ -208,8 +246,19 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       logger: getComponentLogger("proxy:tunnel"),
     });
     cleanups.push(() => tunnel.close());
-    const dialNode = (node: ServerResource): Promise<Duplex> => {
-      if (tunnel.has(node.metadata.name)) return tunnel.dial(node.metadata.name);
+    const signer = { ...hostKey, certificate: hostCertBlob };
+    const dialNode = (node: ServerResource, client: NodeDialClient): Promise<Duplex> => {
+      if (tunnel.has(node.metadata.name)) {
+        // The agent authenticated this proxy, so it believes the client address in the request.
+        return tunnel.dial(node.metadata.name, {
+          ...(client.source === undefined
+            ? {}
+            : { clientSrcAddr: joinHostPort(client.source.addr, client.source.port) }),
+          ...(client.proxyAddr === undefined
+            ? {}
+            : { clientDstAddr: joinHostPort(client.proxyAddr.addr, client.proxyAddr.port) }),
+        });
+      }
       if (node.spec.use_tunnel === true) {
         return Promise.reject(
           new ConnectionProblemError(
@@ -219,7 +268,11 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
           ),
         );
       }
-      return dialRegisteredAddr(node);
+      return dialRegisteredAddr(node, {
+        ...(client.source === undefined ? {} : { source: client.source }),
+        signer,
+        clock: o.clock,
+      });
     };
     const sshProxy = await SshProxy.start({
       dialNode,
@@ -232,6 +285,8 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       clock: o.clock,
       logger: getComponentLogger("proxy:ssh"),
       ...(separate ? { listen: { hostname: sshListen.host, port: sshListen.port } } : {}),
+      guard: o.guard,
+      loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
     });
     cleanups.push(() => sshProxy.close());
 
@@ -266,12 +321,16 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     const mux: Multiplexer = await startMultiplexer({
       listen: { host: p.webListenAddr.host, port: p.webListenAddr.port },
       logger: getComponentLogger("proxy:mux"),
+      guard: o.guard,
+      name: "proxy web",
+      handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
+      sshLoginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
       tls: { keyPairs },
       handlers: {
         web: (sock) => late.web === undefined ? sock.destroy() : late.web.handleConnection(sock),
         proxySsh: (sock) => sshProxy.handleSocket(sock),
         ssh: (sock) => sshProxy.handleSocket(sock),
-        auth: (sock) => passToAuth(sock, o.authAddr, log),
+        auth: (sock) => passToAuth(sock, o.authAddr, { signer, clock: o.clock }, log),
         reverseTunnel: (sock) => tunnel.handleSocket(sock),
       },
     });
@@ -282,6 +341,10 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       ? await startMultiplexer({
         listen: { host: tunnelListen.host, port: tunnelListen.port },
         logger: getComponentLogger("proxy:tunnel-mux"),
+        guard: o.guard,
+        name: "proxy tunnel",
+        handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
+        sshLoginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
         tls: { keyPairs },
         handlers: {
           web: (sock) => late.web === undefined ? sock.destroy() : late.web.handleConnection(sock),

@@ -12,6 +12,7 @@ import { concatBytes, type SshCertificate, verifySshCertificate } from "../ca/mo
 import type { Clock } from "../clock/mod.ts";
 import { ConnectionProblemError, messageOf, NotFoundError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { ConnectionGuard } from "../net/mod.ts";
 import {
   copyingStream,
   type IncomingChannelOpen,
@@ -59,6 +60,13 @@ export interface TunnelServerOptions {
   logger: Logger;
   /** Where to listen; without it sockets come from {@link TunnelServer.handleSocket}. */
   listen?: { hostname: string; port: number };
+  /**
+   * Admission control of the listener, shared with the process's other listeners.
+   * @default {a guard of its own with default limits}
+   */
+  guard?: ConnectionGuard;
+  /** Time a client has from connecting until authenticated. @default {30000} */
+  loginTimeoutMs?: number;
   /** How often the proxy list is re-read and changes are sent. @default {10000} */
   discoveryIntervalMs?: number;
   /** Interval of keepalive probes to agents. @default {30000} */
@@ -121,6 +129,9 @@ export class TunnelServer implements AsyncDisposable {
       logger: o.logger,
       keepaliveIntervalMs: o.keepaliveIntervalMs ?? 30_000,
       ...(o.listen ? { listen: o.listen } : {}),
+      ...(o.guard === undefined ? {} : { guard: o.guard }),
+      ...(o.loginTimeoutMs === undefined ? {} : { handshakeTimeoutMs: o.loginTimeoutMs }),
+      name: "reverse tunnel",
       authenticate: (req) => s.#authenticate(req.username, req.certificate),
       onAuthFailure: (f) =>
         o.logger.info("Refused reverse tunnel login {user} from {addr}: {reason}", {
