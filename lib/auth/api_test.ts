@@ -174,3 +174,30 @@ Deno.test("POST /v1/register refuses oversized or odd fields before auditing", a
   const ok = await handleApiRequest(t.auth, { method: "POST", path: "/v1/register", body: good });
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
 });
+
+Deno.test("POST /v1/events stores an oversized event cut and marked, not refused", async () => {
+  await using t = await newTestAuth();
+  const event = {
+    event: "exec",
+    uid: crypto.randomUUID(),
+    code: "T3002I",
+    time: t.clock.now().toISOString(),
+    command: "x".repeat(100_000),
+  };
+  const r = await handleApiRequest(t.auth, {
+    method: "POST",
+    path: "/v1/events",
+    caller: ADMIN,
+    body: { events: [event] },
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const { events } = await t.auth.searchEvents({
+    from: new Date(0),
+    to: new Date(t.clock.now().getTime() + 1),
+    types: ["exec"],
+  });
+  assert.equal(events.length, 1);
+  assert.equal(events[0]!.uid, event.uid);
+  assert.equal(events[0]!.truncated, true);
+  assert.ok((events[0]!.command as string).length < 65_536);
+});
