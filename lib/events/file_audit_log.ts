@@ -118,7 +118,7 @@ export class FileAuditLog implements AuditLog {
 
   #checkOpen(): void {
     if (this.#closed) {
-      throw new ConnectionProblemError(`audit log in ${this.#dir} is closed: open a new one`);
+      throw new ConnectionProblemError("audit log is closed: open a new one");
     }
   }
 
