@@ -288,6 +288,9 @@ teleport:
   data_dir: ${dir}/data
   log:
     severity: WARN
+  connection_limits:
+    # Thousands of registrations from one address, on purpose.
+    rates: [{ period: 1s, average: 100000, burst: 100000 }]
 auth_service:
   enabled: true
   listen_addr: 127.0.0.1:${authPort}

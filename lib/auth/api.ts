@@ -22,6 +22,7 @@ import type { Identity } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
 import type { SearchQuery } from "../events/mod.ts";
 import { parseResourceValue, resolveKind } from "../resource/mod.ts";
+import type { RegisterRequest } from "../authclient/mod.ts";
 import type { AuthServer } from "./server.ts";
 
 /** One API call, transport-free. */
@@ -114,6 +115,100 @@ function stringList(b: Record<string, unknown>, name: string): string[] {
   return v;
 }
 
+/** Size and character limits of the join request (`POST /v1/register`). */
+export const REGISTER_LIMITS = {
+  /** Tokens are 32 hex characters; static tokens from the config may be longer. */
+  tokenChars: 128,
+  /** A DNS name's longest form. */
+  nodeNameChars: 253,
+  hostIdChars: 64,
+  principals: 64,
+  principalChars: 253,
+  /** An RSA 16384-bit key in authorized_keys or SPKI PEM form is under 3 KiB. */
+  publicKeyChars: 8192,
+} as const;
+
+const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const PRINCIPAL = /^[A-Za-z0-9.:_*-]+$/;
+
+/** A string field of at most `max` characters; the error never repeats the value. */
+function boundedString(
+  b: Record<string, unknown>,
+  name: string,
+  max: number,
+  pattern?: { re: RegExp; what: string },
+): string {
+  const v = b[name];
+  if (typeof v !== "string" || v === "") {
+    throw new BadParameterError(`Cannot join: field "${name}" must be a non-empty string`);
+  }
+  if (v.length > max) {
+    throw new BadParameterError(
+      `Cannot join: field "${name}" is ${v.length} characters long; the limit is ${max}`,
+    );
+  }
+  if (pattern !== undefined && !pattern.re.test(v)) {
+    throw new BadParameterError(`Cannot join: field "${name}" must be ${pattern.what}`);
+  }
+  return v;
+}
+
+/** A list of principals or DNS names, bounded in count and length. */
+function principalList(b: Record<string, unknown>, name: string): string[] {
+  const v = b[name];
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    throw new BadParameterError(`Cannot join: field "${name}" must be a list of strings`);
+  }
+  if (v.length > REGISTER_LIMITS.principals) {
+    throw new BadParameterError(
+      `Cannot join: field "${name}" has ${v.length} entries; the limit is ${REGISTER_LIMITS.principals}`,
+    );
+  }
+  return v.map((p, i) =>
+    boundedString({ [`${name}[${i}]`]: p }, `${name}[${i}]`, REGISTER_LIMITS.principalChars, {
+      re: PRINCIPAL,
+      what: `a host name or address (letters, digits and . : _ * -)`,
+    })
+  );
+}
+
+/**
+ * The join request, with every field checked for type, size and characters, so that no
+ * oversized or odd value reaches a log line or an audit event.
+ */
+export function parseRegisterBody(b: Record<string, unknown>): RegisterRequest {
+  const token = boundedString(b, "token", REGISTER_LIMITS.tokenChars, {
+    re: /^[\x21-\x7e]+$/,
+    what: "printable ASCII without spaces",
+  });
+  const hostID = boundedString(b, "hostID", REGISTER_LIMITS.hostIdChars, {
+    re: HOST_ID,
+    what: "a UUID (letters, digits and . _ -)",
+  });
+  const nodeName = boundedString(b, "node_name", REGISTER_LIMITS.nodeNameChars, {
+    re: HOST_NAME,
+    what: "a host name (letters, digits and . _ -, starting with a letter or digit)",
+  });
+  const role = boundedString(b, "role", 32, { re: /^[A-Za-z]+$/, what: "node or proxy" });
+  const key = (name: string) =>
+    boundedString(b, name, REGISTER_LIMITS.publicKeyChars, {
+      re: /^[\x20-\x7e\r\n]+$/,
+      what: "a public key in text form",
+    });
+  return {
+    token,
+    hostID,
+    node_name: nodeName,
+    role,
+    additional_principals: principalList(b, "additional_principals"),
+    dns_names: principalList(b, "dns_names"),
+    public_ssh_key: key("public_ssh_key"),
+    public_tls_key: key("public_tls_key"),
+  };
+}
+
 /** `GET /v1/events?from=&to=&type=a,b&sid=&limit=&order=&start_key=` as a search query. */
 function searchQueryOf(q: URLSearchParams): SearchQuery {
   const time = (name: string) => {
@@ -177,20 +272,12 @@ const ROUTES: Route[] = [
     auth: false,
     handler: (s, req) => {
       // The token is the credential; no client certificate is needed. A proxy forwarding a
-      // join (`/webapi/host/credentials`) may pass the joining host's address.
+      // join (`/webapi/host/credentials`) may pass the joining host's address. The fields are
+      // checked before anything about the request is logged or audited.
       const b = body(req);
-      const list = (name: string) => b[name] === undefined ? [] : stringList(b, name);
+      const join = parseRegisterBody(b);
       const remoteAddr = forwardedAddr(req, field(b, "remote_addr", "string", true));
-      return s.registerUsingToken({
-        token: field(b, "token", "string")!,
-        hostID: field(b, "hostID", "string")!,
-        node_name: field(b, "node_name", "string")!,
-        role: field(b, "role", "string")!,
-        additional_principals: list("additional_principals"),
-        dns_names: list("dns_names"),
-        public_ssh_key: field(b, "public_ssh_key", "string")!,
-        public_tls_key: field(b, "public_tls_key", "string")!,
-      }, remoteAddr);
+      return s.registerUsingToken(join, remoteAddr);
     },
   },
   {

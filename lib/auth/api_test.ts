@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { generateSshKeyPair, generateTlsKeyPair } from "../ca/mod.ts";
 import { handleApiRequest, redactPath } from "./mod.ts";
 import { ADMIN, newTestAuth, userIdentity } from "./_testing.ts";
 
@@ -116,4 +117,87 @@ Deno.test("handleApiRequest() creates users from resources without invite tokens
   assert.equal(r.status, 200);
   assert.equal((await t.auth.users.get("carol")).spec.created_by?.user, "h1.example");
   assert.deepEqual(await t.auth.userTokens.list(), []);
+});
+
+Deno.test("POST /v1/register refuses oversized or odd fields before auditing", async () => {
+  await using t = await newTestAuth();
+  const token = await t.auth.createToken({ roles: ["node"], ttlMs: 60_000 });
+  const good = {
+    token: token.metadata.name,
+    hostID: crypto.randomUUID(),
+    node_name: "node1",
+    role: "node",
+    public_ssh_key: (await generateSshKeyPair("ed25519")).authorizedKey,
+    public_tls_key: (await generateTlsKeyPair()).publicKeyPem,
+  };
+  const huge = "a".repeat(60_000);
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ["node_name", { node_name: huge }, /"node_name" is 60000 characters long; the limit is 253/],
+    ["node_name", { node_name: "bad name\n" }, /"node_name" must be a host name/],
+    ["hostID", { hostID: "x".repeat(65) }, /"hostID" is 65 characters long; the limit is 64/],
+    ["hostID", { hostID: "../../etc" }, /"hostID" must be a UUID/],
+    ["token", { token: huge }, /"token" is 60000 characters long; the limit is 128/],
+    ["token", { token: 42 }, /"token" must be a non-empty string/],
+    ["role", { role: huge }, /"role" is 60000 characters long/],
+    ["public_ssh_key", { public_ssh_key: huge }, /the limit is 8192/],
+    [
+      "additional_principals",
+      { additional_principals: Array(65).fill("p") },
+      /has 65 entries; the limit is 64/,
+    ],
+    [
+      "dns_names",
+      { dns_names: ["ok.example", "b".repeat(254)] },
+      /"dns_names\[1\]" is 254 characters long/,
+    ],
+  ];
+  for (const [name, patch, message] of cases) {
+    const r = await handleApiRequest(t.auth, {
+      method: "POST",
+      path: "/v1/register",
+      body: { ...good, ...patch },
+      remoteAddr: "127.0.0.9",
+    });
+    assert.equal(r.status, 400, name);
+    const error = (r.body as { error: { kind: string; message: string } }).error;
+    assert.equal(error.kind, "BadParameter");
+    assert.match(error.message, message);
+    assert.ok(error.message.length < 200, `${name}: the message does not echo the value`);
+  }
+  const { events } = await t.auth.searchEvents({
+    from: new Date(0),
+    to: new Date(t.clock.now().getTime() + 1),
+    types: ["instance.join"],
+  });
+  assert.deepEqual(events, [], "nothing was audited");
+  // The token was not spent on the refused requests.
+  const ok = await handleApiRequest(t.auth, { method: "POST", path: "/v1/register", body: good });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+});
+
+Deno.test("POST /v1/events stores an oversized event cut and marked, not refused", async () => {
+  await using t = await newTestAuth();
+  const event = {
+    event: "exec",
+    uid: crypto.randomUUID(),
+    code: "T3002I",
+    time: t.clock.now().toISOString(),
+    command: "x".repeat(100_000),
+  };
+  const r = await handleApiRequest(t.auth, {
+    method: "POST",
+    path: "/v1/events",
+    caller: ADMIN,
+    body: { events: [event] },
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const { events } = await t.auth.searchEvents({
+    from: new Date(0),
+    to: new Date(t.clock.now().getTime() + 1),
+    types: ["exec"],
+  });
+  assert.equal(events.length, 1);
+  assert.equal(events[0]!.uid, event.uid);
+  assert.equal(events[0]!.truncated, true);
+  assert.ok((events[0]!.command as string).length < 65_536);
 });

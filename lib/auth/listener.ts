@@ -16,11 +16,19 @@ import {
   BadParameterError,
   httpStatusOf,
   kindOf,
+  LimitExceededError,
   messageOf,
 } from "../errors/mod.ts";
 import { ClientAddrVerifier, type Identity, identityFromSubject } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { ConnectionGuard, guardOf, guardServer } from "../net/mod.ts";
+import {
+  clientKey,
+  ConnectionGuard,
+  guardOf,
+  guardServer,
+  type RateLimit,
+  RateLimiter,
+} from "../net/mod.ts";
 import { handleApiRequest } from "./api.ts";
 import { readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
@@ -49,8 +57,24 @@ export function authListenerAlpn(clusterName: string): string[] {
 /** Session recordings move as raw gzip streams, not JSON. */
 const RECORDING_PATH = /^\/v1\/recordings\/([^/]+)$/;
 
-/** Largest request body accepted. */
+/** Largest JSON request body accepted from a caller with a valid client certificate. */
 const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Largest request body accepted without a client certificate. The only unauthenticated call
+ * with a body is `POST /v1/register`: a token, names, two public keys and a few principals,
+ * a few KiB at most.
+ */
+const MAX_UNAUTHENTICATED_BODY_BYTES = 64 * 1024;
+
+/**
+ * Unauthenticated calls (ping, CA certificates, join, and any call without a valid client
+ * certificate) per client IP. A node joining makes three (ping, cacerts, register), so the
+ * burst lets a dozen hosts behind one NAT join at once and 30 per minute lets ten more join
+ * each minute, while a token guesser gets half an attempt per second instead of hundreds.
+ * Teleport's own default is burst 40, 20 per minute.
+ */
+export const DEFAULT_UNAUTHENTICATED_RATE_LIMIT: RateLimit = { burst: 40, perMinute: 30 };
 
 /** Where and how the API listens. */
 export interface AuthApiServerOptions {
@@ -73,6 +97,12 @@ export interface AuthApiServerOptions {
    * @default {5000}
    */
   handshakeTimeoutMs?: number;
+  /**
+   * Calls without a valid client certificate, per client IP (IPv6: per /64); over it the
+   * answer is 429 with `Retry-After`.
+   * @default {DEFAULT_UNAUTHENTICATED_RATE_LIMIT} (burst 40, 30 per minute)
+   */
+  unauthenticatedRateLimit?: RateLimit;
 }
 
 /** A running API listener. */
@@ -82,11 +112,170 @@ export interface AuthApiServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** The request target as path and query; undefined when it is not an origin-form path. */
+function parseTarget(url: string): { path: string; query: URLSearchParams } | undefined {
+  if (!url.startsWith("/")) return undefined;
+  const q = url.indexOf("?");
+  const path = q < 0 ? url : url.slice(0, q);
+  const hash = path.indexOf("#");
+  return {
+    path: hash < 0 ? path : path.slice(0, hash),
+    query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
+  };
+}
+
+/** Whether the request announces a body (a declared length above zero, or chunked). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  if (length !== undefined) return length !== "0";
+  return req.headers["transfer-encoding"] !== undefined;
+}
+
+/** Starts and stops reading a connection from the network. */
+interface ReadSwitch {
+  start(): void;
+  stop(): void;
+}
+
+interface StreamHandle {
+  readStart(): unknown;
+  readStop(): unknown;
+}
+
+/**
+ * The read switch of a connection. Deno's node:tls server socket has no read backpressure:
+ * paused, it still reads its TCP socket at wire speed into memory (a 500 MiB upload to a
+ * paused request is read whole), and neither `pause()` of the TLS socket nor of the TCP
+ * socket under it (`_parent`) stops that, while the TCP socket's own stream handle does. So
+ * the listener reads a connection only while it wants its bytes, through that handle when
+ * there is one, else through `pause()` / `resume()`.
+ */
+function readSwitchOf(sock: TLSSocket): ReadSwitch {
+  const parent = (sock as unknown as { _parent?: { _handle?: Partial<StreamHandle> | null } })
+    ._parent;
+  const handle = parent?._handle;
+  if (typeof handle?.readStop !== "function" || typeof handle.readStart !== "function") {
+    return { start: () => sock.resume(), stop: () => sock.pause() };
+  }
+  const h = handle as StreamHandle;
+  let reading = true;
+  return {
+    start() {
+      if (reading || sock.destroyed || parent?._handle !== h) return;
+      reading = true;
+      h.readStart();
+    },
+    stop() {
+      if (!reading || sock.destroyed || parent?._handle !== h) return;
+      reading = false;
+      h.readStop();
+    },
+  };
+}
+
+type BodyResult = { ok: true; bytes: Buffer } | { ok: false };
+
+/**
+ * Reads the request body up to `limit` bytes, reading the connection only meanwhile. Past the
+ * limit it stops reading the connection; the caller answers and closes it. A declared
+ * Content-Length over the limit is refused before any body byte is read.
+ */
+function readBody(req: IncomingMessage, wire: ReadSwitch, limit: number): Promise<BodyResult> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ ok: false });
+  // Events rather than for-await: leaving a for-await loop early destroys the socket before
+  // the answer is written.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (v: BodyResult | Error) => {
+      wire.stop();
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      if (v instanceof Error) reject(v);
+      else resolve(v);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        done({ ok: false });
+      } else {
+        chunks.push(chunk);
+      }
+    };
+    const onEnd = () => done({ ok: true, bytes: Buffer.concat(chunks) });
+    const onError = (err: Error) => done(err);
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onError);
+    wire.start();
+  });
+}
+
+/**
+ * The request body as a stream that reads the connection only while its consumer keeps up
+ * (at most `highWaterMark` bytes wait in memory).
+ */
+function bodyStream(
+  req: IncomingMessage,
+  wire: ReadSwitch,
+  highWaterMark = 256 * 1024,
+): ReadableStream<Uint8Array> {
+  const onData = (chunk: Buffer) => {
+    controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    if ((controller.desiredSize ?? 0) <= 0) wire.stop();
+  };
+  const onEnd = () => {
+    detach();
+    controller.close();
+  };
+  const onError = (err: Error) => {
+    detach();
+    controller.error(err);
+  };
+  const detach = () => {
+    wire.stop();
+    req.off("data", onData);
+    req.off("end", onEnd);
+    req.off("error", onError);
+  };
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+      req.on("data", onData);
+      req.once("end", onEnd);
+      req.once("error", onError);
+    },
+    pull() {
+      wire.start();
+    },
+    cancel() {
+      detach();
+    },
+  }, new ByteLengthQueuingStrategy({ highWaterMark }));
+}
+
 /** Starts the HTTPS listener; resolves once it is bound. */
 export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
   const { server, logger } = opts;
   const cas = server.clientCaCertPems();
   const identities = new WeakMap<Socket, Identity | Error>();
+  const readSwitches = new WeakMap<Socket, ReadSwitch>();
+  /** Answers after which the connection closes. */
+  const closing = new WeakSet<ServerResponse>();
+  const readSwitch = (sock: TLSSocket) => {
+    let wire = readSwitches.get(sock);
+    if (wire === undefined) readSwitches.set(sock, wire = readSwitchOf(sock));
+    return wire;
+  };
+  const unauthenticated = new RateLimiter({
+    ...(opts.unauthenticatedRateLimit ?? DEFAULT_UNAUTHENTICATED_RATE_LIMIT),
+    clock: server.clock,
+  });
+  // One log line per client per minute about throttling, however hard it knocks.
+  const throttleLog = new RateLimiter({ burst: 1, perMinute: 1, clock: server.clock });
 
   const callerOf = async (sock: TLSSocket): Promise<Identity | undefined> => {
     const cached = identities.get(sock);
@@ -116,38 +305,48 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     }
   };
 
+  /** Writes a JSON answer; with `close`, closes the connection once the answer is flushed. */
+  const send = (
+    res: ServerResponse,
+    status: number,
+    value: unknown,
+    o: { close?: boolean; headers?: Record<string, string> } = {},
+  ) => {
+    const text = JSON.stringify(value);
+    res.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+      ...o.headers,
+      ...(o.close ? { connection: "close" } : {}),
+    });
+    if (o.close) {
+      closing.add(res);
+      res.end(text, () => res.socket?.destroy());
+    } else res.end(text);
+  };
+
+  const errorBody = (err: unknown) => {
+    const status = httpStatusOf(err);
+    return {
+      error: {
+        kind: kindOf(err) ?? "Internal",
+        message: status === 500 ? "internal error, see the auth server log" : messageOf(err),
+      },
+    };
+  };
+
   /** `PUT` (upload, streamed to disk) and `GET` (download) of one session recording. */
   const onRecording = async (
     req: IncomingMessage,
     res: ServerResponse,
+    wire: ReadSwitch,
+    caller: Identity,
     sid: string,
-    send: (status: number, value: unknown) => void,
   ) => {
-    const fail = (err: unknown) => {
-      const status = httpStatusOf(err);
-      if (status === 500) {
-        logger.error("Recording {sid} request failed: {error}", { sid, error: err });
-      }
-      send(status, {
-        error: {
-          kind: kindOf(err) ?? "Internal",
-          message: status === 500 ? "internal error, see the auth server log" : messageOf(err),
-        },
-      });
-    };
     try {
-      const caller = await callerOf(req.socket as TLSSocket);
-      if (caller === undefined) {
-        throw new AccessDeniedError(
-          "this API call needs a client certificate signed by the cluster",
-        );
-      }
       if (req.method === "PUT") {
         await server.authorize(caller, "session", "create");
-        const body = ReadableStream.from((async function* () {
-          for await (const chunk of req) yield new Uint8Array(chunk as Buffer);
-        })());
-        send(200, await server.saveRecording(caller, sid, body));
+        send(res, 200, await server.saveRecording(caller, sid, bodyStream(req, wire)));
       } else if (req.method === "GET") {
         await server.authorize(caller, "session", "read");
         const stream = await server.openRecording(sid);
@@ -160,62 +359,137 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
         throw new BadParameterError(`method ${req.method} is not allowed on recordings`);
       }
     } catch (err) {
-      req.resume(); // discard an unread upload body
-      if (res.headersSent) res.destroy();
-      else fail(err);
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (httpStatusOf(err) === 500) {
+        logger.error("Recording {sid} request failed: {error}", { sid, error: err });
+      }
+      // An upload body that was not read to its end is not drained: the connection closes.
+      send(res, httpStatusOf(err), errorBody(err), { close: !req.complete });
     }
   };
 
+  /**
+   * One request, in this order: parse the target, identify the caller, throttle callers
+   * without a certificate, then read a bounded body (or stream a recording for a caller with
+   * a certificate). Whatever is refused before its body is read closes the connection. The
+   * connection is not read while a request is handled, except for its body when wanted.
+   */
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     guardOf(req.socket)?.established();
-    const send = (status: number, value: unknown) => {
-      const text = JSON.stringify(value);
-      res.writeHead(status, {
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(text),
-      });
-      res.end(text);
-    };
+    const sock = req.socket as TLSSocket;
+    const wire = readSwitch(sock);
+    wire.stop();
+    res.once("finish", () => {
+      if (!closing.has(res)) wire.start();
+    });
+    // The client's address: rate-limit key and audit `addr.remote`.
+    const clientAddr = clientAddrOf(sock) ?? "unknown";
+    const refuse = (status: number, err: Error, headers?: Record<string, string>) =>
+      send(res, status, errorBody(err), { close: hasBody(req), ...(headers ? { headers } : {}) });
     try {
-      const recording = RECORDING_PATH.exec(new URL(req.url ?? "/", "https://auth").pathname);
-      if (recording !== null) {
-        await onRecording(req, res, decodeURIComponent(recording[1]!), send);
+      const target = parseTarget(req.url ?? "/");
+      if (target === undefined) {
+        refuse(400, new BadParameterError("the request target must be a path"));
         return;
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > MAX_BODY_BYTES) {
-          send(413, { error: { kind: "LimitExceeded", message: "request body is too large" } });
+      const caller = await callerOf(sock);
+      if (caller === undefined) {
+        const key = clientKey(clientAddr);
+        const verdict = unauthenticated.take(key);
+        if (!verdict.allowed) {
+          if (throttleLog.take(key).allowed) {
+            logger.warn(
+              "Throttling auth API calls without a client certificate from {addr} " +
+                "(logged once a minute)",
+              { addr: key },
+            );
+          }
+          refuse(
+            429,
+            new LimitExceededError(
+              "too many requests without a client certificate; wait and try again",
+            ),
+            { "retry-after": String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) },
+          );
           return;
         }
-        chunks.push(chunk as Buffer);
+      }
+      const recording = RECORDING_PATH.exec(target.path);
+      if (recording !== null) {
+        if (caller === undefined) {
+          refuse(
+            403,
+            new AccessDeniedError("this API call needs a client certificate signed by the cluster"),
+          );
+          return;
+        }
+        let sid: string;
+        try {
+          sid = decodeURIComponent(recording[1]!);
+        } catch {
+          refuse(
+            400,
+            new BadParameterError("the session id in the path is not valid URL encoding"),
+          );
+          return;
+        }
+        await onRecording(req, res, wire, caller, sid);
+        return;
+      }
+      const limit = caller === undefined ? MAX_UNAUTHENTICATED_BODY_BYTES : MAX_BODY_BYTES;
+      const read = await readBody(req, wire, limit);
+      if (!read.ok) {
+        logger.debug("Closing auth API connection from {addr}: request body over {limit} bytes", {
+          addr: clientAddr,
+          limit,
+        });
+        sock.once("close", () => {
+          logger.debug("Closed auth API connection from {addr} after {bytesRead} bytes", {
+            addr: clientAddr,
+            bytesRead: sock.bytesRead,
+          });
+        });
+        refuse(
+          413,
+          new LimitExceededError(
+            `request body is larger than ${limit} bytes` +
+              (caller === undefined ? " (the limit without a client certificate)" : ""),
+          ),
+        );
+        return;
       }
       let bodyValue: unknown = undefined;
-      if (size > 0) {
+      if (read.bytes.length > 0) {
         try {
-          bodyValue = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          bodyValue = JSON.parse(read.bytes.toString("utf8"));
         } catch {
-          send(400, { error: { kind: "BadParameter", message: "request body is not valid JSON" } });
+          send(res, 400, {
+            error: { kind: "BadParameter", message: "request body is not valid JSON" },
+          });
           return;
         }
       }
-      const sock = req.socket as TLSSocket;
-      const caller = await callerOf(sock);
-      const url = new URL(req.url ?? "/", "https://auth");
       const out = await handleApiRequest(server, {
         method: req.method ?? "GET",
-        path: url.pathname,
-        query: url.searchParams,
+        path: target.path,
+        query: target.query,
         body: bodyValue,
         ...(caller === undefined ? {} : { caller }),
-        ...(clientAddrOf(sock) === undefined ? {} : { remoteAddr: clientAddrOf(sock) }),
+        remoteAddr: clientAddr,
       }, logger);
-      send(out.status, out.body);
+      send(res, out.status, out.body);
     } catch (err) {
       logger.error("Auth API request failed: {error}", { error: err });
-      if (!res.headersSent) send(500, { error: { kind: "Internal", message: "internal error" } });
+      if (!res.headersSent) {
+        send(res, 500, { error: { kind: "Internal", message: "internal error" } }, {
+          close: !req.complete,
+        });
+      } else {
+        res.destroy();
+      }
     }
   };
 

@@ -105,6 +105,7 @@ export async function openKvBackend(options: KvBackendOptions): Promise<Backend>
   const lock = path === ":memory:" ? undefined : await lockFile(path);
   let kv: Deno.Kv;
   try {
+    if (lock !== undefined) await makeDbFilesPrivate(path);
     kv = await Deno.openKv(path);
   } catch (err) {
     lock?.close();
@@ -126,7 +127,7 @@ export async function openKvBackend(options: KvBackendOptions): Promise<Backend>
 /** Takes the single-writer lock `<path>.lock`, recording our pid in it. */
 async function lockFile(path: string): Promise<Deno.FsFile> {
   const lockPath = `${path}.lock`;
-  const file = await Deno.open(lockPath, { read: true, write: true, create: true });
+  const file = await Deno.open(lockPath, { read: true, write: true, create: true, mode: 0o600 });
   try {
     if (!await file.tryLock(true)) {
       const pid = await readPid(lockPath);
@@ -143,6 +144,35 @@ async function lockFile(path: string): Promise<Deno.FsFile> {
   } catch (err) {
     file.close();
     throw err;
+  }
+}
+
+/**
+ * Makes the database and every file beside it 0600 (owner only): the db file is created 0600
+ * before SQLite opens it, because SQLite gives its `-wal` and `-shm` files the db file's
+ * mode; files left more open by earlier versions are tightened on every open.
+ */
+async function makeDbFilesPrivate(path: string): Promise<void> {
+  (await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 })).close();
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`, `${path}.lock`]) {
+    let mode: number;
+    try {
+      mode = ((await Deno.stat(file)).mode ?? 0) & 0o777;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) continue;
+      throw err;
+    }
+    if ((mode & 0o077) === 0) continue;
+    try {
+      await Deno.chmod(file, 0o600);
+    } catch (err) {
+      throw new ConnectionProblemError(
+        `Cannot open backend ${JSON.stringify(path)}: ${file} has mode ${
+          mode.toString(8).padStart(4, "0")
+        } and cannot be made private (${messageOf(err)}); run "chmod 600 ${file}*"`,
+        { cause: err },
+      );
+    }
   }
 }
 

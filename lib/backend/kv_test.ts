@@ -128,3 +128,54 @@ Deno.test("openKvBackend() fails when another process holds the file", async () 
 Deno.test("openKvBackend() rejects an empty path", async () => {
   await assert.rejects(openKvBackend({ path: "" }), { name: "BadParameterError" });
 });
+
+/** Mode bits of every file in `dir`, by name. */
+async function modesIn(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for await (const e of Deno.readDir(dir)) {
+    out[e.name] = (((await Deno.stat(`${dir}/${e.name}`)).mode ?? 0) & 0o777).toString(8);
+  }
+  return out;
+}
+
+Deno.test("openKvBackend() keeps the database, its -wal, -shm and lock files 0600", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "backend_kv_test_" });
+  const umask = Deno.umask(0o022);
+  try {
+    const path = `${dir}/kv.db`;
+    await using backend = await openKvBackend({ path });
+    await backend.put({ key: ["k"], value: new Uint8Array([1]) });
+    const modes = await modesIn(dir);
+    for (const name of ["kv.db", "kv.db-wal", "kv.db-shm", "kv.db.lock"]) {
+      assert.equal(modes[name], "600", `${name}: ${JSON.stringify(modes)}`);
+    }
+  } finally {
+    Deno.umask(umask);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("openKvBackend() makes files that earlier runs left 0644 private", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "backend_kv_test_" });
+  try {
+    const path = `${dir}/kv.db`;
+    {
+      // As an earlier version left them: SQLite's default 0644 for the db and its companions.
+      const kv = await Deno.openKv(path);
+      await kv.set(["k"], 1);
+      for (const name of await Array.fromAsync(Deno.readDir(dir), (e) => e.name)) {
+        await Deno.chmod(`${dir}/${name}`, 0o644);
+      }
+      await Deno.writeTextFile(`${path}.lock`, "1\n", { mode: 0o644 });
+      await Deno.chmod(`${path}.lock`, 0o644);
+      kv.close();
+    }
+    await using backend = await openKvBackend({ path });
+    await backend.put({ key: ["k2"], value: new Uint8Array([1]) });
+    for (const [name, mode] of Object.entries(await modesIn(dir))) {
+      assert.equal(mode, "600", name);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

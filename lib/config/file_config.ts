@@ -96,6 +96,11 @@ export interface ConnectionLimitsSection {
   sshLoginTimeoutMs?: number;
   /** `descriptor_reserve`: descriptors never used for accepted connections. */
   descriptorReserve?: number;
+  /**
+   * `rates` (Teleport's shape: `period`, `average`, `burst`): the per-address limit of calls
+   * made without credentials (the strictest entry wins), as burst and per-minute rate.
+   */
+  unauthenticatedRate?: { burst: number; perMinute: number };
 }
 
 /**
@@ -721,12 +726,30 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
             descriptor_reserve: (n, p, l) => {
               t.connectionLimits.descriptorReserve = w.positiveInt(n, p, l);
             },
-            rates: (_n, p, l) => {
-              w.fail(
-                l,
-                `"${p}" is not supported: unauthenticated calls have built-in per-address ` +
-                  "rate limits; remove the key",
-              );
+            rates: (n, p, l) => {
+              const rates = w.list(n, p, l).map((item, i) => {
+                const ip = `${p}[${i}]`;
+                const il = w.lineOf(item, l)!;
+                const r: { period?: number; average?: number; burst?: number } = {};
+                w.map(item, ip, {
+                  period: (n, p, l) => {
+                    r.period = w.duration(n, p, l);
+                  },
+                  average: (n, p, l) => {
+                    r.average = w.positiveInt(n, p, l);
+                  },
+                  burst: (n, p, l) => {
+                    r.burst = w.positiveInt(n, p, l);
+                  },
+                }, il);
+                if (r.period === undefined || r.average === undefined) {
+                  w.fail(il, `"${ip}" needs "period" and "average" (and may set "burst")`);
+                }
+                const perMinute = (r.average * 60_000) / r.period;
+                return { burst: r.burst ?? Math.max(1, Math.ceil(perMinute)), perMinute };
+              });
+              const strictest = rates.sort((a, b) => a.perMinute - b.perMinute)[0];
+              if (strictest !== undefined) t.connectionLimits.unauthenticatedRate = strictest;
             },
             max_users: (_n, p, l) => {
               w.fail(l, `"${p}" is not supported; remove the key`);

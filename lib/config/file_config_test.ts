@@ -529,3 +529,46 @@ Deno.test("loadConfigFile() reads a file and names it in errors", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("parseFileConfig() reads teleport.connection_limits and refuses bad values", () => {
+  const cfg = parseFileConfig(
+    `teleport:
+  connection_limits:
+    max_connections: 20000
+    max_pending_connections: 64
+    handshake_timeout: 3s
+    ssh_login_timeout: 1m
+    descriptor_reserve: 500
+    rates:
+      - period: 1m
+        average: 600
+        burst: 50
+      - period: 1s
+        average: 100
+`,
+    PATH,
+  );
+  assert.deepEqual(cfg.teleport.connectionLimits, {
+    maxConnections: 20000,
+    maxPendingConnections: 64,
+    handshakeTimeoutMs: 3000,
+    sshLoginTimeoutMs: 60_000,
+    descriptorReserve: 500,
+    unauthenticatedRate: { burst: 50, perMinute: 600 },
+  });
+  for (
+    const [bad, why] of [
+      ["max_connections: 0", /positive whole number/],
+      ["max_pending_connections: lots", /positive whole number/],
+      ["handshake_timeout: soon", /positive duration/],
+      ["rates: [{ average: 5 }]", /needs "period" and "average"/],
+      ["max_user: 5", /unknown key/],
+    ] as const
+  ) {
+    assert.throws(
+      () => parseFileConfig(`teleport:\n  connection_limits:\n    ${bad}\n`, PATH),
+      (err: Error) => why.test(err.message),
+      bad,
+    );
+  }
+});

@@ -103,6 +103,8 @@ export interface ProcessConfig {
     sshLoginTimeoutMs: number;
     /** Unset: a tenth of the open-files limit (at least 64). */
     descriptorReserve?: number;
+    /** Per-address limit of auth API calls without credentials; unset: the API's default. */
+    unauthenticatedRate?: { burst: number; perMinute: number };
   };
   auth: {
     listenAddr: Addr;
@@ -362,6 +364,9 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
       ...(t?.connectionLimits.descriptorReserve === undefined
         ? {}
         : { descriptorReserve: t.connectionLimits.descriptorReserve }),
+      ...(t?.connectionLimits.unauthenticatedRate === undefined
+        ? {}
+        : { unauthenticatedRate: t.connectionLimits.unauthenticatedRate }),
     },
     auth: {
       listenAddr: authListen,

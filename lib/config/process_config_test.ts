@@ -46,6 +46,12 @@ Deno.test("resolveProcessConfig() gives an all-in-one local cluster when there i
     caPins: [],
     authServers: [{ host: "127.0.0.1", port: 3025 }],
     insecure: false,
+    connectionLimits: {
+      handshakeTimeoutMs: 5000,
+      maxConnectionsPerIp: 15000,
+      maxPendingPerIp: 512,
+      sshLoginTimeoutMs: 30000,
+    },
     auth: {
       listenAddr: { host: "0.0.0.0", port: 3025 },
       publicAddrs: [],

@@ -5,7 +5,14 @@
 
 import type { Clock } from "../clock/mod.ts";
 import { BadParameterError, ConnectionProblemError } from "../errors/mod.ts";
-import { type AuditEvent, eventTimeMs, validateAuditEvent } from "./event.ts";
+import type { Logger } from "../log/mod.ts";
+import {
+  type AuditEvent,
+  eventTimeMs,
+  fitAuditEvent,
+  MAX_EVENT_BYTES,
+  validateAuditEvent,
+} from "./event.ts";
 
 /** Anything events can be sent to: an {@linkcode AuditLog} or a buffered remote emitter. */
 export interface Emitter {
@@ -41,12 +48,33 @@ export interface SearchResult {
 
 /** Stores audit events and finds them again. */
 export interface AuditLog extends Emitter {
-  /** Validates (see `validateAuditEvent`), masks secrets and stores one event. */
+  /**
+   * Validates (see `validateAuditEvent`), masks secrets and stores one event. An event over
+   * {@linkcode MAX_EVENT_BYTES} is stored with its longest fields cut and `truncated: true`
+   * (see `fitAuditEvent`), never dropped.
+   */
   emit(event: AuditEvent): Promise<void>;
   /** Events whose `time` is within [from, to] matching the filters, one page at a time. */
   search(query: SearchQuery): Promise<SearchResult>;
   /** Waits for pending writes and releases files; later calls fail. */
   close(): Promise<void>;
+}
+
+/**
+ * The event as a store keeps it: validated, secrets masked, and cut to
+ * {@linkcode MAX_EVENT_BYTES} with a warning when it is larger. Throws BadParameterError for
+ * a malformed event.
+ */
+export function storableEvent(event: AuditEvent, logger?: Logger): AuditEvent {
+  const fit = fitAuditEvent(validateAuditEvent(event));
+  if (fit.truncated) {
+    logger?.warn(
+      "Audit event {event} {uid} is {bytes} bytes of JSON, more than {limit}: " +
+        "stored with its longest fields cut and truncated: true",
+      { event: fit.event.event, uid: fit.event.uid, bytes: fit.bytes, limit: MAX_EVENT_BYTES },
+    );
+  }
+  return fit.event;
 }
 
 /** Page size when a query has no `limit`. */
@@ -173,6 +201,8 @@ function decodeKey(key: string): Position {
 export interface MemoryAuditLogOptions {
   /** Kept for symmetry with the file log; events carry their own time. */
   clock?: Clock;
+  /** Warnings (events cut to the size limit) go here. */
+  logger?: Logger;
 }
 
 /** An {@linkcode AuditLog} in memory, for tests. Same rules as the file log. */
@@ -181,13 +211,17 @@ export class MemoryAuditLog implements AuditLog {
   #seq = 0;
   #closed = false;
 
+  readonly #logger: Logger | undefined;
+
   /** An empty log. */
-  constructor(_options: MemoryAuditLogOptions = {}) {}
+  constructor(options: MemoryAuditLogOptions = {}) {
+    this.#logger = options.logger;
+  }
 
   emit(event: AuditEvent): Promise<void> {
     try {
       this.#checkOpen();
-      const stored = validateAuditEvent(structuredClone(event));
+      const stored = storableEvent(structuredClone(event), this.#logger);
       this.#events.push({ pos: { t: eventTimeMs(stored), seq: this.#seq++ }, event: stored });
       return Promise.resolve();
     } catch (err) {

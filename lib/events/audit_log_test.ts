@@ -172,3 +172,17 @@ Deno.test("FileAuditLog stores events at the day of their own time", async () =>
     assert.equal(JSON.parse(text).uid, late.uid);
   });
 });
+
+Deno.test("FileAuditLog warns when it cuts an oversized event", async () => {
+  await withDir(async (dir) => {
+    const { logger, records } = testLogger();
+    await using log = new FileAuditLog({ dir, logger });
+    const e = { ...execAt(Date.UTC(2026, 10, 21)), command: "x".repeat(100_000) };
+    await log.emit(e);
+    const warned = records.filter((r) => r.level === "warn");
+    assert.equal(warned.length, 1);
+    assert.match(warned[0]!.message, /longest fields cut/);
+    assert.equal(warned[0]!.properties?.uid, e.uid);
+    assert.ok(!JSON.stringify(warned[0]).includes("xxxx"), "the warning holds no field values");
+  });
+});

@@ -7,7 +7,7 @@ import type { Clock } from "../clock/mod.ts";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Emitter } from "./audit_log.ts";
-import type { AuditEvent } from "./event.ts";
+import { type AuditEvent, fitAuditEvent, MAX_EVENT_BYTES } from "./event.ts";
 
 /** Options of {@linkcode BufferedEmitter}. */
 export interface BufferedEmitterOptions {
@@ -21,6 +21,12 @@ export interface BufferedEmitterOptions {
   maxQueue?: number;
   /** Most events per `send`. Default 100. */
   batchSize?: number;
+  /**
+   * Most bytes of event JSON per `send` (a batch holds at least one event). The auth API
+   * takes request bodies of up to 1 MiB.
+   * @default {524288}
+   */
+  maxBatchBytes?: number;
   /** First retry delay. Default 1000 ms. */
   minBackoffMs?: number;
   /** Longest retry delay. Default 30000 ms. */
@@ -46,12 +52,15 @@ export class BufferedEmitter implements Emitter {
   readonly #logger: Logger;
   readonly #maxQueue: number;
   readonly #batchSize: number;
+  readonly #maxBatchBytes: number;
   readonly #minBackoff: number;
   readonly #maxBackoff: number;
   readonly #random: () => number;
   readonly #closeTimeout: number;
 
   #queue: AuditEvent[] = [];
+  /** JSON size of each queued event, in the queue's order. */
+  #sizes: number[] = [];
   #inflight = 0;
   #failures = 0;
   #droppedNow = 0;
@@ -71,6 +80,7 @@ export class BufferedEmitter implements Emitter {
     this.#logger = options.logger;
     this.#maxQueue = positiveInt("maxQueue", options.maxQueue ?? 10_000);
     this.#batchSize = positiveInt("batchSize", options.batchSize ?? 100);
+    this.#maxBatchBytes = positiveInt("maxBatchBytes", options.maxBatchBytes ?? 512 * 1024);
     this.#minBackoff = positiveInt("minBackoffMs", options.minBackoffMs ?? 1000);
     this.#maxBackoff = positiveInt("maxBackoffMs", options.maxBackoffMs ?? 30_000);
     this.#random = options.random ?? Math.random;
@@ -110,8 +120,20 @@ export class BufferedEmitter implements Emitter {
       return Promise.resolve();
     }
     let copy: AuditEvent;
+    let bytes: number;
     try {
-      copy = structuredClone(event);
+      // Cut to the store's limit here: an event the auth service refuses would hold up its
+      // batch and every event behind it.
+      const fit = fitAuditEvent(structuredClone(event));
+      if (fit.truncated) {
+        this.#logger.warn(
+          "Audit event {event} {uid} is {bytes} bytes of JSON, more than {limit}: " +
+            "sending it with its longest fields cut and truncated: true",
+          { event: fit.event.event, uid: fit.event.uid, bytes: fit.bytes, limit: MAX_EVENT_BYTES },
+        );
+      }
+      copy = fit.event;
+      bytes = fit.truncated ? new TextEncoder().encode(JSON.stringify(copy)).length : fit.bytes;
     } catch (err) {
       this.#logger.warn("Audit event {event} cannot be copied; it is dropped: {error}", {
         event: event?.event,
@@ -120,6 +142,7 @@ export class BufferedEmitter implements Emitter {
       return Promise.resolve();
     }
     this.#queue.push(copy);
+    this.#sizes.push(bytes);
     this.#trim();
     this.#kick();
     return Promise.resolve();
@@ -170,6 +193,7 @@ export class BufferedEmitter implements Emitter {
     const excess = this.#queue.length - this.#maxQueue;
     if (excess <= 0) return;
     this.#queue.splice(0, excess);
+    this.#sizes.splice(0, excess);
     if (this.#droppedNow === 0) {
       this.#logger.warn(
         "Audit event queue is full ({max} events); dropping the oldest until delivery recovers",
@@ -214,7 +238,15 @@ export class BufferedEmitter implements Emitter {
         await new Promise<void>((resolve) => this.#wake = resolve);
         continue;
       }
-      const batch = this.#queue.splice(0, this.#batchSize);
+      let count = 0;
+      let bytes = 0;
+      while (count < Math.min(this.#batchSize, this.#queue.length)) {
+        bytes += this.#sizes[count]!;
+        if (count > 0 && bytes > this.#maxBatchBytes) break;
+        count++;
+      }
+      const batch = this.#queue.splice(0, count);
+      const sizes = this.#sizes.splice(0, count);
       this.#inflight = batch.length;
       try {
         await this.#send(batch, this.#stop.signal);
@@ -230,6 +262,7 @@ export class BufferedEmitter implements Emitter {
       } catch (err) {
         this.#inflight = 0;
         this.#queue.unshift(...batch);
+        this.#sizes.unshift(...sizes);
         this.#trim();
         this.#failures++;
         this.#settle(false);

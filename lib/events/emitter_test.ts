@@ -284,3 +284,29 @@ Deno.test("BufferedEmitter rejects bad options", () => {
     BadParameterError,
   );
 });
+
+Deno.test("BufferedEmitter cuts an oversized event and keeps batches under maxBatchBytes", async () => {
+  const clock = new FakeClock(START);
+  const { logger, records } = testLogger();
+  const sent: AuditEvent[][] = [];
+  await using emitter = new BufferedEmitter({
+    send: (events) => {
+      sent.push(events);
+      return Promise.resolve();
+    },
+    clock,
+    logger,
+    maxBatchBytes: 100 * 1024,
+  });
+  const big = (n: number, size: number) =>
+    newAuditEvent(EventType.Exec, { n, command: "x".repeat(size) }, { clock });
+  emitter.emit(big(0, 200_000));
+  for (let n = 1; n <= 4; n++) emitter.emit(big(n, 40_000));
+  assert.equal(await emitter.flush(), true);
+  assert.deepEqual(sent.map(ns), [[0], [1, 2], [3, 4]]);
+  assert.equal(sent[0]![0]!.truncated, true);
+  assert.ok(JSON.stringify(sent[0]![0]).length <= 64 * 1024);
+  const warned = records.filter((r) => r.level === "warn");
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0]!.properties?.uid, sent[0]![0]!.uid);
+});

@@ -243,8 +243,8 @@ const ENCODER = new TextEncoder();
  * Checks an event that came from elsewhere (the wire, a file) and returns a masked copy
  * (see {@linkcode maskSecretFields}). Throws BadParameterError when it is not a plain object,
  * `event`/`uid`/`code`/`time` are missing or malformed, a standard field is not a string,
- * a value is not JSON, a key is `__proto__` or too long, nesting is deeper than
- * {@linkcode MAX_EVENT_DEPTH}, or the JSON is larger than {@linkcode MAX_EVENT_BYTES}.
+ * a value is not JSON, a key is `__proto__` or too long, or nesting is deeper than
+ * {@linkcode MAX_EVENT_DEPTH}. Size is the store's business: see {@linkcode fitAuditEvent}.
  */
 export function validateAuditEvent(x: unknown): AuditEvent {
   if (!isPlainObject(x)) {
@@ -280,15 +280,90 @@ export function validateAuditEvent(x: unknown): AuditEvent {
     }
   }
   checkJsonValue(x, 1, event, "");
-  const json = JSON.stringify(x);
-  const size = ENCODER.encode(json).length;
-  if (size > MAX_EVENT_BYTES) {
-    throw new BadParameterError(
-      `audit event "${event}" is ${size} bytes of JSON, more than the limit of ` +
-        `${MAX_EVENT_BYTES}: send less data in its fields`,
-    );
-  }
   return maskSecretFields(x as AuditEvent);
+}
+
+/** The result of {@linkcode fitAuditEvent}. */
+export interface FittedAuditEvent {
+  /** The event as it may be stored. */
+  event: AuditEvent;
+  /** Size of the original event's JSON, in bytes. */
+  bytes: number;
+  /** True when fields were cut (then `event.truncated` is true too). */
+  truncated: boolean;
+}
+
+/**
+ * An event that fits in `maxBytes` of JSON: the event itself when it does, or else a copy
+ * marked `truncated: true` whose longest string fields (anywhere but `event`, `uid`, `code`
+ * and `time`) are cut to one common length, the longest that makes it fit, so the longest
+ * fields lose the most and short ones nothing. When cutting strings is not enough (many
+ * fields, big arrays), the copy keeps only the standard fields, each cut to 1 KiB.
+ */
+export function fitAuditEvent(event: AuditEvent, maxBytes = MAX_EVENT_BYTES): FittedAuditEvent {
+  const bytes = jsonBytes(event);
+  if (bytes <= maxBytes) return { event, bytes, truncated: false };
+  const copy = structuredClone(event) as Record<string, unknown>;
+  copy.truncated = true;
+  type Leaf = { holder: Record<string | number, unknown>; key: string | number; text: string };
+  const leaves: Leaf[] = [];
+  const collect = (holder: Record<string | number, unknown>, key: string | number) => {
+    const v = holder[key];
+    if (typeof v === "string") leaves.push({ holder, key, text: v });
+    else if (Array.isArray(v)) {
+      v.forEach((_, i) => collect(v as unknown as Record<number, unknown>, i));
+    } else if (v !== null && typeof v === "object") {
+      for (const k of Object.keys(v)) collect(v as Record<string, unknown>, k);
+    }
+  };
+  for (const k of Object.keys(copy)) {
+    if (!PROTECTED_FIELDS.includes(k)) collect(copy, k);
+  }
+  const full = leaves.map((l) => jsonBytes(l.text));
+  const fixed = jsonBytes(copy) - full.reduce((a, b) => a + b, 0);
+  const sizeAt = (cap: number) =>
+    leaves.reduce(
+      (sum, l, i) => sum + (l.text.length <= cap ? full[i]! : jsonBytes(cutString(l.text, cap))),
+      fixed,
+    );
+  if (sizeAt(0) <= maxBytes) {
+    // The longest common length that fits: sizeAt grows with cap.
+    let lo = 0;
+    let hi = Math.max(...leaves.map((l) => l.text.length));
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (sizeAt(mid) <= maxBytes) lo = mid;
+      else hi = mid - 1;
+    }
+    for (const l of leaves) l.holder[l.key] = cutString(l.text, lo);
+    return { event: copy as AuditEvent, bytes, truncated: true };
+  }
+  const minimal: Record<string, unknown> = {
+    event: event.event,
+    uid: event.uid,
+    code: event.code,
+    time: event.time,
+    truncated: true,
+  };
+  for (const f of STRING_FIELDS) {
+    const v = event[f];
+    if (typeof v === "string") minimal[f] = cutString(v, 1024);
+  }
+  return { event: minimal as AuditEvent, bytes, truncated: true };
+}
+
+/** Fields {@linkcode fitAuditEvent} never cuts. */
+const PROTECTED_FIELDS = ["event", "uid", "code", "time"];
+
+/** The first `n` UTF-16 units of `s`, one fewer rather than half a surrogate pair. */
+function cutString(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const last = s.charCodeAt(n - 1);
+  return s.slice(0, n > 0 && last >= 0xd800 && last <= 0xdbff ? n - 1 : n);
+}
+
+function jsonBytes(x: unknown): number {
+  return ENCODER.encode(JSON.stringify(x)).length;
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {

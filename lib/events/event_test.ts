@@ -5,6 +5,7 @@ import {
   type AuditEvent,
   EVENT_CODES,
   EventType,
+  fitAuditEvent,
   isSecretFieldName,
   maskSecretFields,
   MAX_EVENT_BYTES,
@@ -162,7 +163,6 @@ Deno.test("validateAuditEvent() rejects what is not an event", () => {
     ["too deep", { ...base, a: { b: { c: { d: { e: { f: 1 } } } } } }],
     ["too deep in arrays", { ...base, a: [[[[[1]]]]] }],
     ["a __proto__ key", JSON.parse(`{"__proto__":{"x":1},${JSON.stringify(base).slice(1)}`)],
-    ["a huge field", { ...base, data: "x".repeat(MAX_EVENT_BYTES) }],
   ];
   for (const [what, x] of cases) {
     assert.throws(() => validateAuditEvent(x), BadParameterError, what);
@@ -172,4 +172,64 @@ Deno.test("validateAuditEvent() rejects what is not an event", () => {
 Deno.test("validateAuditEvent() accepts nesting up to the limit", () => {
   validateAuditEvent({ ...good(), a: { b: { c: { d: 1 } } } });
   validateAuditEvent({ ...good(), a: [[[1]]] });
+});
+
+Deno.test("validateAuditEvent() leaves size to the store", () => {
+  const big = { ...good(), data: "x".repeat(MAX_EVENT_BYTES) };
+  assert.equal(validateAuditEvent(big).data, big.data);
+});
+
+Deno.test("fitAuditEvent() returns an event that fits unchanged", () => {
+  const e = good();
+  const fit = fitAuditEvent(e);
+  assert.equal(fit.event, e);
+  assert.equal(fit.truncated, false);
+  assert.equal(fit.bytes, new TextEncoder().encode(JSON.stringify(e)).length);
+});
+
+Deno.test("fitAuditEvent() cuts the longest strings first and marks the event truncated", () => {
+  const e = newAuditEvent(EventType.InstanceJoin, {
+    node_name: "n".repeat(60_000),
+    nested: { error: "e".repeat(30_000), list: ["l".repeat(20_000), "short"] },
+    host_id: "keep-me",
+  }, { clock });
+  const fit = fitAuditEvent(e, 16 * 1024);
+  const out = fit.event as unknown as Record<string, unknown> & {
+    nested: { error: string; list: string[] };
+  };
+  assert.equal(fit.truncated, true);
+  assert.equal(out.truncated, true);
+  assert.ok(fit.bytes > 110_000);
+  assert.ok(new TextEncoder().encode(JSON.stringify(out)).length <= 16 * 1024);
+  for (const k of ["event", "uid", "code", "time", "cluster_name"] as const) {
+    assert.equal(out[k], e[k]);
+  }
+  assert.equal(out.host_id, "keep-me");
+  assert.equal(out.nested.list[1], "short");
+  assert.ok((out.node_name as string).startsWith("nnn"));
+  assert.equal(e.node_name, "n".repeat(60_000), "the original is not changed");
+});
+
+Deno.test("fitAuditEvent() never splits a surrogate pair", () => {
+  const e = newAuditEvent(EventType.Exec, { command: "\u{1F600}".repeat(40_000) }, { clock });
+  const fit = fitAuditEvent(e);
+  const command = fit.event.command as string;
+  assert.ok(command.length > 0 && command.length % 2 === 0);
+  assert.ok(!/[\ud800-\udbff]$/.test(command));
+  assert.ok(new TextEncoder().encode(JSON.stringify(fit.event)).length <= MAX_EVENT_BYTES);
+});
+
+Deno.test("fitAuditEvent() keeps only the standard fields when cutting strings is not enough", () => {
+  const many: Record<string, unknown> = { user: "alice" };
+  for (let i = 0; i < 20_000; i++) many[`f${i}`] = i;
+  const e = newAuditEvent(EventType.Exec, many, { clock });
+  const fit = fitAuditEvent(e);
+  assert.deepEqual(fit.event, {
+    event: e.event,
+    uid: e.uid,
+    code: e.code,
+    time: e.time,
+    truncated: true,
+    user: "alice",
+  });
 });

@@ -15,15 +15,16 @@ import {
   type Positioned,
   type SearchQuery,
   type SearchResult,
+  storableEvent,
 } from "./audit_log.ts";
-import { type AuditEvent, eventTimeMs, MAX_EVENT_BYTES, validateAuditEvent } from "./event.ts";
+import { type AuditEvent, eventTimeMs, MAX_EVENT_BYTES } from "./event.ts";
 import { directoryOption } from "./_fs.ts";
 
 /** Options of {@linkcode FileAuditLog}. */
 export interface FileAuditLogOptions {
   /** Directory of the day files; created 0700 when missing. */
   dir: string;
-  /** Warnings (corrupt lines) go here. */
+  /** Warnings (corrupt lines, events cut to the size limit) go here. */
   logger: Logger;
   /** Kept for symmetry with the other stores; events carry their own time. */
   clock?: Clock;
@@ -67,7 +68,7 @@ export class FileAuditLog implements AuditLog {
     let day: string;
     try {
       this.#checkOpen();
-      const stored = validateAuditEvent(event);
+      const stored = storableEvent(event, this.#logger);
       day = dayOf(eventTimeMs(stored));
       line = ENCODER.encode(JSON.stringify(stored) + "\n");
     } catch (err) {
@@ -117,7 +118,7 @@ export class FileAuditLog implements AuditLog {
 
   #checkOpen(): void {
     if (this.#closed) {
-      throw new ConnectionProblemError(`audit log in ${this.#dir} is closed: open a new one`);
+      throw new ConnectionProblemError("audit log is closed: open a new one");
     }
   }
 

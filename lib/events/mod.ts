@@ -24,6 +24,8 @@ export {
   EventCode,
   eventTimeMs,
   EventType,
+  fitAuditEvent,
+  type FittedAuditEvent,
   isKnownEventType,
   isRfc3339,
   isSecretFieldName,

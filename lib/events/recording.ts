@@ -263,7 +263,7 @@ export class SessionRecorder {
     await Deno.mkdir(options.dir, { recursive: true, mode: 0o700 });
     const done = `${options.dir}/${sid}.rec`;
     if (await exists(done)) {
-      throw new AlreadyExistsError(`session ${sid} already has a recording at ${done}`);
+      throw new AlreadyExistsError(`session ${sid} already has a recording on this node`);
     }
     const part = `${done}.part`;
     let file: Deno.FsFile;
@@ -272,7 +272,7 @@ export class SessionRecorder {
     } catch (err) {
       if (err instanceof Deno.errors.AlreadyExists) {
         throw new AlreadyExistsError(
-          `session ${sid} is already being recorded at ${part}: use a new session id`,
+          `session ${sid} is already being recorded on this node: use a new session id`,
         );
       }
       throw err;

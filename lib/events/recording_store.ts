@@ -140,7 +140,7 @@ export class RecordingStore {
       return file.readable;
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        throw new NotFoundError(`session ${sid} has no recording in ${this.#dir}`);
+        throw new NotFoundError(`session ${sid} has no recording`);
       }
       throw err;
     }

@@ -241,7 +241,12 @@ Deno.test("RecordingStore.save() enforces maxBytes and removes the partial uploa
 Deno.test("RecordingStore.open() fails with NotFound for a session without a recording", async () => {
   await withDir(async (dir) => {
     const store = newStore(dir);
-    await assert.rejects(store.open(SID), NotFoundError);
+    // The message names the session, never the directory on the server.
+    await assert.rejects(store.open(SID), (err: Error) => {
+      assert.ok(err instanceof NotFoundError);
+      assert.equal(err.message, `session ${SID} has no recording`);
+      return true;
+    });
     assert.equal(await store.has(SID), false);
     assert.deepEqual(await store.list(), []);
     assert.deepEqual(await newStore(`${dir}/missing`).list(), []);

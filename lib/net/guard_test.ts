@@ -38,6 +38,8 @@ Deno.test("clientKey() folds IPv4-mapped addresses and counts IPv6 by /64", () =
   assert.equal(clientKey("127.0.0.2"), "127.0.0.2");
   assert.equal(clientKey("2001:db8:0:1:aaaa::1"), "2001:db8:0:1::/64");
   assert.equal(clientKey("2001:db8:0:1:bbbb:cccc:dddd:eeee"), "2001:db8:0:1::/64");
+  assert.equal(clientKey("2001:DB8:0000:0001:1:2:3:4"), "2001:db8:0:1::/64");
+  assert.equal(clientKey("2001:db8::1"), "2001:db8:0:0::/64");
   assert.equal(clientKey("::1"), "0:0:0:0::/64");
   assert.equal(clientKey("fe80::1%eth0"), "fe80:0:0:0::/64");
   assert.equal(clientKey(undefined), "unknown");

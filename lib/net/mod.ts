@@ -66,6 +66,12 @@ export {
   resolveRoute,
   type Route,
 } from "./proxy_env.ts";
+export {
+  type RateLimit,
+  RateLimiter,
+  type RateLimiterOptions,
+  type RateLimitResult,
+} from "./rate_limiter.ts";
 // Test helpers (scriptable CONNECT proxy, echo server, openssl certificates), for the tests of
 // lib/net and of the modules that dial through it.
 export {

@@ -199,6 +199,9 @@ export class TeleportProcess implements AsyncDisposable {
       keyPem: apiKey.privateKeyPem,
       guard: this.guard,
       handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
+      ...(cfg.connectionLimits.unauthenticatedRate === undefined
+        ? {}
+        : { unauthenticatedRateLimit: cfg.connectionLimits.unauthenticatedRate }),
     });
     this.#cleanups.push(() => api.close());
     log.info("Auth service {version} is listening on {host}:{port}, cluster {cluster}", {

@@ -10,7 +10,7 @@ import { createX509Ca, generateTlsKeyPair, issueX509Certificate, X509_OIDS } fro
 import { FakeClock } from "../clock/mod.ts";
 import { type LoggedRecord, testLogger } from "../log/mod.ts";
 import { makeProxySettings } from "./ping.ts";
-import type { RateLimit } from "./rate_limiter.ts";
+import type { RateLimit } from "../net/mod.ts";
 import {
   createWebServer,
   type WebConnectionInfo,

@@ -29,12 +29,6 @@ export {
   type ProxySettingsInput,
 } from "./ping.ts";
 export {
-  type RateLimit,
-  RateLimiter,
-  type RateLimiterOptions,
-  type RateLimitResult,
-} from "./rate_limiter.ts";
-export {
   createWebServer,
   MAX_BODY_BYTES,
   redactPath,

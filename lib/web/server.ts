@@ -33,6 +33,7 @@ import {
   messageOf,
 } from "../errors/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
+import { type RateLimit, RateLimiter } from "../net/mod.ts";
 import {
   accountSetupPage,
   API_CSP,
@@ -47,7 +48,6 @@ import {
   checkProxySettings,
   type ProxyFacts,
 } from "./ping.ts";
-import { type RateLimit, RateLimiter } from "./rate_limiter.ts";
 import {
   checkUserToken,
   formatSshLoginResponse,
