@@ -18,7 +18,7 @@
  *
  * Environment knobs (read only here, only by tests): `FUZZ_SEED` (a number, or `random`),
  * `FUZZ_CASE` (replay one index), `FUZZ_SCALE` (multiply every case count, e.g. 10 for a
- * nightly run).
+ * nightly run), `FUZZ_VERBOSE` (also print the slowest input).
  */
 import { kindOf } from "../errors/mod.ts";
 import type { ErrorKind } from "../errors/mod.ts";
@@ -282,6 +282,7 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const concurrency = Math.max(1, opts.concurrency ?? 1);
   let worstMs = 0;
   let worstCase = first;
+  let worstInput: Uint8Array = new Uint8Array(0);
   const started = performance.now();
 
   const runCase = async (index: number) => {
@@ -303,6 +304,7 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzReport> {
     if (ms > worstMs) {
       worstMs = ms;
       worstCase = index;
+      worstInput = input;
     }
   };
 
@@ -320,8 +322,10 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzReport> {
     worstCase,
     totalMs: performance.now() - started,
   };
-  const line = `fuzz ${report.name}: ${report.cases} cases, seed ${seed}, ` +
-    `${report.totalMs.toFixed(0)} ms, worst case ${worstMs.toFixed(2)} ms (#${worstCase})\n`;
+  let line = `fuzz ${report.name}: ${report.cases} cases, seed ${seed}, ` +
+    `${report.totalMs.toFixed(0)} ms, worst case ${worstMs.toFixed(2)} ms ` +
+    `(#${worstCase}, ${worstInput.length} bytes)\n`;
+  if (envNumber("FUZZ_VERBOSE") !== undefined) line += `worst input: ${describe(worstInput)}\n`;
   if (opts.report) opts.report(line);
   else Deno.stderr.writeSync(UTF8.encode(line));
   return report;
