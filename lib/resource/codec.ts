@@ -180,7 +180,9 @@ function parseUser(o: Obj): User {
   if (spec.created_by !== undefined) {
     const cb = obj(spec.created_by, "spec.created_by");
     onlyKeys(cb, "spec.created_by", ["time", "user"]);
-    user.spec.created_by = { time: time(cb.time, "spec.created_by.time") ?? "" };
+    const at = time(cb.time, "spec.created_by.time");
+    if (at === undefined) fail("spec.created_by.time", "is required (an RFC 3339 time)");
+    user.spec.created_by = { time: at };
     const by = optStr(cb.user, "spec.created_by.user");
     if (by !== undefined) user.spec.created_by.user = by;
   }
