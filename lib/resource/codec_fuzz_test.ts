@@ -278,6 +278,11 @@ Deno.test("parseResources() refuses alias bombs, unresolved aliases and deep nes
     () => parseResources("? [a, b]\n: c\nkind: role\n", "k.yaml"),
     /k\.yaml: line 1: a mapping key must be a plain scalar/,
   );
+  // Found by the fuzzer: created_by without a time parsed as "" and could not be read back.
+  assert.throws(
+    () => parseResources("kind: user\nmetadata: {name: a}\nspec: {created_by: {user: x}}\n"),
+    /spec\.created_by\.time: is required/,
+  );
   // Aliases that stay small still work.
   const [role] = parseResources(
     "kind: role\nmetadata: {name: x}\nspec:\n  allow: {logins: &l [a, b]}\n  deny: {logins: *l}\n",
