@@ -1,7 +1,8 @@
 /**
  * Test-only helpers shared by the tests of every layer (never imported by production code):
  * a seeded fuzz harness with byte mutators, structure-aware generator hooks and a replayable
- * failure report.
+ * failure report, and {@link exchange} to drive a server over a real connection with a
+ * deadline.
  *
  * ```ts
  * import { expectKinds, fuzz } from "./mod.ts";
@@ -30,3 +31,9 @@ export {
   type MutateOptions,
   Rng,
 } from "./fuzz.ts";
+export {
+  exchange,
+  type ExchangeOptions,
+  type ExchangeResult,
+  httpStatusOfResponse,
+} from "./conn.ts";
