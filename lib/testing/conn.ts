@@ -13,6 +13,11 @@ export interface ExchangeOptions {
   deadlineMs?: number;
   /** Stop reading after this many bytes (the answer is still "answered"). @default {65536} */
   maxBytes?: number;
+  /**
+   * Stop reading once a whole HTTP/1.x response (head and Content-Length or chunked body) is
+   * in, for servers that keep the connection open after answering. @default {false}
+   */
+  untilHttpResponse?: boolean;
 }
 
 /** What the server did with one request. */
@@ -69,6 +74,7 @@ export async function exchange(
       if (n === null) break;
       chunks.push(buf.slice(0, n));
       size += n;
+      if (opts.untilHttpResponse && isCompleteHttpResponse(concat(chunks, size))) break;
     }
     close();
     await written;
@@ -76,13 +82,36 @@ export async function exchange(
     clearTimeout(timer);
     close();
   }
-  const response = new Uint8Array(size);
+  return { response: concat(chunks, size), timedOut };
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
   let at = 0;
   for (const c of chunks) {
-    response.set(c.subarray(0, size - at), at);
+    out.set(c.subarray(0, size - at), at);
     at += c.length;
   }
-  return { response, timedOut };
+  return out;
+}
+
+const LATIN1 = new TextDecoder("latin1");
+
+/**
+ * Whether `data` holds a whole HTTP/1.x message: the head plus a Content-Length body, or a
+ * chunked body up to its last chunk. A message with neither ends only when the peer closes.
+ */
+export function isCompleteHttpResponse(data: Uint8Array): boolean {
+  const text = LATIN1.decode(data);
+  const headEnd = text.indexOf("\r\n\r\n");
+  if (headEnd === -1) return false;
+  const head = text.slice(0, headEnd);
+  const bodyLength = text.length - headEnd - 4;
+  if (/^transfer-encoding:.*chunked/im.test(head)) return /(^|\r\n)0\r\n\r\n$/.test(text);
+  const m = /^content-length:\s*(\d+)\s*$/im.exec(head);
+  if (m !== null) return bodyLength >= Number(m[1]);
+  // No body for 1xx, 204 and 304 (RFC 9112 §6.3).
+  return /^HTTP\/1\.[01] (1\d\d|204|304) /.test(head);
 }
 
 /** The status code of an HTTP/1.x response, or `undefined` when `response` is not one. */

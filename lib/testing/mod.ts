@@ -36,4 +36,5 @@ export {
   type ExchangeOptions,
   type ExchangeResult,
   httpStatusOfResponse,
+  isCompleteHttpResponse,
 } from "./conn.ts";
