@@ -24,6 +24,7 @@ export const RANKS: Readonly<Record<string, number>> = Object.freeze({
   errors: 0,
   clock: 0,
   log: 1,
+  testing: 1,
   backend: 2,
   resource: 2,
   net: 2,

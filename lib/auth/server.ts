@@ -302,6 +302,14 @@ export class AuthServer {
     if (!(req.ttlMs > 0)) {
       throw new BadParameterError("Cannot create token: the TTL must be positive");
     }
+    // A TTL so long that the expiry is no longer a time (past year 275760) is a bad parameter,
+    // not an internal error from toISOString().
+    const expiresMs = this.clock.now().getTime() + req.ttlMs;
+    if (Number.isNaN(new Date(expiresMs).getTime())) {
+      throw new BadParameterError(
+        `Cannot create token: a TTL of ${req.ttlMs} ms ends past the last representable time`,
+      );
+    }
     const name = req.token ?? randomHex(16);
     if (!/^[A-Za-z0-9_-]{8,128}$/.test(name)) {
       throw new BadParameterError(
@@ -313,7 +321,7 @@ export class AuthServer {
       version: "v2",
       metadata: {
         name,
-        expires: new Date(this.clock.now().getTime() + req.ttlMs).toISOString(),
+        expires: new Date(expiresMs).toISOString(),
       },
       spec: { roles, join_method: "token" },
     };

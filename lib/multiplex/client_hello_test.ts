@@ -273,34 +273,3 @@ Deno.test("parseClientHello() accepts a ClientHello of exactly 64 KiB", () => {
   const over = helloMessage({ extensions: [[21, new Array(pad + 1).fill(0)]] });
   assert.match(error(fragment(over, 16384)), /64 KiB/);
 });
-
-Deno.test("parseClientHello() never throws on truncated, mutated or random input", async () => {
-  // A small deterministic PRNG (xorshift32) so a failure can be replayed.
-  let seed = 0x9e3779b9;
-  const rand = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 0x1_0000_0000;
-  };
-  const base = await capture("openssl_s_client.bin");
-  const kinds = { ok: 0, error: 0, incomplete: 0 };
-  for (let i = 0; i < 5000; i++) {
-    let data: Uint8Array;
-    if (i % 3 === 0) {
-      data = base.slice(0, Math.floor(rand() * base.length));
-    } else if (i % 3 === 1) {
-      data = base.slice();
-      const flips = 1 + Math.floor(rand() * 4);
-      for (let f = 0; f < flips; f++) data[Math.floor(rand() * data.length)] = rand() * 256;
-    } else {
-      data = Uint8Array.from({ length: Math.floor(rand() * 64) }, () => rand() * 256);
-      if (rand() < 0.5 && data.length > 2) data.set([0x16, 0x03], 0);
-    }
-    const r = parseClientHello(data);
-    kinds[r.kind]++;
-    if (r.kind === "ok") assert.ok(Array.isArray(r.hello.alpn));
-    if (r.kind === "error") assert.equal(typeof r.reason, "string");
-  }
-  assert.ok(kinds.ok > 0 && kinds.error > 0 && kinds.incomplete > 0, JSON.stringify(kinds));
-});

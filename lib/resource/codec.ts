@@ -2,7 +2,8 @@
  * YAML/JSON codecs for resources. Parsing is strict: unknown fields, wrong types
  * and bad names are BadParameterErrors naming the document and field.
  */
-import { parseAllDocuments, stringify } from "yaml";
+import { Composer, isScalar, Parser, stringify, visit } from "yaml";
+import type { CST } from "yaml";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
 import {
   bool,
@@ -179,7 +180,9 @@ function parseUser(o: Obj): User {
   if (spec.created_by !== undefined) {
     const cb = obj(spec.created_by, "spec.created_by");
     onlyKeys(cb, "spec.created_by", ["time", "user"]);
-    user.spec.created_by = { time: time(cb.time, "spec.created_by.time") ?? "" };
+    const at = time(cb.time, "spec.created_by.time");
+    if (at === undefined) fail("spec.created_by.time", "is required (an RFC 3339 time)");
+    user.spec.created_by = { time: at };
     const by = optStr(cb.user, "spec.created_by.user");
     if (by !== undefined) user.spec.created_by.user = by;
   }
@@ -351,28 +354,102 @@ export function parseResourceValue(value: unknown): Resource {
   return PARSERS[kind](value);
 }
 
+/** Deepest nesting of mappings and lists a resource file may have (resources need about 6). */
+export const MAX_YAML_DEPTH = 32;
+/**
+ * Bound on alias expansion per document (the yaml package's `maxAliasCount`, which weighs each
+ * alias by the size of what it expands to), so `&a [*b, *b, …]` chains cannot blow up.
+ */
+export const MAX_YAML_ALIAS_COUNT = 100;
+
+/** 1-based line of a character offset. */
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) line++;
+  return line;
+}
+
+interface CstNode {
+  type?: string;
+  offset?: number;
+  value?: unknown;
+  key?: unknown;
+  items?: unknown[];
+}
+
+/**
+ * The offset of the first collection nested deeper than {@link MAX_YAML_DEPTH} in yaml's
+ * concrete syntax tree (its parser keeps an explicit stack, and so does this walk): the
+ * composer and `toJS` recurse once per level and must never see deeper input.
+ */
+function tooDeepAt(tokens: readonly CST.Token[]): number | undefined {
+  for (const root of tokens) {
+    const stack: Array<[CstNode, number]> = [[root as CstNode, 0]];
+    while (stack.length > 0) {
+      const [node, depth] = stack.pop()!;
+      const collection = node.type === "block-map" || node.type === "block-seq" ||
+        node.type === "flow-collection";
+      const d = collection ? depth + 1 : depth;
+      if (d > MAX_YAML_DEPTH) return node.offset ?? 0;
+      for (const child of [node.key, node.value, ...(node.items ?? [])]) {
+        if (typeof child === "object" && child !== null) stack.push([child as CstNode, d]);
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * Parses one or more YAML (or JSON) documents into resources. `source` (a file
  * name) prefixes errors: `Cannot parse resource in roles.yaml: document 2: spec.allow.logins: must be a list of strings`.
  */
 export function parseResources(text: string, source = "input"): Resource[] {
-  const docs = parseAllDocuments(text);
-  if (!Array.isArray(docs)) {
-    throw new BadParameterError(`Cannot parse resource in ${source}: not YAML`);
+  // Parse to the syntax tree, check its depth, then compose documents from the same tokens.
+  const tokens = Array.from(new Parser().parse(text));
+  const deep = tooDeepAt(tokens);
+  if (deep !== undefined) {
+    throw new BadParameterError(
+      `Cannot parse resource in ${source}: line ${lineAt(text, deep)}: ` +
+        `mappings and lists nest deeper than ${MAX_YAML_DEPTH} levels`,
+    );
   }
+  const composer = new Composer();
+  const docs = [...composer.compose(tokens), ...composer.end()];
   const out: Resource[] = [];
   docs.forEach((doc, i) => {
     const where = docs.length > 1 ? `document ${i + 1}: ` : "";
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
-      const line = e.linePos?.[0]?.line;
       throw new BadParameterError(
-        `Cannot parse resource in ${source}: ${where}${line ? `line ${line}: ` : ""}${
+        `Cannot parse resource in ${source}: ${where}line ${lineAt(text, e.pos[0])}: ${
           e.message.split("\n")[0]
         }`,
       );
     }
-    const value = doc.toJS();
+    visit(doc, {
+      Pair(_, pair) {
+        // yaml would turn a list or mapping key into a string (and warn on stderr).
+        if (pair.key !== null && !isScalar(pair.key)) {
+          const at = (pair.key as { range?: [number] }).range?.[0] ?? 0;
+          throw new BadParameterError(
+            `Cannot parse resource in ${source}: ${where}line ${lineAt(text, at)}: ` +
+              "a mapping key must be a plain scalar, not a list, mapping or alias",
+          );
+        }
+      },
+    });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+    } catch (err) {
+      // yaml throws (a ReferenceError) for an alias before its anchor and for alias bombs.
+      const detail = /Excessive alias count/.test(messageOf(err))
+        ? `aliases expand to too many values (limit ${MAX_YAML_ALIAS_COUNT}); write the values out`
+        : messageOf(err);
+      throw new BadParameterError(`Cannot parse resource in ${source}: ${where}${detail}`, {
+        cause: err,
+      });
+    }
     if (value === null || value === undefined) return;
     try {
       out.push(parseResourceValue(value));

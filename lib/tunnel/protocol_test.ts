@@ -57,18 +57,6 @@ Deno.test("decodeDialRequest() refuses malformed payloads with BadParameter", ()
   });
 });
 
-Deno.test("decodeDialRequest() never throws anything but BadParameter on random bytes", () => {
-  for (let i = 0; i < 2000; i++) {
-    const data = crypto.getRandomValues(new Uint8Array(1 + (i % 64)));
-    if (i % 3 === 0) data[0] = 0x7b; // "{"
-    try {
-      decodeDialRequest(data);
-    } catch (err) {
-      assert.equal((err as Error).name, "BadParameterError");
-    }
-  }
-});
-
 Deno.test("encodeDiscovery()/decodeDiscovery() carry proxy IDs in Teleport's shape", () => {
   const data = encodeDiscovery(["p1", "p2"]);
   assert.deepEqual(JSON.parse(new TextDecoder().decode(data)), {
