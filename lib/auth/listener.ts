@@ -480,7 +480,10 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
         ...(caller === undefined ? {} : { caller }),
         remoteAddr: clientAddr,
       }, logger);
-      send(res, out.status, out.body);
+      // Without a certificate, one request per connection: a kept-alive connection would let an
+      // anonymous client sit on a half-sent next request (Deno's node:http does not enforce
+      // headersTimeout), past the guard's handshake deadline.
+      send(res, out.status, out.body, { close: caller === undefined });
     } catch (err) {
       logger.error("Auth API request failed: {error}", { error: err });
       if (!res.headersSent) {
