@@ -47,7 +47,6 @@ import {
 } from "../resource/mod.ts";
 import {
   CertAuthoritiesService,
-  type LoginAttempts,
   PresenceService,
   ProvisionTokensService,
   RolesService,
@@ -57,7 +56,18 @@ import {
   UserTokensService,
 } from "../services/mod.ts";
 import { type CaSigner, ensureCertAuthorities, loadSigner, publicAuthority } from "./authority.ts";
-import { hashPassword, verifyPassword } from "./password.ts";
+import {
+  type ActiveLock,
+  activeLock,
+  type FailureOutcome,
+  LOGIN_ATTEMPT_WINDOW_MS,
+  loginSource,
+  MAX_LOGIN_ATTEMPTS,
+  MAX_USER_LOGIN_FAILURES,
+  recordLoginFailure,
+  recordLoginSuccess,
+} from "./lockout.ts";
+import { type PasswordHasher, scryptHasher } from "./password.ts";
 import { matchTotpStep, newTotpSecret, totpUri } from "./totp.ts";
 import {
   type AuditEvent,
@@ -101,6 +111,8 @@ export interface AuthServerOptions {
   recordings?: RecordingStore;
   /** Largest recording accepted. @default {1 GiB} */
   maxRecordingBytes?: number;
+  /** How passwords are hashed and checked. @default {scrypt, N=2^15, r=8, p=1} */
+  passwordHasher?: PasswordHasher;
 }
 
 /** Shortest and longest user certificate the server issues (Teleport: 1 min, 30 h). */
@@ -115,12 +127,6 @@ const MAX_EVENTS_PER_CALL = 1000;
 /** Longest expiry a node heartbeat may ask for. */
 const MAX_HEARTBEAT_TTL_MS = 3_600_000;
 
-/** Failed logins in a row (within {@link LOGIN_ATTEMPT_WINDOW_MS}) that lock a user (Teleport: 5). */
-export const MAX_LOGIN_ATTEMPTS = 5;
-/** Failures older than this no longer count towards a lock. */
-export const LOGIN_ATTEMPT_WINDOW_MS = 30 * 60_000;
-/** How long a lock lasts (Teleport's AccountLockInterval: 20 min). */
-export const ACCOUNT_LOCK_INTERVAL_MS = 20 * 60_000;
 /** The one answer to every failed login: it never says which part was wrong. */
 export const LOGIN_FAILED_MESSAGE = "Cannot log in: invalid user name, password or second factor";
 /** Longest password verified; longer ones cannot be stored, so they are wrong. */
@@ -160,10 +166,12 @@ export class AuthServer {
   #signers = new Map<"host" | "user", CaSigner>();
   /** A hash of a random password, verified against when a user has none (equal cost). */
   #dummyHash: Promise<string> | undefined;
+  readonly #passwords: PasswordHasher;
 
   constructor(opts: AuthServerOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
+    this.#passwords = opts.passwordHasher ?? scryptHasher();
     this.clusterName = opts.clusterName;
     this.users = new UsersService(opts.backend);
     this.roles = new RolesService(opts.backend);
@@ -502,7 +510,7 @@ export class AuthServer {
         last_used_step: step,
       };
     }
-    const hash = await hashPassword(password);
+    const hash = await this.#passwords.hash(password);
     try {
       await this.userTokens.delete(token); // only one concurrent use can delete it
     } catch (err) {
@@ -527,23 +535,33 @@ export class AuthServer {
    * Local login (`tsh login` through the proxy): checks the password and, when the cluster
    * (or, with second_factor optional, the user's enrolled device) asks for it, a TOTP code
    * (each code works once), then issues user certificates like {@link generateUserCerts}.
-   * Every failure gets {@link LOGIN_FAILED_MESSAGE}; {@link MAX_LOGIN_ATTEMPTS} failures in
-   * a row lock the user for {@link ACCOUNT_LOCK_INTERVAL_MS}. Every attempt is audited
-   * (`user.login`), never with the password or code.
+   *
+   * Every failure — unknown user, wrong password or code, locked out — gets the same
+   * {@link LOGIN_FAILED_MESSAGE} after the same work (a password hash is always verified, a
+   * dummy one of equal cost when there is no real one to check), so answers tell an attacker
+   * neither which users exist nor which are locked. Failures are counted per user and source
+   * address (lockout.ts): {@link MAX_LOGIN_ATTEMPTS} lock that source out of the user for
+   * {@link ACCOUNT_LOCK_INTERVAL_MS}, while the user keeps logging in from elsewhere;
+   * {@link MAX_USER_LOGIN_FAILURES} from all sources lock the user everywhere (logged as a
+   * warning). Every attempt is audited (`user.login`, with its source and any lock), never
+   * with the password or code.
    */
   async authenticateSshUser(req: AuthenticateSshUserOptions): Promise<UserCerts> {
     if (req.sshPublicKey === undefined && req.tlsPublicKeyPem === undefined) {
       throw new BadParameterError("Cannot log in: give an SSH or TLS public key to certify");
     }
     if (req.sshPublicKey !== undefined) parseAuthorizedKey(req.sshPublicKey);
+    const source = loginSource(req.remoteAddr);
     const fields: Record<string, unknown> = {
       user: req.user,
       method: "local",
+      source,
       ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
     };
+    const outcome: { lock?: ActiveLock & { started: boolean } } = {};
     let certs: UserCerts;
     try {
-      await this.#checkLogin(req);
+      await this.#checkLogin(req, source, outcome);
       certs = await this.generateUserCerts({
         user: req.user,
         ttlMs: req.ttlMs,
@@ -551,10 +569,17 @@ export class AuthServer {
         ...(req.tlsPublicKeyPem === undefined ? {} : { tlsPublicKeyPem: req.tlsPublicKeyPem }),
       });
     } catch (err) {
+      const lock = outcome.lock;
       await this.emitAudit("user.login", {
         ...fields,
         success: false,
         error: messageOf(err),
+        ...(lock === undefined ? {} : {
+          lock_scope: lock.scope,
+          // true: this failure set the lock; false: the attempt was refused by an earlier one.
+          lock_started: lock.started,
+          locked_until: lock.until.toISOString(),
+        }),
       }, { failure: true });
       throw err;
     }
@@ -562,8 +587,15 @@ export class AuthServer {
     return certs;
   }
 
-  /** Throws unless the credentials are right and the user is not locked. */
-  async #checkLogin(req: AuthenticateSshUserOptions): Promise<void> {
+  /**
+   * Throws {@link LOGIN_FAILED_MESSAGE} unless the credentials are right and neither the user
+   * nor this source is locked; tells `outcome` about a lock that refused or was set.
+   */
+  async #checkLogin(
+    req: AuthenticateSshUserOptions,
+    source: string,
+    outcome: { lock?: ActiveLock & { started: boolean } },
+  ): Promise<void> {
     const now = this.clock.now();
     let name: string | undefined;
     try {
@@ -571,16 +603,9 @@ export class AuthServer {
     } catch {
       name = undefined; // no such user can exist; costs the same as a wrong password below
     }
-    if (name !== undefined) {
-      const lockedUntil = lockedUntilOf(await this.users.getLoginAttempts(name), now);
-      if (lockedUntil !== undefined) {
-        this.#log.warn("Refused login of locked user {user} from {addr}", {
-          user: name,
-          addr: req.remoteAddr ?? "unknown",
-        });
-        throw lockedError(name, lockedUntil);
-      }
-    }
+    const lock = name === undefined
+      ? undefined
+      : activeLock(await this.users.getLoginAttempts(name), source, now);
     let hash: string | undefined;
     let exists = false;
     if (name !== undefined) {
@@ -593,14 +618,21 @@ export class AuthServer {
       }
     }
     const password = typeof req.password === "string" ? req.password : "";
-    const matches = await verifyPassword(
+    // A locked login is checked against the dummy hash: same cost, and it reveals nothing
+    // about the real password while locked.
+    const matches = await this.#passwords.verify(
       password.slice(0, MAX_PASSWORD_LENGTH + 1),
-      hash ?? await this.#dummyPasswordHash(),
+      (lock === undefined ? hash : undefined) ?? await this.#dummyPasswordHash(),
     );
     let why: string | undefined;
-    if (!exists) why = "no such user";
-    else if (hash === undefined) why = "the user has no password yet (invite not used)";
-    else if (!matches || password.length > MAX_PASSWORD_LENGTH) why = "wrong password";
+    if (lock !== undefined) {
+      why = `locked ${
+        lock.scope === "user" ? "for every address" : `for ${source}`
+      } until ${lock.until.toISOString()}`;
+    }
+    if (!exists) why ??= "no such user";
+    else if (hash === undefined) why ??= "the user has no password yet (invite not used)";
+    else if (!matches || password.length > MAX_PASSWORD_LENGTH) why ??= "wrong password";
 
     const device = exists && name !== undefined ? await this.users.getTotpDevice(name) : undefined;
     const sf = this.secondFactor;
@@ -639,47 +671,51 @@ export class AuthServer {
         addr: req.remoteAddr ?? "unknown",
         why,
       });
-      if (exists && name !== undefined) {
-        const lockedUntil = await this.#recordLoginFailure(name, now);
-        if (lockedUntil !== undefined) throw lockedError(name, lockedUntil);
+      if (lock !== undefined) {
+        outcome.lock = { ...lock, started: false };
+      } else if (exists && name !== undefined) {
+        const set = await this.#recordLoginFailure(name, source, now);
+        if (set !== undefined) outcome.lock = { ...set, started: true };
       }
       throw new AccessDeniedError(LOGIN_FAILED_MESSAGE);
     }
-    await this.users.clearLoginAttempts(name!);
+    await this.users.updateLoginAttempts(name!, (cur) => recordLoginSuccess(cur, source, now));
   }
 
-  /** Counts a failed login; returns the lock's end when this failure locked the user. */
-  async #recordLoginFailure(name: string, now: Date): Promise<Date | undefined> {
-    const nowMs = now.getTime();
-    let lockedNow: Date | undefined;
+  /** Counts a failed login of `name` from `source`; returns the lock it set, if any. */
+  async #recordLoginFailure(
+    name: string,
+    source: string,
+    now: Date,
+  ): Promise<ActiveLock | undefined> {
+    let outcome: FailureOutcome | undefined;
     await this.users.updateLoginAttempts(name, (cur) => {
-      lockedNow = undefined;
-      const failures = (cur?.failures ?? [])
-        .filter((t) => Date.parse(t) > nowMs - LOGIN_ATTEMPT_WINDOW_MS);
-      failures.push(now.toISOString());
-      if (failures.length >= MAX_LOGIN_ATTEMPTS) {
-        lockedNow = new Date(nowMs + ACCOUNT_LOCK_INTERVAL_MS);
-        return {
-          attempts: { failures: [], locked_until: lockedNow.toISOString() },
-          expires: lockedNow,
-        };
-      }
-      return {
-        attempts: { failures },
-        expires: new Date(nowMs + LOGIN_ATTEMPT_WINDOW_MS),
-      };
+      outcome = recordLoginFailure(cur, source, now);
+      return { attempts: outcome.attempts, expires: outcome.expires };
     });
-    if (lockedNow !== undefined) {
+    const locked = outcome?.locked;
+    if (locked?.scope === "source") {
       this.#log.warn(
-        "User {user} is locked until {until} after {count} failed logins in a row",
-        { user: name, until: lockedNow.toISOString(), count: MAX_LOGIN_ATTEMPTS },
+        "User {user} is locked out from {source} until {until} after {count} failed logins from there",
+        { user: name, source, until: locked.until.toISOString(), count: MAX_LOGIN_ATTEMPTS },
+      );
+    } else if (locked?.scope === "user") {
+      this.#log.warn(
+        "User {user} is locked from every address until {until}: {count} failed logins from {sources} addresses within {minutes} minutes",
+        {
+          user: name,
+          until: locked.until.toISOString(),
+          count: MAX_USER_LOGIN_FAILURES,
+          sources: Object.keys(outcome?.attempts.sources ?? {}).length,
+          minutes: LOGIN_ATTEMPT_WINDOW_MS / 60_000,
+        },
       );
     }
-    return lockedNow;
+    return locked;
   }
 
   #dummyPasswordHash(): Promise<string> {
-    this.#dummyHash ??= hashPassword(randomHex(16));
+    this.#dummyHash ??= this.#passwords.hash(randomHex(16));
     return this.#dummyHash;
   }
 
@@ -1254,21 +1290,6 @@ export class AuthServer {
   getAuthority(type: "host" | "user"): Promise<CertAuthority> {
     return this.cas.get(type, this.clusterName);
   }
-}
-
-/** When the user's lock ends, if it is locked at `now`. */
-function lockedUntilOf(a: LoginAttempts | undefined, now: Date): Date | undefined {
-  if (a?.locked_until === undefined) return undefined;
-  const until = Date.parse(a.locked_until);
-  return until > now.getTime() ? new Date(until) : undefined;
-}
-
-function lockedError(name: string, until: Date): AccessDeniedError {
-  return new AccessDeniedError(
-    `Cannot log in: user ${name} is temporarily locked after too many failed attempts; try again after ${
-      until.toISOString().replace(/\.\d{3}Z$/, "Z")
-    } or ask an administrator to reset the account (tctl users reset ${name})`,
-  );
 }
 
 /** True for an IPv4 or IPv6 literal (SAN type IP rather than DNS). */
