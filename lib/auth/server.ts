@@ -57,6 +57,12 @@ import {
 } from "../services/mod.ts";
 import { type CaSigner, ensureCertAuthorities, loadSigner, publicAuthority } from "./authority.ts";
 import {
+  assertNoNameConflict,
+  type HostClaim,
+  HostRegistry,
+  validateHostNames,
+} from "./host_names.ts";
+import {
   type ActiveLock,
   activeLock,
   type FailureOutcome,
@@ -167,6 +173,7 @@ export class AuthServer {
   /** A hash of a random password, verified against when a user has none (equal cost). */
   #dummyHash: Promise<string> | undefined;
   readonly #passwords: PasswordHasher;
+  readonly #hostRegistry: HostRegistry;
 
   constructor(opts: AuthServerOptions) {
     this.#opts = opts;
@@ -179,6 +186,7 @@ export class AuthServer {
     this.userTokens = new UserTokensService(opts.backend);
     this.cas = new CertAuthoritiesService(opts.backend);
     this.presence = new PresenceService(opts.backend);
+    this.#hostRegistry = new HostRegistry(opts.backend);
     this.audit = opts.auditLog ?? new MemoryAuditLog({ clock: opts.clock });
     for (const t of opts.staticTokens ?? []) {
       for (const r of t.roles) parseSystemRole(r, "static token role");
@@ -988,13 +996,32 @@ export class AuthServer {
       node_name: req.node_name,
       "addr.remote": remoteAddr ?? "",
     };
+    let stage: "request" | "token" | "names" | "issue" = "request";
     try {
-      this.#validateJoin(req, role);
-      await this.#consumeToken(req.token, role, req.node_name, remoteAddr);
+      const claim = this.#validateJoin(req, role);
+      stage = "token";
+      const consumeToken = await this.#checkToken(req.token, role, req.node_name, remoteAddr);
+      // Names are compared with other hosts' only for a valid token (no probing without one),
+      // and before the token is used up (a host refused for its names can fix them and retry).
+      stage = "names";
+      await this.#checkHostNames(claim);
+      stage = "token";
+      await consumeToken();
+      stage = "issue";
       const res = await this.#issueHostCredentials(req, remoteAddr);
       await this.emitAudit("instance.join", { ...joinFields, success: true });
       return res;
     } catch (err) {
+      // Token refusals are logged where they are decided (with the token masked).
+      if (stage !== "token") {
+        this.#log.warn("Refused join of {node} ({host}) as {role} from {addr}: {reason}", {
+          node: req.node_name,
+          host: req.hostID,
+          role,
+          addr: remoteAddr ?? "unknown",
+          reason: messageOf(err),
+        });
+      }
       await this.emitAudit("instance.join", {
         ...joinFields,
         success: false,
@@ -1004,8 +1031,8 @@ export class AuthServer {
     }
   }
 
-  /** Checks a join request's fields; returns its extra principals. */
-  #validateJoin(req: Omit<RegisterRequest, "token">, role: SystemRole): string[] {
+  /** Checks a join request's fields and the form of its names; returns the host's claim. */
+  #validateJoin(req: Omit<RegisterRequest, "token">, role: SystemRole): HostClaim {
     if (role !== "Node" && role !== "Proxy") {
       throw new BadParameterError(
         `Cannot join as ${role}: only node and proxy hosts join with a token`,
@@ -1015,12 +1042,29 @@ export class AuthServer {
       throw new BadParameterError("Cannot join: hostID must be a UUID");
     }
     validateName(req.node_name, "node");
-    return (req.additional_principals ?? []).map((p) => {
-      if (!/^[A-Za-z0-9.:_*-]{1,253}$/.test(p)) {
-        throw new BadParameterError(`Cannot join: "${p}" is not a valid principal`);
-      }
-      return p;
-    });
+    const claim: HostClaim = {
+      hostId: req.hostID,
+      role,
+      nodeName: req.node_name,
+      names: [...(req.additional_principals ?? []), ...(req.dns_names ?? [])],
+    };
+    validateHostNames(claim);
+    return claim;
+  }
+
+  /**
+   * Refuses names that belong to another host: one recorded at its join (even if offline now)
+   * or one heartbeating now (hosts that joined before the registry existed).
+   */
+  async #checkHostNames(claim: HostClaim): Promise<void> {
+    const others: HostClaim[] = await this.#hostRegistry.list();
+    for (const n of await this.presence.listNodes()) {
+      others.push({ hostId: n.metadata.name, role: "Node", nodeName: n.spec.hostname, names: [] });
+    }
+    for (const p of await this.presence.listProxies()) {
+      others.push({ hostId: p.metadata.name, role: "Proxy", nodeName: p.spec.hostname, names: [] });
+    }
+    assertNoNameConflict(claim, others, this.clusterName);
   }
 
   async #issueHostCredentials(
@@ -1028,7 +1072,8 @@ export class AuthServer {
     remoteAddr: string | undefined,
   ): Promise<RegisterResponse> {
     const role = parseSystemRole(req.role, "role");
-    const principals = this.#validateJoin(req, role);
+    const claim = this.#validateJoin(req, role);
+    const principals = req.additional_principals ?? [];
     const now = this.clock.now().getTime();
     const host = this.#signer("host");
     const sshPrincipals = [
@@ -1059,6 +1104,7 @@ export class AuthServer {
       tlsPublicKeyPem: req.public_tls_key,
       names: [req.node_name, ...principals, ...(req.dns_names ?? [])],
     });
+    await this.#hostRegistry.put(claim);
     this.#log.info("Host {node} ({host}) joined as {role} from {addr}", {
       node: req.node_name,
       host: req.hostID,
@@ -1073,12 +1119,16 @@ export class AuthServer {
     };
   }
 
-  async #consumeToken(
+  /**
+   * Checks that `token` exists, is unexpired and allows `role`; returns the step that uses it
+   * up (dynamic tokens are single use: only one concurrent join can delete one).
+   */
+  async #checkToken(
     token: string,
     role: SystemRole,
     nodeName: string,
     remoteAddr: string | undefined,
-  ): Promise<void> {
+  ): Promise<() => Promise<void>> {
     const refuse = (why: string) => {
       this.#log.warn("Refused join of {node} as {role} from {addr} with token {token}: {why}", {
         node: nodeName,
@@ -1096,7 +1146,7 @@ export class AuthServer {
       if (!statics.some((t) => t.roles.some((r) => parseSystemRole(r) === role))) {
         throw refuse("static token does not allow the role");
       }
-      return;
+      return () => Promise.resolve();
     }
     let stored: ProvisionToken;
     try {
@@ -1106,12 +1156,14 @@ export class AuthServer {
       throw err;
     }
     if (!stored.spec.roles.includes(role)) throw refuse("token does not allow the role");
-    try {
-      await this.tokens.delete(token); // only one concurrent join can delete it
-    } catch (err) {
-      if (isKind(err, "NotFound")) throw refuse("token already used");
-      throw err;
-    }
+    return async () => {
+      try {
+        await this.tokens.delete(token);
+      } catch (err) {
+        if (isKind(err, "NotFound")) throw refuse("token already used");
+        throw err;
+      }
+    };
   }
 
   /**
@@ -1193,6 +1245,7 @@ export class AuthServer {
    * local services. Never reachable over the API.
    */
   async issueLocalHostIdentity(req: Omit<RegisterRequest, "token">): Promise<RegisterResponse> {
+    await this.#checkHostNames(this.#validateJoin(req, parseSystemRole(req.role, "role")));
     return await this.#issueHostCredentials(req, "local");
   }
 
