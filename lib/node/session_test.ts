@@ -184,7 +184,10 @@ Deno.test({
       await Deno.chown(path, user.uid, user.gid);
     };
     const removeQuietly = (path: string) => Deno.remove(path).catch(() => {});
+    // Files the steps create or expect absent (left over by an interrupted earlier run).
+    const created = [keep, marker, `${home}/allowed.txt`, `${home}/refused.txt`];
     try {
+      for (const f of created) await removeQuietly(f);
       await writeOwned(keep, "original content\n");
       const forced = await userKeyFiles(dir, "forced", userCa, {
         roles: ["access"],
@@ -265,8 +268,7 @@ Deno.test({
       });
     } finally {
       await node.close();
-      await removeQuietly(keep);
-      await removeQuietly(marker);
+      for (const f of created) await removeQuietly(f);
       await Deno.remove(dir, { recursive: true });
     }
 
