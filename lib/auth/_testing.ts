@@ -2,7 +2,8 @@
 import { MemoryBackend } from "../backend/mod.ts";
 import { FakeClock } from "../clock/mod.ts";
 import type { Identity } from "../identity/mod.ts";
-import { getComponentLogger } from "../log/mod.ts";
+import { getComponentLogger, type Logger } from "../log/mod.ts";
+import type { PasswordHasher } from "./password.ts";
 import { AuthServer, type StaticToken } from "./server.ts";
 
 export interface TestAuth extends AsyncDisposable {
@@ -12,19 +13,25 @@ export interface TestAuth extends AsyncDisposable {
 }
 
 export async function newTestAuth(
-  opts: { staticTokens?: StaticToken[]; secondFactor?: string } = {},
+  opts: {
+    staticTokens?: StaticToken[];
+    secondFactor?: string;
+    logger?: Logger;
+    passwordHasher?: PasswordHasher;
+  } = {},
 ): Promise<TestAuth> {
   const clock = new FakeClock(Date.now());
   const backend = new MemoryBackend({ clock });
   const auth = new AuthServer({
     backend,
     clock,
-    logger: getComponentLogger("auth:test"),
+    logger: opts.logger ?? getComponentLogger("auth:test"),
     clusterName: "example",
     version: "0.0.0-test",
     userTokenTtlMs: 3_600_000,
     ...(opts.staticTokens ? { staticTokens: opts.staticTokens } : {}),
     ...(opts.secondFactor ? { secondFactor: opts.secondFactor } : {}),
+    ...(opts.passwordHasher ? { passwordHasher: opts.passwordHasher } : {}),
   });
   await auth.init();
   return { auth, clock, backend, [Symbol.asyncDispose]: () => backend.close() };

@@ -21,17 +21,29 @@ export {
 } from "./api.ts";
 export { type CaSigner, publicAuthority } from "./authority.ts";
 export { type AuthApiServer, type AuthApiServerOptions, startAuthApiServer } from "./listener.ts";
-export { hashPassword, MIN_PASSWORD_LENGTH, verifyPassword } from "./password.ts";
 export {
   ACCOUNT_LOCK_INTERVAL_MS,
+  LOGIN_ATTEMPT_WINDOW_MS,
+  loginSource,
+  MAX_LOGIN_ATTEMPTS,
+  MAX_USER_LOGIN_FAILURES,
+} from "./lockout.ts";
+export {
+  DEFAULT_SCRYPT_PARAMS,
+  hashPassword,
+  MIN_PASSWORD_LENGTH,
+  type PasswordHasher,
+  scryptHasher,
+  type ScryptParams,
+  verifyPassword,
+} from "./password.ts";
+export {
   type AuthenticateSshUserOptions,
   AuthServer,
   type AuthServerOptions,
   CLUSTER_LOCAL_DNS,
-  LOGIN_ATTEMPT_WINDOW_MS,
   LOGIN_FAILED_MESSAGE,
   MAX_CERT_TTL_MS,
-  MAX_LOGIN_ATTEMPTS,
   MIN_CERT_TTL_MS,
   randomHex,
   type StaticToken,

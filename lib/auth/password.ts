@@ -14,7 +14,8 @@ export interface ScryptParams {
   p: number;
 }
 
-const DEFAULT_PARAMS: ScryptParams = { N: 32768, r: 8, p: 1 };
+/** Production scrypt cost: N=2^15, r=8, p=1. */
+export const DEFAULT_SCRYPT_PARAMS: ScryptParams = { N: 32768, r: 8, p: 1 };
 const KEY_LEN = 32;
 
 /** Shortest password accepted (Teleport: 12 for local users). */
@@ -35,7 +36,7 @@ function derive(password: string, salt: Buffer, params: ScryptParams): Promise<B
 /** Hashes a password; BadParameterError when it is too short or too long. */
 export async function hashPassword(
   password: string,
-  params: ScryptParams = DEFAULT_PARAMS,
+  params: ScryptParams = DEFAULT_SCRYPT_PARAMS,
 ): Promise<string> {
   if (password.length < MIN_PASSWORD_LENGTH) {
     throw new BadParameterError(
@@ -62,4 +63,21 @@ export async function verifyPassword(password: string, encoded: string): Promise
   const want = Buffer.from(m[5]!, "base64");
   const got = await derive(password, Buffer.from(m[4]!, "base64"), params);
   return got.length === want.length && timingSafeEqual(got, want);
+}
+
+/**
+ * Hashes and checks passwords; the auth server takes one so tests can use a cheaper (but
+ * otherwise identical) scrypt cost. Every hash it makes must cost the same to verify.
+ */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(password: string, encoded: string): Promise<boolean>;
+}
+
+/** scrypt with the given cost, {@link DEFAULT_SCRYPT_PARAMS} unless told otherwise. */
+export function scryptHasher(params: ScryptParams = DEFAULT_SCRYPT_PARAMS): PasswordHasher {
+  return {
+    hash: (password) => hashPassword(password, params),
+    verify: verifyPassword,
+  };
 }

@@ -47,7 +47,6 @@ import {
 } from "../resource/mod.ts";
 import {
   CertAuthoritiesService,
-  type LoginAttempts,
   PresenceService,
   ProvisionTokensService,
   RolesService,
@@ -57,7 +56,24 @@ import {
   UserTokensService,
 } from "../services/mod.ts";
 import { type CaSigner, ensureCertAuthorities, loadSigner, publicAuthority } from "./authority.ts";
-import { hashPassword, verifyPassword } from "./password.ts";
+import {
+  assertNoNameConflict,
+  type HostClaim,
+  HostRegistry,
+  validateHostNames,
+} from "./host_names.ts";
+import {
+  type ActiveLock,
+  activeLock,
+  type FailureOutcome,
+  LOGIN_ATTEMPT_WINDOW_MS,
+  loginSource,
+  MAX_LOGIN_ATTEMPTS,
+  MAX_USER_LOGIN_FAILURES,
+  recordLoginFailure,
+  recordLoginSuccess,
+} from "./lockout.ts";
+import { type PasswordHasher, scryptHasher } from "./password.ts";
 import { matchTotpStep, newTotpSecret, totpUri } from "./totp.ts";
 import {
   type AuditEvent,
@@ -101,6 +117,8 @@ export interface AuthServerOptions {
   recordings?: RecordingStore;
   /** Largest recording accepted. @default {1 GiB} */
   maxRecordingBytes?: number;
+  /** How passwords are hashed and checked. @default {scrypt, N=2^15, r=8, p=1} */
+  passwordHasher?: PasswordHasher;
 }
 
 /** Shortest and longest user certificate the server issues (Teleport: 1 min, 30 h). */
@@ -115,12 +133,6 @@ const MAX_EVENTS_PER_CALL = 1000;
 /** Longest expiry a node heartbeat may ask for. */
 const MAX_HEARTBEAT_TTL_MS = 3_600_000;
 
-/** Failed logins in a row (within {@link LOGIN_ATTEMPT_WINDOW_MS}) that lock a user (Teleport: 5). */
-export const MAX_LOGIN_ATTEMPTS = 5;
-/** Failures older than this no longer count towards a lock. */
-export const LOGIN_ATTEMPT_WINDOW_MS = 30 * 60_000;
-/** How long a lock lasts (Teleport's AccountLockInterval: 20 min). */
-export const ACCOUNT_LOCK_INTERVAL_MS = 20 * 60_000;
 /** The one answer to every failed login: it never says which part was wrong. */
 export const LOGIN_FAILED_MESSAGE = "Cannot log in: invalid user name, password or second factor";
 /** Longest password verified; longer ones cannot be stored, so they are wrong. */
@@ -160,10 +172,13 @@ export class AuthServer {
   #signers = new Map<"host" | "user", CaSigner>();
   /** A hash of a random password, verified against when a user has none (equal cost). */
   #dummyHash: Promise<string> | undefined;
+  readonly #passwords: PasswordHasher;
+  readonly #hostRegistry: HostRegistry;
 
   constructor(opts: AuthServerOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
+    this.#passwords = opts.passwordHasher ?? scryptHasher();
     this.clusterName = opts.clusterName;
     this.users = new UsersService(opts.backend);
     this.roles = new RolesService(opts.backend);
@@ -171,6 +186,7 @@ export class AuthServer {
     this.userTokens = new UserTokensService(opts.backend);
     this.cas = new CertAuthoritiesService(opts.backend);
     this.presence = new PresenceService(opts.backend);
+    this.#hostRegistry = new HostRegistry(opts.backend);
     this.audit = opts.auditLog ?? new MemoryAuditLog({ clock: opts.clock });
     for (const t of opts.staticTokens ?? []) {
       for (const r of t.roles) parseSystemRole(r, "static token role");
@@ -515,7 +531,7 @@ export class AuthServer {
         last_used_step: step,
       };
     }
-    const hash = await hashPassword(password);
+    const hash = await this.#passwords.hash(password);
     try {
       await this.userTokens.delete(token); // only one concurrent use can delete it
     } catch (err) {
@@ -540,23 +556,33 @@ export class AuthServer {
    * Local login (`tsh login` through the proxy): checks the password and, when the cluster
    * (or, with second_factor optional, the user's enrolled device) asks for it, a TOTP code
    * (each code works once), then issues user certificates like {@link generateUserCerts}.
-   * Every failure gets {@link LOGIN_FAILED_MESSAGE}; {@link MAX_LOGIN_ATTEMPTS} failures in
-   * a row lock the user for {@link ACCOUNT_LOCK_INTERVAL_MS}. Every attempt is audited
-   * (`user.login`), never with the password or code.
+   *
+   * Every failure — unknown user, wrong password or code, locked out — gets the same
+   * {@link LOGIN_FAILED_MESSAGE} after the same work (a password hash is always verified, a
+   * dummy one of equal cost when there is no real one to check), so answers tell an attacker
+   * neither which users exist nor which are locked. Failures are counted per user and source
+   * address (lockout.ts): {@link MAX_LOGIN_ATTEMPTS} lock that source out of the user for
+   * {@link ACCOUNT_LOCK_INTERVAL_MS}, while the user keeps logging in from elsewhere;
+   * {@link MAX_USER_LOGIN_FAILURES} from all sources lock the user everywhere (logged as a
+   * warning). Every attempt is audited (`user.login`, with its source and any lock), never
+   * with the password or code.
    */
   async authenticateSshUser(req: AuthenticateSshUserOptions): Promise<UserCerts> {
     if (req.sshPublicKey === undefined && req.tlsPublicKeyPem === undefined) {
       throw new BadParameterError("Cannot log in: give an SSH or TLS public key to certify");
     }
     if (req.sshPublicKey !== undefined) parseAuthorizedKey(req.sshPublicKey);
+    const source = loginSource(req.remoteAddr);
     const fields: Record<string, unknown> = {
       user: req.user,
       method: "local",
+      source,
       ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
     };
+    const outcome: { lock?: ActiveLock & { started: boolean } } = {};
     let certs: UserCerts;
     try {
-      await this.#checkLogin(req);
+      await this.#checkLogin(req, source, outcome);
       certs = await this.generateUserCerts({
         user: req.user,
         ttlMs: req.ttlMs,
@@ -564,10 +590,17 @@ export class AuthServer {
         ...(req.tlsPublicKeyPem === undefined ? {} : { tlsPublicKeyPem: req.tlsPublicKeyPem }),
       });
     } catch (err) {
+      const lock = outcome.lock;
       await this.emitAudit("user.login", {
         ...fields,
         success: false,
         error: messageOf(err),
+        ...(lock === undefined ? {} : {
+          lock_scope: lock.scope,
+          // true: this failure set the lock; false: the attempt was refused by an earlier one.
+          lock_started: lock.started,
+          locked_until: lock.until.toISOString(),
+        }),
       }, { failure: true });
       throw err;
     }
@@ -575,8 +608,15 @@ export class AuthServer {
     return certs;
   }
 
-  /** Throws unless the credentials are right and the user is not locked. */
-  async #checkLogin(req: AuthenticateSshUserOptions): Promise<void> {
+  /**
+   * Throws {@link LOGIN_FAILED_MESSAGE} unless the credentials are right and neither the user
+   * nor this source is locked; tells `outcome` about a lock that refused or was set.
+   */
+  async #checkLogin(
+    req: AuthenticateSshUserOptions,
+    source: string,
+    outcome: { lock?: ActiveLock & { started: boolean } },
+  ): Promise<void> {
     const now = this.clock.now();
     let name: string | undefined;
     try {
@@ -584,16 +624,9 @@ export class AuthServer {
     } catch {
       name = undefined; // no such user can exist; costs the same as a wrong password below
     }
-    if (name !== undefined) {
-      const lockedUntil = lockedUntilOf(await this.users.getLoginAttempts(name), now);
-      if (lockedUntil !== undefined) {
-        this.#log.warn("Refused login of locked user {user} from {addr}", {
-          user: name,
-          addr: req.remoteAddr ?? "unknown",
-        });
-        throw lockedError(name, lockedUntil);
-      }
-    }
+    const lock = name === undefined
+      ? undefined
+      : activeLock(await this.users.getLoginAttempts(name), source, now);
     let hash: string | undefined;
     let exists = false;
     if (name !== undefined) {
@@ -606,14 +639,21 @@ export class AuthServer {
       }
     }
     const password = typeof req.password === "string" ? req.password : "";
-    const matches = await verifyPassword(
+    // A locked login is checked against the dummy hash: same cost, and it reveals nothing
+    // about the real password while locked.
+    const matches = await this.#passwords.verify(
       password.slice(0, MAX_PASSWORD_LENGTH + 1),
-      hash ?? await this.#dummyPasswordHash(),
+      (lock === undefined ? hash : undefined) ?? await this.#dummyPasswordHash(),
     );
     let why: string | undefined;
-    if (!exists) why = "no such user";
-    else if (hash === undefined) why = "the user has no password yet (invite not used)";
-    else if (!matches || password.length > MAX_PASSWORD_LENGTH) why = "wrong password";
+    if (lock !== undefined) {
+      why = `locked ${
+        lock.scope === "user" ? "for every address" : `for ${source}`
+      } until ${lock.until.toISOString()}`;
+    }
+    if (!exists) why ??= "no such user";
+    else if (hash === undefined) why ??= "the user has no password yet (invite not used)";
+    else if (!matches || password.length > MAX_PASSWORD_LENGTH) why ??= "wrong password";
 
     const device = exists && name !== undefined ? await this.users.getTotpDevice(name) : undefined;
     const sf = this.secondFactor;
@@ -652,47 +692,51 @@ export class AuthServer {
         addr: req.remoteAddr ?? "unknown",
         why,
       });
-      if (exists && name !== undefined) {
-        const lockedUntil = await this.#recordLoginFailure(name, now);
-        if (lockedUntil !== undefined) throw lockedError(name, lockedUntil);
+      if (lock !== undefined) {
+        outcome.lock = { ...lock, started: false };
+      } else if (exists && name !== undefined) {
+        const set = await this.#recordLoginFailure(name, source, now);
+        if (set !== undefined) outcome.lock = { ...set, started: true };
       }
       throw new AccessDeniedError(LOGIN_FAILED_MESSAGE);
     }
-    await this.users.clearLoginAttempts(name!);
+    await this.users.updateLoginAttempts(name!, (cur) => recordLoginSuccess(cur, source, now));
   }
 
-  /** Counts a failed login; returns the lock's end when this failure locked the user. */
-  async #recordLoginFailure(name: string, now: Date): Promise<Date | undefined> {
-    const nowMs = now.getTime();
-    let lockedNow: Date | undefined;
+  /** Counts a failed login of `name` from `source`; returns the lock it set, if any. */
+  async #recordLoginFailure(
+    name: string,
+    source: string,
+    now: Date,
+  ): Promise<ActiveLock | undefined> {
+    let outcome: FailureOutcome | undefined;
     await this.users.updateLoginAttempts(name, (cur) => {
-      lockedNow = undefined;
-      const failures = (cur?.failures ?? [])
-        .filter((t) => Date.parse(t) > nowMs - LOGIN_ATTEMPT_WINDOW_MS);
-      failures.push(now.toISOString());
-      if (failures.length >= MAX_LOGIN_ATTEMPTS) {
-        lockedNow = new Date(nowMs + ACCOUNT_LOCK_INTERVAL_MS);
-        return {
-          attempts: { failures: [], locked_until: lockedNow.toISOString() },
-          expires: lockedNow,
-        };
-      }
-      return {
-        attempts: { failures },
-        expires: new Date(nowMs + LOGIN_ATTEMPT_WINDOW_MS),
-      };
+      outcome = recordLoginFailure(cur, source, now);
+      return { attempts: outcome.attempts, expires: outcome.expires };
     });
-    if (lockedNow !== undefined) {
+    const locked = outcome?.locked;
+    if (locked?.scope === "source") {
       this.#log.warn(
-        "User {user} is locked until {until} after {count} failed logins in a row",
-        { user: name, until: lockedNow.toISOString(), count: MAX_LOGIN_ATTEMPTS },
+        "User {user} is locked out from {source} until {until} after {count} failed logins from there",
+        { user: name, source, until: locked.until.toISOString(), count: MAX_LOGIN_ATTEMPTS },
+      );
+    } else if (locked?.scope === "user") {
+      this.#log.warn(
+        "User {user} is locked from every address until {until}: {count} failed logins from {sources} addresses within {minutes} minutes",
+        {
+          user: name,
+          until: locked.until.toISOString(),
+          count: MAX_USER_LOGIN_FAILURES,
+          sources: Object.keys(outcome?.attempts.sources ?? {}).length,
+          minutes: LOGIN_ATTEMPT_WINDOW_MS / 60_000,
+        },
       );
     }
-    return lockedNow;
+    return locked;
   }
 
   #dummyPasswordHash(): Promise<string> {
-    this.#dummyHash ??= hashPassword(randomHex(16));
+    this.#dummyHash ??= this.#passwords.hash(randomHex(16));
     return this.#dummyHash;
   }
 
@@ -965,13 +1009,32 @@ export class AuthServer {
       node_name: req.node_name,
       "addr.remote": remoteAddr ?? "",
     };
+    let stage: "request" | "token" | "names" | "issue" = "request";
     try {
-      this.#validateJoin(req, role);
-      await this.#consumeToken(req.token, role, req.node_name, remoteAddr);
+      const claim = this.#validateJoin(req, role);
+      stage = "token";
+      const consumeToken = await this.#checkToken(req.token, role, req.node_name, remoteAddr);
+      // Names are compared with other hosts' only for a valid token (no probing without one),
+      // and before the token is used up (a host refused for its names can fix them and retry).
+      stage = "names";
+      await this.#checkHostNames(claim);
+      stage = "token";
+      await consumeToken();
+      stage = "issue";
       const res = await this.#issueHostCredentials(req, remoteAddr);
       await this.emitAudit("instance.join", { ...joinFields, success: true });
       return res;
     } catch (err) {
+      // Token refusals are logged where they are decided (with the token masked).
+      if (stage !== "token") {
+        this.#log.warn("Refused join of {node} ({host}) as {role} from {addr}: {reason}", {
+          node: req.node_name,
+          host: req.hostID,
+          role,
+          addr: remoteAddr ?? "unknown",
+          reason: messageOf(err),
+        });
+      }
       await this.emitAudit("instance.join", {
         ...joinFields,
         success: false,
@@ -981,8 +1044,8 @@ export class AuthServer {
     }
   }
 
-  /** Checks a join request's fields; returns its extra principals. */
-  #validateJoin(req: Omit<RegisterRequest, "token">, role: SystemRole): string[] {
+  /** Checks a join request's fields and the form of its names; returns the host's claim. */
+  #validateJoin(req: Omit<RegisterRequest, "token">, role: SystemRole): HostClaim {
     if (role !== "Node" && role !== "Proxy") {
       throw new BadParameterError(
         `Cannot join as ${role}: only node and proxy hosts join with a token`,
@@ -992,12 +1055,29 @@ export class AuthServer {
       throw new BadParameterError("Cannot join: hostID must be a UUID");
     }
     validateName(req.node_name, "node");
-    return (req.additional_principals ?? []).map((p) => {
-      if (!/^[A-Za-z0-9.:_*-]{1,253}$/.test(p)) {
-        throw new BadParameterError(`Cannot join: "${p}" is not a valid principal`);
-      }
-      return p;
-    });
+    const claim: HostClaim = {
+      hostId: req.hostID,
+      role,
+      nodeName: req.node_name,
+      names: [...(req.additional_principals ?? []), ...(req.dns_names ?? [])],
+    };
+    validateHostNames(claim);
+    return claim;
+  }
+
+  /**
+   * Refuses names that belong to another host: one recorded at its join (even if offline now)
+   * or one heartbeating now (hosts that joined before the registry existed).
+   */
+  async #checkHostNames(claim: HostClaim): Promise<void> {
+    const others: HostClaim[] = await this.#hostRegistry.list();
+    for (const n of await this.presence.listNodes()) {
+      others.push({ hostId: n.metadata.name, role: "Node", nodeName: n.spec.hostname, names: [] });
+    }
+    for (const p of await this.presence.listProxies()) {
+      others.push({ hostId: p.metadata.name, role: "Proxy", nodeName: p.spec.hostname, names: [] });
+    }
+    assertNoNameConflict(claim, others, this.clusterName);
   }
 
   async #issueHostCredentials(
@@ -1005,7 +1085,8 @@ export class AuthServer {
     remoteAddr: string | undefined,
   ): Promise<RegisterResponse> {
     const role = parseSystemRole(req.role, "role");
-    const principals = this.#validateJoin(req, role);
+    const claim = this.#validateJoin(req, role);
+    const principals = req.additional_principals ?? [];
     const now = this.clock.now().getTime();
     const host = this.#signer("host");
     const sshPrincipals = [
@@ -1036,6 +1117,7 @@ export class AuthServer {
       tlsPublicKeyPem: req.public_tls_key,
       names: [req.node_name, ...principals, ...(req.dns_names ?? [])],
     });
+    await this.#hostRegistry.put(claim);
     this.#log.info("Host {node} ({host}) joined as {role} from {addr}", {
       node: req.node_name,
       host: req.hostID,
@@ -1050,12 +1132,16 @@ export class AuthServer {
     };
   }
 
-  async #consumeToken(
+  /**
+   * Checks that `token` exists, is unexpired and allows `role`; returns the step that uses it
+   * up (dynamic tokens are single use: only one concurrent join can delete one).
+   */
+  async #checkToken(
     token: string,
     role: SystemRole,
     nodeName: string,
     remoteAddr: string | undefined,
-  ): Promise<void> {
+  ): Promise<() => Promise<void>> {
     const refuse = (why: string) => {
       this.#log.warn("Refused join of {node} as {role} from {addr} with token {token}: {why}", {
         node: nodeName,
@@ -1073,7 +1159,7 @@ export class AuthServer {
       if (!statics.some((t) => t.roles.some((r) => parseSystemRole(r) === role))) {
         throw refuse("static token does not allow the role");
       }
-      return;
+      return () => Promise.resolve();
     }
     let stored: ProvisionToken;
     try {
@@ -1083,12 +1169,14 @@ export class AuthServer {
       throw err;
     }
     if (!stored.spec.roles.includes(role)) throw refuse("token does not allow the role");
-    try {
-      await this.tokens.delete(token); // only one concurrent join can delete it
-    } catch (err) {
-      if (isKind(err, "NotFound")) throw refuse("token already used");
-      throw err;
-    }
+    return async () => {
+      try {
+        await this.tokens.delete(token);
+      } catch (err) {
+        if (isKind(err, "NotFound")) throw refuse("token already used");
+        throw err;
+      }
+    };
   }
 
   /**
@@ -1170,6 +1258,7 @@ export class AuthServer {
    * local services. Never reachable over the API.
    */
   async issueLocalHostIdentity(req: Omit<RegisterRequest, "token">): Promise<RegisterResponse> {
+    await this.#checkHostNames(this.#validateJoin(req, parseSystemRole(req.role, "role")));
     return await this.#issueHostCredentials(req, "local");
   }
 
@@ -1267,21 +1356,6 @@ export class AuthServer {
   getAuthority(type: "host" | "user"): Promise<CertAuthority> {
     return this.cas.get(type, this.clusterName);
   }
-}
-
-/** When the user's lock ends, if it is locked at `now`. */
-function lockedUntilOf(a: LoginAttempts | undefined, now: Date): Date | undefined {
-  if (a?.locked_until === undefined) return undefined;
-  const until = Date.parse(a.locked_until);
-  return until > now.getTime() ? new Date(until) : undefined;
-}
-
-function lockedError(name: string, until: Date): AccessDeniedError {
-  return new AccessDeniedError(
-    `Cannot log in: user ${name} is temporarily locked after too many failed attempts; try again after ${
-      until.toISOString().replace(/\.\d{3}Z$/, "Z")
-    } or ask an administrator to reset the account (tctl users reset ${name})`,
-  );
 }
 
 /** True for an IPv4 or IPv6 literal (SAN type IP rather than DNS). */

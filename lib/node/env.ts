@@ -50,6 +50,11 @@ export interface SessionEnvOptions {
    * {@link checkClientEnv}; refused ones are dropped.
    */
   readonly clientEnv?: Readonly<Record<string, string>>;
+  /**
+   * What the client asked to run when a certificate's `force-command` replaced it (the exec
+   * command, or the subsystem name): `SSH_ORIGINAL_COMMAND`, as OpenSSH sets it.
+   */
+  readonly originalCommand?: string;
   /** Path of login.defs for ENV_PATH / ENV_SUPATH (tests); default `/etc/login.defs`. */
   readonly loginDefsPath?: string;
 }
@@ -161,7 +166,8 @@ export function defaultPathFor(user: OsUser, loginDefsPath = "/etc/login.defs"):
  * Builds the complete environment of a session process from scratch: HOME, USER, LOGNAME,
  * SHELL, MAIL, PATH; TERM and SSH_TTY with a pty; SSH_CLIENT (`ip port serverPort`) and
  * SSH_CONNECTION (`ip port serverIp serverPort`); SSH_SESSION_ID, TELEPORT_SESSION,
- * TELEPORT_USERNAME and the SSH_TELEPORT_* variables; plus the accepted client variables
+ * TELEPORT_USERNAME and the SSH_TELEPORT_* variables; SSH_ORIGINAL_COMMAND under a forced
+ * command; plus the accepted client variables
  * (LANG, LC_*, TZ, …), which can never override what the node sets.
  */
 export function buildSessionEnv(options: SessionEnvOptions): Record<string, string> {
@@ -195,6 +201,7 @@ export function buildSessionEnv(options: SessionEnvOptions): Record<string, stri
     env.TELEPORT_USERNAME = options.teleportUser;
     env.SSH_TELEPORT_USER = options.teleportUser;
   }
+  if (options.originalCommand !== undefined) env.SSH_ORIGINAL_COMMAND = options.originalCommand;
   if (options.hostId !== undefined) env.SSH_TELEPORT_HOST_UUID = options.hostId;
   if (options.clusterName !== undefined) env.SSH_TELEPORT_CLUSTER_NAME = options.clusterName;
   return env;

@@ -105,6 +105,12 @@ Deno.test("buildSessionEnv() adds pty, connection and teleport variables when gi
   assert.equal(env.SSH_TELEPORT_USER, "bob@example.com");
   assert.equal(env.SSH_TELEPORT_HOST_UUID, "host-uuid");
   assert.equal(env.SSH_TELEPORT_CLUSTER_NAME, "example");
+  assert.equal("SSH_ORIGINAL_COMMAND" in env, false);
+});
+
+Deno.test("buildSessionEnv() sets SSH_ORIGINAL_COMMAND when a forced command replaced one", () => {
+  const env = buildSessionEnv({ user: alice, originalCommand: "sftp", loginDefsPath: NO_DEFS });
+  assert.equal(env.SSH_ORIGINAL_COMMAND, "sftp");
 });
 
 Deno.test("buildSessionEnv() leaves TERM out when the pty request's name is not a terminal type", () => {

@@ -2,8 +2,10 @@
  * One SSH `session` channel on the node: every request is authorized against
  * the user's access (from the certificate), then runs for real — a login shell
  * or command on a PTY as the OS user, or a command on pipes, or the sftp
- * subsystem. Interactive (PTY) sessions are recorded; starts, ends and
- * commands are audited.
+ * subsystem. A certificate's `force-command` replaces exec, shell and subsystem
+ * requests alike (OpenSSH semantics); roles without file copy refuse sftp and
+ * the scp server (`scp -t`/`scp -f`, see scp.ts). Interactive (PTY) sessions
+ * are recorded; starts, ends and commands are audited.
  */
 import type { Duplex, Readable, Writable } from "node:stream";
 import type { Clock } from "../clock/mod.ts";
@@ -15,6 +17,7 @@ import type { UserAccess } from "./authorize.ts";
 import { buildSessionEnv, checkClientEnv } from "./env.ts";
 import { assertCanRunAs, lookupOsUser, type OsUser } from "./os_user.ts";
 import { type ExitStatus, spawnPty, type TerminalModes } from "./pty.ts";
+import { isScpServerCommand } from "./scp.ts";
 import { spawnExec } from "./spawn.ts";
 
 /** Facts about this node that sessions need. */
@@ -178,17 +181,55 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       // A refused request's stderr text is dropped by OpenSSH: fail() shows it and exits 1.
       return req.fail(reason, { exitCode: 1 });
     }
+    if (access.forceCommand !== undefined) {
+      // OpenSSH semantics: the certificate's forced command replaces exec, shell and subsystem
+      // requests alike; what the client asked for is only passed on in SSH_ORIGINAL_COMMAND.
+      const original = req.type === "exec"
+        ? req.command
+        : req.type === "subsystem"
+        ? req.name
+        : undefined;
+      return await runCommand(req, osUser, fields, access.forceCommand, original);
+    }
     if (req.type === "subsystem") return await startSubsystem(req, osUser, fields);
+    if (req.type === "exec" && !access.permitFileCopy && isScpServerCommand(req.command)) {
+      const reason = "Cannot copy files with scp: file copy is not permitted by your roles " +
+        "(ssh_file_copy: false)";
+      log.info("Refused scp of {user} as {login}: ssh_file_copy is false", {
+        user: access.user,
+        login: access.login,
+      });
+      emit(
+        deps,
+        "exec",
+        { ...fields, command: req.command, exitCode: "1", exitError: reason },
+        true,
+      );
+      return req.fail(reason, { exitCode: 1 });
+    }
+    return await runCommand(req, osUser, fields, req.type === "exec" ? req.command : undefined);
+  }
 
-    let command = req.type === "exec" ? req.command : undefined;
-    if (access.forceCommand !== undefined) command = access.forceCommand;
-    const env = sessionEnv(osUser, { ...(pty ? { term: pty.term } : {}), clientEnv });
+  /** Runs `command` (or the login shell) on a pty or pipes, audited from start to end. */
+  async function runCommand(
+    req: Extract<SessionRequest, { type: "shell" | "exec" | "subsystem" }>,
+    osUser: OsUser,
+    fields: ReturnType<typeof baseFields>,
+    command: string | undefined,
+    originalCommand?: string,
+  ): Promise<void> {
+    const env = sessionEnv(osUser, {
+      ...(pty ? { term: pty.term } : {}),
+      clientEnv,
+      ...(originalCommand === undefined ? {} : { originalCommand }),
+    });
     const startedAt = deps.clock.now();
     const interactive = pty !== undefined;
     emit(deps, "session.start", {
       ...fields,
       interactive,
       ...(command !== undefined ? { command } : {}),
+      ...(originalCommand !== undefined ? { original_command: originalCommand } : {}),
       ...(pty ? { size: `${pty.cols}:${pty.rows}` } : {}),
       session_recording: interactive ? "node" : "off",
     });
@@ -293,7 +334,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
   /** The environment of a program of this session (see env.ts). */
   function sessionEnv(
     osUser: OsUser,
-    extra: { term?: string; clientEnv?: Record<string, string> },
+    extra: { term?: string; clientEnv?: Record<string, string>; originalCommand?: string },
   ): Record<string, string> {
     return buildSessionEnv({
       user: osUser,

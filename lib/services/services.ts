@@ -248,12 +248,17 @@ export interface TotpDevice {
   last_used_step?: number;
 }
 
-/** Recent consecutive failed logins of a user and the lock they caused. */
+/**
+ * Recent failed logins of a user and the locks they caused (policy: lib/auth lockout.ts):
+ * per source address, and over all sources for the user-wide ceiling.
+ */
 export interface LoginAttempts {
-  /** Times (RFC 3339) of the failed attempts since the last success or lock. */
+  /** Times (RFC 3339) of recent failed attempts from every source (the ceiling's count). */
   failures: string[];
-  /** Until when logins are refused (RFC 3339). */
+  /** Until when logins are refused from everywhere (RFC 3339). */
   locked_until?: string;
+  /** Per source address (see lib/auth `loginSource`): its recent failures and lock. */
+  sources?: Record<string, { failures: string[]; locked_until?: string }>;
 }
 
 /** Join tokens (`tctl tokens add`). The token value is the resource name. */

@@ -151,3 +151,132 @@ Deno.test("joinWithToken() joins with a pinned CA and a single-use token", async
     assert.ok(id.sshCert);
   });
 });
+
+Deno.test("joinWithToken() refuses principals that are wildcards, invalid or another host's", async (t) => {
+  await using c = await startTestCluster();
+  using admin = c.adminClient();
+  const status = await admin.status();
+  const pin = status.authorities.find((a) => a.type === "host")!.pins[0]!;
+  const newToken = async (roles: string[]) =>
+    (await admin.createToken({ roles, ttlMs: 600_000 })).metadata.name;
+  const join = (o: {
+    token: string;
+    hostId?: string;
+    nodeName?: string;
+    role?: string;
+    additionalPrincipals?: string[];
+  }) =>
+    joinWithToken({
+      host: "127.0.0.1",
+      port: c.ready.port,
+      role: o.role ?? "node",
+      nodeName: o.nodeName ?? "plain-node",
+      token: o.token,
+      hostId: o.hostId ?? crypto.randomUUID(),
+      caPins: [pin],
+      additionalPrincipals: o.additionalPrincipals ?? [],
+      logger: getComponentLogger("test:join"),
+    });
+
+  // Registered hosts whose names others try to take.
+  const nodeA = crypto.randomUUID();
+  await join({
+    token: await newToken(["node"]),
+    hostId: nodeA,
+    nodeName: "node-a",
+    additionalPrincipals: ["node-a.example.com"],
+  });
+  const proxy = crypto.randomUUID();
+  await join({
+    token: await newToken(["proxy"]),
+    hostId: proxy,
+    role: "proxy",
+    nodeName: "proxy-1",
+    additionalPrincipals: ["proxy.example.com", "127.0.0.1"],
+  });
+
+  await t.step("wildcards, globs and non-names are refused before the token is used", async () => {
+    const token = await newToken(["node"]);
+    for (
+      const [name, why] of [
+        ["*", /wildcard/],
+        ["*.example", /wildcard/],
+        ["node?.example.com", /wildcard/],
+        ["[ab].example.com", /wildcard/],
+        ["bad_name", /neither a DNS name nor an IP address/],
+        ["-lead.example.com", /neither a DNS name nor an IP address/],
+        ["teleport.cluster.local", /reserved for the auth service/],
+        ["x.teleport.cluster.local", /reserved for the auth service/],
+      ] as const
+    ) {
+      await assert.rejects(
+        join({ token, additionalPrincipals: [name] }),
+        (e: Error) => isKind(e, "BadParameter") && why.test(e.message) && e.message.includes(name),
+        name,
+      );
+    }
+    // None of those refusals spent the token.
+    await join({ token, additionalPrincipals: ["ok.example.com", "10.9.8.7", "fd00::1"] });
+  });
+
+  await t.step("another host's id, host name or public name is refused", async () => {
+    const token = await newToken(["node"]);
+    for (
+      const name of [
+        nodeA,
+        `${nodeA}.example`,
+        "node-a",
+        "node-a.example",
+        "node-a.example.com",
+        "proxy.example.com",
+        "PROXY.example.com",
+        crypto.randomUUID(),
+      ]
+    ) {
+      await assert.rejects(
+        join({ token, additionalPrincipals: [name] }),
+        (e: Error) =>
+          (isKind(e, "AccessDenied") || isKind(e, "BadParameter")) && e.message.includes(name) &&
+          !e.message.includes(token),
+        name,
+      );
+    }
+    // A node may not take a proxy's public name as its node name either.
+    await assert.rejects(
+      join({ token, nodeName: "proxy.example.com" }),
+      (e: Error) => isKind(e, "AccessDenied") && /another host \(a Proxy\)/.test(e.message),
+    );
+    // Shared names (IP of a co-located service, localhost) are fine; so is the token still.
+    await join({ token, additionalPrincipals: ["127.0.0.1", "localhost"] });
+  });
+
+  await t.step("a second proxy may share the public name; a host re-registers", async () => {
+    await join({
+      token: await newToken(["proxy"]),
+      role: "proxy",
+      nodeName: "proxy-2",
+      additionalPrincipals: ["proxy.example.com"],
+    });
+    const again = await join({
+      token: await newToken(["node"]),
+      hostId: nodeA,
+      nodeName: "node-a",
+      additionalPrincipals: ["node-a.example.com"],
+    });
+    assert.ok(parseSshCertificate(again.sshCert!).principals.includes("node-a.example.com"));
+  });
+
+  await t.step("refusals are audited without the token", async () => {
+    const token = await newToken(["node"]);
+    await assert.rejects(join({ token, additionalPrincipals: ["*"] }));
+    const { events } = await c.proc.auth!.searchEvents({
+      from: new Date(0),
+      to: new Date(Date.now() + 60_000),
+      types: ["instance.join"],
+    });
+    const refused = events.filter((e) => e.success === false);
+    assert.ok(refused.some((e) => /wildcard/.test(String(e.error))));
+    assert.ok(refused.some((e) => /proxy\.example\.com/.test(String(e.error))));
+    for (const e of events) assert.ok(!JSON.stringify(e).includes(token));
+  });
+});
