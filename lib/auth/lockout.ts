@@ -7,6 +7,7 @@
  * @module
  */
 import type { LoginAttempts } from "../services/mod.ts";
+import { clientKey } from "../net/mod.ts";
 
 /** Failed logins from one source (within {@link LOGIN_ATTEMPT_WINDOW_MS}) that lock it out (Teleport: 5). */
 export const MAX_LOGIN_ATTEMPTS = 5;
@@ -42,31 +43,12 @@ export interface FailureOutcome {
  * an address. `remoteAddr` is `host:port`, `[v6]:port` or a bare address.
  */
 export function loginSource(remoteAddr: string | undefined): string {
-  if (remoteAddr === undefined || remoteAddr === "") return "unknown";
+  if (remoteAddr === undefined || remoteAddr.trim() === "") return "unknown";
   let host = remoteAddr.trim();
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
   if (bracketed !== null) host = bracketed[1]!;
   else if (/^[^:]+:\d+$/.test(host)) host = host.slice(0, host.lastIndexOf(":"));
-  host = host.replace(/%.*$/, "").toLowerCase(); // zone id
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-  if (mapped !== null) return mapped[1]!;
-  if (!host.includes(":")) return host;
-  const groups = expandIpv6(host);
-  return groups === undefined ? host : `${groups.slice(0, 4).join(":")}::/64`;
-}
-
-/** The eight 16-bit groups of an IPv6 address (hex, no leading zeros), or undefined. */
-function expandIpv6(addr: string): string[] | undefined {
-  const halves = addr.split("::");
-  if (halves.length > 2) return undefined;
-  const parse = (s: string) => s === "" ? [] : s.split(":");
-  const head = parse(halves[0]!);
-  const tail = halves.length === 2 ? parse(halves[1]!) : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
-  const groups = [...head, ...Array(halves.length === 2 ? missing : 0).fill("0"), ...tail];
-  if (!groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return undefined;
-  return groups.map((g) => g.replace(/^0+(?=.)/, ""));
+  return clientKey(host);
 }
 
 function lockEnd(lockedUntil: string | undefined, now: Date): Date | undefined {

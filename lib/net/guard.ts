@@ -125,8 +125,9 @@ const LOG_SUMMARY_MS = 10_000;
 const FORCED_RECOUNT_MS = 100;
 
 /** `::ffff:1.2.3.4` → `1.2.3.4`; IPv6 → its /64 prefix; the key connections are counted by. */
-export function clientKey(addr: string | undefined): string {
-  if (addr === undefined || addr === "") return "unknown";
+export function clientKey(address: string | undefined): string {
+  const addr = address?.trim().toLowerCase() ?? "";
+  if (addr === "") return "unknown";
   if (addr.startsWith("::ffff:") && addr.includes(".")) return addr.slice(7);
   if (!addr.includes(":")) return addr;
   const zone = addr.indexOf("%");
@@ -137,7 +138,7 @@ export function clientKey(addr: string | undefined): string {
   const groups = bare.includes("::")
     ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
     : left;
-  return groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, "")).join(":") +
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") +
     "::/64";
 }
 
