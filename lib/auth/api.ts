@@ -130,7 +130,8 @@ export const REGISTER_LIMITS = {
 
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const PRINCIPAL = /^[A-Za-z0-9.:_*-]+$/;
+/** Printable name characters; glob characters pass here so the join check can name them. */
+const PRINCIPAL = /^[A-Za-z0-9.:_*?[\]-]+$/;
 
 /** A string field of at most `max` characters; the error never repeats the value. */
 function boundedString(

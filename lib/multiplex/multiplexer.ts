@@ -52,7 +52,10 @@ export interface MultiplexerHandlers {
   proxySsh?: (socket: Duplex) => void;
   /** Plain SSH on the port; the identification bytes already read are put back. */
   ssh?: (socket: Socket) => void;
-  /** TLS passed through (ALPN `teleport-auth@…`): the raw socket, ClientHello bytes put back. */
+  /**
+   * TLS passed through (ALPN `teleport-auth@…`): the raw socket, ClientHello bytes put back.
+   * It is still under the handshake deadline: the handler declares it established.
+   */
   auth?: (socket: Socket, hello: ClientHello) => void;
   /** TLS terminated, ALPN `teleport-reversetunnel` (or `…v2`): the stream inside is SSH. */
   reverseTunnel?: (socket: Duplex) => void;
@@ -349,8 +352,8 @@ class PortMultiplexer implements Multiplexer {
     if (handler === undefined) return refuse(`no handler for the ${route.route} route`);
     if (route.route === "auth") {
       const auth = handlers.auth!;
-      // The auth listener enforces its own handshake deadline on the passed-through session.
-      conn.guarded?.established();
+      // Still pending: the handler declares it established (a local auth listener does, through
+      // the guard's link, once the client's first request arrived).
       this.#handOverRaw(conn, buffered, () => auth(conn.raw, hello));
       return;
     }

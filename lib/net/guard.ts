@@ -7,7 +7,8 @@
  * What the guard enforces:
  * - **Descriptors.** The process never lets accepted connections use its last descriptors: a
  *   connection is refused (accepted and closed at once, so it costs a descriptor for
- *   microseconds, never more) while `open files + 1 > limit - reserve`. The open-files count is
+ *   microseconds, never more) while `open files + 3 > limit - reserve` (3: what a pass-through
+ *   to auth in this process costs). The open-files count is
  *   read from `/proc/self/fd` at most once per `recountIntervalMs` and moved by the
  *   descriptors the guard hands out in between, so a flood cannot outrun it. Deno panics when it
  *   runs out of descriptors (the stack-size probe opens /proc/self/maps), which takes every
@@ -122,6 +123,19 @@ const REFUSAL_TEXT: Record<RefusalReason, string> = {
 };
 
 const LOG_SUMMARY_MS = 10_000;
+
+/**
+ * Descriptors a new connection is assumed to need when admitted: a pass-through to auth in this
+ * process costs three (the client, the upstream and auth's side of it).
+ */
+const ADMISSION_COST = 3;
+
+/** Where this process's connections to itself are counted (no per-address caps). */
+const INTERNAL_KEY = "internal";
+
+function endpointKey(addr: string | undefined, port: number | undefined): string {
+  return `${clientKey(addr)}|${port ?? 0}`;
+}
 const FORCED_RECOUNT_MS = 100;
 
 /** `::ffff:1.2.3.4` → `1.2.3.4`; IPv6 → its /64 prefix; the key connections are counted by. */
@@ -181,14 +195,23 @@ class Admitted implements GuardedConnection {
   isEstablished = false;
   descriptors = 1;
   closed = false;
+  /** The peer's `address|port`, for {@linkcode ConnectionGuard.link}. */
+  readonly endpoint: string;
   readonly #guard: ConnectionGuard;
   readonly #hooks: ConnectionHooks;
 
-  constructor(guard: ConnectionGuard, listener: string, addr: string, hooks: ConnectionHooks) {
+  constructor(
+    guard: ConnectionGuard,
+    listener: string,
+    addr: string,
+    hooks: ConnectionHooks,
+    endpoint: string,
+  ) {
     this.#guard = guard;
     this.listener = listener;
     this.clientAddr = addr;
     this.#hooks = hooks;
+    this.endpoint = endpoint;
   }
 
   established(): void {
@@ -258,6 +281,7 @@ export class ConnectionGuard {
     "closing": 0,
   };
   readonly #logState = new Map<string, { at: number; since: number }>();
+  readonly #links = new Map<string, GuardedConnection>();
 
   constructor(opts: ConnectionGuardOptions) {
     this.#log = opts.logger;
@@ -304,14 +328,15 @@ export class ConnectionGuard {
     listener: string,
     remoteAddr: string | undefined,
     hooks: ConnectionHooks = {},
+    remotePort?: number,
   ): GuardedConnection | RefusalReason {
     const key = clientKey(remoteAddr);
-    const why = this.#check(key, 1);
+    const why = this.#check(key, ADMISSION_COST);
     if (why !== undefined) {
       this.refused(listener, why, key);
       return why;
     }
-    const conn = new Admitted(this, listener, key, hooks);
+    const conn = new Admitted(this, listener, key, hooks, endpointKey(remoteAddr, remotePort));
     const c = this.#ip(key);
     c.open++;
     c.pending++;
@@ -319,6 +344,21 @@ export class ConnectionGuard {
     this.#pending++;
     this.#held++;
     return conn;
+  }
+
+  /**
+   * Links a connection this process opens to one of its own listeners (the proxy passing a
+   * client through to auth) to the client connection it serves: when the listener declares its
+   * side established, the client's connection is established too, so the client stays under the
+   * handshake deadline and its address's pending cap until the far end saw a real request.
+   * `localAddr`/`localPort` are the outgoing socket's own address. Returns the unlink.
+   */
+  link(localAddr: string | undefined, localPort: number | undefined, to: GuardedConnection) {
+    const key = endpointKey(localAddr, localPort);
+    this.#links.set(key, to);
+    return () => {
+      if (this.#links.get(key) === to) this.#links.delete(key);
+    };
   }
 
   /** Forgets a closed connection (idempotent). */
@@ -372,6 +412,7 @@ export class ConnectionGuard {
   _established(conn: Admitted): void {
     this.#ip(conn.clientAddr).pending--;
     this.#pending--;
+    this.#links.get(conn.endpoint)?.established();
   }
 
   /** @internal */
@@ -380,9 +421,12 @@ export class ConnectionGuard {
   }
 
   /** @internal */
-  _rekey(conn: Admitted, key: string): boolean {
+  _rekey(conn: Admitted, addr: string): boolean {
+    // This process's own pass-through: the client's connection on the other listener carries
+    // the per-address charge already; this side only holds descriptors.
+    const key = this.#links.has(conn.endpoint) ? INTERNAL_KEY : addr;
     if (conn.closed || key === conn.clientAddr) return true;
-    const next = this.#byIp.get(key);
+    const next = key === INTERNAL_KEY ? undefined : this.#byIp.get(key);
     if (next !== undefined) {
       if (next.open >= this.#maxPerIp) return this.#refuseRekey(conn, "per-ip", key);
       if (!conn.isEstablished && next.pending >= this.#maxPendingPerIp) {
@@ -544,7 +588,7 @@ export function guardServer(server: Server, opts: GuardServerOptions): GuardedSe
       onSetDeadline: (ms) => {
         if (!raw.destroyed) arm(ms);
       },
-    });
+    }, raw.remotePort);
     if (typeof conn === "string") {
       raw.destroy();
       return;

@@ -76,9 +76,10 @@ Deno.test("ConnectionGuard.admit() caps connections per IP and in all", () => {
 });
 
 Deno.test("ConnectionGuard.admit() keeps the descriptor reserve free", () => {
-  let open = 880;
+  let open = 878;
   const { g, clock } = guard({ countOpenFiles: () => open });
-  // limit 1000 - reserve 100 = 900 usable; 880 counted + what the guard hands out.
+  // limit 1000 - reserve 100 = 900 usable; 878 counted + what the guard hands out + 3 for the
+  // next connection (what a pass-through may cost).
   const conns: GuardedConnection[] = [];
   for (let i = 0; i < 20; i++) conns.push(admitted(g.admit("auth", `10.0.${i}.1`)));
   assert.equal(g.admit("auth", "10.1.0.1"), "descriptors");
@@ -229,4 +230,27 @@ Deno.test("readOpenFilesLimit() sees the soft limit raised to the hard limit at 
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.equal(new TextDecoder().decode(out.stdout).trim(), "4096");
+});
+
+Deno.test("ConnectionGuard.link() establishes the client when its pass-through is established", () => {
+  const { g } = guard();
+  const client = admitted(g.admit("proxy web", "10.0.0.7", {}, 5555));
+  const unlink = g.link("127.0.0.1", 40000, client);
+  const upstream = admitted(g.admit("auth API", "127.0.0.1", {}, 40000));
+  assert.equal(client.isEstablished, false);
+  upstream.established();
+  assert.equal(client.isEstablished, true);
+  assert.equal(g.stats.pending, 0);
+  unlink();
+});
+
+Deno.test("GuardedConnection.rekey() of a linked pass-through does not charge the client twice", () => {
+  const { g } = guard({ maxPendingPerIp: 1 });
+  const client = admitted(g.admit("proxy web", "10.0.0.7", {}, 5555));
+  g.link("127.0.0.1", 40001, client);
+  const upstream = admitted(g.admit("auth API", "127.0.0.1", {}, 40001));
+  assert.equal(upstream.rekey("10.0.0.7"), true);
+  assert.equal(upstream.clientAddr, "internal");
+  // 127.0.0.1 is free again for real clients.
+  admitted(g.admit("auth API", "127.0.0.1", {}, 40002));
 });

@@ -127,17 +127,28 @@ async function startNode(hostCa: SshKeyPair, userCa: SshKeyPair, recordingsDir: 
       active_keys: { ssh: [{ public_key: userCa.authorizedKey }], tls: [] },
     },
   };
+  const hostCaResource: CertAuthority = {
+    ...userCaResource,
+    spec: {
+      ...userCaResource.spec,
+      type: "host",
+      active_keys: { ssh: [{ public_key: hostCa.authorizedKey }], tls: [] },
+    },
+  };
   const events: AuditEvent[] = [];
   const node = await NodeService.start({
     keyPem: hostKey.privateKeyPem,
     sshCert: hostCert.authorizedKey,
     userCaKeys: [userCa.authorizedKey],
+    hostCaKeys: [hostCa.authorizedKey],
     hostId,
     nodeName: "node1",
     // The node's view of auth: roles and the user CA from memory, events collected.
     auth: {
       getResource(kind, name): Promise<Resource> {
-        if (kind === "cert_authority") return Promise.resolve(userCaResource);
+        if (kind === "cert_authority") {
+          return Promise.resolve(name === "host" ? hostCaResource : userCaResource);
+        }
         const role = roles[name];
         if (role === undefined) return Promise.reject(new NotFoundError(`role ${name}`));
         return Promise.resolve(role);

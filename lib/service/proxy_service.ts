@@ -113,15 +113,27 @@ function dialAuthAddr(auth: Addr): Promise<Duplex> {
 function passToAuth(
   sock: Socket,
   auth: Addr,
-  sign: { signer: ProxySigner; clock: Clock },
+  sign: { signer: ProxySigner; clock: Clock; guard?: ConnectionGuard },
   log: ReturnType<typeof getComponentLogger>,
 ): void {
   sock.once("error", () => sock.destroy());
   const source = endpointOf(sock.remoteAddress, sock.remotePort);
   // The upstream socket is one more descriptor this client holds.
-  const release = guardOf(sock)?.holdDescriptor() ?? (() => {});
+  const guarded = guardOf(sock);
+  const release = guarded?.holdDescriptor() ?? (() => {});
   sock.once("close", release);
   dialAuthAddr(auth).then(async (up) => {
+    if (guarded !== undefined) {
+      if (sign.guard !== undefined) {
+        // Auth runs in this process: it declares the client established at its first request.
+        const s = up as Socket;
+        const unlink = sign.guard.link(s.localAddress, s.localPort, guarded);
+        up.once("close", unlink);
+      } else {
+        // A remote auth server times the handshake itself.
+        guarded.established();
+      }
+    }
     try {
       const destination = endpointOf((up as Socket).remoteAddress, (up as Socket).remotePort);
       if (source !== undefined && destination !== undefined) {
@@ -330,7 +342,12 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         web: (sock) => late.web === undefined ? sock.destroy() : late.web.handleConnection(sock),
         proxySsh: (sock) => sshProxy.handleSocket(sock),
         ssh: (sock) => sshProxy.handleSocket(sock),
-        auth: (sock) => passToAuth(sock, o.authAddr, { signer, clock: o.clock }, log),
+        auth: (sock) =>
+          passToAuth(sock, o.authAddr, {
+            signer,
+            clock: o.clock,
+            ...(o.localAuth === undefined ? {} : { guard: o.guard }),
+          }, log),
         reverseTunnel: (sock) => tunnel.handleSocket(sock),
       },
     });

@@ -88,9 +88,13 @@ export async function startTeleport(
   args: string[],
   timeoutMs = 60_000,
   env: Record<string, string> = {},
+  /** A program that runs deno for us (`["prlimit", "--nofile=2048:2048"]`). */
+  launcher: string[] = [],
 ): Promise<RunningTeleport> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "start", ...args],
+  const deno = [Deno.execPath(), "run", "-A", MAIN, "start", ...args];
+  const argv = [...launcher, ...deno];
+  const child = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
     cwd: REPO,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",

@@ -26,6 +26,9 @@ export async function startTestCluster(
     env: {},
   });
   config.auth.listenAddr = { host: "127.0.0.1", port: 0 };
+  // Tests join many hosts from 127.0.0.1; the per-address limit has its own tests
+  // (lib/auth/listener_test.ts).
+  config.connectionLimits.unauthenticatedRate = { burst: 10_000, perMinute: 10_000 };
   opts.configure?.(config);
   const proc = await TeleportProcess.start({ config, hostname: "testhost", backendUri: "memory:" });
   const ready = await proc.supervisor.waitFor("auth.ready") as AuthReady;
