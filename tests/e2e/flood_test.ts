@@ -58,6 +58,7 @@ async function flood(port: number, localAddress: string, n: number, hello: Uint8
       socks.push(s);
       s.on("error", () => {});
       s.once("close", () => closedByServer++);
+      s.resume(); // read what the server sends, so its close is seen
       s.once("connect", () => {
         s.write(hello);
         resolve();
