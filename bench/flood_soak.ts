@@ -11,11 +11,10 @@
  * and prints flood size, refusals, peaks, ping success during the flood, and whether the process
  * survived. Usage: `deno task bench:flood [--n=10000] [--spread=40] [--hold=10] [--slow=500]`.
  */
-import { connect, createServer, type Socket } from "node:net";
-import tls from "node:tls";
+import { connect, type Socket } from "node:net";
 import { parseArgs } from "node:util";
 import { authAlpn } from "../lib/multiplex/mod.ts";
-import { freePort } from "../tests/e2e/_helpers.ts";
+import { captureClientHello, freePort } from "../tests/e2e/_helpers.ts";
 import { openFilesLimit, out, procStatusKiB, startDaemon } from "./_common.ts";
 
 const { values } = parseArgs({
@@ -31,19 +30,6 @@ const SPREAD = Number(values.spread);
 const HOLD_S = Number(values.hold);
 const SLOW = Number(values.slow);
 const CLUSTER = "soak.example";
-
-async function clientHello(alpn: string): Promise<Uint8Array> {
-  const got = Promise.withResolvers<Uint8Array>();
-  const server = createServer((s) => s.once("data", (d: Uint8Array) => got.resolve(d)));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  const c = tls.connect({ host: "127.0.0.1", port, ALPNProtocols: [alpn], servername: "x" });
-  c.on("error", () => {});
-  const hello = await got.promise;
-  c.destroy();
-  server.close();
-  return new Uint8Array(hello);
-}
 
 function openFiles(pid: number): number {
   try {
@@ -109,7 +95,7 @@ const sampler = (async () => {
   }
 })();
 
-const hello = await clientHello(authAlpn(CLUSTER));
+const hello = await captureClientHello(authAlpn(CLUSTER));
 const socks: Socket[] = [];
 let closedByServer = 0;
 const t0 = performance.now();

@@ -12,6 +12,7 @@
  *
  * No pattern is a prefix of another, so the first 12 bytes always decide.
  */
+import { PROXY_V2_SIGNATURE } from "../net/mod.ts";
 
 /** What the first bytes of a connection say it speaks. */
 export type SniffResult =
@@ -39,20 +40,7 @@ export const HTTP_METHODS: readonly string[] = Object.freeze([
 ]);
 
 /** The 12-byte signature that starts a PROXY protocol v2 header (HAProxy spec §2.2). */
-export const PROXY_V2_SIGNATURE: Uint8Array = Uint8Array.of(
-  0x0d,
-  0x0a,
-  0x0d,
-  0x0a,
-  0x00,
-  0x0d,
-  0x0a,
-  0x51,
-  0x55,
-  0x49,
-  0x54,
-  0x0a,
-);
+export { PROXY_V2_SIGNATURE };
 
 /** TLS record content type of handshake messages (RFC 8446 §5.1, `ContentType.handshake`). */
 const TLS_HANDSHAKE = 0x16;

@@ -353,7 +353,11 @@ export class ConnectionGuard {
    * handshake deadline and its address's pending cap until the far end saw a real request.
    * `localAddr`/`localPort` are the outgoing socket's own address. Returns the unlink.
    */
-  link(localAddr: string | undefined, localPort: number | undefined, to: GuardedConnection) {
+  link(
+    localAddr: string | undefined,
+    localPort: number | undefined,
+    to: GuardedConnection,
+  ): () => void {
     const key = endpointKey(localAddr, localPort);
     this.#links.set(key, to);
     return () => {

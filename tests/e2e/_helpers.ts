@@ -300,3 +300,24 @@ export function opensshArgs(o: OpensshArgsOptions): string[] {
     o.command,
   ];
 }
+
+/** The bytes a TLS client sends first when it asks for `alpn` (captured from node:tls). */
+export async function captureClientHello(alpn: string): Promise<Uint8Array> {
+  const { createServer } = await import("node:net");
+  const tls = await import("node:tls");
+  const got = Promise.withResolvers<Uint8Array>();
+  const server = createServer((s) => {
+    s.once("data", (d: Uint8Array) => {
+      got.resolve(new Uint8Array(d));
+      s.destroy();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const c = tls.connect({ host: "127.0.0.1", port, ALPNProtocols: [alpn], servername: "x" });
+  c.on("error", () => {});
+  const hello = await got.promise;
+  c.destroy();
+  server.close();
+  return hello;
+}

@@ -8,10 +8,10 @@
  */
 import assert from "node:assert/strict";
 import type * as OTPAuth from "otpauth";
-import { connect, createServer, type Socket } from "node:net";
-import tls from "node:tls";
+import { connect, type Socket } from "node:net";
 import { authAlpn } from "../../lib/multiplex/mod.ts";
 import {
+  captureClientHello,
   ensureOsUser,
   eventually,
   freePort,
@@ -27,25 +27,6 @@ import { runCli } from "./_helpers.ts";
 const USER = "td_e2e_flood";
 const CLUSTER = "e2e-flood.example";
 const NOFILE = 2048;
-
-/** The bytes a TLS client sends first when it asks for `alpn` (captured from node:tls). */
-async function clientHello(alpn: string): Promise<Uint8Array> {
-  const got = Promise.withResolvers<Uint8Array>();
-  const server = createServer((s) => {
-    s.once("data", (d: Uint8Array) => {
-      got.resolve(new Uint8Array(d));
-      s.destroy();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  const c = tls.connect({ host: "127.0.0.1", port, ALPNProtocols: [alpn], servername: "x" });
-  c.on("error", () => {});
-  const hello = await got.promise;
-  c.destroy();
-  server.close();
-  return hello;
-}
 
 /** Opens `n` connections from `localAddress` that send `hello` and then stay silent. */
 async function flood(port: number, localAddress: string, n: number, hello: Uint8Array) {
@@ -177,7 +158,7 @@ ssh_service:
     assert.equal(first.code, 0, first.stderr);
     const session = liveSession(home);
     await session.echo("before the flood");
-    const hello = await clientHello(authAlpn(CLUSTER));
+    const hello = await captureClientHello(authAlpn(CLUSTER));
     let peak = 0;
     const sample = setInterval(() => peak = Math.max(peak, openFiles(pid)), 50);
 
@@ -231,7 +212,6 @@ ssh_service:
         assert.ok(await ping(tp.webPort));
         assert.equal((await Deno.stat(`/proc/${pid}`)).isDirectory, true);
         assert.ok(peak < NOFILE, `peak ${peak} descriptors of ${NOFILE}`);
-        console.log(`flood: peak ${peak} open descriptors of ${NOFILE}`);
       });
     } finally {
       clearInterval(sample);
