@@ -17,7 +17,9 @@
  * fed sockets. For the same reason its header and request timeouts are our own timers.
  *
  * Secrets never reach the log: bodies are never logged, and token path segments are masked
- * ({@link redactPath}).
+ * ({@link redactPath}). Nothing the client sends about the server's own name (`Host`) is
+ * copied into a page or an answer: the landing page names the configured public address, or
+ * lets the browser fill in the address it is showing.
  */
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -199,8 +201,6 @@ function knownAddr(addr: string): string | undefined {
   return addr === UNKNOWN_ADDR ? undefined : addr;
 }
 
-const HOST_HEADER = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
-
 /** Connection bookkeeping for timeouts and graceful close. */
 interface ConnState {
   socket: Duplex;
@@ -254,17 +254,14 @@ export function createWebServer(options: WebServerOptions): WebServer {
   };
 
   /**
-   * The address tsh should use: public_addr, else the Host header the browser sent (port 443
-   * when it names none), else the listen address.
+   * What the landing page tells tsh to use: the configured public address; without one, the
+   * page lets the browser fill in the address it shows (never the client's Host header).
    */
-  const proxyAddrFor = (req: IncomingMessage): string => {
+  const landingProxyAddr = (): { addr: string; fromBrowser: boolean } => {
     const s = facts.proxySettings.ssh;
-    if (s.public_addr) return s.public_addr;
-    const host = req.headers.host;
-    if (host !== undefined && HOST_HEADER.test(host)) {
-      return /:\d+$/.test(host) ? host : `${host}:443`;
-    }
-    return s.web_listen_addr || "<proxy address>";
+    if (s.public_addr) return { addr: s.public_addr, fromBrowser: false };
+    const port = /:(\d+)$/.exec(s.web_listen_addr)?.[1];
+    return { addr: `<proxy host>:${port ?? "<port>"}`, fromBrowser: true };
   };
 
   const routes: Route[] = [
@@ -359,14 +356,15 @@ export function createWebServer(options: WebServerOptions): WebServer {
       method: "GET",
       pattern: /^\/(?:web)?$/,
       action: "show the landing page",
-      handler: async (ctx) => {
+      handler: async () => {
         let cluster = pingCache.cached?.cluster_name;
         if (cluster === undefined) {
           cluster = await pingCache.get().then((p) => p.cluster_name, () => undefined);
         }
+        const { addr, fromBrowser } = landingProxyAddr();
         return {
           status: 200,
-          html: landingPage(cluster, proxyAddrFor(ctx.req)),
+          html: landingPage(cluster, addr, { fromBrowser }),
           csp: LANDING_PAGE_CSP,
         };
       },
