@@ -5,12 +5,16 @@
  *
  * A request goes through these steps:
  * 1. Route by path, then method (404 / 405 JSON errors).
- * 2. Per-IP token bucket for the credential endpoints (429 with Retry-After).
- * 3. JSON body (routes that take one): `application/json` only (415), at most 64 KiB (413),
+ * 2. State-changing calls (any method but GET/HEAD, and every route that takes a body) from
+ *    another site are refused with 403: `Sec-Fetch-Site: cross-site`, or an `Origin` that is not
+ *    the proxy's public address or the authority the request was sent to (see origin.ts for why
+ *    those two). Requests without `Origin` (tsh, curl) pass.
+ * 3. Per-IP token bucket for the credential endpoints (429 with Retry-After).
+ * 4. JSON body (routes that take one): `application/json` only (415), at most 64 KiB (413),
  *    valid JSON (400).
- * 4. The handler calls auth through {@link WebAuthApi}; a kinded error becomes its HTTP status
+ * 5. The handler calls auth through {@link WebAuthApi}; a kinded error becomes its HTTP status
  *    and `{"error":{"message"}}`; anything else is a 500 whose details stay in the log.
- * 5. Every response carries the security headers and `Cache-Control: no-store`.
+ * 6. Every response carries the security headers and `Cache-Control: no-store`.
  *
  * Each connection serves one request and is closed after the response (`Connection: close`):
  * node:http keeps connections alive only for servers that listen themselves, and this one is
@@ -49,6 +53,7 @@ import {
   checkProxySettings,
   type ProxyFacts,
 } from "./ping.ts";
+import { checkRequestOrigin } from "./origin.ts";
 import { type RateLimit, RateLimiter } from "./rate_limiter.ts";
 import {
   checkUserToken,
@@ -68,6 +73,12 @@ export interface WebServerOptions {
   logger: Logger;
   /** What `/webapi/ping` and `/webapi/find` report (built by the integrator from the config). */
   proxySettings: ProxySettings;
+  /**
+   * Every configured public address of the proxy (`host:port`): `Origin` headers naming one
+   * of them are same-origin.
+   * @default {[proxySettings.ssh.public_addr] when set, else []}
+   */
+  publicAddrs?: string[];
   /** The proxy's version (`server_version`). */
   serverVersion: string;
   /** Login throttling per client IP (`/webapi/ssh/certs`). @default {{ burst: 10, perMinute: 20 }} */
@@ -201,6 +212,14 @@ function knownAddr(addr: string): string | undefined {
   return addr === UNKNOWN_ADDR ? undefined : addr;
 }
 
+/** One header's value as text (repeated headers joined). */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** Methods that never change state. */
+const SAFE_METHODS = new Set(["GET", "HEAD"]);
+
 /** Connection bookkeeping for timeouts and graceful close. */
 interface ConnState {
   socket: Duplex;
@@ -252,6 +271,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
       throw err;
     }
   };
+
+  const publicAddrs = options.publicAddrs ??
+    (facts.proxySettings.ssh.public_addr === "" ? [] : [facts.proxySettings.ssh.public_addr]);
 
   /**
    * What the landing page tells tsh to use: the configured public address; without one, the
@@ -456,6 +478,28 @@ export function createWebServer(options: WebServerOptions): WebServer {
     const matching = routes.filter((r) => r.pattern.test(path));
     if (matching.length === 0) return errorReply(404, `Cannot find ${path}`);
     const r = matching.find((r) => r.method === method);
+    if (!SAFE_METHODS.has(method) || r?.body === true) {
+      const why = checkRequestOrigin({
+        origin: req.headers.origin,
+        secFetchSite: headerText(req.headers["sec-fetch-site"]),
+        host: req.headers.host,
+        publicAddrs,
+      });
+      if (why !== undefined) {
+        logger.warn("Refused a cross-site {method} {path} from {addr}: {why}", {
+          method: req.method,
+          path: redactPath(path),
+          addr: remoteAddr,
+          why,
+        });
+        return errorReply(
+          403,
+          `Cannot ${(r ?? matching[0]!).action}: cross-site requests are refused: ${why}; open ` +
+            "the proxy's own address in the browser, or call the API without an Origin header " +
+            "(as tsh and curl do)",
+        );
+      }
+    }
     if (r === undefined) {
       const allow = [
         ...new Set(matching.flatMap((r) => r.method === "GET" ? ["GET", "HEAD"] : [r.method])),
