@@ -11,7 +11,11 @@
  *    those two). Requests without `Origin` (tsh, curl) pass.
  * 3. Per-IP token bucket for the credential endpoints (429 with Retry-After).
  * 4. JSON body (routes that take one): `application/json` only (415), at most 64 KiB (413),
- *    valid JSON (400).
+ *    valid JSON (400). A declared `Content-Length` over the limit is refused before any of the
+ *    body is read (and `Expect: 100-continue` is answered only when the body will be read); a
+ *    chunked body is read up to the limit. The rest of a refused body is never read to its
+ *    end: the answer goes out with a FIN, then at most {@link LINGER_BYTES} more are dropped
+ *    (so that a client still sending sees the answer, not a reset) and the socket is destroyed.
  * 5. The handler calls auth through {@link WebAuthApi}; a kinded error becomes its HTTP status
  *    and `{"error":{"message"}}`; anything else is a 500 whose details stay in the log.
  * 6. Every response carries the security headers and `Cache-Control: no-store`.
@@ -217,6 +221,29 @@ function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(", ") : value;
 }
 
+/**
+ * What is read and dropped of an unread body after the answer, at most. A client still sending
+ * when the connection closes may lose the answer to the reset; a client that reads it stops
+ * sending and closes, well within this.
+ */
+const LINGER_BYTES = 1024 * 1024;
+
+/**
+ * Ends a connection whose request body was not read to the end: the answer and a FIN go out,
+ * and what keeps arriving is dropped until the client closes or {@link LINGER_BYTES} were
+ * dropped (the request timer bounds the time, as for any request). node:http reads the rest of
+ * the body into `req` (its `_dump()`), so that is where the dropped bytes are counted.
+ */
+function lingerClose(req: IncomingMessage, socket: Socket): void {
+  let left = LINGER_BYTES;
+  req.on("data", (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) socket.destroy();
+  });
+  req.resume();
+  socket.end();
+}
+
 /** Methods that never change state. */
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
 
@@ -412,6 +439,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   /** Reads a JSON body under the size limit; a Reply when it cannot. */
   const readJson = (
     req: IncomingMessage,
+    res: ServerResponse,
     action: string,
   ): Promise<{ ok: true; value: unknown } | { ok: false; reply: Reply }> => {
     const refuse = (reply: Reply) => ({ ok: false as const, reply });
@@ -427,6 +455,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
     ));
     const declared = Number(req.headers["content-length"]);
     if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return Promise.resolve(tooLarge);
+    // The client waits for this before it sends the body (see "checkContinue" below).
+    if (/^100-continue$/i.test(String(req.headers.expect ?? "").trim())) res.writeContinue();
     // Events rather than for-await: leaving a for-await loop early would destroy the socket
     // before the 413 is written.
     return new Promise((resolve) => {
@@ -470,7 +500,11 @@ export function createWebServer(options: WebServerOptions): WebServer {
     });
   };
 
-  const route = async (req: IncomingMessage, state: ConnState | undefined): Promise<Reply> => {
+  const route = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    state: ConnState | undefined,
+  ): Promise<Reply> => {
     const remoteAddr = state?.remoteAddr ?? normalizeAddr(req.socket?.remoteAddress);
     const path = pathOf(req);
     if (path === undefined) return errorReply(400, "Cannot read the request: the URL is malformed");
@@ -527,7 +561,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
     let body: unknown = undefined;
     if (r.body) {
-      const read = await readJson(req, r.action);
+      const read = await readJson(req, res, r.action);
       if (!read.ok) return read.reply;
       body = read.value;
     }
@@ -573,7 +607,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
     let reply: Reply;
     try {
-      reply = await route(req, state);
+      reply = await route(req, res, state);
     } catch (err) {
       const status = httpStatusOf(err);
       if (status === 500) logger.error("Web API request failed: {error}", { error: err });
@@ -583,6 +617,12 @@ export function createWebServer(options: WebServerOptions): WebServer {
       );
     }
     if (res.headersSent || res.destroyed) return;
+    if (!req.complete) {
+      // node:http closes the connection after the answer (`Connection: close`) with
+      // destroySoon(); this one still has body coming, so close it lingering instead.
+      const socket = req.socket as Socket;
+      socket.destroySoon = () => lingerClose(req, socket);
+    }
     send(res, reply);
     logger.debug("{method} {path} {status} from {addr}", {
       method: req.method,
@@ -593,6 +633,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
   };
 
   const server = http.createServer({}, (req, res) => void onRequest(req, res));
+  // With a listener, node:http no longer sends "100 Continue" by itself: readJson sends it
+  // when it starts reading, so a body refused by its declared length is never sent at all.
+  server.on("checkContinue", (req, res) => void onRequest(req, res));
   server.maxHeadersCount = 100;
   server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
     logger.debug("Bad HTTP request from {addr}: {message}", {

@@ -1,8 +1,11 @@
-// The web API against hostile requests, over real sockets (curl for what a client sends).
+// The web API against hostile requests, over real sockets: curl for what a client sends, a raw
+// TLS client for a body that keeps coming after the answer.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import type { Socket } from "node:net";
 import { logText, startTestWeb, type TestWeb } from "./_testing.ts";
 import { makeProxySettings } from "./ping.ts";
+import { MAX_BODY_BYTES } from "./server.ts";
 
 const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
 const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests alice@laptop";
@@ -132,4 +135,119 @@ Deno.test("createWebServer() accepts state-changing calls from its own origins a
     "Sec-Fetch-Site: cross-site",
   ]);
   assert.equal(token.status, 200);
+});
+
+Deno.test("createWebServer() refuses a body over 64 KiB by its Content-Length before reading it", async () => {
+  await using t = await startTestWeb();
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/body.json`;
+    await Deno.writeFile(file, new Uint8Array(2 * 1024 * 1024).fill(0x20));
+    // curl waits for "100 Continue" before sending; the 413 comes instead, so nothing is sent.
+    const big = await curl(t, "/webapi/ssh/certs", [
+      ...json,
+      "-H",
+      "Expect: 100-continue",
+      "--expect100-timeout",
+      "30",
+      "--data-binary",
+      `@${file}`,
+    ]);
+    assert.equal(big.status, 413);
+    assert.equal(big.uploaded, 0);
+    assert.equal(
+      JSON.parse(big.body).error.message,
+      `Cannot log in: the request body is larger than ${MAX_BODY_BYTES} bytes`,
+    );
+    // A body within the limit still gets its "100 Continue" and is read.
+    const small = await curl(t, "/webapi/ssh/certs", [
+      ...json,
+      "-H",
+      "Expect: 100-continue",
+      "--expect100-timeout",
+      "30",
+      "--data",
+      LOGIN,
+    ]);
+    assert.equal(small.status, 200, small.body);
+    // Chunked: read up to the limit, then answered.
+    const chunked = await curl(t, "/webapi/ssh/certs", [
+      ...json,
+      "-H",
+      "Transfer-Encoding: chunked",
+      "--data-binary",
+      `@${file}`,
+    ]);
+    assert.equal(chunked.status, 413);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** What a client that keeps sending its body after the answer saw. */
+interface PushResult {
+  /** The answer's status line. */
+  statusLine: string;
+  /** Body bytes the client wrote before the connection failed. */
+  sent: number;
+  /** Bytes the server read from the connection before closing it. */
+  serverRead: number;
+}
+
+/**
+ * Sends a POST whose body goes on for `total` bytes (chunked, or with that Content-Length),
+ * ignoring every answer, until the server closes the connection.
+ */
+async function pushBody(t: TestWeb, total: number, chunked: boolean): Promise<PushResult> {
+  const serverSocket = Promise.withResolvers<Socket>();
+  t.web.server.once("request", (req) => serverSocket.resolve(req.socket as Socket));
+  const tcp = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
+  tcp.setNoDelay(true);
+  const conn = await Deno.startTls(tcp, { hostname: "127.0.0.1", caCerts: [t.caPem] });
+  const enc = new TextEncoder();
+  await conn.write(enc.encode(
+    "POST /webapi/ssh/certs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+      (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : `Content-Length: ${total}\r\n\r\n`),
+  ));
+  let answer = "";
+  const reading = (async () => {
+    const buf = new Uint8Array(16 * 1024);
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) return;
+      answer += new TextDecoder().decode(buf.subarray(0, n));
+    }
+  })();
+  const block = new Uint8Array(64 * 1024).fill(0x20);
+  const frame = chunked
+    ? Buffer.concat([enc.encode(`${block.length.toString(16)}\r\n`), block, enc.encode("\r\n")])
+    : block;
+  let sent = 0;
+  try {
+    while (sent < total) {
+      // write() may take part of the frame only.
+      for (let off = 0; off < frame.length;) off += await conn.write(frame.subarray(off));
+      sent += block.length;
+    }
+  } catch {
+    // The server closed the connection: what this measures.
+  }
+  await reading;
+  conn.close();
+  const socket = await serverSocket.promise;
+  if (!socket.destroyed) await new Promise((resolve) => socket.once("close", resolve));
+  return { statusLine: answer.split("\r\n")[0]!, sent, serverRead: socket.bytesRead };
+}
+
+Deno.test("createWebServer() closes the connection instead of draining a refused body", async (t) => {
+  const total = 256 * 1024 * 1024;
+  for (const chunked of [false, true]) {
+    await t.step(chunked ? "chunked" : "with Content-Length", async () => {
+      await using web = await startTestWeb();
+      const r = await pushBody(web, total, chunked);
+      assert.equal(r.statusLine, "HTTP/1.1 413 Payload Too Large");
+      assert.ok(r.sent < total, "the server read the whole body");
+      assert.ok(r.serverRead < total / 4, `the server read ${r.serverRead} bytes`);
+    });
+  }
 });
