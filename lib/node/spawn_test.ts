@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BadParameterError } from "../errors/mod.ts";
-import { ensureTestUser, readAll, waitForOutput } from "./_os_testing.ts";
+import { ensureTestUser, readAll, runDenoAsUser, waitForOutput } from "./_os_testing.ts";
 import { buildSessionEnv } from "./env.ts";
 import type { OsUser } from "./os_user.ts";
 import { type ExecProcess, type ExecSpawnOptions, spawnExec } from "./spawn.ts";
@@ -137,61 +137,35 @@ Deno.test("spawnExec() rejects a command with a NUL byte", async () => {
 
 Deno.test("spawnExec() and spawnPty() run as the daemon's own user and refuse others when the daemon is not root", async () => {
   const u = await user();
-  // Run a Deno process as the test user. The deno binary lives under /root (mode 0700), so
-  // hard-link it (or copy it) somewhere the user can reach.
-  const dir = Deno.makeTempDirSync({ prefix: "td_spawn_nonroot" });
-  try {
-    const deno = `${dir}/deno`;
-    try {
-      Deno.linkSync(Deno.execPath(), deno);
-    } catch {
-      Deno.copyFileSync(Deno.execPath(), deno);
+  const mod = (f: string) => JSON.stringify(new URL(f, import.meta.url).href);
+  const code = `
+    import { lookupOsUser } from ${mod("./os_user.ts")};
+    import { spawnExec } from ${mod("./spawn.ts")};
+    import { spawnPty } from ${mod("./pty.ts")};
+    const read = (s) => new Promise((r) => { let t = ""; s.on("data", (d) => t += d); s.on("end", () => r(t)); s.on("close", () => r(t)); });
+    const me = await lookupOsUser(${JSON.stringify(LOGIN)});
+    const root = await lookupOsUser("root");
+    const env = { PATH: "/usr/bin:/bin", HOME: me.home };
+    const ex = await spawnExec({ user: me, command: "id -un; cat /proc/$$/status | grep ^Groups", env });
+    ex.stdin.end();
+    const [exOut, exStatus] = await Promise.all([read(ex.stdout), ex.exited, read(ex.stderr)]);
+    const pty = await spawnPty({ user: me, command: "id -un; stat -c %U $(tty)", env });
+    const [ptyOut, ptyStatus] = await Promise.all([read(pty.stream), pty.exited]);
+    const denied = [];
+    for (const f of [() => spawnExec({ user: root, command: "true", env }), () => spawnPty({ user: root, env })]) {
+      try { await f(); denied.push("allowed"); } catch (e) { denied.push(e.name + ": " + e.message); }
     }
-    Deno.chmodSync(dir, 0o755);
-    Deno.mkdirSync(`${dir}/cache`);
-    Deno.chownSync(`${dir}/cache`, u.uid, u.gid);
-    const mod = (f: string) => JSON.stringify(new URL(f, import.meta.url).href);
-    const code = `
-      import { lookupOsUser } from ${mod("./os_user.ts")};
-      import { spawnExec } from ${mod("./spawn.ts")};
-      import { spawnPty } from ${mod("./pty.ts")};
-      const read = (s) => new Promise((r) => { let t = ""; s.on("data", (d) => t += d); s.on("end", () => r(t)); s.on("close", () => r(t)); });
-      const me = await lookupOsUser(${JSON.stringify(LOGIN)});
-      const root = await lookupOsUser("root");
-      const env = { PATH: "/usr/bin:/bin", HOME: me.home };
-      const ex = await spawnExec({ user: me, command: "id -un; cat /proc/$$/status | grep ^Groups", env });
-      ex.stdin.end();
-      const [exOut, exStatus] = await Promise.all([read(ex.stdout), ex.exited, read(ex.stderr)]);
-      const pty = await spawnPty({ user: me, command: "id -un; stat -c %U $(tty)", env });
-      const [ptyOut, ptyStatus] = await Promise.all([read(pty.stream), pty.exited]);
-      const denied = [];
-      for (const f of [() => spawnExec({ user: root, command: "true", env }), () => spawnPty({ user: root, env })]) {
-        try { await f(); denied.push("allowed"); } catch (e) { denied.push(e.name + ": " + e.message); }
-      }
-      console.log(JSON.stringify({ exOut, exStatus, ptyOut, ptyStatus, denied }));
-    `;
-    const out = await new Deno.Command(deno, {
-      args: ["eval", "--no-config", code],
-      cwd: dir,
-      uid: u.uid,
-      gid: u.gid,
-      clearEnv: true,
-      env: { DENO_DIR: `${dir}/cache`, HOME: u.home, PATH: "/usr/bin:/bin", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
-    assert.match(r.exOut, new RegExp(`^${LOGIN}\\n`));
-    assert.deepEqual(r.exStatus, { code: 0 });
-    assert.match(r.ptyOut, new RegExp(`^${LOGIN}\\r\\n${LOGIN}\\r\\n`));
-    assert.deepEqual(r.ptyStatus, { code: 0 });
-    assert.equal(r.denied.length, 2);
-    for (const d of r.denied) {
-      assert.match(d, /^AccessDeniedError: .*not root.*"root"/);
-    }
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
+    console.log(JSON.stringify({ exOut, exStatus, ptyOut, ptyStatus, denied }));
+  `;
+  const out = await runDenoAsUser(u, code);
+  assert.equal(out.code, 0, out.stderr);
+  const r = JSON.parse(out.stdout);
+  assert.match(r.exOut, new RegExp(`^${LOGIN}\\n`));
+  assert.deepEqual(r.exStatus, { code: 0 });
+  assert.match(r.ptyOut, new RegExp(`^${LOGIN}\\r\\n${LOGIN}\\r\\n`));
+  assert.deepEqual(r.ptyStatus, { code: 0 });
+  assert.equal(r.denied.length, 2);
+  for (const d of r.denied) {
+    assert.match(d, /^AccessDeniedError: .*not root.*"root"/);
   }
 });
