@@ -7,7 +7,8 @@
  * `ssh` with the config it wrote.
  */
 import assert from "node:assert/strict";
-import { ensureOsUser, freePort, missing, run, startTeleport, tempDir } from "./_helpers.ts";
+import { skipGroup } from "../../tools/prereqs.ts";
+import { ensureOsUser, freePort, run, startTeleport, tempDir } from "./_helpers.ts";
 import { enrollInvite, TEST_PASSWORD } from "./_proxy.ts";
 
 const LOGIN = "td_e2e_newcomer";
@@ -43,7 +44,7 @@ function commandsOf(block: string, prefix: string): string[] {
 
 Deno.test({
   name: "teleport start prints next steps that run as printed without deno on the PATH",
-  ignore: missing("bash", "ssh", "curl", "useradd", "npx"),
+  ignore: skipGroup("newcomer"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
