@@ -92,6 +92,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["bash", "ssh", "curl", "useradd", "npx"],
   },
   {
+    id: "os-users",
+    title: "commands and PTYs run as an OS test user",
+    files: ["lib/node/os_user_test.ts", "lib/node/pty_test.ts", "lib/node/spawn_test.ts"],
+    root: true,
+    tools: ["useradd", "setpriv"],
+  },
+  {
     id: "openssh-sshd",
     title: "tctl certificates against a stock sshd",
     files: ["tests/e2e/openssh_test.ts"],
