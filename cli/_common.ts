@@ -111,14 +111,71 @@ export function printResources(format: OutputFormat, items: Resource[], table: (
   else print(table());
 }
 
-/** How to invoke this program again, for hints ("teleport" or "deno run -A main.ts"). */
-export function selfCommand(): string {
-  const main = Deno.mainModule;
-  if (main.startsWith("file:") && /\.(ts|js)$/.test(main)) {
-    const rel = main.endsWith("/main.ts") ? "main.ts" : new URL(main).pathname;
-    return `deno run -A ${rel}`;
+/** What {@link selfCommand} looks at (the running process unless a test says otherwise). */
+export interface SelfCommandFacts {
+  /** `Deno.mainModule`. */
+  mainModule: string;
+  /** `Deno.execPath()`. */
+  execPath: string;
+  /** `Deno.version.deno`. */
+  denoVersion: string;
+  /** `Deno.cwd()`. */
+  cwd: string;
+  /** `$PATH`. */
+  path: string;
+}
+
+function currentFacts(): SelfCommandFacts {
+  return {
+    mainModule: Deno.mainModule,
+    execPath: Deno.execPath(),
+    denoVersion: Deno.version.deno,
+    cwd: Deno.cwd(),
+    path: Deno.env.get("PATH") ?? "",
+  };
+}
+
+/** `text` as one shell word (single-quoted unless it is plainly safe). */
+export function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+function realPath(path: string): string | undefined {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return undefined;
   }
-  return "teleport";
+}
+
+/**
+ * How to run this program again, in a form that works when pasted into a shell on this host:
+ * - a compiled binary: `teleport`;
+ * - `deno run` of main.ts (or the bundle): the same Deno as the user reaches it, then
+ *   `run -A` and the main module (relative when it lies in the working directory):
+ *   `npx -y deno@<version>` when this Deno came from the npm registry (npx puts it on the PATH
+ *   of its own children only, so a user's shell has no `deno`), `deno` when the `deno` on the
+ *   PATH is this one, else this Deno's absolute path.
+ */
+export function selfCommand(facts: SelfCommandFacts = currentFacts()): string {
+  const main = facts.mainModule;
+  if (!main.startsWith("file:") || !/\.(ts|js)$/.test(main)) return "teleport";
+  const mainPath = decodeURIComponent(new URL(main).pathname);
+  const cwd = facts.cwd.replace(/\/+$/, "");
+  const mainArg = mainPath.startsWith(`${cwd}/`) && !mainPath.slice(cwd.length + 1).includes("/")
+    ? mainPath.slice(cwd.length + 1)
+    : mainPath;
+  let deno: string;
+  if (/\/node_modules\/deno\//.test(facts.execPath)) {
+    deno = `npx -y deno@${facts.denoVersion}`;
+  } else {
+    const self = realPath(facts.execPath) ?? facts.execPath;
+    const onPath = facts.path.split(":").filter((d) => d !== "").some((dir) =>
+      realPath(`${dir}/deno`) === self
+    );
+    deno = onPath ? "deno" : shellQuote(facts.execPath);
+  }
+  return `${deno} run -A ${shellQuote(mainArg)}`;
 }
 
 /** Help text helper: prints usage and returns. */

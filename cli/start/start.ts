@@ -21,6 +21,7 @@ import {
   parseFlags,
   print,
   selfCommand,
+  shellQuote,
   str,
   strs,
   wantsHelp,
@@ -196,17 +197,21 @@ function printReady(
     const tctl = self === "teleport" ? "tctl" : `${self} tctl`;
     const tsh = self === "teleport" ? "tsh" : `${self} tsh`;
     const cfgFlag = cfg.configFile !== undefined
-      ? ` -c ${cfg.configFile}`
-      : ` --data-dir=${cfg.dataDir} --auth-server=127.0.0.1:${auth.port}`;
+      ? ` -c ${shellQuote(cfg.configFile)}`
+      : ` --data-dir=${shellQuote(cfg.dataDir)} --auth-server=127.0.0.1:${auth.port}`;
     const login = Deno.env.get("USER") ?? "root";
+    // Each command below runs as printed (tests/e2e/newcomer_test.ts runs them): from this
+    // directory, as the main module and the data dir may be relative.
     lines.push(
       `  CA pin:       ${pins.join(" ")}`,
       "",
-      "Next steps, from another terminal on this host:",
+      `Next steps, from another terminal in ${Deno.cwd()}:`,
       `  ${tctl}${cfgFlag} status`,
-      `  ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${login}`,
-      `  ${tctl}${cfgFlag} tokens add --type=node`,
+      `  ${tctl}${cfgFlag} tokens add --type=node   # prints the command that joins another host`,
     );
+    if (!proxy) {
+      lines.push(`  ${tctl}${cfgFlag} users add alice --roles=access,editor --logins=${login}`);
+    }
     if (proxy) {
       lines.push(
         "",
@@ -219,7 +224,7 @@ function printReady(
         }`,
         `  4. ${tsh} ls`,
         `     ${tsh} ssh ${login}@${node?.nodeName ?? "<node>"}`,
-        `     ${tsh} config >> ~/.ssh/config   # then plain: ssh ${login}@${
+        `     mkdir -p ~/.ssh && ${tsh} config >> ~/.ssh/config   # then plain: ssh ${login}@${
           node?.nodeName ?? "<node>"
         }.${auth.clusterName}`,
       );

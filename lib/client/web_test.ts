@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { nonLoopbackIpv4, selfSignedCertificate, startFakeConnectProxy } from "../net/mod.ts";
@@ -42,7 +43,7 @@ async function pingInChild(
 
 Deno.test({
   name: "WebClient (tsh) goes through HTTPS_PROXY to a non-loopback proxy address",
-  ignore: HOST_IP === undefined,
+  ignore: skipGroup("web-client-proxy-env"),
   fn: async () => {
     const cert = await selfSignedCertificate([HOST_IP!]);
     const server = https.createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {

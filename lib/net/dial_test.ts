@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import net, { type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
@@ -332,14 +333,6 @@ Deno.test("dialTcp() speaks TLS to an https:// proxy and verifies it", async () 
 const TINYPROXY = "/usr/bin/tinyproxy";
 const HOST_IP = nonLoopbackIpv4();
 
-function hasTinyproxy(): boolean {
-  try {
-    return Deno.statSync(TINYPROXY).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** Runs tinyproxy on a free loopback port with `BasicAuth user pass`, all CONNECT ports allowed. */
 async function startTinyproxy(): Promise<AsyncDisposable & { port: number }> {
   const port = await freePort();
@@ -400,7 +393,7 @@ async function startTinyproxy(): Promise<AsyncDisposable & { port: number }> {
 
 Deno.test({
   name: "dialTcp() tunnels through real tinyproxy and reports a wrong password as access denied",
-  ignore: !hasTinyproxy() || HOST_IP === undefined,
+  ignore: skipGroup("tinyproxy-dial"),
   fn: async () => {
     // The target must not be loopback, or dialTcp would (rightly) bypass the proxy.
     await using echo = await startEchoServer(HOST_IP);

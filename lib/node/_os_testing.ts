@@ -1,6 +1,7 @@
 /**
- * Test helpers for lib/node: real OS test users (created once, race-safely, never deleted) and
- * waiting for expected output without fixed sleeps.
+ * Test helpers for lib/node: real OS test users (created once, race-safely, never deleted),
+ * running code as one of them from any checkout location, and waiting for expected output
+ * without fixed sleeps.
  *
  * @module
  */
@@ -27,6 +28,60 @@ export async function ensureTestUser(name: string): Promise<OsUser> {
     await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80));
   }
   throw new Error(`cannot create OS test user "${name}" with useradd`);
+}
+
+/** What {@link runDenoAsUser} saw. */
+export interface RunAsUserResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the TypeScript module `source` with Deno as OS user `user` (uid, gid, a clean env), from
+ * a copy that user can read wherever the checkout is: root bundles `source` (its imports are
+ * absolute `file://` URLs into the checkout, which may sit in a 0700 home or `mktemp -d`) into
+ * one file in a fresh 0755 temp dir beside a link to (or a copy of) the deno binary, which
+ * lives under root's home too. Needs root.
+ */
+export async function runDenoAsUser(user: OsUser, source: string): Promise<RunAsUserResult> {
+  const dir = await Deno.makeTempDir({ prefix: "td_as_user" });
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  try {
+    await Deno.chmod(dir, 0o755);
+    const deno = `${dir}/deno`;
+    try {
+      await Deno.link(Deno.execPath(), deno);
+    } catch {
+      await Deno.copyFile(Deno.execPath(), deno);
+    }
+    await Deno.writeTextFile(`${dir}/entry.ts`, source);
+    const bundled = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--platform", "deno", "-o", `${dir}/entry.js`, `${dir}/entry.ts`],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!bundled.success) {
+      throw new Error(`cannot bundle the code to run as ${user.name}: ${decode(bundled.stderr)}`);
+    }
+    await Deno.chmod(`${dir}/entry.js`, 0o644);
+    await Deno.mkdir(`${dir}/cache`);
+    await Deno.chown(`${dir}/cache`, user.uid, user.gid);
+    const out = await new Deno.Command(deno, {
+      args: ["run", "--no-config", "-A", "entry.js"],
+      cwd: dir,
+      uid: user.uid,
+      gid: user.gid,
+      clearEnv: true,
+      env: { DENO_DIR: `${dir}/cache`, HOME: user.home, PATH: "/usr/bin:/bin", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /**

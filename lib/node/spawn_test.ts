@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import { BadParameterError } from "../errors/mod.ts";
-import { ensureTestUser, readAll, waitForOutput } from "./_os_testing.ts";
+import { ensureTestUser, readAll, runDenoAsUser, waitForOutput } from "./_os_testing.ts";
 import { buildSessionEnv } from "./env.ts";
 import type { OsUser } from "./os_user.ts";
 import { type ExecProcess, type ExecSpawnOptions, spawnExec } from "./spawn.ts";
 
 const LOGIN = "td_spawntest";
+
+/** Tests that run commands as the OS test user (root only; `deno task test` reports a skip). */
+const asUser = skipGroup("os-users") ? Deno.test.ignore : Deno.test;
 
 let cached: OsUser | undefined;
 async function user(): Promise<OsUser> {
@@ -32,53 +36,56 @@ async function run(command: string, input = "", extra: Partial<ExecSpawnOptions>
   return { p, stdout, stderr, status };
 }
 
-Deno.test("spawnExec() reports exit code 7 and keeps stderr separate from stdout", async () => {
+asUser("spawnExec() reports exit code 7 and keeps stderr separate from stdout", async () => {
   const { stdout, stderr, status } = await run("echo to-out; echo to-err >&2; exit 7");
   assert.equal(stdout, "to-out\n");
   assert.equal(stderr, "to-err\n");
   assert.deepEqual(status, { code: 7 });
 });
 
-Deno.test("spawnExec() delivers stdin EOF to cat when stdin ends", async () => {
+asUser("spawnExec() delivers stdin EOF to cat when stdin ends", async () => {
   const { stdout, status } = await run("cat; echo done", "line one\nline two\n");
   assert.equal(stdout, "line one\nline two\ndone\n");
   assert.deepEqual(status, { code: 0 });
 });
 
-Deno.test("spawnExec() lets yes | head -1 end when SIGPIPE has its default action", async () => {
+asUser("spawnExec() lets yes | head -1 end when SIGPIPE has its default action", async () => {
   const { stdout, status } = await run("yes | head -1");
   assert.equal(stdout, "y\n");
   assert.deepEqual(status, { code: 0 });
 });
 
-Deno.test("spawnExec() runs as the user with initgroups, home cwd and only the given env", async () => {
-  const u = await user();
-  Deno.env.set("LD_PRELOAD", "/nonexistent/td_spawn_evil.so");
-  Deno.env.set("TD_SPAWN_DAEMON_SECRET", "leak");
-  let out: { stdout: string; stderr: string };
-  try {
-    out = await run("id; pwd; env");
-  } finally {
-    Deno.env.delete("LD_PRELOAD");
-    Deno.env.delete("TD_SPAWN_DAEMON_SECRET");
-  }
-  assert.match(out.stdout, new RegExp(`uid=${u.uid}\\(${LOGIN}\\) gid=${u.gid}\\(`));
-  assert.match(out.stdout, /groups=.*100\(users\)/);
-  assert.doesNotMatch(out.stdout, /\b0\(root\)/);
-  assert.match(out.stdout, new RegExp(`^${u.home}$`, "m"));
-  assert.match(out.stdout, new RegExp(`^HOME=${u.home}$`, "m"));
-  assert.match(out.stdout, new RegExp(`^USER=${LOGIN}$`, "m"));
-  assert.match(out.stdout, /^PATH=\/usr\/local\/bin:/m);
-  assert.doesNotMatch(out.stdout, /LD_PRELOAD|TD_SPAWN_DAEMON_SECRET|^TERM=/m);
-  assert.equal(out.stderr, "");
-});
+asUser(
+  "spawnExec() runs as the user with initgroups, home cwd and only the given env",
+  async () => {
+    const u = await user();
+    Deno.env.set("LD_PRELOAD", "/nonexistent/td_spawn_evil.so");
+    Deno.env.set("TD_SPAWN_DAEMON_SECRET", "leak");
+    let out: { stdout: string; stderr: string };
+    try {
+      out = await run("id; pwd; env");
+    } finally {
+      Deno.env.delete("LD_PRELOAD");
+      Deno.env.delete("TD_SPAWN_DAEMON_SECRET");
+    }
+    assert.match(out.stdout, new RegExp(`uid=${u.uid}\\(${LOGIN}\\) gid=${u.gid}\\(`));
+    assert.match(out.stdout, /groups=.*100\(users\)/);
+    assert.doesNotMatch(out.stdout, /\b0\(root\)/);
+    assert.match(out.stdout, new RegExp(`^${u.home}$`, "m"));
+    assert.match(out.stdout, new RegExp(`^HOME=${u.home}$`, "m"));
+    assert.match(out.stdout, new RegExp(`^USER=${LOGIN}$`, "m"));
+    assert.match(out.stdout, /^PATH=\/usr\/local\/bin:/m);
+    assert.doesNotMatch(out.stdout, /LD_PRELOAD|TD_SPAWN_DAEMON_SECRET|^TERM=/m);
+    assert.equal(out.stderr, "");
+  },
+);
 
-Deno.test("spawnExec() leaks no fds into the command", async () => {
+asUser("spawnExec() leaks no fds into the command", async () => {
   const { stdout } = await run("ls /proc/$$/fd; :");
   assert.deepEqual(stdout.trim().split(/\s+/).map(Number).sort(), [0, 1, 2]);
 });
 
-Deno.test("signal() reaches the whole process group when the command has children", async () => {
+asUser("signal() reaches the whole process group when the command has children", async () => {
   const p = await start(`sleep 30 & echo "child=$!"; wait`);
   p.stdin.end();
   const stderr = readAll(p.stderr);
@@ -98,7 +105,7 @@ Deno.test("signal() reaches the whole process group when the command has childre
   assert.throws(() => p.signal("NOPE"), BadParameterError);
 });
 
-Deno.test("kill() ends the command with signal KILL", async () => {
+asUser("kill() ends the command with signal KILL", async () => {
   const p = await start("echo up; exec sleep 30");
   const all = readAll(p.stdout);
   await waitForOutput(p.stdout, /up/);
@@ -107,7 +114,7 @@ Deno.test("kill() ends the command with signal KILL", async () => {
   await all;
 });
 
-Deno.test("spawnExec() runs 20 commands concurrently with the right outputs and codes", async () => {
+asUser("spawnExec() runs 20 commands concurrently with the right outputs and codes", async () => {
   const runs = await Promise.all(
     Array.from({ length: 20 }, (_, i) => run(`echo "out-$((${i}+1))"; exit ${i}`)),
   );
@@ -117,7 +124,7 @@ Deno.test("spawnExec() runs 20 commands concurrently with the right outputs and 
   });
 });
 
-Deno.test("exited settles soon when a background job keeps stdout open", async () => {
+asUser("exited settles soon when a background job keeps stdout open", async () => {
   const t0 = Date.now();
   const { stdout, status } = await run(`trap '' HUP; sleep 30 & echo "bg=$!"`, "", {
     drainTimeoutMs: 100,
@@ -131,58 +138,37 @@ Deno.test("exited settles soon when a background job keeps stdout open", async (
   }
 });
 
-Deno.test("spawnExec() rejects a command with a NUL byte", async () => {
+asUser("spawnExec() rejects a command with a NUL byte", async () => {
   await assert.rejects(start("echo a\0b"), BadParameterError);
 });
 
-Deno.test("spawnExec() and spawnPty() run as the daemon's own user and refuse others when the daemon is not root", async () => {
-  const u = await user();
-  // Run a Deno process as the test user. The deno binary lives under /root (mode 0700), so
-  // hard-link it (or copy it) somewhere the user can reach.
-  const dir = Deno.makeTempDirSync({ prefix: "td_spawn_nonroot" });
-  try {
-    const deno = `${dir}/deno`;
-    try {
-      Deno.linkSync(Deno.execPath(), deno);
-    } catch {
-      Deno.copyFileSync(Deno.execPath(), deno);
-    }
-    Deno.chmodSync(dir, 0o755);
-    Deno.mkdirSync(`${dir}/cache`);
-    Deno.chownSync(`${dir}/cache`, u.uid, u.gid);
+asUser(
+  "spawnExec() and spawnPty() run as the daemon's own user and refuse others when the daemon is not root",
+  async () => {
+    const u = await user();
     const mod = (f: string) => JSON.stringify(new URL(f, import.meta.url).href);
     const code = `
-      import { lookupOsUser } from ${mod("./os_user.ts")};
-      import { spawnExec } from ${mod("./spawn.ts")};
-      import { spawnPty } from ${mod("./pty.ts")};
-      const read = (s) => new Promise((r) => { let t = ""; s.on("data", (d) => t += d); s.on("end", () => r(t)); s.on("close", () => r(t)); });
-      const me = await lookupOsUser(${JSON.stringify(LOGIN)});
-      const root = await lookupOsUser("root");
-      const env = { PATH: "/usr/bin:/bin", HOME: me.home };
-      const ex = await spawnExec({ user: me, command: "id -un; cat /proc/$$/status | grep ^Groups", env });
-      ex.stdin.end();
-      const [exOut, exStatus] = await Promise.all([read(ex.stdout), ex.exited, read(ex.stderr)]);
-      const pty = await spawnPty({ user: me, command: "id -un; stat -c %U $(tty)", env });
-      const [ptyOut, ptyStatus] = await Promise.all([read(pty.stream), pty.exited]);
-      const denied = [];
-      for (const f of [() => spawnExec({ user: root, command: "true", env }), () => spawnPty({ user: root, env })]) {
-        try { await f(); denied.push("allowed"); } catch (e) { denied.push(e.name + ": " + e.message); }
-      }
-      console.log(JSON.stringify({ exOut, exStatus, ptyOut, ptyStatus, denied }));
-    `;
-    const out = await new Deno.Command(deno, {
-      args: ["eval", "--no-config", code],
-      cwd: dir,
-      uid: u.uid,
-      gid: u.gid,
-      clearEnv: true,
-      env: { DENO_DIR: `${dir}/cache`, HOME: u.home, PATH: "/usr/bin:/bin", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    import { lookupOsUser } from ${mod("./os_user.ts")};
+    import { spawnExec } from ${mod("./spawn.ts")};
+    import { spawnPty } from ${mod("./pty.ts")};
+    const read = (s) => new Promise((r) => { let t = ""; s.on("data", (d) => t += d); s.on("end", () => r(t)); s.on("close", () => r(t)); });
+    const me = await lookupOsUser(${JSON.stringify(LOGIN)});
+    const root = await lookupOsUser("root");
+    const env = { PATH: "/usr/bin:/bin", HOME: me.home };
+    const ex = await spawnExec({ user: me, command: "id -un; cat /proc/$$/status | grep ^Groups", env });
+    ex.stdin.end();
+    const [exOut, exStatus] = await Promise.all([read(ex.stdout), ex.exited, read(ex.stderr)]);
+    const pty = await spawnPty({ user: me, command: "id -un; stat -c %U $(tty)", env });
+    const [ptyOut, ptyStatus] = await Promise.all([read(pty.stream), pty.exited]);
+    const denied = [];
+    for (const f of [() => spawnExec({ user: root, command: "true", env }), () => spawnPty({ user: root, env })]) {
+      try { await f(); denied.push("allowed"); } catch (e) { denied.push(e.name + ": " + e.message); }
+    }
+    console.log(JSON.stringify({ exOut, exStatus, ptyOut, ptyStatus, denied }));
+  `;
+    const out = await runDenoAsUser(u, code);
+    assert.equal(out.code, 0, out.stderr);
+    const r = JSON.parse(out.stdout);
     assert.match(r.exOut, new RegExp(`^${LOGIN}\\n`));
     assert.deepEqual(r.exStatus, { code: 0 });
     assert.match(r.ptyOut, new RegExp(`^${LOGIN}\\r\\n${LOGIN}\\r\\n`));
@@ -191,7 +177,5 @@ Deno.test("spawnExec() and spawnPty() run as the daemon's own user and refuse ot
     for (const d of r.denied) {
       assert.match(d, /^AccessDeniedError: .*not root.*"root"/);
     }
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  },
+);

@@ -389,6 +389,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       clock: o.clock,
       logger: getComponentLogger("proxy:web"),
       proxySettings: settings,
+      publicAddrs: p.publicAddrs.map(formatAddr),
       serverVersion: VERSION,
     });
     late.web = webServer;

@@ -98,6 +98,17 @@ const SETUP_SCRIPT = `
 })();
 `.trim();
 
+/** Fills in the address the browser shows, when the server knows no public address. */
+const LANDING_SCRIPT = `
+"use strict";
+(() => {
+  const el = document.getElementById("proxy-addr");
+  if (el && el.dataset.fromBrowser === "yes") {
+    el.textContent = location.port ? location.host : location.host + ":443";
+  }
+})();
+`.trim();
+
 function cspHash(text: string): string {
   return `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
 }
@@ -114,9 +125,10 @@ export const SETUP_PAGE_CSP = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-/** Content-Security-Policy of the landing page (no script at all). */
+/** Content-Security-Policy of the landing page. */
 export const LANDING_PAGE_CSP = [
   "default-src 'none'",
+  `script-src ${cspHash(LANDING_SCRIPT)}`,
   `style-src ${cspHash(STYLE)}`,
   "img-src 'self'",
   "form-action 'none'",
@@ -187,17 +199,38 @@ in the secret.</p>
   );
 }
 
-/** The landing page of `/` and `/web`. */
-export function landingPage(clusterName: string | undefined, proxyAddr: string): string {
+/** Options of {@link landingPage}. */
+export interface LandingPageOptions {
+  /**
+   * `proxyAddr` is a placeholder: the page's script replaces it with the address the browser
+   * shows (for proxies without a configured public address).
+   * @default {false}
+   */
+  fromBrowser?: boolean;
+}
+
+/**
+ * The landing page of `/` and `/web`. `proxyAddr` comes from the proxy's configuration, never
+ * from the request.
+ */
+export function landingPage(
+  clusterName: string | undefined,
+  proxyAddr: string,
+  options: LandingPageOptions = {},
+): string {
   const cluster = clusterName === undefined
     ? ""
     : `<p>Cluster: <strong>${escapeHtml(clusterName)}</strong></p>\n`;
+  const fromBrowser = options.fromBrowser === true ? "yes" : "no";
   return page(
     clusterName === undefined ? "Teleport" : `Teleport: ${clusterName}`,
     `<h1>Teleport</h1>
 ${cluster}<p>This is the cluster's proxy. Log in from a terminal with tsh:</p>
-<pre>tsh login --proxy=${escapeHtml(proxyAddr)} --user=&lt;your user name&gt;</pre>
+<pre>tsh login --proxy=<span id="proxy-addr" data-from-browser="${fromBrowser}">${
+      escapeHtml(proxyAddr)
+    }</span> --user=&lt;your user name&gt;</pre>
 <p class="muted">New users: open the invitation link your administrator gave you to set a
 password first.</p>`,
+    LANDING_SCRIPT,
   );
 }

@@ -28,9 +28,17 @@ Deno.test("landingPage() escapes the cluster name and the proxy address", () => 
   assert.ok(html.includes("&#60;b&#62;x&#60;/b&#62;"));
   assert.ok(!html.includes("<b>x</b>"));
   assert.ok(html.includes("evil&#34;host:443"));
-  assert.ok(LANDING_PAGE_CSP.includes(`style-src ${inlineHash(html, "style")}`));
-  assert.doesNotMatch(html, /<script/);
   assert.doesNotMatch(landingPage(undefined, "p:443"), /Cluster:/);
+});
+
+Deno.test("landingPage() carries exactly the inline blocks its policy allows", () => {
+  for (const fromBrowser of [false, true]) {
+    const html = landingPage("c", "p:443", { fromBrowser });
+    assert.ok(LANDING_PAGE_CSP.includes(`script-src ${inlineHash(html, "script")}`));
+    assert.ok(LANDING_PAGE_CSP.includes(`style-src ${inlineHash(html, "style")}`));
+    assert.doesNotMatch(html, /\sstyle=|\son[a-z]+=|src=|href="http/);
+    assert.match(html, new RegExp(`data-from-browser="${fromBrowser ? "yes" : "no"}"`));
+  }
 });
 
 Deno.test("escapeHtml() escapes the five HTML metacharacters", () => {

@@ -5,19 +5,29 @@
  *
  * A request goes through these steps:
  * 1. Route by path, then method (404 / 405 JSON errors).
- * 2. Per-IP token bucket for the credential endpoints (429 with Retry-After).
- * 3. JSON body (routes that take one): `application/json` only (415), at most 64 KiB (413),
- *    valid JSON (400).
- * 4. The handler calls auth through {@link WebAuthApi}; a kinded error becomes its HTTP status
+ * 2. State-changing calls (any method but GET/HEAD, and every route that takes a body) from
+ *    another site are refused with 403: `Sec-Fetch-Site: cross-site`, or an `Origin` that is not
+ *    the proxy's public address or the authority the request was sent to (see origin.ts for why
+ *    those two). Requests without `Origin` (tsh, curl) pass.
+ * 3. Per-IP token bucket for the credential endpoints (429 with Retry-After).
+ * 4. JSON body (routes that take one): `application/json` only (415), at most 64 KiB (413),
+ *    valid JSON (400). A declared `Content-Length` over the limit is refused before any of the
+ *    body is read (and `Expect: 100-continue` is answered only when the body will be read); a
+ *    chunked body is read up to the limit. The rest of a refused body is never read to its
+ *    end: the answer goes out with a FIN, then at most {@link LINGER_BYTES} more are dropped
+ *    (so that a client still sending sees the answer, not a reset) and the socket is destroyed.
+ * 5. The handler calls auth through {@link WebAuthApi}; a kinded error becomes its HTTP status
  *    and `{"error":{"message"}}`; anything else is a 500 whose details stay in the log.
- * 5. Every response carries the security headers and `Cache-Control: no-store`.
+ * 6. Every response carries the security headers and `Cache-Control: no-store`.
  *
  * Each connection serves one request and is closed after the response (`Connection: close`):
  * node:http keeps connections alive only for servers that listen themselves, and this one is
  * fed sockets. For the same reason its header and request timeouts are our own timers.
  *
  * Secrets never reach the log: bodies are never logged, and token path segments are masked
- * ({@link redactPath}).
+ * ({@link redactPath}). Nothing the client sends about the server's own name (`Host`) is
+ * copied into a page or an answer: the landing page names the configured public address, or
+ * lets the browser fill in the address it is showing.
  */
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -48,6 +58,7 @@ import {
   checkProxySettings,
   type ProxyFacts,
 } from "./ping.ts";
+import { checkRequestOrigin } from "./origin.ts";
 import {
   checkUserToken,
   formatSshLoginResponse,
@@ -66,6 +77,12 @@ export interface WebServerOptions {
   logger: Logger;
   /** What `/webapi/ping` and `/webapi/find` report (built by the integrator from the config). */
   proxySettings: ProxySettings;
+  /**
+   * Every configured public address of the proxy (`host:port`): `Origin` headers naming one
+   * of them are same-origin.
+   * @default {[proxySettings.ssh.public_addr] when set, else []}
+   */
+  publicAddrs?: string[];
   /** The proxy's version (`server_version`). */
   serverVersion: string;
   /** Login throttling per client IP (`/webapi/ssh/certs`). @default {{ burst: 10, perMinute: 20 }} */
@@ -199,7 +216,36 @@ function knownAddr(addr: string): string | undefined {
   return addr === UNKNOWN_ADDR ? undefined : addr;
 }
 
-const HOST_HEADER = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
+/** One header's value as text (repeated headers joined). */
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/**
+ * What is read and dropped of an unread body after the answer, at most. A client still sending
+ * when the connection closes may lose the answer to the reset; a client that reads it stops
+ * sending and closes, well within this.
+ */
+const LINGER_BYTES = 1024 * 1024;
+
+/**
+ * Ends a connection whose request body was not read to the end: the answer and a FIN go out,
+ * and what keeps arriving is dropped until the client closes or {@link LINGER_BYTES} were
+ * dropped (the request timer bounds the time, as for any request). node:http reads the rest of
+ * the body into `req` (its `_dump()`), so that is where the dropped bytes are counted.
+ */
+function lingerClose(req: IncomingMessage, socket: Socket): void {
+  let left = LINGER_BYTES;
+  req.on("data", (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) socket.destroy();
+  });
+  req.resume();
+  socket.end();
+}
+
+/** Methods that never change state. */
+const SAFE_METHODS = new Set(["GET", "HEAD"]);
 
 /** Connection bookkeeping for timeouts and graceful close. */
 interface ConnState {
@@ -253,18 +299,18 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
   };
 
+  const publicAddrs = options.publicAddrs ??
+    (facts.proxySettings.ssh.public_addr === "" ? [] : [facts.proxySettings.ssh.public_addr]);
+
   /**
-   * The address tsh should use: public_addr, else the Host header the browser sent (port 443
-   * when it names none), else the listen address.
+   * What the landing page tells tsh to use: the configured public address; without one, the
+   * page lets the browser fill in the address it shows (never the client's Host header).
    */
-  const proxyAddrFor = (req: IncomingMessage): string => {
+  const landingProxyAddr = (): { addr: string; fromBrowser: boolean } => {
     const s = facts.proxySettings.ssh;
-    if (s.public_addr) return s.public_addr;
-    const host = req.headers.host;
-    if (host !== undefined && HOST_HEADER.test(host)) {
-      return /:\d+$/.test(host) ? host : `${host}:443`;
-    }
-    return s.web_listen_addr || "<proxy address>";
+    if (s.public_addr) return { addr: s.public_addr, fromBrowser: false };
+    const port = /:(\d+)$/.exec(s.web_listen_addr)?.[1];
+    return { addr: `<proxy host>:${port ?? "<port>"}`, fromBrowser: true };
   };
 
   const routes: Route[] = [
@@ -359,14 +405,15 @@ export function createWebServer(options: WebServerOptions): WebServer {
       method: "GET",
       pattern: /^\/(?:web)?$/,
       action: "show the landing page",
-      handler: async (ctx) => {
+      handler: async () => {
         let cluster = pingCache.cached?.cluster_name;
         if (cluster === undefined) {
           cluster = await pingCache.get().then((p) => p.cluster_name, () => undefined);
         }
+        const { addr, fromBrowser } = landingProxyAddr();
         return {
           status: 200,
-          html: landingPage(cluster, proxyAddrFor(ctx.req)),
+          html: landingPage(cluster, addr, { fromBrowser }),
           csp: LANDING_PAGE_CSP,
         };
       },
@@ -392,6 +439,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   /** Reads a JSON body under the size limit; a Reply when it cannot. */
   const readJson = (
     req: IncomingMessage,
+    res: ServerResponse,
     action: string,
   ): Promise<{ ok: true; value: unknown } | { ok: false; reply: Reply }> => {
     const refuse = (reply: Reply) => ({ ok: false as const, reply });
@@ -407,6 +455,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
     ));
     const declared = Number(req.headers["content-length"]);
     if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return Promise.resolve(tooLarge);
+    // The client waits for this before it sends the body (see "checkContinue" below).
+    if (/^100-continue$/i.test(String(req.headers.expect ?? "").trim())) res.writeContinue();
     // Events rather than for-await: leaving a for-await loop early would destroy the socket
     // before the 413 is written.
     return new Promise((resolve) => {
@@ -450,7 +500,11 @@ export function createWebServer(options: WebServerOptions): WebServer {
     });
   };
 
-  const route = async (req: IncomingMessage, state: ConnState | undefined): Promise<Reply> => {
+  const route = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    state: ConnState | undefined,
+  ): Promise<Reply> => {
     const remoteAddr = state?.remoteAddr ?? normalizeAddr(req.socket?.remoteAddress);
     const path = pathOf(req);
     if (path === undefined) return errorReply(400, "Cannot read the request: the URL is malformed");
@@ -458,6 +512,28 @@ export function createWebServer(options: WebServerOptions): WebServer {
     const matching = routes.filter((r) => r.pattern.test(path));
     if (matching.length === 0) return errorReply(404, `Cannot find ${path}`);
     const r = matching.find((r) => r.method === method);
+    if (!SAFE_METHODS.has(method) || r?.body === true) {
+      const why = checkRequestOrigin({
+        origin: req.headers.origin,
+        secFetchSite: headerText(req.headers["sec-fetch-site"]),
+        host: req.headers.host,
+        publicAddrs,
+      });
+      if (why !== undefined) {
+        logger.warn("Refused a cross-site {method} {path} from {addr}: {why}", {
+          method: req.method,
+          path: redactPath(path),
+          addr: remoteAddr,
+          why,
+        });
+        return errorReply(
+          403,
+          `Cannot ${(r ?? matching[0]!).action}: cross-site requests are refused: ${why}; open ` +
+            "the proxy's own address in the browser, or call the API without an Origin header " +
+            "(as tsh and curl do)",
+        );
+      }
+    }
     if (r === undefined) {
       const allow = [
         ...new Set(matching.flatMap((r) => r.method === "GET" ? ["GET", "HEAD"] : [r.method])),
@@ -485,7 +561,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
     let body: unknown = undefined;
     if (r.body) {
-      const read = await readJson(req, r.action);
+      const read = await readJson(req, res, r.action);
       if (!read.ok) return read.reply;
       body = read.value;
     }
@@ -531,7 +607,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
     let reply: Reply;
     try {
-      reply = await route(req, state);
+      reply = await route(req, res, state);
     } catch (err) {
       const status = httpStatusOf(err);
       if (status === 500) logger.error("Web API request failed: {error}", { error: err });
@@ -541,6 +617,12 @@ export function createWebServer(options: WebServerOptions): WebServer {
       );
     }
     if (res.headersSent || res.destroyed) return;
+    if (!req.complete) {
+      // node:http closes the connection after the answer (`Connection: close`) with
+      // destroySoon(); this one still has body coming, so close it lingering instead.
+      const socket = req.socket as Socket;
+      socket.destroySoon = () => lingerClose(req, socket);
+    }
     send(res, reply);
     logger.debug("{method} {path} {status} from {addr}", {
       method: req.method,
@@ -551,6 +633,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
   };
 
   const server = http.createServer({}, (req, res) => void onRequest(req, res));
+  // With a listener, node:http no longer sends "100 Continue" by itself: readJson sends it
+  // when it starts reading, so a body refused by its declared length is never sent at all.
+  server.on("checkContinue", (req, res) => void onRequest(req, res));
   server.maxHeadersCount = 100;
   server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
     logger.debug("Bad HTTP request from {addr}: {message}", {

@@ -546,7 +546,7 @@ Deno.test("createWebServer() serves a landing page with the cluster name", async
     assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'none'/);
     const html = await res.text();
     assert.match(html, /example/);
-    assert.match(html, /tsh login --proxy=proxy\.example\.com:3080/);
+    assert.match(html.replace(/<[^>]+>/g, ""), /tsh login --proxy=proxy\.example\.com:3080 /);
   }
 });
 

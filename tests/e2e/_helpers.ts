@@ -53,7 +53,10 @@ export function findTool(
   return undefined;
 }
 
-/** True when tests needing `tools` must be skipped (never in CI). */
+/**
+ * True when tests needing `tools` must be skipped (never in CI).
+ * @deprecated Use `skipGroup()` from tools/prereqs.ts: `deno task test` reports its skips.
+ */
 export function missing(...tools: string[]): boolean {
   const absent = tools.filter((t) => findTool(t) === undefined);
   if (absent.length === 0) return false;

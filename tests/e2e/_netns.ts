@@ -70,6 +70,8 @@ export function redact(text: string): string {
 }
 
 /**
+ * @deprecated Use `skipGroup()` from tools/prereqs.ts: `deno task test` reports its skips.
+ *
  * True when a test needing network namespaces (and `tools`) must be skipped, after printing why.
  * Never skips in CI (`CI` set) or as root: there a missing piece is a loud failure.
  */

@@ -31,7 +31,19 @@ export async function inviteAndEnroll(o: {
   if (add.code !== 0 || m === null) {
     throw new Error(`tctl users add ${o.user} failed: ${add.stderr}${add.stdout}`);
   }
-  const token = m[1]!;
+  return await enrollInvite({ webPort: o.webPort, token: m[1]!, user: o.user });
+}
+
+/**
+ * What the invite page does in a browser, through the proxy's JSON API: reads the token's
+ * details (otpauth URI), sets the password with the first TOTP code; returns the TOTP.
+ */
+export async function enrollInvite(o: {
+  webPort: number;
+  token: string;
+  user: string;
+}): Promise<OTPAuth.TOTP> {
+  const token = o.token;
   const base = `https://127.0.0.1:${o.webPort}`;
   const page = await run("curl", ["-sk", `${base}/web/invite/${token}`]);
   if (!/<html/i.test(page.out)) throw new Error(`no invite page: ${page.out}${page.err}`);

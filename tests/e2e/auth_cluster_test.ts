@@ -4,14 +4,8 @@
  * export, and a fast clean stop on SIGTERM.
  */
 import assert from "node:assert/strict";
-import {
-  isOneLineError,
-  missing,
-  runCli,
-  startTeleport,
-  tempDir,
-  writeConfig,
-} from "./_helpers.ts";
+import { skipGroup } from "../../tools/prereqs.ts";
+import { isOneLineError, runCli, startTeleport, tempDir, writeConfig } from "./_helpers.ts";
 
 async function sh(cmd: string, stdin?: string): Promise<string> {
   const child = new Deno.Command("sh", {
@@ -32,7 +26,7 @@ async function sh(cmd: string, stdin?: string): Promise<string> {
 
 Deno.test({
   name: "teleport start + tctl manage a real auth service",
-  ignore: missing("openssl", "sha256sum"),
+  ignore: skipGroup("auth-e2e"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {

@@ -6,18 +6,16 @@
  * removes namespaces of dead runs.
  */
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import {
   firewallRules,
   type Host,
-  skipNetns,
   startHaproxy,
   startTcpServer,
   startTinyproxy,
   sweepStaleNamespaces,
   Topology,
 } from "./_netns.ts";
-
-const TOOLS = ["nft", "tinyproxy", "haproxy", "curl", "bash", "timeout"];
 
 /** Reads the banner of `addr:port` from `host` with bash's /dev/tcp. */
 async function banner(host: Host, addr: string, port: number): Promise<string> {
@@ -54,7 +52,7 @@ function alive(pid: number): boolean {
 
 Deno.test({
   name: "netns harness: LAN, NAT firewall, tinyproxy CONNECT, haproxy, cleanup",
-  ignore: skipNetns("the netns harness test", ...TOOLS),
+  ignore: skipGroup("netns-harness"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -230,7 +228,7 @@ Deno.test({
 
 Deno.test({
   name: "netns harness: a failing test still deletes everything; stale runs are swept",
-  ignore: skipNetns("the netns harness test", "bash"),
+  ignore: skipGroup("netns-harness"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -6,6 +6,7 @@
  * auth side; and logins that keep working while auth is down.
  */
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import { importSshPrivateKey, parseSshCertificate, signSshCertificate } from "../../lib/ca/mod.ts";
 import { openBackend } from "../../lib/backend/mod.ts";
 import { RealClock } from "../../lib/clock/mod.ts";
@@ -14,7 +15,6 @@ import {
   ensureOsUser,
   eventually,
   freePort,
-  missing,
   opensshArgs,
   run,
   runCli,
@@ -42,7 +42,7 @@ interface AuditEventLike {
 
 Deno.test({
   name: "node: stock ssh logs in with tctl certificates; refusals, audit and recordings",
-  ignore: missing("ssh", "ssh-keygen", "useradd"),
+  ignore: skipGroup("node-e2e"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {

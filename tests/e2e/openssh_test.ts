@@ -5,12 +5,13 @@
  * principals lack the login is refused, and ssh-keygen -L reads the cert.
  */
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import { startSshd } from "./_sshd.ts";
-import { missing, run, runCli, startTeleport, tempDir, writeConfig } from "./_helpers.ts";
+import { run, runCli, startTeleport, tempDir, writeConfig } from "./_helpers.ts";
 
 Deno.test({
   name: "tctl auth sign certificates log in to OpenSSH sshd",
-  ignore: missing("ssh", "sshd", "ssh-keygen"),
+  ignore: skipGroup("openssh-sshd"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

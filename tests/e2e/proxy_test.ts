@@ -8,6 +8,7 @@
  * certificate, and a host:port that is not a registered node.
  */
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import type * as OTPAuth from "otpauth";
 import { openBackend } from "../../lib/backend/mod.ts";
 import { importSshPrivateKey, parseSshCertificate, signSshCertificate } from "../../lib/ca/mod.ts";
@@ -17,7 +18,6 @@ import {
   ensureOsUser,
   eventually,
   freePort,
-  missing,
   REPO,
   run,
   runCli,
@@ -93,7 +93,7 @@ async function login(c: Cluster, user: string, totp: OTPAuth.TOTP, home = "tsh")
 
 Deno.test({
   name: "proxy: multiplexed port, tsh login with TOTP, tsh ls/ssh, ssh via tsh config, refusals",
-  ignore: missing("ssh", "curl", "openssl", "useradd"),
+  ignore: skipGroup("proxy-e2e"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -381,7 +381,7 @@ Deno.test({
 
 Deno.test({
   name: "proxy: separate listener mode, tsh ssh through the SSH proxy port",
-  ignore: missing("curl", "useradd"),
+  ignore: skipGroup("proxy-e2e"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -15,12 +15,12 @@
  *    public_addr names, then tunnel_public_addr in separate mode with proxy_server on port 3024.
  */
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import {
   firewallRules,
   type Host,
   note,
   type Proc,
-  skipNetns,
   startHaproxy,
   startTcpServer,
   startTinyproxy,
@@ -44,8 +44,7 @@ import {
 
 const USER = "alice";
 const LOGIN = "root";
-const TOOLS = ["nft", "tinyproxy", "haproxy", "curl", "ssh", "openssl", "bash", "timeout", "ss"];
-const SKIP = skipNetns("the topology tests", ...TOOLS);
+const SKIP = skipGroup("topology");
 /** How long a node may take from start to its tunnels being up. */
 const TUNNEL_TIMEOUT_MS = 45_000;
 

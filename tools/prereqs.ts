@@ -1,0 +1,195 @@
+/**
+ * What the tests and benchmarks need from the machine, in one place:
+ * - {@link PACKAGES}: every Debian package they use and the commands it provides; `deno task
+ *   deps` installs them all (tools/deps.ts; `.ci/run` uses it too), the README lists them;
+ * - {@link GROUPS}: the groups of tests that cannot run without something (root, a command, a
+ *   non-loopback address). A test asks {@link skipGroup} (`ignore: skipGroup("topology")`), and
+ *   `deno task test` (tools/test.ts) prints after the run which groups were skipped and why,
+ *   from the same table, so a run on a machine without them never looks complete.
+ *
+ * In CI (`CI` set) nothing is skipped: a missing piece there is a loud failure.
+ *
+ * @module
+ */
+
+/** A Debian package the suite or the benchmarks use. */
+export interface Package {
+  name: string;
+  /** Commands it provides that the suite looks for. */
+  tools: readonly string[];
+  /** Who needs it, for the README. */
+  usedBy: string;
+}
+
+/** Every Debian package the tests and benchmarks use (install: `deno task deps`). */
+export const PACKAGES: readonly Package[] = Object.freeze([
+  { name: "openssh-client", tools: ["ssh", "ssh-keygen"], usedBy: "OpenSSH interop, e2e" },
+  { name: "openssh-server", tools: ["sshd"], usedBy: "OpenSSH interop, benchmarks" },
+  { name: "openssl", tools: ["openssl"], usedBy: "certificate checks, e2e" },
+  { name: "curl", tools: ["curl"], usedBy: "web API and e2e tests" },
+  { name: "passwd", tools: ["useradd"], usedBy: "test OS users (as root)" },
+  { name: "util-linux", tools: ["setpriv"], usedBy: "sessions as other users" },
+  { name: "bsdutils", tools: ["script"], usedBy: "PTY tests with the stock ssh" },
+  { name: "coreutils", tools: ["timeout", "sha256sum"], usedBy: "e2e tests" },
+  { name: "iproute2", tools: ["ip", "ss"], usedBy: "network namespace topologies (as root)" },
+  { name: "nftables", tools: ["nft"], usedBy: "firewalls in the topologies (as root)" },
+  { name: "tinyproxy", tools: ["tinyproxy"], usedBy: "HTTP CONNECT tests, topologies" },
+  { name: "haproxy", tools: ["haproxy"], usedBy: "load balancer topology" },
+  { name: "squid", tools: ["squid"], usedBy: "bench:proxy (a second CONNECT proxy)" },
+]);
+
+/** A group of tests that needs something from the machine. */
+export interface TestGroup {
+  /** Name in `skipGroup()` calls. */
+  id: string;
+  /** What the group covers. */
+  title: string;
+  /** Its test files (repo relative). */
+  files: readonly string[];
+  /** Runs only as root. */
+  root?: boolean;
+  /** Commands that must be installed. */
+  tools?: readonly string[];
+  /** Needs an IPv4 address other than loopback (so traffic does not bypass a proxy). */
+  nonLoopbackIpv4?: boolean;
+}
+
+/** The groups of tests that are skipped when something is missing. */
+export const GROUPS: readonly TestGroup[] = Object.freeze([
+  {
+    id: "topology",
+    title: "network layouts in namespaces (NAT, CONNECT proxy, haproxy, split DNS)",
+    files: ["tests/e2e/topology_test.ts"],
+    root: true,
+    tools: ["ip", "nft", "tinyproxy", "haproxy", "curl", "ssh", "openssl", "bash", "timeout", "ss"],
+  },
+  {
+    id: "netns-harness",
+    title: "the network namespace harness",
+    files: ["tests/e2e/netns_harness_test.ts"],
+    root: true,
+    tools: ["ip", "nft", "tinyproxy", "haproxy", "curl", "bash", "timeout"],
+  },
+  {
+    id: "node-e2e",
+    title: "node service with the stock ssh",
+    files: ["tests/e2e/node_test.ts"],
+    root: true,
+    tools: ["ssh", "ssh-keygen", "useradd"],
+  },
+  {
+    id: "proxy-e2e",
+    title: "proxy service with tsh, ssh, curl and openssl",
+    files: ["tests/e2e/proxy_test.ts"],
+    root: true,
+    tools: ["ssh", "curl", "openssl", "useradd"],
+  },
+  {
+    id: "newcomer",
+    title: "the commands teleport start prints, pasted into bash",
+    files: ["tests/e2e/newcomer_test.ts"],
+    root: true,
+    tools: ["bash", "ssh", "curl", "useradd", "npx"],
+  },
+  {
+    id: "os-users",
+    title: "commands and PTYs run as an OS test user",
+    files: ["lib/node/os_user_test.ts", "lib/node/pty_test.ts", "lib/node/spawn_test.ts"],
+    root: true,
+    tools: ["useradd", "setpriv"],
+  },
+  {
+    id: "openssh-sshd",
+    title: "tctl certificates against a stock sshd",
+    files: ["tests/e2e/openssh_test.ts"],
+    tools: ["ssh", "sshd", "ssh-keygen"],
+  },
+  {
+    id: "auth-e2e",
+    title: "teleport start and tctl against a real auth service",
+    files: ["tests/e2e/auth_cluster_test.ts"],
+    tools: ["openssl", "sha256sum"],
+  },
+  {
+    id: "tinyproxy-dial",
+    title: "dialing through a real tinyproxy",
+    files: ["lib/net/dial_test.ts"],
+    tools: ["tinyproxy"],
+    nonLoopbackIpv4: true,
+  },
+  {
+    id: "web-client-proxy-env",
+    title: "tsh's web client through HTTPS_PROXY",
+    files: ["lib/client/web_test.ts"],
+    nonLoopbackIpv4: true,
+  },
+]);
+
+const SYSTEM_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/** Path of command `name` in the system directories or on the PATH, or undefined. */
+export function findCommand(name: string, path = Deno.env.get("PATH") ?? ""): string | undefined {
+  for (const dir of [...SYSTEM_DIRS, ...path.split(":").filter((d) => d !== "")]) {
+    try {
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function hasNonLoopbackIpv4(): boolean {
+  try {
+    return Deno.networkInterfaces().some((i) =>
+      i.family === "IPv4" && !i.address.startsWith("127.")
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The Debian package that provides command `tool`, when the table knows it. */
+export function packageOf(tool: string): string | undefined {
+  return PACKAGES.find((p) => p.tools.includes(tool))?.name;
+}
+
+/** Why `group` cannot run on this machine (empty when it can). */
+export function missingFor(group: TestGroup): string[] {
+  const reasons: string[] = [];
+  if (group.root === true && Deno.uid() !== 0) reasons.push("needs root");
+  const absent = (group.tools ?? []).filter((t) => findCommand(t) === undefined);
+  if (absent.length > 0) {
+    reasons.push(
+      `needs ${
+        absent.map((t) => {
+          const pkg = packageOf(t);
+          return pkg === undefined || pkg === t ? t : `${t} (${pkg})`;
+        }).join(", ")
+      }`,
+    );
+  }
+  if (group.nonLoopbackIpv4 === true && !hasNonLoopbackIpv4()) {
+    reasons.push("needs an IPv4 address other than 127.x");
+  }
+  return reasons;
+}
+
+/** The group named `id`; throws for an unknown one (a typo in a test). */
+export function groupById(id: string): TestGroup {
+  const group = GROUPS.find((g) => g.id === id);
+  if (group === undefined) {
+    throw new Error(`Cannot find test group "${id}": add it to GROUPS in tools/prereqs.ts`);
+  }
+  return group;
+}
+
+/**
+ * True when the tests of group `id` must be skipped here (for `ignore:`). Never in CI (`CI`
+ * set): there they run and fail loudly. `deno task test` reports every skipped group.
+ */
+export function skipGroup(id: string): boolean {
+  const group = groupById(id);
+  if (Deno.env.get("CI")) return false;
+  return missingFor(group).length > 0;
+}
