@@ -195,15 +195,15 @@ function resourceValue(rng: Rng, depth = 0): unknown {
   }
 }
 
-// The yaml package needs about 0.3 ms for a small document, so the YAML text target runs 20k
-// cases per CI run (FUZZ_SCALE=5 makes it 100k); the network path, JSON values from the auth
-// API, runs 100k below.
-Deno.test("parseResources() gives resources or a BadParameter naming the source for 20k texts", async () => {
+// The yaml package needs about 0.3 ms for a small document: the 100k YAML texts take 30-60 s of
+// a CI run, which the suite can afford; the network path, JSON values from the auth API, runs
+// 100k below too.
+Deno.test("parseResources() gives resources or a BadParameter naming the source for 100k texts", async () => {
   const kinds = Object.keys(RESOURCE_KINDS);
   let parsed = 0;
   await fuzz({
     name: "parseResources()",
-    cases: 20_000,
+    cases: 100_000,
     corpus: SAMPLES.map(enc),
     dictionary: YAML_DICTIONARY,
     maxLength: 64 * 1024,
