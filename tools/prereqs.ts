@@ -28,7 +28,11 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "openssl", tools: ["openssl"], usedBy: "certificate checks, e2e" },
   { name: "curl", tools: ["curl"], usedBy: "web API and e2e tests" },
   { name: "passwd", tools: ["useradd"], usedBy: "test OS users (as root)" },
-  { name: "util-linux", tools: ["setpriv"], usedBy: "sessions as other users" },
+  {
+    name: "util-linux",
+    tools: ["setpriv", "prlimit"],
+    usedBy: "sessions as other users, flood test",
+  },
   { name: "bsdutils", tools: ["script"], usedBy: "PTY tests with the stock ssh" },
   { name: "coreutils", tools: ["timeout", "sha256sum"], usedBy: "e2e tests" },
   { name: "iproute2", tools: ["ip", "ss"], usedBy: "network namespace topologies (as root)" },
@@ -76,6 +80,20 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/node_test.ts"],
     root: true,
     tools: ["ssh", "ssh-keygen", "useradd"],
+  },
+  {
+    id: "client-addr-e2e",
+    title: "signed client addresses through the proxy, with the stock ssh",
+    files: ["tests/e2e/client_addr_test.ts"],
+    root: true,
+    tools: ["ssh", "curl", "useradd"],
+  },
+  {
+    id: "flood-e2e",
+    title: "connection floods beyond the caps under a small open-files limit",
+    files: ["tests/e2e/flood_test.ts"],
+    root: true,
+    tools: ["prlimit", "curl", "useradd"],
   },
   {
     id: "proxy-e2e",

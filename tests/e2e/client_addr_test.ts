@@ -8,6 +8,7 @@
  * Auth learns the client's address through the proxy's `teleport-auth@…` pass-through too.
  */
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import net from "node:net";
 import tls from "node:tls";
 import { openBackend } from "../../lib/backend/mod.ts";
@@ -20,7 +21,6 @@ import {
   ensureOsUser,
   eventually,
   freePort,
-  missing,
   REPO,
   run,
   runCli,
@@ -37,7 +37,7 @@ const DIAL = `${REPO}tests/e2e/_client_addr_dial.ts`;
 
 Deno.test({
   name: "client address: source-address at proxy and node, SSH_CLIENT and audit show the client",
-  ignore: missing("ssh", "curl", "useradd"),
+  ignore: skipGroup("client-addr-e2e"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {

@@ -7,6 +7,7 @@
  * below the limit, a live `tsh ssh` session keeps echoing, and ping and `tsh login` work.
  */
 import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
 import type * as OTPAuth from "otpauth";
 import { connect, type Socket } from "node:net";
 import { authAlpn } from "../../lib/multiplex/mod.ts";
@@ -15,7 +16,6 @@ import {
   ensureOsUser,
   eventually,
   freePort,
-  missing,
   REPO,
   run,
   startTeleport,
@@ -109,7 +109,7 @@ function liveSession(home: string) {
 
 Deno.test({
   name: "flood: silent ClientHellos far beyond the caps leave ping, tsh login and a live session",
-  ignore: missing("prlimit", "curl", "useradd"),
+  ignore: skipGroup("flood-e2e"),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
