@@ -91,6 +91,8 @@ export interface WebServerOptions {
   joinRateLimit?: RateLimit;
   /** Account-setup throttling per client IP (`/webapi/users/password/token`). @default {loginRateLimit} */
   accountRateLimit?: RateLimit;
+  /** Ping, find and page throttling per client IP. @default {{ burst: 480, perMinute: 120 }} */
+  publicRateLimit?: RateLimit;
   /** How long auth's ping answer is reused. @default {10000} */
   pingCacheTtlMs?: number;
   /** Time from the handover until the request's headers are in; then the socket is closed. @default {10000} */
@@ -132,6 +134,8 @@ export interface WebServer extends AsyncDisposable {
 export const MAX_BODY_BYTES = 64 * 1024;
 
 const DEFAULT_LOGIN_RATE: RateLimit = { burst: 10, perMinute: 20 };
+/** Ping, find and the pages: Teleport's "high" unauthenticated limiter (480 at once, 120/min). */
+const DEFAULT_PUBLIC_RATE: RateLimit = { burst: 480, perMinute: 120 };
 
 /** Headers on every response. */
 const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -171,7 +175,7 @@ interface RequestContext {
   body: unknown;
 }
 
-type LimiterName = "login" | "join" | "account";
+type LimiterName = "login" | "join" | "account" | "public";
 
 interface Route {
   /** Allowed methods; `GET` also allows `HEAD`. */
@@ -269,7 +273,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
     login: new RateLimiter({ ...loginRate, clock }),
     join: new RateLimiter({ ...(options.joinRateLimit ?? loginRate), clock }),
     account: new RateLimiter({ ...(options.accountRateLimit ?? loginRate), clock }),
+    public: new RateLimiter({ ...(options.publicRateLimit ?? DEFAULT_PUBLIC_RATE), clock }),
   };
+  const throttleLog = new RateLimiter({ burst: 1, perMinute: 1, clock });
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   const pingCache = new AuthPingCache({
@@ -318,12 +324,14 @@ export function createWebServer(options: WebServerOptions): WebServer {
       method: "GET",
       pattern: /^\/webapi\/ping(?:\/[^/]+)?$/,
       action: "answer ping",
+      limiter: "public",
       handler: () => pingReply(buildPingResponse),
     },
     {
       method: "GET",
       pattern: /^\/webapi\/find$/,
       action: "answer find",
+      limiter: "public",
       handler: () => pingReply(buildFindResponse),
     },
     {
@@ -398,6 +406,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
       method: "GET",
       pattern: /^\/web\/(?:invite|reset)\/[^/]+$/,
       action: "show the account setup page",
+      limiter: "public",
       handler: () =>
         Promise.resolve({ status: 200, html: accountSetupPage(), csp: SETUP_PAGE_CSP }),
     },
@@ -405,6 +414,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
       method: "GET",
       pattern: /^\/(?:web)?$/,
       action: "show the landing page",
+      limiter: "public",
       handler: async () => {
         let cluster = pingCache.cached?.cluster_name;
         if (cluster === undefined) {
@@ -546,10 +556,13 @@ export function createWebServer(options: WebServerOptions): WebServer {
     if (r.limiter !== undefined) {
       const verdict = limiters[r.limiter].take(remoteAddr);
       if (!verdict.allowed) {
-        logger.warn("Throttled {path} from {addr}: too many attempts", {
-          path: redactPath(path),
-          addr: remoteAddr,
-        });
+        // One line per address a minute: a flood must not flood the log.
+        if (throttleLog.take(remoteAddr).allowed) {
+          logger.warn("Throttled {path} from {addr}: too many attempts (logged once a minute)", {
+            path: redactPath(path),
+            addr: remoteAddr,
+          });
+        }
         return {
           ...errorReply(
             429,

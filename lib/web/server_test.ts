@@ -662,3 +662,19 @@ Deno.test("createWebServer() answers malformed HTTP with 400", async () => {
   assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 400 /);
   conn.close();
 });
+
+Deno.test("createWebServer() limits ping, find and pages per address, and logs it once", async () => {
+  await using t = await startTestWeb({ extra: { publicRateLimit: { burst: 3, perMinute: 1 } } });
+  for (const path of ["/webapi/ping", "/webapi/find", "/web"]) {
+    const res = await t.fetch(path);
+    assert.equal(res.status, 200, path);
+    await res.body?.cancel();
+  }
+  for (let i = 0; i < 5; i++) {
+    const res = await t.fetch("/webapi/ping");
+    assert.equal(res.status, 429);
+    assert.ok(Number(res.headers.get("retry-after")) >= 1);
+    await res.body?.cancel();
+  }
+  assert.equal(t.records.filter((r) => /Throttled/.test(r.message)).length, 1);
+});
