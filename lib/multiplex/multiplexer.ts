@@ -46,7 +46,11 @@ export type { KeyPairPem };
  * handshake, in the usual non-flowing state.
  */
 export interface MultiplexerHandlers {
-  /** TLS terminated; ALPN `http/1.1` selected, or none (no ALPN, or only `h2`/`acme-tls/1`). */
+  /**
+   * TLS terminated; ALPN `http/1.1` selected, or none (no ALPN, or only `h2`/`acme-tls/1`). Still
+   * under the handshake deadline: the handler declares it established (`markEstablished`) once
+   * the first request is in.
+   */
   web: (socket: TLSSocket) => void;
   /** TLS terminated, ALPN `teleport-proxy-ssh`: the stream inside is SSH. */
   proxySsh?: (socket: Duplex) => void;
@@ -411,9 +415,9 @@ class PortMultiplexer implements Multiplexer {
     tls.once("secure", () => {
       if (!this.#pending.has(conn)) return;
       // SSH inside TLS gets the SSH login time (the SSH server declares it established once the
-      // client authenticated); the web server times the first request itself.
-      if (route.route === "web") conn.guarded?.established();
-      else conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
+      // client authenticated); web connections stay under the handshake deadline until the web
+      // server has read their whole first request.
+      if (route.route !== "web") conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
       this.#release(conn);
       this.#call(conn, route.route, () => handler(tls));
     });

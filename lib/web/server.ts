@@ -43,7 +43,7 @@ import {
   messageOf,
 } from "../errors/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
-import { type RateLimit, RateLimiter } from "../net/mod.ts";
+import { markEstablished, type RateLimit, RateLimiter } from "../net/mod.ts";
 import {
   accountSetupPage,
   API_CSP,
@@ -578,6 +578,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
       if (!read.ok) return read.reply;
       body = read.value;
     }
+    // The whole request is in: the connection leaves the guard's handshake deadline and its
+    // address's pending count (a slow header or body kept it there).
+    markEstablished(req.socket);
     try {
       const params = (r.pattern.exec(path) ?? []).slice(1).map((p) => {
         try {

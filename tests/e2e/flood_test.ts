@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import type * as OTPAuth from "otpauth";
 import { connect, type Socket } from "node:net";
+import tls from "node:tls";
 import { authAlpn } from "../../lib/multiplex/mod.ts";
 import {
   captureClientHello,
@@ -206,6 +207,46 @@ ssh_service:
           for (const f of floods) for (const s of f.socks) s.destroy();
         }
       });
+
+      await t.step(
+        "slow web clients (TLS done, body dribbled) are cut by the deadline",
+        async () => {
+          const cut = await Promise.all(
+            Array.from({ length: 50 }, () =>
+              new Promise<number>((resolve, reject) => {
+                const t0 = Date.now();
+                const c = tls.connect({
+                  host: "127.0.0.1",
+                  port: tp.webPort,
+                  rejectUnauthorized: false,
+                  ALPNProtocols: ["http/1.1"],
+                }, () => {
+                  c.write(
+                    "POST /webapi/ssh/certs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+                      "Content-Length: 1000\r\n\r\n{",
+                  );
+                });
+                c.setNoDelay(true);
+                c.on("error", () => {});
+                c.resume();
+                const drip = setInterval(() => c.writable && c.write(" "), 1000);
+                const limit = setTimeout(() => {
+                  clearInterval(drip);
+                  c.destroy();
+                  reject(new Error("a slow client was still connected after 30 s"));
+                }, 30_000);
+                c.once("close", () => {
+                  clearInterval(drip);
+                  clearTimeout(limit);
+                  resolve(Date.now() - t0);
+                });
+              })),
+          );
+          // The handshake deadline is 5 s (the web server's own request timeout is 60 s).
+          assert.ok(Math.max(...cut) < 20_000, `slowest cut after ${Math.max(...cut)} ms`);
+          assert.ok(await ping(tp.webPort));
+        },
+      );
 
       await t.step("the process is alive and the session still echoes", async () => {
         await session.echo("after the flood");
