@@ -98,6 +98,8 @@ const LOGIN = "log in";
 
 /** Upper bound of a requested TTL: anything above is capped by auth anyway (30 h max). */
 const MAX_TTL_NS = 1e18;
+/** Longest user name accepted at login (Teleport's names fit well within it). */
+const MAX_USER_CHARS = 255;
 
 /**
  * Reads Teleport's CreateSSHCertReq: `{user, password, otp_token?, ssh_pub_key?, tls_pub_key?,
@@ -111,6 +113,12 @@ export function parseCreateSshCertRequest(
   const b = jsonObject(body, LOGIN);
   const user = stringField(b, "user", LOGIN, true)!;
   if (user.trim() === "") throw new BadParameterError(`Cannot log in: field "user" is empty`);
+  // Checked before auth logs or audits the attempt; the message never repeats the value.
+  if (user.length > MAX_USER_CHARS || /[\u0000-\u001f\u007f]/.test(user)) {
+    throw new BadParameterError(
+      `Cannot log in: field "user" must be at most ${MAX_USER_CHARS} printable characters`,
+    );
+  }
   const password = stringField(b, "password", LOGIN, true)!;
   const otp = stringField(b, "otp_token", LOGIN, false);
   const headless = stringField(b, "headless_id", LOGIN, false);

@@ -194,3 +194,14 @@ Deno.test("formatUserTokenResponse() flattens the TOTP enrollment", () => {
     },
   );
 });
+
+Deno.test("parseCreateSshCertRequest() refuses huge or control-character user names without echoing them", () => {
+  for (const user of ["u".repeat(60_000), "alice\nINFO forged line", "bob\u0000"]) {
+    assert.throws(
+      () => parseCreateSshCertRequest({ user, password: "pw" }, "10.0.0.1"),
+      (e: Error) =>
+        e instanceof BadParameterError && /at most 255 printable/.test(e.message) &&
+        !e.message.includes(user),
+    );
+  }
+});
