@@ -90,6 +90,8 @@ export interface ConnectionLimitsSection {
   maxConnections?: number;
   /** `max_pending_connections`: connections from one client IP still in their handshake. */
   maxPendingConnections?: number;
+  /** `max_total_connections`: connections of the whole process, all addresses together. */
+  maxTotalConnections?: number;
   /** `handshake_timeout`: TLS handshake plus first request (web, auth, tunnel TLS), in ms. */
   handshakeTimeoutMs?: number;
   /** `ssh_login_timeout`: time for an SSH client to authenticate, in ms. */
@@ -716,6 +718,9 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
             },
             max_pending_connections: (n, p, l) => {
               t.connectionLimits.maxPendingConnections = w.positiveInt(n, p, l);
+            },
+            max_total_connections: (n, p, l) => {
+              t.connectionLimits.maxTotalConnections = w.positiveInt(n, p, l);
             },
             handshake_timeout: (n, p, l) => {
               t.connectionLimits.handshakeTimeoutMs = w.duration(n, p, l);

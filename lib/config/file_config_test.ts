@@ -536,6 +536,7 @@ Deno.test("parseFileConfig() reads teleport.connection_limits and refuses bad va
   connection_limits:
     max_connections: 20000
     max_pending_connections: 64
+    max_total_connections: 30000
     handshake_timeout: 3s
     ssh_login_timeout: 1m
     descriptor_reserve: 500
@@ -551,6 +552,7 @@ Deno.test("parseFileConfig() reads teleport.connection_limits and refuses bad va
   assert.deepEqual(cfg.teleport.connectionLimits, {
     maxConnections: 20000,
     maxPendingConnections: 64,
+    maxTotalConnections: 30000,
     handshakeTimeoutMs: 3000,
     sshLoginTimeoutMs: 60_000,
     descriptorReserve: 500,

@@ -103,6 +103,8 @@ export interface ProcessConfig {
     sshLoginTimeoutMs: number;
     /** Unset: a tenth of the open-files limit (at least 64). */
     descriptorReserve?: number;
+    /** Connections of the whole process; unset: bounded by the descriptor reserve only. */
+    maxTotalConnections?: number;
     /** Per-address limit of auth API calls without credentials; unset: the API's default. */
     unauthenticatedRate?: { burst: number; perMinute: number };
   };
@@ -364,6 +366,9 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
       ...(t?.connectionLimits.descriptorReserve === undefined
         ? {}
         : { descriptorReserve: t.connectionLimits.descriptorReserve }),
+      ...(t?.connectionLimits.maxTotalConnections === undefined
+        ? {}
+        : { maxTotalConnections: t.connectionLimits.maxTotalConnections }),
       ...(t?.connectionLimits.unauthenticatedRate === undefined
         ? {}
         : { unauthenticatedRate: t.connectionLimits.unauthenticatedRate }),

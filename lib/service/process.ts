@@ -119,6 +119,9 @@ export class TeleportProcess implements AsyncDisposable {
       logger: getComponentLogger("limits"),
       maxConnectionsPerIp: limits.maxConnectionsPerIp,
       maxPendingPerIp: limits.maxPendingPerIp,
+      ...(limits.maxTotalConnections === undefined
+        ? {}
+        : { maxConnections: limits.maxTotalConnections }),
       ...(limits.descriptorReserve === undefined
         ? {}
         : { descriptorReserve: limits.descriptorReserve }),
