@@ -101,7 +101,7 @@ export interface ProcessConfig {
     maxPendingPerIp: number;
     handshakeTimeoutMs: number;
     sshLoginTimeoutMs: number;
-    /** Unset: a tenth of the open-files limit (at least 64). */
+    /** Unset: a tenth of the open-files limit (at least 256, at most half). */
     descriptorReserve?: number;
     /** Connections of the whole process; unset: bounded by the descriptor reserve only. */
     maxTotalConnections?: number;

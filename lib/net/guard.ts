@@ -54,7 +54,7 @@ export interface ConnectionGuardOptions {
   /**
    * Descriptors kept free for everything that is not an accepted connection (backend files,
    * dials to nodes and auth, child processes, the runtime itself).
-   * @default {max(64, 10% of openFilesLimit)}
+   * @default {max(256, 10% of openFilesLimit), at most half of it}
    */
   descriptorReserve?: number;
   /**
@@ -271,7 +271,8 @@ export class ConnectionGuard {
   #pending = 0;
   #held = 0;
   #counted: number | undefined;
-  #heldAtCount = 0;
+  /** Descriptors handed out since the last real count (releases wait for the next count). */
+  #addedSinceCount = 0;
   #countedAt = -Infinity;
   #refused: Record<RefusalReason, number> = {
     "descriptors": 0,
@@ -294,7 +295,8 @@ export class ConnectionGuard {
       readOpenFilesLimit() ?? 1024,
       "openFilesLimit",
     );
-    const reserve = opts.descriptorReserve ?? Math.max(64, Math.floor(this.#limit / 10));
+    const reserve = opts.descriptorReserve ??
+      Math.min(Math.floor(this.#limit / 2), Math.max(256, Math.floor(this.#limit / 10)));
     if (!Number.isInteger(reserve) || reserve < 0 || reserve >= this.#limit) {
       throw new BadParameterError(
         `Cannot create connection guard: descriptorReserve must be an integer from 0 to ` +
@@ -343,6 +345,7 @@ export class ConnectionGuard {
     this.#connections++;
     this.#pending++;
     this.#held++;
+    this.#addedSinceCount++;
     return conn;
   }
 
@@ -422,6 +425,7 @@ export class ConnectionGuard {
   /** @internal */
   _hold(n: number): void {
     this.#held += n;
+    if (n > 0) this.#addedSinceCount += n;
   }
 
   /** @internal */
@@ -479,7 +483,12 @@ export class ConnectionGuard {
     return undefined;
   }
 
-  /** Open descriptors: the last real count moved by what the guard handed out since. */
+  /**
+   * Open descriptors: the last real count plus what the guard handed out since. Releases are
+   * not subtracted until the next count: a socket closed in JavaScript may keep its descriptor
+   * for a while (more so under load), and an estimate that runs low is what lets a flood
+   * through.
+   */
   #openFiles(): number {
     const now = this.#clock.now().getTime();
     if (now - this.#countedAt >= this.#recountMs) {
@@ -487,11 +496,11 @@ export class ConnectionGuard {
       const n = this.#count();
       if (n !== undefined) {
         this.#counted = n;
-        this.#heldAtCount = this.#held;
+        this.#addedSinceCount = 0;
       }
     }
     if (this.#counted === undefined) return this.#held;
-    return Math.max(0, this.#counted + this.#held - this.#heldAtCount);
+    return this.#counted + this.#addedSinceCount;
   }
 }
 
