@@ -133,6 +133,14 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       case "window-change":
         // Served while the shell runs (lib/ssh hands requests over once the shell request is
         // answered). Before the program exists, the new size is kept for runOnPty.
+        if (!isTerminalSize(req.cols, req.rows)) {
+          log.debug("Refused window-change of session {sid} to {cols}x{rows}", {
+            sid,
+            cols: req.cols,
+            rows: req.rows,
+          });
+          return req.reject();
+        }
         running?.resize(req.cols, req.rows);
         if (pty !== undefined) {
           pty.cols = req.cols;
@@ -402,6 +410,11 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       () => emit(deps, "subsystem", { ...fields, name: "sftp" }),
     );
   }
+}
+
+/** Whether a window-change size fits a terminal (TIOCSWINSZ and recordings: 0–65535). */
+function isTerminalSize(cols: number, rows: number): boolean {
+  return [cols, rows].every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffff);
 }
 
 /** Channel ↔ process pipes: stdin (with EOF), stdout, stderr. */

@@ -1,7 +1,8 @@
 /**
  * Requests on a live session (RFC 4254 §6.7, §6.9): while a command runs on the node's pty,
  * `window-change` resizes the terminal (the program gets SIGWINCH and sees the new size) and
- * `signal` reaches its process group; the recording and the audit log carry the resize.
+ * `signal` reaches its process group; the recording and the audit log carry the resize, and an
+ * impossible size is refused without harm.
  */
 import assert from "node:assert/strict";
 import { formatAuthorizedKey, generateSshKeyPair, parseAuthorizedKey } from "../../lib/ca/mod.ts";
@@ -87,8 +88,11 @@ Deno.test("window-change and signal reach a command while it runs on the node's 
   const ready = await seen(/ready ([0-9a-f-]{36}) 24 80/);
   const sid = ready[1]!;
 
+  // A size no terminal has is refused and changes nothing; the session goes on.
+  session.windowChange({ cols: 70_000, rows: 30 });
   session.windowChange({ cols: 100, rows: 30 });
-  await seen(/winch 30 100/);
+  const winch = await seen(/winch (\d+) (\d+)/);
+  assert.deepEqual([winch[1], winch[2]], ["30", "100"]);
   session.signal("INT");
   await seen(/got-int/);
   assert.deepEqual(await session.channel.exitStatus, { kind: "code", code: 42 });
