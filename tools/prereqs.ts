@@ -40,6 +40,7 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "tinyproxy", tools: ["tinyproxy"], usedBy: "HTTP CONNECT tests, topologies" },
   { name: "haproxy", tools: ["haproxy"], usedBy: "load balancer topology" },
   { name: "squid", tools: ["squid"], usedBy: "bench:proxy (a second CONNECT proxy)" },
+  { name: "tmux", tools: ["tmux"], usedBy: "terminal tests in a real terminal (resize)" },
 ]);
 
 /** A group of tests that needs something from the machine. */
@@ -101,6 +102,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/proxy_test.ts"],
     root: true,
     tools: ["ssh", "curl", "openssl", "useradd"],
+  },
+  {
+    id: "resize-e2e",
+    title: "terminal resizes in tmux with ssh -tt and tsh ssh -t, recorded and replayed",
+    files: ["tests/e2e/resize_test.ts"],
+    root: true,
+    tools: ["tmux", "ssh", "curl", "useradd"],
   },
   {
     id: "newcomer",

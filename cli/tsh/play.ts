@@ -12,7 +12,9 @@ export const PLAY_HELP = `Usage: tsh play [--speed=N] [--format=text|json] SESSI
 
 Downloads a session recording through the proxy and replays its output at the
 original pace, N times faster with --speed (idle gaps longer than 2 s are cut to
-2 s). --format=json prints the header and records as JSON lines instead.`;
+2 s). The terminal is set to the recorded size and follows each recorded resize
+(xterm "CSI 8;rows;cols t"). --format=json prints the header and records as JSON
+lines instead.`;
 
 /** Runs `tsh play`. */
 export async function playCommand(env: TshEnv, p: Parsed, args: string[]): Promise<number> {
@@ -40,6 +42,7 @@ export async function playCommand(env: TshEnv, p: Parsed, args: string[]): Promi
     }
     await playRecording({
       records: reader.records,
+      initialSize: { cols: reader.header.cols, rows: reader.header.rows },
       speed,
       write: (data) => writeAll(Deno.stdout, data),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),

@@ -81,6 +81,7 @@ export {
   playRecording,
   type PlayRecordingOptions,
   type PlayRecordingResult,
+  terminalResizeSequence,
 } from "./play.ts";
 export {
   CERT_HOST_KEY_ALGORITHMS,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { RecordingRecord } from "../events/mod.ts";
-import { playbackDelay, playRecording } from "./play.ts";
+import { playbackDelay, playRecording, terminalResizeSequence } from "./play.ts";
 
 async function* records(list: RecordingRecord[]): AsyncGenerator<RecordingRecord> {
   for (const r of list) yield r;
@@ -32,9 +32,27 @@ Deno.test("playRecording() writes output at the recorded pace with an injected s
     },
     speed: 2,
   });
-  assert.deepEqual(written, ["a", "b", "c"]);
-  assert.deepEqual(slept, [150, 2000]);
-  assert.deepEqual(result, { prints: 3, bytes: 3, sleptMs: 2150 });
+  assert.deepEqual(written, ["a", "\x1b[8;30;100t", "b", "c"]);
+  assert.deepEqual(slept, [50, 100, 2000]);
+  assert.deepEqual(result, { prints: 3, bytes: 3, resizes: 1, sleptMs: 2150 });
+});
+
+Deno.test("playRecording() sets the initial size and each recorded resize when they happen", async () => {
+  const written: string[] = [];
+  const result = await playRecording({
+    records: records([
+      { t: 0, type: "print", data: enc.encode("$ ") },
+      { t: 10, type: "resize", cols: 132, rows: 43 },
+      { t: 20, type: "resize", cols: 0, rows: 0 },
+      { t: 30, type: "print", data: enc.encode("wide") },
+    ]),
+    write: (d) => void written.push(new TextDecoder().decode(d)),
+    sleep: () => Promise.resolve(),
+    initialSize: { cols: 80, rows: 24 },
+  });
+  assert.deepEqual(written, ["\x1b[8;24;80t", "$ ", "\x1b[8;43;132t", "wide"]);
+  assert.equal(result.resizes, 2);
+  assert.deepEqual(terminalResizeSequence(100, 30), new TextEncoder().encode("\x1b[8;30;100t"));
 });
 
 Deno.test("playRecording() refuses a speed that is not positive", async () => {

@@ -131,11 +131,21 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
         return req.accept();
       }
       case "window-change":
+        // Served while the shell runs (lib/ssh hands requests over once the shell request is
+        // answered). Before the program exists, the new size is kept for runOnPty.
+        if (!isTerminalSize(req.cols, req.rows)) {
+          log.debug("Refused window-change of session {sid} to {cols}x{rows}", {
+            sid,
+            cols: req.cols,
+            rows: req.rows,
+          });
+          return req.reject();
+        }
+        running?.resize(req.cols, req.rows);
         if (pty !== undefined) {
           pty.cols = req.cols;
           pty.rows = req.rows;
         }
-        running?.resize(req.cols, req.rows);
         return req.accept();
       case "signal":
         if (running === undefined) return req.reject();
@@ -273,6 +283,9 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     command: string | undefined,
     size: { cols: number; rows: number; modes: TerminalModes },
   ): Promise<ExitStatus> {
+    // `size` is the session's live pty state: window-change requests served while the
+    // recorder and the pty are set up update it, and are applied once the program exists.
+    const initial = { cols: size.cols, rows: size.rows };
     const recorder = await SessionRecorder.create({
       dir: deps.recordingsDir,
       sid,
@@ -280,8 +293,8 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       serverId: deps.node.hostId,
       user: access.user,
       login: access.login,
-      cols: size.cols,
-      rows: size.rows,
+      cols: initial.cols,
+      rows: initial.rows,
       clock: deps.clock,
       logger: log,
     });
@@ -291,7 +304,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       proc = await spawnPty({
         user: osUser,
         env,
-        size: { cols: size.cols, rows: size.rows },
+        size: initial,
         modes: size.modes,
         ...(command !== undefined ? { command } : {}),
         logger: log,
@@ -303,14 +316,19 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       throw err;
     }
     const p = proc;
+    const fields = baseFields(conn, deps, sid);
     running = {
       resize: (cols, rows) => {
         p.resize({ cols, rows });
         void recorder.resize(cols, rows);
+        emit(deps, "resize", { ...fields, size: `${cols}:${rows}` });
       },
       signal: (name) => p.signal(name),
       hangUp: () => p.close(),
     };
+    if (size.cols !== initial.cols || size.rows !== initial.rows) {
+      running.resize(size.cols, size.rows);
+    }
     pipeWithBackpressure(p.stream, ch, (d) => void recorder.print(d));
     pipeWithBackpressure(ch, p.stream);
     const status = await p.exited;
@@ -392,6 +410,11 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       () => emit(deps, "subsystem", { ...fields, name: "sftp" }),
     );
   }
+}
+
+/** Whether a window-change size fits a terminal (TIOCSWINSZ and recordings: 0–65535). */
+function isTerminalSize(cols: number, rows: number): boolean {
+  return [cols, rows].every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffff);
 }
 
 /** Channel ↔ process pipes: stdin (with EOF), stdout, stderr. */

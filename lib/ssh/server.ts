@@ -240,8 +240,13 @@ export type SessionRequest =
 
 /**
  * Handles one session request. It must call `accept()` or `reject()` before it returns (or,
- * when it returns a promise, before that settles); otherwise the request is refused. Requests of one session are
- * handled one at a time, in order, so replies keep the order RFC 4254 §5.4 requires.
+ * when it returns a promise, before that settles); otherwise the request is refused.
+ *
+ * Requests of one session are handed over one at a time, in arrival order, so replies keep
+ * the order RFC 4254 §5.4 requires: the next request is handed over as soon as the current one
+ * is answered (or its handler returned). A shell, exec or subsystem handler may therefore keep
+ * running (its promise pending) for the whole life of the program it started, while the
+ * `window-change` and `signal` requests that arrive meanwhile are served.
  */
 export type SessionRequestHandler = (request: SessionRequest) => unknown;
 
@@ -1193,6 +1198,9 @@ class SessionImpl implements ServerSession {
       accept: (() => unknown) | undefined,
     ) => Partial<SessionRequest>,
   ): void {
+    // The queue moves on when the request is answered, not when its handler settles: a
+    // shell or exec handler runs as long as its program, and the requests behind it
+    // (window-change, signal) must be served meanwhile.
     this.#queue = this.#queue.then(() =>
       new Promise<void>((done) => {
         let replied = false;
@@ -1206,7 +1214,11 @@ class SessionImpl implements ServerSession {
               this.#log.error("Cannot write SSH stderr: {error}", { error: errText(err) });
             }
           }
-          reject?.();
+          try {
+            reject?.();
+          } finally {
+            done();
+          }
         };
         if (info === undefined && event !== "shell" && event !== "auth-agent") {
           rejectNow(); // ssh2 could not parse the request data
@@ -1238,7 +1250,11 @@ class SessionImpl implements ServerSession {
               throw new BadParameterError(`Cannot accept ${event} request: already answered`);
             }
             replied = true;
-            return wrappedAccept();
+            try {
+              return wrappedAccept();
+            } finally {
+              done();
+            }
           },
           reject: rejectNow,
         } as SessionRequest;

@@ -6,6 +6,7 @@ import { AccessDeniedError, ConnectionProblemError } from "../errors/mod.ts";
 import { Ssh2ClientClass } from "./_ssh2.ts";
 import { bytesEqual, deadline, serve, startEchoServer, testCa } from "./_testing.ts";
 import { connectSsh, type SshClient } from "./client.ts";
+import type { ServerChannel } from "./channel.ts";
 import type {
   SessionRequest,
   SshAuthFailure,
@@ -221,6 +222,59 @@ Deno.test("openSession() sees each request's reply and window-change reaches the
   assert.deepEqual(sizes, ["120x40"]);
   s.close();
   await s.channel.exitStatus;
+});
+
+Deno.test("window-change and signal are served while the exec handler is still running", async () => {
+  const seen: string[] = [];
+  const signalled = Promise.withResolvers<void>();
+  await using t = await setup({
+    session: (open) => {
+      let program: { ch: ServerChannel; seen: PromiseWithResolvers<void> } | undefined;
+      open.accept(async (req) => {
+        switch (req.type) {
+          case "pty-req":
+            return req.accept();
+          case "window-change":
+            seen.push(`resize ${req.cols}x${req.rows}`);
+            program?.ch.write(`size ${req.cols}x${req.rows}\n`);
+            return req.accept();
+          case "signal":
+            seen.push(`signal ${req.name}`);
+            req.accept();
+            return program?.seen.resolve();
+          case "exec": {
+            // Like the node: the handler returns only when the "program" ends.
+            program = { ch: req.accept(), seen: Promise.withResolvers() };
+            program.ch.write("started\n");
+            await program.seen.promise;
+            program.ch.exit(130);
+            program.ch.end();
+            signalled.resolve();
+            return;
+          }
+          default:
+            return req.reject();
+        }
+      });
+    },
+  });
+  await using client = await t.connect();
+  const s = await client.openSession();
+  assert.equal(await s.requestPty({ cols: 80, rows: 24 }), true);
+  assert.equal(await s.exec("long-running"), true);
+  const out: string[] = [];
+  const resized = new Promise<void>((resolve) => {
+    s.channel.on("data", (d: Uint8Array) => {
+      out.push(dec.decode(d));
+      if (out.join("").includes("size 100x30")) resolve();
+    });
+  });
+  s.windowChange({ cols: 100, rows: 30 });
+  await deadline(resized, 10_000, "the window-change while exec runs");
+  s.signal("INT");
+  await deadline(signalled.promise, 10_000, "the signal while exec runs");
+  assert.deepEqual(await s.channel.exitStatus, { kind: "code", code: 130 });
+  assert.deepEqual(seen, ["resize 100x30", "signal INT"]);
 });
 
 Deno.test("shell() requests a pty and the handler sees it", async () => {
