@@ -5,7 +5,8 @@
  * Connection lifecycle:
  *
  * 1. A socket arrives (own node:net listener or {@link SshServer.handleSocket}); no-delay is
- *    set and the handshake/auth timer starts.
+ *    set, writes are coalesced per event-loop turn (coalesce.ts: one SSH packet, one write)
+ *    and the handshake/auth timer starts.
  * 2. Version exchange (`SSH-2.0-Teleport`) and KEX; the host certificate is offered first,
  *    then the plain host key (adaptations A1/A2 in _ssh2.ts).
  * 3. userauth: only "publickey" with a user certificate (Ed25519, ECDSA, or RSA as
@@ -75,6 +76,7 @@ import {
   runHandler,
 } from "./_custom.ts";
 import { parseTerminalModes } from "./terminal_modes.ts";
+import { coalesceWrites } from "./coalesce.ts";
 
 /** The identification string's software part: `SSH-2.0-Teleport` (teleport-protocol-notes §7). */
 export const SSH_SERVER_IDENT = "Teleport";
@@ -576,6 +578,7 @@ export class SshServer<T> implements AsyncDisposable {
       return;
     }
     sock.setNoDelay?.(true);
+    coalesceWrites(socket);
     const state: ConnState<T> = {
       id: crypto.randomUUID(),
       socket: sock,
