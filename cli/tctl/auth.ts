@@ -1,6 +1,8 @@
 /**
  * `tctl auth export --type=host|user|tls-host|tls-user` and
- * `tctl auth sign --user=NAME --format=openssh --out=PREFIX [--ttl=12h]`.
+ * `tctl auth sign --user=NAME --format=openssh --out=PREFIX [--ttl=12h]
+ * [--public-key=FILE.pub]`: with --public-key an existing key (e.g. `ssh-keygen -t rsa`) is
+ * certified and only `PREFIX-cert.pub` is written (PREFIX defaults to FILE without `.pub`).
  */
 import type { CertAuthority } from "../../lib/resource/mod.ts";
 import { parseDuration } from "../../lib/resource/mod.ts";
@@ -22,7 +24,42 @@ export const AUTH_FLAGS: FlagSpec = {
   out: { type: "string", short: "o" },
   ttl: { type: "string" },
   overwrite: { type: "boolean" },
+  "public-key": { type: "string" },
 };
+
+/** Reads an OpenSSH public key file for `tctl auth sign --public-key`. */
+async function readPublicKey(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new CliError(
+      `tctl auth sign: cannot read --public-key ${path}: ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+      2,
+    );
+  }
+  const line = text.split("\n").map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
+  let key;
+  try {
+    key = parseAuthorizedKey(line ?? "");
+  } catch (err) {
+    throw new CliError(
+      `tctl auth sign: --public-key ${path} is not an OpenSSH public key (${
+        err instanceof Error ? err.message : String(err)
+      }); pass the .pub file ssh-keygen wrote`,
+      2,
+    );
+  }
+  if (key.type.includes("-cert-v01@")) {
+    throw new CliError(
+      `tctl auth sign: --public-key ${path} is a certificate; pass the plain public key`,
+      2,
+    );
+  }
+  return formatAuthorizedKey(key.blob);
+}
 
 const EXPORT_TYPES = ["host", "user", "tls-host", "tls-user"] as const;
 
@@ -90,7 +127,9 @@ export async function authCommand(connect: Connect, p: Parsed, args: string[]): 
     }
     case "sign": {
       const user = str(p, "user");
-      const out = str(p, "out");
+      const publicKeyPath = str(p, "public-key");
+      const out = str(p, "out") ??
+        (publicKeyPath?.endsWith(".pub") ? publicKeyPath.slice(0, -4) : undefined);
       const format = str(p, "format") ?? "openssh";
       if (user === undefined) throw new CliError("tctl auth sign: --user is required", 2);
       if (out === undefined) throw new CliError("tctl auth sign: --out is required", 2);
@@ -99,19 +138,24 @@ export async function authCommand(connect: Connect, p: Parsed, args: string[]): 
       }
       const ttlText = str(p, "ttl");
       const ttlMs = ttlText === undefined ? CERT_TTL_MS : parseDuration(ttlText, "--ttl");
+      const given = publicKeyPath === undefined ? undefined : await readPublicKey(publicKeyPath);
       const ctx = await connect();
-      const key = await generateSshKeyPair("ed25519");
+      const key = given === undefined ? await generateSshKeyPair("ed25519") : undefined;
       const certs = await ctx.client.generateUserCerts({
         user,
-        ssh_public_key: key.authorizedKey,
+        ssh_public_key: given ?? key!.authorizedKey,
         ttl_ms: ttlMs,
       });
       if (certs.sshCert === undefined) throw new Error("auth server returned no SSH certificate");
       const overwrite = p.values.overwrite === true;
-      await writeNew(out, await formatOpenSshPrivateKey(key, user), 0o600, overwrite);
+      if (key !== undefined) {
+        await writeNew(out, await formatOpenSshPrivateKey(key, user), 0o600, overwrite);
+      }
       await writeNew(`${out}-cert.pub`, certs.sshCert + "\n", 0o644, overwrite);
       print(
-        `The credentials have been written to ${out}, ${out}-cert.pub (valid until ${certs.expires})`,
+        key === undefined
+          ? `The certificate has been written to ${out}-cert.pub (valid until ${certs.expires})`
+          : `The credentials have been written to ${out}, ${out}-cert.pub (valid until ${certs.expires})`,
       );
       return 0;
     }

@@ -40,7 +40,8 @@ const COMMANDS: Record<string, { flags: FlagSpec; run: Run; help: string }> = {
   auth: {
     flags: AUTH_FLAGS,
     run: authCommand,
-    help: "export [--type=host|user|tls-host|tls-user] | sign --user=NAME --out=PREFIX [--ttl=12h]",
+    help:
+      "export [--type=host|user|tls-host|tls-user] | sign --user=NAME --out=PREFIX [--ttl=12h] [--public-key=FILE.pub]",
   },
 };
 

@@ -22,6 +22,7 @@
  * - A8 pty-req parsed by us, terminal modes included (server).
  * - A9 custom channel types, channel requests on them and global requests in both directions,
  *   with ordered replies (both sides; reverse tunnels).
+ * - A10 a correct server-sig-algs extension (server).
  */
 import type { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
@@ -54,6 +55,8 @@ export interface Ssh2Key {
 export interface Ssh2Kex {
   negotiated: { serverHostKey: string };
   sessionID: Buffer | undefined;
+  /** Whether the peer offered ext-info-c / ext-info-s (RFC 8308 §2.1). */
+  remoteExtInfoEnabled?: boolean;
 }
 
 /** The outbound packet writer of a Protocol (zlib.js `PacketWriter`; internal). */
@@ -86,6 +89,10 @@ export interface Ssh2Protocol {
   };
   /** internal: auth methods awaiting a reply (client). */
   _authsQueue: string[];
+  /** internal: true on the server side. */
+  _server: boolean;
+  /** internal: called by kex.js after each NEWKEYS exchange. */
+  _onHandshakeComplete: (...args: unknown[]) => void;
   authPK(
     username: string,
     key: unknown,
@@ -347,6 +354,20 @@ export const CLIENT_HOST_KEY_ALGORITHMS: readonly string[] = Object.freeze([
   "rsa-sha2-256",
 ]);
 
+/**
+ * The signature formats a server accepts in publickey user authentication, advertised as
+ * server-sig-algs (RFC 8308 §3.1). OpenSSH ≥ 8.8 signs with RSA keys only with an
+ * rsa-sha2-* format it finds here; ssh-rsa (SHA-1) is left out, as in OpenSSH's defaults.
+ */
+export const SERVER_SIG_ALGS: readonly string[] = Object.freeze([
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+]);
+
 /** Channel window and packet size ssh2 uses for every channel (Channel.js). */
 export const CHANNEL_WINDOW = channelModule.MAX_WINDOW;
 export const CHANNEL_PACKET_SIZE = channelModule.PACKET_SIZE;
@@ -463,6 +484,58 @@ export function installHostCertificateKex(
     });
   }
   proto._hostKeys = keys;
+}
+
+/** RFC 8308 §2.3 message number of SSH_MSG_EXT_INFO. */
+const SSH_MSG_EXT_INFO = 7;
+
+/**
+ * A10: makes a server send its own EXT_INFO with a correct server-sig-algs list (`algs`)
+ * instead of ssh2's, whose list lacks a comma ("…ecdsa-sha2-nistp521rsa-sha2-512,…"), so that
+ * OpenSSH ≥ 8.8 finds no rsa-sha2-* it may use ("no mutual signature algorithm") and never
+ * offers RSA keys.
+ *
+ * Depends on protocol/Protocol.js: the connection's `_onHandshakeComplete` (looked up on the
+ * Protocol by kex.js at each NEWKEYS) drains the queued packets, then sends ssh2's EXT_INFO
+ * (module-level `sendExtInfo`) when `firstHandshake && this._server &&
+ * this._kex.remoteExtInfoEnabled`, then calls the server's handler. The wrapper turns
+ * `_kex.remoteExtInfoEnabled` into a getter for the first handshake's call: read at exactly
+ * that place, it sends our EXT_INFO (built like Protocol.js's message methods) and answers
+ * false, so the message keeps its position (the first after the server's NEWKEYS, RFC 8308
+ * §2.4) and ssh2's is never sent.
+ */
+export function installServerSigAlgs(proto: Ssh2Protocol, algs: readonly string[]): void {
+  const original = proto?._onHandshakeComplete;
+  if (typeof original !== "function" || proto._server !== true) {
+    throw new Ssh2AdaptationError("server Protocol has no _onHandshakeComplete");
+  }
+  const payload = new SshWriter().byte(SSH_MSG_EXT_INFO).uint32(1).string("server-sig-algs")
+    .string(algs.join(",")).bytes();
+  let first = true;
+  proto._onHandshakeComplete = function (this: unknown, ...args: unknown[]) {
+    const kex = proto._kex;
+    if (!first || kex === undefined) return original.apply(this, args);
+    first = false;
+    const enabled = kex.remoteExtInfoEnabled === true;
+    Object.defineProperty(kex, "remoteExtInfoEnabled", {
+      configurable: true,
+      enumerable: true,
+      get: () => {
+        if (enabled) sendPayload(proto, payload);
+        return false;
+      },
+    });
+    try {
+      return original.apply(this, args);
+    } finally {
+      Object.defineProperty(kex, "remoteExtInfoEnabled", {
+        configurable: true,
+        enumerable: true,
+        writable: true,
+        value: enabled,
+      });
+    }
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ import {
   RequestQueue,
 } from "./_custom.ts";
 import { encodeTerminalModes } from "./terminal_modes.ts";
+import { coalesceWrites } from "./coalesce.ts";
 import { Buffer } from "node:buffer";
 
 /** What `verifyHostKey` is shown. */
@@ -241,6 +242,8 @@ export class SshClient implements AsyncDisposable {
       }
       socket = options.socket ?? await dial(host, port, abort.signal);
       (socket as Partial<Socket>).setNoDelay?.(true);
+      // One write per SSH packet (and per turn), not one per piece ssh2 writes (coalesce.ts).
+      coalesceWrites(socket);
       return await SshClient.#handshake(options, socket, certKey, {
         host,
         port,

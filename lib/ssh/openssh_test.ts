@@ -2,10 +2,18 @@
  * Interop with real OpenSSH (ssh, sshd). These tests cover the ssh2 adaptations in _ssh2.ts
  * (A1/A2 host certificate, A3 open-failure text, A4 refused exec and early stdin/EOF, A5 user
  * certificate login, A6 raw sessions, A7 keepalive, A8 terminal modes, A9 custom channels and
- * global requests, refused by stock OpenSSH) and fail, not skip, when OpenSSH is missing.
+ * global requests, refused by stock OpenSSH, A10 server-sig-algs for RSA user keys) and fail,
+ * not skip, when OpenSSH is missing.
  */
 import assert from "node:assert/strict";
-import { generateSshKeyPair, type SshKeyAlgorithm } from "../ca/mod.ts";
+import {
+  generateSshKeyPair,
+  parseAuthorizedKey,
+  signSshCertificate,
+  type SshKeyAlgorithm,
+  sshPublicKeyBlob,
+  verifySshCertificate,
+} from "../ca/mod.ts";
 import { AccessDeniedError } from "../errors/mod.ts";
 import {
   bytesEqual,
@@ -403,4 +411,109 @@ Deno.test("stock sshd refuses connectSsh() with a certificate from an untrusted 
     }),
     AccessDeniedError,
   );
+});
+
+Deno.test("stock ssh with default algorithms logs in with RSA user keys (rsa-sha2-512/256 certificates, Ed25519 and RSA CAs)", async () => {
+  const ssh = requireTool("ssh");
+  const keygen = requireTool("ssh-keygen");
+  await using dir = await tempDir();
+  const edCa = await testCa("ed25519");
+  const rsaPair = await crypto.subtle.generateKey(
+    {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-512",
+    },
+    true,
+    ["sign", "verify"],
+  ) as CryptoKeyPair;
+  const rsaCa = {
+    privateKey: rsaPair.privateKey,
+    publicKeyBlob: await sshPublicKeyBlob(rsaPair.publicKey),
+  };
+  const trusted = [edCa.ca.publicKeyBlob, rsaCa.publicKeyBlob];
+  const failures: SshAuthFailure[] = [];
+  const host = await edCa.host(["127.0.0.1"]);
+  await using server = await serve<{ login: string }>({
+    hostKey: host.key,
+    hostCertificate: host.cert,
+    authenticate: async ({ username, certificate }) => {
+      try {
+        await verifySshCertificate(certificate, {
+          trustedCaKeys: trusted,
+          certType: "user",
+          principal: username,
+          now: new Date(),
+        });
+        return { ok: true, context: { login: username } };
+      } catch (err) {
+        return { ok: false, reason: (err as Error).message };
+      }
+    },
+    onAuthFailure: (f) => failures.push(f),
+    handlers: echoHandlers,
+  });
+  const knownHosts = `${dir.path}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, edCa.knownHostsLine + "\n");
+  // A user key made the way a user makes one.
+  const keyPath = `${dir.path}/id_rsa`;
+  const gen = await run(keygen, ["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", keyPath]);
+  assert.equal(gen.code, 0, gen.stderr);
+  const userKey = parseAuthorizedKey(await Deno.readTextFile(`${keyPath}.pub`));
+  const certify = async (signer: { privateKey: CryptoKey; publicKeyBlob: Uint8Array }) => {
+    const cert = await signSshCertificate({
+      signer,
+      publicKeyBlob: userKey.blob,
+      certType: "user",
+      keyId: "rsa-user",
+      principals: ["alice"],
+      validAfter: new Date(Date.now() - 60_000),
+      validBefore: new Date(Date.now() + 3_600_000),
+      extensions: { "permit-pty": "" },
+    });
+    await Deno.writeTextFile(`${keyPath}-cert.pub`, cert.authorizedKey + "\n");
+  };
+  const login = (extra: string[] = []) =>
+    run(ssh, [
+      ...sshArgs({
+        port: server.addr.port,
+        keyPath,
+        knownHosts,
+        user: "alice",
+        logLevel: "DEBUG3",
+        extra,
+      }),
+      "echo",
+      "rsa",
+    ]);
+
+  await certify(edCa.ca);
+  const byDefault = await login();
+  assert.equal(byDefault.code, 7, byDefault.stderr);
+  assert.equal(byDefault.stdout, "alice ran: echo rsa\n");
+  const sigAlgs = /server-sig-algs=<([^>]*)>/.exec(byDefault.stderr)?.[1];
+  assert.equal(
+    sigAlgs,
+    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512," +
+      "rsa-sha2-256",
+  );
+  assert.match(byDefault.stderr, /signing using rsa-sha2-512-cert-v01@openssh\.com/);
+
+  const sha256 = await login([
+    "-o",
+    "PubkeyAcceptedAlgorithms=rsa-sha2-256-cert-v01@openssh.com,rsa-sha2-256",
+  ]);
+  assert.equal(sha256.code, 7, sha256.stderr);
+  assert.match(sha256.stderr, /signing using rsa-sha2-256-cert-v01@openssh\.com/);
+
+  await certify(rsaCa);
+  const rsaSigned = await login();
+  assert.equal(rsaSigned.code, 7, rsaSigned.stderr);
+  assert.equal(rsaSigned.stdout, "alice ran: echo rsa\n");
+  assert.match(
+    await Deno.readTextFile(`${keyPath}-cert.pub`),
+    /^ssh-rsa-cert-v01@openssh\.com /,
+  );
+  assert.deepEqual(failures, []);
 });

@@ -5,12 +5,14 @@
  * Connection lifecycle:
  *
  * 1. A socket arrives (own node:net listener or {@link SshServer.handleSocket}); no-delay is
- *    set and the handshake/auth timer starts.
+ *    set, writes are coalesced per event-loop turn (coalesce.ts: one SSH packet, one write)
+ *    and the handshake/auth timer starts.
  * 2. Version exchange (`SSH-2.0-Teleport`) and KEX; the host certificate is offered first,
  *    then the plain host key (adaptations A1/A2 in _ssh2.ts).
- * 3. userauth: only "publickey" with a user certificate. The signature-less query is answered
- *    for certificate types only; a signed request is verified over ssh2's signed blob with the
- *    certificate's key, then `authenticate` decides. Failures are reported to `onAuthFailure`
+ * 3. userauth: only "publickey" with a user certificate (Ed25519, ECDSA, or RSA as
+ *    rsa-sha2-256/512-cert-v01; server-sig-algs is advertised, adaptation A10). The
+ *    signature-less query is answered for certificate types only; a signed request is verified
+ *    over ssh2's signed blob with the certificate's key, then `authenticate` decides. Failures are reported to `onAuthFailure`
  *    and counted; after `maxAuthTries` the connection is closed.
  * 4. Authenticated: `onConnection`, then channels. Every channel type, session request and
  *    global request without a handler is refused. Custom channel types (`handlers.channels`)
@@ -23,7 +25,6 @@ import {
   isSshCertificateType,
   parseSshCertificate,
   parseSshSignature,
-  SSH_CERT_TYPES,
   type SshCertificate,
   sshFingerprint,
   verifySshSignature,
@@ -45,8 +46,10 @@ import {
   installEarlyInput,
   installGlobalReplies,
   installHostCertificateKex,
+  installServerSigAlgs,
   parseSsh2PrivateKey,
   releaseBareSession,
+  SERVER_SIG_ALGS,
   type Ssh2AuthContext,
   type Ssh2Channel,
   type Ssh2IncomingClient,
@@ -73,9 +76,45 @@ import {
   runHandler,
 } from "./_custom.ts";
 import { parseTerminalModes } from "./terminal_modes.ts";
+import { coalesceWrites } from "./coalesce.ts";
 
 /** The identification string's software part: `SSH-2.0-Teleport` (teleport-protocol-notes §7). */
 export const SSH_SERVER_IDENT = "Teleport";
+
+/**
+ * Public key algorithm names accepted in a certificate login, with the certificate type each
+ * names and the signature format that must sign the request (PROTOCOL.certkeys; RFC 8332 §3:
+ * an RSA certificate is used as rsa-sha2-256/512-cert-v01). ssh-rsa-cert-v01 (SHA-1) is
+ * refused, as by OpenSSH ≥ 8.8. Every format here is in SERVER_SIG_ALGS.
+ */
+const USERAUTH_CERT_ALGORITHMS: Readonly<
+  Record<string, { certType: string; signature: string }>
+> = {
+  "ssh-ed25519-cert-v01@openssh.com": {
+    certType: "ssh-ed25519-cert-v01@openssh.com",
+    signature: "ssh-ed25519",
+  },
+  "ecdsa-sha2-nistp256-cert-v01@openssh.com": {
+    certType: "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    signature: "ecdsa-sha2-nistp256",
+  },
+  "ecdsa-sha2-nistp384-cert-v01@openssh.com": {
+    certType: "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    signature: "ecdsa-sha2-nistp384",
+  },
+  "ecdsa-sha2-nistp521-cert-v01@openssh.com": {
+    certType: "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    signature: "ecdsa-sha2-nistp521",
+  },
+  "rsa-sha2-512-cert-v01@openssh.com": {
+    certType: "ssh-rsa-cert-v01@openssh.com",
+    signature: "rsa-sha2-512",
+  },
+  "rsa-sha2-256-cert-v01@openssh.com": {
+    certType: "ssh-rsa-cert-v01@openssh.com",
+    signature: "rsa-sha2-256",
+  },
+};
 
 /** What `authenticate` gets for a signed, verified certificate login. */
 export interface SshAuthRequest {
@@ -544,6 +583,7 @@ export class SshServer<T> implements AsyncDisposable {
       return;
     }
     sock.setNoDelay?.(true);
+    coalesceWrites(socket);
     const state: ConnState<T> = {
       id: crypto.randomUUID(),
       socket: sock,
@@ -622,6 +662,7 @@ export class SshServer<T> implements AsyncDisposable {
     });
     try {
       installHostCertificateKex(client._protocol, this.#certKeys);
+      installServerSigAlgs(client._protocol, SERVER_SIG_ALGS);
       installEarlyInput(client);
       state.rejectOpen = installChannelOpenFailures(client._protocol);
       installCustomChannels(client, "server");
@@ -729,12 +770,17 @@ export class SshServer<T> implements AsyncDisposable {
       keyAlgorithm: ctx.key.algo,
       keyFingerprint: sshFingerprint(ctx.key.data),
     };
-    if (!isSshCertificateType(ctx.key.algo)) {
-      refuse({
-        ...base,
-        ...keyInfo,
-        reason: "a certificate is required; plain public keys are not accepted",
-      });
+    const algorithm = Object.hasOwn(USERAUTH_CERT_ALGORITHMS, ctx.key.algo)
+      ? USERAUTH_CERT_ALGORITHMS[ctx.key.algo]
+      : undefined;
+    if (algorithm === undefined) {
+      const reason = ctx.key.algo === "ssh-rsa-cert-v01@openssh.com"
+        ? "RSA signatures with SHA-1 (ssh-rsa-cert-v01@openssh.com) are not accepted; " +
+          "use rsa-sha2-512 or rsa-sha2-256 (OpenSSH 7.2 or later does by default)"
+        : isSshCertificateType(ctx.key.algo) || ctx.key.algo.includes("-cert-")
+        ? `the certificate algorithm ${ctx.key.algo} is not supported`
+        : "a certificate is required; plain public keys are not accepted";
+      refuse({ ...base, ...keyInfo, reason });
       return;
     }
     let cert: SshCertificate;
@@ -745,7 +791,7 @@ export class SshServer<T> implements AsyncDisposable {
       return;
     }
     const certInfo = { ...keyInfo, certificateKeyId: cert.keyId };
-    if (cert.type !== ctx.key.algo) {
+    if (cert.type !== algorithm.certType) {
       refuse({ ...base, ...certInfo, reason: "the key algorithm does not match the certificate" });
       return;
     }
@@ -755,17 +801,18 @@ export class SshServer<T> implements AsyncDisposable {
       return;
     }
     // ssh2 (protocol/handlers.misc.js USERAUTH_REQUEST) leaves the whole signature blob in
-    // ctx.signature for certificate algorithms: its header names the base algorithm, which
+    // ctx.signature for certificate algorithms: its header names the signature format, which
     // does not match the certificate algorithm it would strip. ctx.blob is the signed data.
+    // The format must be the one the algorithm names (OpenSSH: "signature algorithm does not
+    // match"), so an rsa-sha2-512 login cannot be signed with another hash.
     let format = "";
     try {
       format = parseSshSignature(ctx.signature).format;
     } catch {
       // handled below
     }
-    const baseType = SSH_CERT_TYPES[cert.type];
     let valid = false;
-    if (format === baseType) {
+    if (format === algorithm.signature) {
       try {
         valid = await verifySshSignature(cert.publicKeyBlob, ctx.signature, ctx.blob);
       } catch {

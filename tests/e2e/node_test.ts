@@ -151,6 +151,23 @@ spec:
         assert.match(r.out, new RegExp(`/home/${ALICE}`));
       });
 
+      await t.step(
+        "an ssh-keygen RSA key certified by tctl logs in with default algorithms",
+        async () => {
+          await run("ssh-keygen", ["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", `${d}/rsa`]);
+          await ok("auth", "sign", "--user=alice", `--public-key=${d}/rsa.pub`, "--ttl=1h");
+          assert.match(
+            await Deno.readTextFile(`${d}/rsa-cert.pub`),
+            /^ssh-rsa-cert-v01@openssh\.com /,
+          );
+          // No PubkeyAcceptedAlgorithms: OpenSSH picks rsa-sha2-512 from our server-sig-algs.
+          const r = await ssh(`${d}/rsa`, ALICE, ["-v", "echo rsa-ok"]);
+          assert.equal(r.code, 0, r.err);
+          assert.equal(r.out, "rsa-ok\n");
+          assert.match(r.err, /server-sig-algs=<[^>]*rsa-sha2-512,rsa-sha2-256/);
+        },
+      );
+
       await t.step("exec without a pty: separate streams, stdin EOF, exit code", async () => {
         const r = await ssh(`${d}/alice`, ALICE, ["echo out; echo err >&2; tty; exit 7"]);
         assert.equal(r.code, 7, r.err);

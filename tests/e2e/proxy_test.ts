@@ -321,6 +321,57 @@ Deno.test({
       assert.match(bad.err, /not a registered node/);
     });
 
+    await t.step("stock ssh -J with an ssh-keygen RSA key and default algorithms", async () => {
+      // The key is certified by the cluster (tctl auth sign --public-key); OpenSSH ≥ 8.8
+      // signs with rsa-sha2-512 on both hops, the proxy's SSH server and the node.
+      const key = `${c.dir}/id_rsa`;
+      await run("ssh-keygen", ["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", key]);
+      const signed = await runCli([
+        "tctl",
+        "-c",
+        c.config,
+        "auth",
+        "sign",
+        "--user=alice",
+        `--public-key=${key}.pub`,
+        "--ttl=1h",
+      ]);
+      assert.equal(signed.code, 0, signed.stderr);
+      const knownHosts = `${c.dir}/rsa_known_hosts`;
+      const exported = await runCli(["tctl", "-c", c.config, "auth", "export", "--type=host"]);
+      await Deno.writeTextFile(knownHosts, exported.stdout);
+      // One config for both hops (ssh passes -F to the jump ssh): the jump host (the
+      // multiplexed web port) is not checked, the node is, against the cluster's host CA.
+      const config = `${c.dir}/rsa_ssh_config`;
+      await Deno.writeTextFile(
+        config,
+        `Host 127.0.0.1
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+Host *
+  IdentityFile ${key}
+  CertificateFile ${key}-cert.pub
+  IdentitiesOnly yes
+  BatchMode yes
+  LogLevel ERROR
+  StrictHostKeyChecking yes
+  UserKnownHostsFile ${knownHosts}
+`,
+      );
+      const r = await run("ssh", [
+        "-F",
+        config,
+        "-J",
+        `${ALICE}@127.0.0.1:${c.tp.webPort}`,
+        "-o",
+        `HostKeyAlias=${c.node}.${c.cluster}`,
+        `${ALICE}@${c.node}`,
+        "echo rsa-via-jump",
+      ]);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out.trim(), "rsa-via-jump");
+    });
+
     await t.step("a host:port that is not a registered node is refused", async () => {
       const r = await tsh(c, ["proxy", "ssh", `${ALICE}@127.0.0.1:22`], "");
       assert.notEqual(r.code, 0);
