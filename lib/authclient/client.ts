@@ -345,6 +345,13 @@ export class AuthClient {
   register(req: RegisterRequest): Promise<RegisterResponse> {
     return this.request("POST", "/v1/register", req);
   }
+  /**
+   * Renews this host's certificates for new names (`POST /v1/hosts/reregister`); the client's
+   * host identity is the credential and fixes the host id and role.
+   */
+  reRegister(req: Omit<RegisterRequest, "token" | "hostID" | "role">): Promise<RegisterResponse> {
+    return this.request("POST", "/v1/hosts/reregister", req);
+  }
   generateUserCerts(req: UserCertsRequest): Promise<UserCerts> {
     return this.request("POST", "/v1/certs/user", req);
   }

@@ -34,7 +34,13 @@ import {
 import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
 import { BadParameterError } from "../errors/mod.ts";
 import { NodeService } from "../node/mod.ts";
-import { hostCaKeyLines, hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import {
+  hostCaKeyLines,
+  hostIdentityPath,
+  loadOrObtainHostIdentity,
+  renewHostIdentityIfNamesChanged,
+  reRegisterWithAuth,
+} from "./host_identity.ts";
 import { type ProxyReady, startProxyService } from "./proxy_service.ts";
 import { FileAuditLog, RecordingStore } from "../events/mod.ts";
 import { type IdentityFile, writeIdentityFile } from "../identity/mod.ts";
@@ -298,6 +304,7 @@ export class TeleportProcess implements AsyncDisposable {
       authServer: { host: authAddr.host, port: authAddr.port },
       ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
       caPins: cfg.caPins,
+      reRegister: reRegisterWithAuth(authAddr),
       logger: log,
     });
     if (identity.sshCert === undefined) {
@@ -479,16 +486,38 @@ export class TeleportProcess implements AsyncDisposable {
       addr: formatAddr(proxyAddr),
     });
     await pool.ready();
+    // The stream comes from the tunnel; the address only names auth in errors.
+    const tunnelAuth = { host: AUTH_SERVER_NAME, port: 3025 };
+    const renewAuth = reRegisterWithAuth(tunnelAuth, () => pool.dialAuth());
+    // Renewed names take effect for SSH logins now; the tunnels keep the certificate they
+    // logged in with (the proxy checks only its authority) until the next start.
+    const renewed = await renewHostIdentityIfNamesChanged(
+      identity,
+      {
+        role: "node",
+        hostId,
+        nodeName: cfg.nodeName,
+        additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
+        logger: log,
+      },
+      identityPath,
+      (req) => renewAuth(identity, req),
+    );
+    const sshCert = renewed.sshCert;
+    if (sshCert === undefined) {
+      throw new BadParameterError(
+        `Cannot start the node service: the renewed ${identityPath} has no SSH host certificate`,
+      );
+    }
     const client = new AuthClient({
-      host: AUTH_SERVER_NAME, // the stream comes from the tunnel; this only names it in errors
-      port: 3025,
-      caCertPems: identity.tlsCaCertPems,
-      identity: { certPem: identity.tlsCertPem, keyPem: identity.keyPem },
+      ...tunnelAuth,
+      caCertPems: renewed.tlsCaCertPems,
+      identity: { certPem: renewed.tlsCertPem, keyPem: renewed.keyPem },
       dial: () => pool.dialAuth(),
     });
     this.#cleanups.push(() => Promise.resolve(client.close()));
     const node = await this.#serveNode({
-      identity: { ...identity, sshCert: identity.sshCert },
+      identity: { ...renewed, sshCert },
       identityPath,
       hostId,
       auth: client,
