@@ -28,7 +28,9 @@ import {
   defaultClusterName,
   formatAddr,
   isUnspecifiedHost,
+  NODE_HEARTBEAT_INTERVAL_MS,
   type ProcessConfig,
+  SERVER_ANNOUNCE_TTL_MS,
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
 import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
@@ -377,6 +379,9 @@ export class TeleportProcess implements AsyncDisposable {
       labels: cfg.ssh.labels,
       guard: this.guard,
       loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
+      // tsh ls tells offline nodes by these (NODE_OFFLINE_AFTER_MS).
+      heartbeatIntervalMs: NODE_HEARTBEAT_INTERVAL_MS,
+      heartbeatTtlMs: SERVER_ANNOUNCE_TTL_MS,
       recordingsDir,
       version: VERSION,
       clock: o.clock,
