@@ -379,6 +379,10 @@ Deno.test("parseFileConfig() rejects an unknown version", () => {
 
 Deno.test("parseFileConfig() rejects a bad address or port with the key path and line", () => {
   assertBad(
+    "auth_service:\n  listen_addr: 999.1.1.1:3025\n",
+    /line 2: .*auth_service\.listen_addr.*"999\.1\.1\.1" is not a valid IPv4 address/,
+  );
+  assertBad(
     "auth_service:\n  listen_addr: 0.0.0.0:99999\n",
     /line 2: invalid address for "auth_service.listen_addr": port "99999" is not a number between 0 and 65535/,
   );

@@ -34,7 +34,7 @@ import {
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
 import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
-import { BadParameterError } from "../errors/mod.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
 import { NodeService } from "../node/mod.ts";
 import {
   hostCaKeyLines,
@@ -88,6 +88,63 @@ const LOW_OPEN_FILES_LIMIT = 8192;
 /** File name of the admin identity inside the data dir. */
 export const ADMIN_IDENTITY_FILE = "admin.identity";
 
+/** The fixed-port listen addresses the config asks for, each with the key that sets it. */
+export function listenAddrsOf(cfg: ProcessConfig): Array<{ key: string; addr: Addr }> {
+  const out: Array<{ key: string; addr: Addr }> = [];
+  if (cfg.roles.auth) out.push({ key: "auth_service.listen_addr", addr: cfg.auth.listenAddr });
+  if (cfg.roles.proxy) {
+    const p = cfg.proxy;
+    out.push({ key: "proxy_service.web_listen_addr", addr: p.webListenAddr });
+    // SSH and tunnel ports of their own only in separate mode (known here with auth in-process;
+    // a remote auth decides later, and a bind failure then still names the address).
+    if (cfg.roles.auth && cfg.auth.proxyListenerMode === "separate") {
+      out.push({ key: "proxy_service.listen_addr", addr: p.sshListenAddr });
+      out.push({ key: "proxy_service.tunnel_listen_addr", addr: p.tunnelListenAddr });
+    }
+  }
+  const tunnelNode = !cfg.roles.auth && cfg.authServers.length === 0 &&
+    cfg.proxyServer !== undefined;
+  if (cfg.roles.node && !tunnelNode) {
+    out.push({ key: "ssh_service.listen_addr", addr: cfg.ssh.listenAddr });
+  }
+  // Port 0 picks a free port; an address shared by two keys (TLS routing) is checked once.
+  const seen = new Set<string>();
+  return out.filter(({ addr }) => {
+    const id = formatAddr(addr);
+    if (addr.port === 0 || seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/**
+ * Binds and releases each address, so that one that cannot be bound fails the start with its
+ * config key and the fix, before anything is created.
+ */
+export function checkListenAddrs(addrs: Array<{ key: string; addr: Addr }>): void {
+  for (const { key, addr } of addrs) {
+    let listener: Deno.Listener | undefined;
+    try {
+      listener = Deno.listen({ hostname: addr.host, port: addr.port });
+    } catch (err) {
+      const where = `${key} ${formatAddr(addr)}`;
+      let why = messageOf(err);
+      if (err instanceof Deno.errors.AddrInUse) {
+        why = `the port is in use (another teleport or service holds it); stop it or change ${key}`;
+      } else if (err instanceof Deno.errors.AddrNotAvailable) {
+        why = `no network interface of this machine has address ${addr.host}; change ${key}`;
+      } else if (err instanceof Deno.errors.PermissionDenied) {
+        why = `ports below 1024 need root (or CAP_NET_BIND_SERVICE); change ${key} or run as root`;
+      } else if (err instanceof Deno.errors.NotFound || /lookup|resolve/i.test(why)) {
+        why = `host ${addr.host} does not resolve; change ${key}`;
+      }
+      throw new BadParameterError(`Cannot listen on ${where}: ${why}`, { cause: err });
+    } finally {
+      listener?.close();
+    }
+  }
+}
+
 /** One teleport process and its services. */
 export class TeleportProcess implements AsyncDisposable {
   readonly supervisor: Supervisor;
@@ -137,6 +194,9 @@ export class TeleportProcess implements AsyncDisposable {
     });
     const proc = new TeleportProcess(cfg, guard);
     try {
+      // Before anything is created (data dir contents, CAs): a port that cannot be bound is a
+      // config error naming its key.
+      checkListenAddrs(listenAddrsOf(cfg));
       await ensureDataDir(cfg.dataDir);
       if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
       if (cfg.roles.auth) await proc.#startAuth(opts);
