@@ -15,6 +15,7 @@ Commands:
   start       start the teleport services (see "teleport start --help")
   configure   print a commented teleport.yaml
   version     print the version
+  install     install links DIR: tsh, tctl and teleport runnable by name
   tctl ...    admin tool (also run as "tctl" through a symlink)
   tsh ...     user tool (also run as "tsh" through a symlink)`;
 
@@ -36,6 +37,8 @@ async function teleportMain(args: string[]): Promise<number> {
       return await (await import("./start/start.ts")).startCommand(rest);
     case "configure":
       return await (await import("./start/configure.ts")).configureCommand(rest);
+    case "install":
+      return await (await import("./start/install.ts")).installCommand(rest);
     case "version":
     case "--version":
       print(`Teleport v${VERSION} deno ${Deno.version.deno}`);
@@ -48,7 +51,7 @@ async function teleportMain(args: string[]): Promise<number> {
       return cmd === undefined ? 2 : 0;
     default:
       throw new CliError(
-        `teleport: unknown command "${cmd}" (commands: start, configure, version, tctl, tsh)`,
+        `teleport: unknown command "${cmd}" (commands: start, configure, install, version, tctl, tsh)`,
         2,
       );
   }

@@ -1,5 +1,6 @@
 /**
- * `deno task bundle`: one JavaScript file, `dist/teleport.js`, run with `deno run -A`.
+ * `deno task bundle [OUT]`: one JavaScript file, `dist/teleport.js` (or OUT), run with
+ * `deno run -A`.
  *
  * Two things `deno bundle` cannot do alone for our npm dependencies:
  * - ssh2 and cpu-features `require()` optional native addons (`*.node`) inside try/catch and
@@ -18,13 +19,14 @@ export const OUTPUT = "dist/teleport.js";
 export const PRELUDE = "globalThis.__dirname ??= import.meta.dirname;\n";
 
 if (import.meta.main) {
+  const output = Deno.args[0] ?? OUTPUT;
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--platform", "deno", "--external", "*.node", "-o", OUTPUT, "main.ts"],
+    args: ["bundle", "--platform", "deno", "--external", "*.node", "-o", output, "main.ts"],
     cwd: ROOT,
     stdout: "inherit",
     stderr: "inherit",
   }).output();
   if (!out.success) Deno.exit(out.code || 1);
-  const path = `${ROOT}/${OUTPUT}`;
+  const path = output.startsWith("/") ? output : `${ROOT}/${output}`;
   await Deno.writeTextFile(path, PRELUDE + await Deno.readTextFile(path));
 }

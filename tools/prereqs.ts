@@ -125,6 +125,12 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["useradd", "setpriv"],
   },
   {
+    id: "reregister",
+    title: "host certificates renewed after a public_addr change, checked by the stock ssh",
+    files: ["tests/integration/reregister_test.ts"],
+    tools: ["ssh"],
+  },
+  {
     id: "openssh-sshd",
     title: "tctl certificates against a stock sshd",
     files: ["tests/e2e/openssh_test.ts"],

@@ -1,4 +1,6 @@
 /** `tsh ls [label=value…] [--format=text|json|yaml]`: the nodes the user may see. */
+import { RealClock } from "../../lib/clock/mod.ts";
+import { NODE_OFFLINE_AFTER_MS, SERVER_ANNOUNCE_TTL_MS } from "../../lib/config/mod.ts";
 import type { ServerResource } from "../../lib/resource/mod.ts";
 import {
   CliError,
@@ -16,8 +18,9 @@ export const LS_FLAGS: FlagSpec = { format: { type: "string" } };
 /** Usage of `tsh ls`. */
 export const LS_HELP = `Usage: tsh ls [label=value ...] [--format=text|json|yaml]
 
-Lists the nodes you may access: name, address and labels. Arguments filter by
-label (every one must match).`;
+Lists the nodes you may access: name, address and labels. A node that missed its
+last heartbeats shows "(offline, last seen ... ago)". Arguments filter by label
+(every one must match).`;
 
 /** Parses `k=v` filters. */
 export function parseLabelFilters(args: string[]): Array<[string, string]> {
@@ -43,16 +46,46 @@ export function filterNodes(
     );
 }
 
-/** The text table of `tsh ls`. */
-export function formatNodeTable(nodes: ServerResource[]): string {
+/** "5m", "2h", "3d": how long ago, coarsely. */
+function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/**
+ * A node's status from its presence record at `now`: its last heartbeat is the record's expiry
+ * less the TTL it was written with; three missed heartbeats mean offline (a stopped node's
+ * record outlives it until the TTL ends).
+ */
+export function nodeStatus(
+  n: ServerResource,
+  now: number,
+): { online: true } | { online: false; lastSeenMs: number } {
+  const expires = Date.parse(n.metadata.expires ?? "");
+  if (Number.isNaN(expires)) return { online: true };
+  const lastSeen = expires - SERVER_ANNOUNCE_TTL_MS;
+  return now - lastSeen > NODE_OFFLINE_AFTER_MS
+    ? { online: false, lastSeenMs: now - lastSeen }
+    : { online: true };
+}
+
+/** The text table of `tsh ls` at time `now` (ms). */
+export function formatNodeTable(nodes: ServerResource[], now: number): string {
   return formatTable(
     ["Node Name", "Address", "Labels"],
-    nodes.map((n) => [
-      n.spec.hostname,
-      n.spec.use_tunnel ? "⟵ Tunnel" : n.spec.addr,
-      Object.entries(n.metadata.labels ?? {}).sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, v]) => `${k}=${v}`).join(","),
-    ]),
+    nodes.map((n) => {
+      const addr = n.spec.use_tunnel ? "⟵ Tunnel" : n.spec.addr;
+      const status = nodeStatus(n, now);
+      return [
+        n.spec.hostname,
+        status.online ? addr : `${addr} (offline, last seen ${formatAge(status.lastSeenMs)} ago)`,
+        Object.entries(n.metadata.labels ?? {}).sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `${k}=${v}`).join(","),
+      ];
+    }),
   );
 }
 
@@ -63,7 +96,7 @@ export async function lsCommand(env: TshEnv, p: Parsed, args: string[]): Promise
   const ctx = await openContext(env, p);
   try {
     const nodes = filterNodes(await ctx.api.listNodes(), filters);
-    printResources(fmt, nodes, () => formatNodeTable(nodes));
+    printResources(fmt, nodes, () => formatNodeTable(nodes, new RealClock().now().getTime()));
   } finally {
     ctx.api.close();
   }

@@ -188,21 +188,28 @@ export function parseRegisterBody(b: Record<string, unknown>): RegisterRequest {
     re: HOST_ID,
     what: "a UUID (letters, digits and . _ -)",
   });
+  const role = boundedString(b, "role", 32, { re: /^[A-Za-z]+$/, what: "node or proxy" });
+  return { token, hostID, role, ...parseHostRequestBody(b) };
+}
+
+/**
+ * The host's own fields of a join or re-registration (node name, names, public keys), each
+ * bounded and checked for form as in {@link parseRegisterBody}.
+ */
+export function parseHostRequestBody(
+  b: Record<string, unknown>,
+): Omit<RegisterRequest, "token" | "hostID" | "role"> {
   const nodeName = boundedString(b, "node_name", REGISTER_LIMITS.nodeNameChars, {
     re: HOST_NAME,
     what: "a host name (letters, digits and . _ -, starting with a letter or digit)",
   });
-  const role = boundedString(b, "role", 32, { re: /^[A-Za-z]+$/, what: "node or proxy" });
   const key = (name: string) =>
     boundedString(b, name, REGISTER_LIMITS.publicKeyChars, {
       re: /^[\x20-\x7e\r\n]+$/,
       what: "a public key in text form",
     });
   return {
-    token,
-    hostID,
     node_name: nodeName,
-    role,
     additional_principals: principalList(b, "additional_principals"),
     dns_names: principalList(b, "dns_names"),
     public_ssh_key: key("public_ssh_key"),
@@ -280,6 +287,13 @@ const ROUTES: Route[] = [
       const remoteAddr = forwardedAddr(req, field(b, "remote_addr", "string", true));
       return s.registerUsingToken(join, remoteAddr);
     },
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/hosts\/reregister$/,
+    auth: true,
+    // The caller's host certificate is the credential: its host id and role are used.
+    handler: (s, req) => s.reRegisterHost(caller(req), parseHostRequestBody(body(req))),
   },
   {
     method: "GET",

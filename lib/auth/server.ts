@@ -1262,6 +1262,37 @@ export class AuthServer {
     return await this.#issueHostCredentials(req, "local");
   }
 
+  /**
+   * Re-issues a joined host's credentials for the names its config asks for now (its
+   * public_addr or listen hosts changed since it joined), authenticated by its current host
+   * certificate: the host id and role are the certificate's, never the request's; the names
+   * pass the same checks as a join. Teleport re-registers the same way.
+   */
+  async reRegisterHost(
+    caller: Identity,
+    req: Omit<RegisterRequest, "token" | "hostID" | "role">,
+  ): Promise<RegisterResponse> {
+    const role = caller.kind === "host"
+      ? caller.roles.find((r) => r === "Node" || r === "Proxy")
+      : undefined;
+    if (role === undefined) {
+      throw new AccessDeniedError(
+        `Cannot re-register ${caller.username}: only node and proxy hosts renew their certificates`,
+      );
+    }
+    const full = { ...req, hostID: hostIdOf(caller), role };
+    await this.#checkHostNames(this.#validateJoin(full, role));
+    const res = await this.#issueHostCredentials(full, "re-register");
+    await this.emitAudit("instance.join", {
+      method: "reregister",
+      role: role.toLowerCase(),
+      host_id: full.hostID,
+      node_name: full.node_name,
+      success: true,
+    });
+    return res;
+  }
+
   // ---- audit -------------------------------------------------------------
 
   /**

@@ -69,6 +69,12 @@ export interface AuthClientOptions {
    * @default {lib/net dialTcp with the proxy settings from the environment and `timeoutMs`}
    */
   dial?: (host: string, port: number) => Promise<Duplex>;
+  /**
+   * What `host:port` is, for errors: an auth server, or a proxy's web port that passes the
+   * session through to auth (tsh), so a failure names the proxy the user gave.
+   * @default {"auth"}
+   */
+  via?: "auth" | "proxy";
 }
 
 /** A keep-alive agent whose connections are TLS over streams from `dial`. */
@@ -219,27 +225,28 @@ export class AuthClient {
   #connErr(err: unknown): Error {
     const msg = messageOf(err);
     const kind = kindOf(err);
+    const viaProxy = this.#o.via === "proxy";
+    const what = viaProxy
+      ? `the auth service through proxy ${this.address}`
+      : `auth server ${this.address}`;
+    const refusedHint = viaProxy
+      ? " (is the proxy running there, and is that its web port?)"
+      : " (is the auth service running there?)";
     if (kind !== undefined) {
       // A dial failure (lib/net) names the target, the proxy and the fix: keep its kind and
       // detail ("Cannot connect to H:P[ through HTTP proxy U]: why").
       const prefix = `Cannot connect to ${this.address}`;
       const direct = !msg.startsWith(`${prefix} through `);
       const detail = msg.startsWith(prefix) ? msg.slice(prefix.length) : `: ${msg}`;
-      const hint = direct && /ECONNREFUSED|refused/i.test(msg)
-        ? " (is the auth service running there?)"
-        : "";
-      return newError(kind, `Cannot reach auth server ${this.address}${detail}${hint}`, {
-        cause: err,
-      });
+      const hint = direct && /ECONNREFUSED|refused/i.test(msg) ? refusedHint : "";
+      return newError(kind, `Cannot reach ${what}${detail}${hint}`, { cause: err });
     }
     let hint = "";
-    if (/ECONNREFUSED|refused/i.test(msg)) hint = " (is the auth service running there?)";
+    if (/ECONNREFUSED|refused/i.test(msg)) hint = refusedHint;
     else if (/certificate|verify|UNKNOWN_ISSUER|CERT/i.test(msg)) {
       hint = " (the server's certificate is not signed by the trusted cluster CA)";
     }
-    return new ConnectionProblemError(`Cannot reach auth server ${this.address}: ${msg}${hint}`, {
-      cause: err,
-    });
+    return new ConnectionProblemError(`Cannot reach ${what}: ${msg}${hint}`, { cause: err });
   }
 
   /** Releases pooled connections. */
@@ -344,6 +351,13 @@ export class AuthClient {
   /** Joins with a token (`POST /v1/register`); the token is the credential. */
   register(req: RegisterRequest): Promise<RegisterResponse> {
     return this.request("POST", "/v1/register", req);
+  }
+  /**
+   * Renews this host's certificates for new names (`POST /v1/hosts/reregister`); the client's
+   * host identity is the credential and fixes the host id and role.
+   */
+  reRegister(req: Omit<RegisterRequest, "token" | "hostID" | "role">): Promise<RegisterResponse> {
+    return this.request("POST", "/v1/hosts/reregister", req);
   }
   generateUserCerts(req: UserCertsRequest): Promise<UserCerts> {
     return this.request("POST", "/v1/certs/user", req);

@@ -180,6 +180,26 @@ Deno.test("AuthClient explains a refused connection and times out a silent serve
       return true;
     });
   }
+  {
+    // tsh reaches auth through the proxy's web port: the error names the proxy.
+    using client = new AuthClient({
+      host: "127.0.0.1",
+      port,
+      insecureSkipVerify: true,
+      via: "proxy",
+    });
+    await assert.rejects(client.ping(), (e: Error) => {
+      assert.match(
+        e.message,
+        new RegExp(
+          `^Cannot reach the auth service through proxy 127\\.0\\.0\\.1:${port}: ` +
+            ".*ECONNREFUSED.* \\(is the proxy running there, and is that its web port\\?\\)$",
+        ),
+      );
+      assert.doesNotMatch(e.message, /auth server/);
+      return true;
+    });
+  }
   await using srv = await startServer(["teleport.cluster.local"], true);
   using client = new AuthClient({
     host: "127.0.0.1",

@@ -31,6 +31,7 @@ export function openClusterApi(profile: Profile, keys: ProfileKeys): ClusterApi 
     caCertPems: keys.hostCaTlsCerts,
     identity: { certPem: keys.tlsCertPem, keyPem: keys.tlsKeyPem },
     alpnProtocols: [authAlpn(profile.cluster)],
+    via: "proxy",
   });
   return {
     listNodes: async () =>

@@ -32,6 +32,11 @@ function isIpv6(text: string): boolean {
   return doubles === 1 ? size <= 7 : size === 8;
 }
 
+function isIpv4(text: string): boolean {
+  const parts = text.split(".");
+  return parts.length === 4 && parts.every((p) => /^[0-9]{1,3}$/.test(p) && Number(p) <= 255);
+}
+
 function parsePort(text: string): number | string {
   if (text === "") return "port is empty";
   if (!/^[0-9]{1,5}$/.test(text) || Number(text) > 65535) {
@@ -88,6 +93,14 @@ export function tryParseAddr(text: string, defaultPort: number): AddrParseResult
     }
     if (!HOST_NAME.test(host) && !isIpv6(host)) {
       return { ok: false, problem: `"${host}" is not a valid host name or IP address` };
+    }
+    // Digits and dots only is meant as IPv4 (no DNS name is all numeric): four numbers 0-255.
+    if (/^[0-9.]+$/.test(host) && !isIpv4(host)) {
+      return {
+        ok: false,
+        problem:
+          `"${host}" is not a valid IPv4 address (four numbers from 0 to 255, like 10.0.0.1)`,
+      };
     }
   }
   let port = defaultPort;

@@ -49,6 +49,9 @@ Deno.test("parseAddr() throws BadParameterError naming where when the text is ba
     ["bad host:1", /not a valid host name/],
     ["ftp://host:1", /scheme "ftp"/],
     ["host:1/path", /path/],
+    ["999.1.1.1:3025", /"999\.1\.1\.1" is not a valid IPv4 address \(four numbers from 0 to 255/],
+    ["10.0.0.300", /not a valid IPv4 address/],
+    ["1.2.3", /not a valid IPv4 address/],
   ];
   for (const [text, re] of cases) {
     assert.throws(
@@ -81,4 +84,10 @@ Deno.test("dialAddrOf() turns unspecified hosts into loopback when dialing a lis
   assert.deepEqual(dialAddrOf({ host: "auth", port: 1 }), { host: "auth", port: 1 });
   assert.ok(isUnspecifiedHost("0:0:0:0:0:0:0:0"));
   assert.ok(!isUnspecifiedHost("::1"));
+});
+
+Deno.test("parseAddr() keeps valid IPv4 addresses and numeric-looking host names", () => {
+  assert.deepEqual(parseAddr("255.255.255.255:1", 3025, "x"), { host: "255.255.255.255", port: 1 });
+  assert.deepEqual(parseAddr("10.0.0.1", 3025, "x"), { host: "10.0.0.1", port: 3025 });
+  assert.deepEqual(parseAddr("host-1.example", 3025, "x"), { host: "host-1.example", port: 3025 });
 });

@@ -150,6 +150,13 @@ export const WEB_SESSION_TTL_MS = CERT_TTL_MS;
 export const SERVER_ANNOUNCE_TTL_MS = 10 * MINUTE_MS;
 /** How often a server re-announces itself fully. */
 export const SERVER_ANNOUNCE_INTERVAL_MS = SERVER_ANNOUNCE_TTL_MS / 2;
+/** How often a node heartbeats its presence record (which lives SERVER_ANNOUNCE_TTL_MS). */
+export const NODE_HEARTBEAT_INTERVAL_MS = 1 * MINUTE_MS;
+/**
+ * A node whose last heartbeat is older than this is shown offline (`tsh ls`): three missed
+ * heartbeats, long before its record expires.
+ */
+export const NODE_OFFLINE_AFTER_MS = 3 * NODE_HEARTBEAT_INTERVAL_MS;
 /** TTL extension sent by a heartbeat keep-alive (`ServerKeepAliveTTL`). */
 export const SERVER_KEEP_ALIVE_TTL_MS = 1 * MINUTE_MS;
 /** How often a heartbeat checks whether its state changed. */

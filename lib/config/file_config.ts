@@ -36,8 +36,11 @@ export type LogSeverity = "DEBUG" | "INFO" | "WARN" | "ERROR";
 export type ProxyListenerMode = "multiplex" | "separate";
 /** Roles a process (and a static token) can have. */
 export type Role = "auth" | "proxy" | "node";
-/** `auth_service.authentication.second_factor` values accepted by the parser. */
-export type SecondFactor = "off" | "otp" | "on" | "optional" | "webauthn";
+/**
+ * `auth_service.authentication.second_factor` values this version supports (`on` = OTP
+ * required); `webauthn` and `u2f` (hardware keys) are refused when the config loads.
+ */
+export type SecondFactor = "off" | "otp" | "on" | "optional";
 /** Config file versions; all three are read the same way. */
 export type ConfigVersion = "v1" | "v2" | "v3";
 
@@ -570,7 +573,9 @@ const SEVERITY_ALIASES: Record<string, LogSeverity> = {
   err: "ERROR",
 };
 const EXTRA_FIELDS = ["level", "timestamp", "component", "caller"] as const;
-const SECOND_FACTORS = ["off", "otp", "on", "optional", "webauthn"] as const;
+const SECOND_FACTORS = ["off", "otp", "on", "optional"] as const;
+/** Teleport values this version does not implement: refused with the supported ones. */
+const UNSUPPORTED_SECOND_FACTORS = ["webauthn", "u2f"];
 
 function parseStaticToken(w: Walker, node: YamlNode, path: string, line: number): StaticToken {
   const text = w.str(node, path, line);
@@ -793,6 +798,16 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
               auth.authentication.type = w.oneOf(n, p, l, ["local"] as const);
             },
             second_factor: (n, p, l) => {
+              const text = w.str(n, p, l).trim();
+              if (UNSUPPORTED_SECOND_FACTORS.includes(text.toLowerCase())) {
+                // Accepting it would start a cluster nobody can log in to.
+                w.fail(
+                  w.lineOf(n, l),
+                  `"${p}: ${text}" is not supported (no hardware keys in this version); use one of ${
+                    SECOND_FACTORS.join(", ")
+                  } (on = OTP required)`,
+                );
+              }
               auth.authentication.secondFactor = w.oneOf(n, p, l, SECOND_FACTORS);
             },
             webauthn: (n, p, l) =>

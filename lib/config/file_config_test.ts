@@ -147,7 +147,7 @@ auth_service:
   proxy_listener_mode: multiplex
   authentication:
     type: local
-    second_factor: WebAuthn
+    second_factor: OTP
     webauthn:
       rp_id: example.com
 proxy_service:
@@ -196,7 +196,7 @@ ssh_service:
   assert.equal(a.proxyListenerMode, "multiplex");
   assert.deepEqual(a.authentication, {
     type: "local",
-    secondFactor: "webauthn",
+    secondFactor: "otp",
     webauthnRpId: "example.com",
   });
   const p = cfg.proxyService;
@@ -336,8 +336,16 @@ Deno.test("parseFileConfig() rejects a wrong type with the key path and line", (
   );
   assertBad(
     "auth_service:\n  authentication:\n    second_factor: sms\n",
-    /must be one of off, otp, on, optional, webauthn/,
+    /must be one of off, otp, on, optional, not "sms"/,
   );
+  for (const v of ["webauthn", "U2F"]) {
+    assertBad(
+      `auth_service:\n  authentication:\n    second_factor: ${v}\n`,
+      new RegExp(
+        `line 3: "auth_service.authentication.second_factor: ${v}" is not supported .*use one of off, otp, on, optional`,
+      ),
+    );
+  }
   assertBad(
     "teleport:\n  join_params:\n    token_name: t\n    method: iam\n",
     /"teleport.join_params.method" must be one of token/,
@@ -370,6 +378,10 @@ Deno.test("parseFileConfig() rejects an unknown version", () => {
 });
 
 Deno.test("parseFileConfig() rejects a bad address or port with the key path and line", () => {
+  assertBad(
+    "auth_service:\n  listen_addr: 999.1.1.1:3025\n",
+    /line 2: .*auth_service\.listen_addr.*"999\.1\.1\.1" is not a valid IPv4 address/,
+  );
   assertBad(
     "auth_service:\n  listen_addr: 0.0.0.0:99999\n",
     /line 2: invalid address for "auth_service.listen_addr": port "99999" is not a number between 0 and 65535/,

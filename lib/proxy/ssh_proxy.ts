@@ -291,9 +291,9 @@ export class SshProxy {
       return sock;
     } catch (err) {
       throw new Error(
-        `Cannot connect to node ${node.spec.hostname}: ${
-          messageOf(err)
-        } (the node is registered at ${node.spec.addr})`,
+        `Cannot connect to node ${node.spec.hostname}: ${messageOf(err)} (${
+          registeredWhere(node)
+        })`,
       );
     }
   }
@@ -302,4 +302,12 @@ export class SshProxy {
   async close(): Promise<void> {
     await this.#server.close();
   }
+}
+
+/** Where a node said it can be reached, for errors: its address, or its reverse tunnel. */
+export function registeredWhere(node: ServerResource): string {
+  if (node.spec.use_tunnel === true || node.spec.addr === "") {
+    return "the node is reached only through its reverse tunnel, which is not connected; is the node running?";
+  }
+  return `the node is registered at ${node.spec.addr}`;
 }

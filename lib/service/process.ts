@@ -28,13 +28,21 @@ import {
   defaultClusterName,
   formatAddr,
   isUnspecifiedHost,
+  NODE_HEARTBEAT_INTERVAL_MS,
   type ProcessConfig,
+  SERVER_ANNOUNCE_TTL_MS,
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
 import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
-import { BadParameterError } from "../errors/mod.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
 import { NodeService } from "../node/mod.ts";
-import { hostCaKeyLines, hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import {
+  hostCaKeyLines,
+  hostIdentityPath,
+  loadOrObtainHostIdentity,
+  renewHostIdentityIfNamesChanged,
+  reRegisterWithAuth,
+} from "./host_identity.ts";
 import { type ProxyReady, startProxyService } from "./proxy_service.ts";
 import { FileAuditLog, RecordingStore } from "../events/mod.ts";
 import { type IdentityFile, writeIdentityFile } from "../identity/mod.ts";
@@ -79,6 +87,63 @@ const LOW_OPEN_FILES_LIMIT = 8192;
 
 /** File name of the admin identity inside the data dir. */
 export const ADMIN_IDENTITY_FILE = "admin.identity";
+
+/** The fixed-port listen addresses the config asks for, each with the key that sets it. */
+export function listenAddrsOf(cfg: ProcessConfig): Array<{ key: string; addr: Addr }> {
+  const out: Array<{ key: string; addr: Addr }> = [];
+  if (cfg.roles.auth) out.push({ key: "auth_service.listen_addr", addr: cfg.auth.listenAddr });
+  if (cfg.roles.proxy) {
+    const p = cfg.proxy;
+    out.push({ key: "proxy_service.web_listen_addr", addr: p.webListenAddr });
+    // SSH and tunnel ports of their own only in separate mode (known here with auth in-process;
+    // a remote auth decides later, and a bind failure then still names the address).
+    if (cfg.roles.auth && cfg.auth.proxyListenerMode === "separate") {
+      out.push({ key: "proxy_service.listen_addr", addr: p.sshListenAddr });
+      out.push({ key: "proxy_service.tunnel_listen_addr", addr: p.tunnelListenAddr });
+    }
+  }
+  const tunnelNode = !cfg.roles.auth && cfg.authServers.length === 0 &&
+    cfg.proxyServer !== undefined;
+  if (cfg.roles.node && !tunnelNode) {
+    out.push({ key: "ssh_service.listen_addr", addr: cfg.ssh.listenAddr });
+  }
+  // Port 0 picks a free port; an address shared by two keys (TLS routing) is checked once.
+  const seen = new Set<string>();
+  return out.filter(({ addr }) => {
+    const id = formatAddr(addr);
+    if (addr.port === 0 || seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/**
+ * Binds and releases each address, so that one that cannot be bound fails the start with its
+ * config key and the fix, before anything is created.
+ */
+export function checkListenAddrs(addrs: Array<{ key: string; addr: Addr }>): void {
+  for (const { key, addr } of addrs) {
+    let listener: Deno.Listener | undefined;
+    try {
+      listener = Deno.listen({ hostname: addr.host, port: addr.port });
+    } catch (err) {
+      const where = `${key} ${formatAddr(addr)}`;
+      let why = messageOf(err);
+      if (err instanceof Deno.errors.AddrInUse) {
+        why = `the port is in use (another teleport or service holds it); stop it or change ${key}`;
+      } else if (err instanceof Deno.errors.AddrNotAvailable) {
+        why = `no network interface of this machine has address ${addr.host}; change ${key}`;
+      } else if (err instanceof Deno.errors.PermissionDenied) {
+        why = `ports below 1024 need root (or CAP_NET_BIND_SERVICE); change ${key} or run as root`;
+      } else if (err instanceof Deno.errors.NotFound || /lookup|resolve/i.test(why)) {
+        why = `host ${addr.host} does not resolve; change ${key}`;
+      }
+      throw new BadParameterError(`Cannot listen on ${where}: ${why}`, { cause: err });
+    } finally {
+      listener?.close();
+    }
+  }
+}
 
 /** One teleport process and its services. */
 export class TeleportProcess implements AsyncDisposable {
@@ -129,6 +194,9 @@ export class TeleportProcess implements AsyncDisposable {
     });
     const proc = new TeleportProcess(cfg, guard);
     try {
+      // Before anything is created (data dir contents, CAs): a port that cannot be bound is a
+      // config error naming its key.
+      checkListenAddrs(listenAddrsOf(cfg));
       await ensureDataDir(cfg.dataDir);
       if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
       if (cfg.roles.auth) await proc.#startAuth(opts);
@@ -298,6 +366,7 @@ export class TeleportProcess implements AsyncDisposable {
       authServer: { host: authAddr.host, port: authAddr.port },
       ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
       caPins: cfg.caPins,
+      reRegister: reRegisterWithAuth(authAddr),
       logger: log,
     });
     if (identity.sshCert === undefined) {
@@ -370,6 +439,9 @@ export class TeleportProcess implements AsyncDisposable {
       labels: cfg.ssh.labels,
       guard: this.guard,
       loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
+      // tsh ls tells offline nodes by these (NODE_OFFLINE_AFTER_MS).
+      heartbeatIntervalMs: NODE_HEARTBEAT_INTERVAL_MS,
+      heartbeatTtlMs: SERVER_ANNOUNCE_TTL_MS,
       recordingsDir,
       version: VERSION,
       clock: o.clock,
@@ -479,16 +551,38 @@ export class TeleportProcess implements AsyncDisposable {
       addr: formatAddr(proxyAddr),
     });
     await pool.ready();
+    // The stream comes from the tunnel; the address only names auth in errors.
+    const tunnelAuth = { host: AUTH_SERVER_NAME, port: 3025 };
+    const renewAuth = reRegisterWithAuth(tunnelAuth, () => pool.dialAuth());
+    // Renewed names take effect for SSH logins now; the tunnels keep the certificate they
+    // logged in with (the proxy checks only its authority) until the next start.
+    const renewed = await renewHostIdentityIfNamesChanged(
+      identity,
+      {
+        role: "node",
+        hostId,
+        nodeName: cfg.nodeName,
+        additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
+        logger: log,
+      },
+      identityPath,
+      (req) => renewAuth(identity, req),
+    );
+    const sshCert = renewed.sshCert;
+    if (sshCert === undefined) {
+      throw new BadParameterError(
+        `Cannot start the node service: the renewed ${identityPath} has no SSH host certificate`,
+      );
+    }
     const client = new AuthClient({
-      host: AUTH_SERVER_NAME, // the stream comes from the tunnel; this only names it in errors
-      port: 3025,
-      caCertPems: identity.tlsCaCertPems,
-      identity: { certPem: identity.tlsCertPem, keyPem: identity.keyPem },
+      ...tunnelAuth,
+      caCertPems: renewed.tlsCaCertPems,
+      identity: { certPem: renewed.tlsCertPem, keyPem: renewed.keyPem },
       dial: () => pool.dialAuth(),
     });
     this.#cleanups.push(() => Promise.resolve(client.close()));
     const node = await this.#serveNode({
-      identity: { ...identity, sshCert: identity.sshCert },
+      identity: { ...renewed, sshCert },
       identityPath,
       hostId,
       auth: client,

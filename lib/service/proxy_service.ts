@@ -37,7 +37,12 @@ import {
   type ProxySettings,
   type WebServer,
 } from "../web/mod.ts";
-import { hostCaKeyLines, hostIdentityPath, loadOrObtainHostIdentity } from "./host_identity.ts";
+import {
+  hostCaKeyLines,
+  hostIdentityPath,
+  loadOrObtainHostIdentity,
+  reRegisterWithAuth,
+} from "./host_identity.ts";
 import { VERSION } from "../config/mod.ts";
 import { loadWebKeyPairs } from "./web_cert.ts";
 
@@ -187,6 +192,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     authServer: o.authAddr,
     ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
     caPins: cfg.caPins,
+    reRegister: reRegisterWithAuth(o.authAddr),
     logger: log,
   });
   if (identity.sshCert === undefined) {
