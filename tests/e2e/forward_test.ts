@@ -324,6 +324,33 @@ spec:
         assert.match(event.error ?? "", /not permitted/);
       });
 
+      await t.step("ssh -R of a privileged port is refused for a non-root login", async () => {
+        const r = await run("ssh", [
+          ...viaProxy("alice", [
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            `80:127.0.0.1:${echo.port}`,
+          ], "echo should-not-run"),
+        ]);
+        assert.equal(r.code, 255, r.out + r.err);
+        assert.match(r.err, /remote port forwarding failed for listen port 80/);
+        const event = await eventually("the refused privileged port event", async () => {
+          const out = await runCli([
+            "tctl",
+            "-c",
+            config,
+            "audit",
+            "ls",
+            "--type=port",
+            "--format=json",
+          ]);
+          const events = JSON.parse(out.stdout) as AuditEventLike[];
+          return events.find((e) => e.user === "alice" && /privileged/.test(e.error ?? ""));
+        });
+        assert.equal(event.code, "T3003E");
+      });
+
       await t.step("tsh ssh -A lists the key of the local agent", async () => {
         const r = await runCli(["tsh", "ssh", "-A", `${ALICE}@${NODE}`, "ssh-add -l"], {
           env: { TELEPORT_HOME: homes.alice, ...agentEnv },
