@@ -23,7 +23,11 @@ export interface Package {
 
 /** Every Debian package the tests and benchmarks use (install: `deno task deps`). */
 export const PACKAGES: readonly Package[] = Object.freeze([
-  { name: "openssh-client", tools: ["ssh", "ssh-keygen"], usedBy: "OpenSSH interop, e2e" },
+  {
+    name: "openssh-client",
+    tools: ["ssh", "ssh-keygen", "ssh-agent", "ssh-add"],
+    usedBy: "OpenSSH interop, e2e",
+  },
   { name: "openssh-server", tools: ["sshd"], usedBy: "OpenSSH interop, benchmarks" },
   { name: "openssl", tools: ["openssl"], usedBy: "certificate checks, e2e" },
   { name: "curl", tools: ["curl"], usedBy: "web API and e2e tests" },
@@ -109,6 +113,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/resize_test.ts"],
     root: true,
     tools: ["tmux", "ssh", "curl", "useradd"],
+  },
+  {
+    id: "forward-e2e",
+    title: "agent and remote port forwarding with the stock ssh and tsh",
+    files: ["tests/e2e/forward_test.ts"],
+    root: true,
+    tools: ["ssh", "ssh-agent", "ssh-add", "ssh-keygen", "curl", "useradd", "bash"],
   },
   {
     id: "newcomer",

@@ -1,5 +1,5 @@
 /**
- * `tsh ssh [-l login] [-t|-T] [-L spec]... [user@]node [command...]`: a shell or command on a
+ * `tsh ssh [-l login] [-t|-T] [-A] [-L spec]... [-R spec]... [user@]node [command...]`: a shell or command on a
  * node through the proxy, end to end SSH with the user certificate. Everything after the node
  * is the command, even words that start with "-". Exit code: the remote command's, or 255 when
  * the connection fails or the command dies of a signal (as OpenSSH does).
@@ -9,7 +9,11 @@ import {
   type LocalForward,
   type LocalForwardSpec,
   parseLocalForwardSpec,
+  parseRemoteForwardSpec,
+  type RemoteForward,
+  type RemoteForwardSpec,
   startLocalForward,
+  startRemoteForward,
 } from "../../lib/client/mod.ts";
 import { messageOf } from "../../lib/errors/mod.ts";
 import type { ClientChannel, SshClient } from "../../lib/ssh/mod.ts";
@@ -34,6 +38,8 @@ export const SSH_FLAGS: FlagSpec = {
   tty: { type: "boolean", short: "t" },
   "no-tty": { type: "boolean", short: "T" },
   forward: { type: "string", short: "L", multiple: true },
+  "remote-forward": { type: "string", short: "R", multiple: true },
+  "forward-agent": { type: "boolean", short: "A" },
 };
 
 /** Usage of `tsh ssh`. */
@@ -48,6 +54,12 @@ see "tsh ls") through the proxy. Everything after NODE is the command.
   -T, --no-tty             never allocate a terminal
   -L, --forward=SPEC       forward [bind_address:]port:host:hostport through the
                            node while the session lasts (repeatable)
+  -R, --remote-forward=SPEC
+                           listen on port on the node (its loopback; 0 picks one)
+                           and forward each connection to host:hostport from here,
+                           while the session lasts (repeatable)
+  -A, --forward-agent      let the node use the keys of the local SSH agent
+                           (SSH_AUTH_SOCK); the roles must allow forward_agent
 
 Exit code: the remote command's; 255 when the connection fails or the command
 dies of a signal.`;
@@ -61,6 +73,10 @@ export interface SshInvocation {
   command?: string;
   tty: "auto" | "force" | "never";
   forwards: LocalForwardSpec[];
+  /** -R forwards. */
+  remoteForwards?: RemoteForwardSpec[];
+  /** -A: forward the local agent. */
+  forwardAgent?: boolean;
   help: boolean;
 }
 
@@ -88,8 +104,10 @@ export function parseSshArgs(args: string[], defaultLogin: () => string): SshInv
     throw new CliError("tsh ssh: -t and -T cannot be used together", 2);
   }
   let forwards: LocalForwardSpec[];
+  let remoteForwards: RemoteForwardSpec[];
   try {
     forwards = strs(parsed, "forward").map(parseLocalForwardSpec);
+    remoteForwards = strs(parsed, "remote-forward").map(parseRemoteForwardSpec);
   } catch (err) {
     throw new CliError(`tsh ssh: ${messageOf(err)}`, 2);
   }
@@ -100,6 +118,8 @@ export function parseSshArgs(args: string[], defaultLogin: () => string): SshInv
     ...(words.length === 0 ? {} : { command: words.join(" ") }),
     tty: flag(parsed, "tty") ? "force" : flag(parsed, "no-tty") ? "never" : "auto",
     forwards,
+    remoteForwards,
+    forwardAgent: flag(parsed, "forward-agent"),
     help,
   };
 }
@@ -113,19 +133,37 @@ export async function sshCommand(env: TshEnv, args: string[]): Promise<number> {
   }
   let conn;
   let ctx;
+  const agentSocket = inv.forwardAgent ? Deno.env.get("SSH_AUTH_SOCK") : undefined;
+  if (inv.forwardAgent && !agentSocket) {
+    printErr("WARNING: -A: SSH_AUTH_SOCK is not set, so there is no local agent to forward");
+  }
   try {
     ctx = await openContext(env, inv.parsed);
-    conn = await connectToNode(ctx, { target: inv.target, login: inv.login });
+    conn = await connectToNode(ctx, {
+      target: inv.target,
+      login: inv.login,
+      ...(agentSocket ? { agentSocket } : {}),
+    });
   } catch (err) {
     ctx?.api.close();
     throw new CliError(messageOf(err), 255);
   }
-  const forwards: LocalForward[] = [];
+  const forwards: Array<LocalForward | RemoteForward> = [];
   try {
     for (const spec of inv.forwards) {
       forwards.push(await startLocalForward(conn.client, spec));
     }
-    return await runSession(conn.client, inv);
+    for (const spec of inv.remoteForwards ?? []) {
+      const f = await startRemoteForward(conn.client, spec);
+      forwards.push(f);
+      // As OpenSSH does for a port the server picked.
+      if (spec.bindPort === 0) {
+        printErr(
+          `Allocated port ${f.port} for remote forward to ${spec.destHost}:${spec.destPort}`,
+        );
+      }
+    }
+    return await runSession(conn.client, { ...inv, forwardAgent: Boolean(agentSocket) });
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(messageOf(err), 255);
@@ -150,6 +188,9 @@ export async function runSession(client: SshClient, inv: SshInvocation): Promise
   const stdinTty = Deno.stdin.isTerminal();
   const pty = inv.tty === "force" || (inv.tty === "auto" && inv.command === undefined && stdinTty);
   const session = await client.openSession();
+  if (inv.forwardAgent && !(await session.requestAgentForwarding())) {
+    printErr("WARNING: the node refused agent forwarding (the roles must allow forward_agent)");
+  }
   if (pty) {
     const ok = await session.requestPty({
       ...terminalSize(),

@@ -42,6 +42,21 @@ Deno.test("parseSshArgs() reads repeated -L forwards and rejects bad ones", () =
   assert.throws(() => parseSshArgs(["--bogus", "n"], () => "me"), /unknown flag --bogus/);
 });
 
+Deno.test("parseSshArgs() reads -A and repeated -R forwards", () => {
+  const inv = parseSshArgs(
+    ["-A", "-R", "0:localhost:80", "-R8022:[::1]:22", "n", "true"],
+    () => "me",
+  );
+  assert.equal(inv.forwardAgent, true);
+  assert.deepEqual(inv.remoteForwards?.map((f) => `${f.bindPort}>${f.destHost}:${f.destPort}`), [
+    "0>localhost:80",
+    "8022>::1:22",
+  ]);
+  assert.equal(inv.command, "true");
+  assert.equal(parseSshArgs(["n"], () => "me").forwardAgent, false);
+  assert.throws(() => parseSshArgs(["-R", "1:h", "n"], () => "me"), /Cannot parse port forward/);
+});
+
 Deno.test("parseProxyTarget() strips the cluster suffix and keeps the port", () => {
   assert.deepEqual(parseProxyTarget("root@web1.c1:3022", "c1"), {
     login: "root",

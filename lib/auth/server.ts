@@ -901,6 +901,7 @@ export class AuthServer {
         "teleport-traits": JSON.stringify(user.spec.traits),
       };
       if (checker.canPortForward()) extensions["permit-port-forwarding"] = "";
+      if (checker.canForwardAgent()) extensions["permit-agent-forwarding"] = "";
       const signer = this.#signer("user");
       const cert = await signSshCertificate({
         signer: { privateKey: signer.ssh.privateKey, publicKeyBlob: signer.ssh.publicKeyBlob },

@@ -37,6 +37,7 @@ import { dialTcp } from "../net/mod.ts";
 import type { ProxyResource, ServerResource } from "../resource/mod.ts";
 import { copyingStream } from "../ssh/mod.ts";
 import { formatHostPort, parseHostPort } from "./addr.ts";
+import { AGENT_CHANNEL_TYPE, agentChannelHandler } from "./agent.ts";
 import type { ClusterApi } from "./cluster.ts";
 import { verifyHostCertificate } from "./host_cert.ts";
 import type { Profile, ProfileKeys } from "./profile.ts";
@@ -254,6 +255,11 @@ export interface ConnectToNodeOptions {
   target: string;
   /** OS login on the node. */
   login: string;
+  /**
+   * Serves the node's agent channels from the local agent at this unix socket path (what
+   * `tsh ssh -A` passes from SSH_AUTH_SOCK); sessions still ask with requestAgentForwarding().
+   */
+  agentSocket?: string;
   signal?: AbortSignal;
 }
 
@@ -297,6 +303,9 @@ export async function connectToNode(
         timeoutMs: ctx.timeoutMs ?? 30_000,
         signal: abort.signal,
         logger: ctx.logger ?? getComponentLogger("client"),
+        ...(o.agentSocket === undefined ? {} : {
+          channels: { [AGENT_CHANNEL_TYPE]: agentChannelHandler(o.agentSocket, ctx.logger) },
+        }),
         verifyHostKey: async ({ keyBlob }) => {
           try {
             await verifyHostCertificate({

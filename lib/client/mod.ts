@@ -74,6 +74,14 @@ export {
   startLocalForward,
   type StartLocalForwardOptions,
 } from "./forward.ts";
+export { AGENT_CHANNEL_TYPE, agentChannelHandler } from "./agent.ts";
+export {
+  parseRemoteForwardSpec,
+  type RemoteForward,
+  type RemoteForwardSpec,
+  startRemoteForward,
+  type StartRemoteForwardOptions,
+} from "./remote_forward.ts";
 export {
   checkSpeed,
   DEFAULT_MAX_IDLE_MS,

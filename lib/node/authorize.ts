@@ -26,8 +26,12 @@ export interface UserAccess {
   certificate: SshCertificate;
   /** `permit-pty` extension present. */
   permitPty: boolean;
-  /** Port forwarding allowed by the roles. */
+  /** Local port forwarding (`ssh -L`, direct-tcpip) allowed by the roles. */
   permitPortForwarding: boolean;
+  /** Remote port forwarding (`ssh -R`, tcpip-forward) allowed by the roles. */
+  permitRemotePortForwarding: boolean;
+  /** Agent forwarding (`ssh -A`) allowed by the roles (`forward_agent`). */
+  permitAgentForwarding: boolean;
   /** File copy (sftp) allowed by the roles. */
   permitFileCopy: boolean;
   /** `force-command` critical option, when the certificate carries one. */
@@ -68,7 +72,9 @@ export async function authorizeUserCertificate(o: AuthorizeUserOptions): Promise
     checker,
     certificate: cert,
     permitPty: Object.hasOwn(cert.extensions, "permit-pty"),
-    permitPortForwarding: checker.canPortForward(),
+    permitPortForwarding: checker.canPortForward("local"),
+    permitRemotePortForwarding: checker.canPortForward("remote"),
+    permitAgentForwarding: checker.canForwardAgent(),
     permitFileCopy: checker.canCopyFiles(),
   };
   const force = cert.criticalOptions["force-command"];

@@ -69,6 +69,8 @@ Deno.test("authorizeUserCertificate() accepts a login allowed by the roles and t
   assert.equal(access.user, "alice");
   assert.equal(access.permitPty, true);
   assert.equal(access.permitPortForwarding, true);
+  assert.equal(access.permitRemotePortForwarding, true);
+  assert.equal(access.permitAgentForwarding, true);
   assert.equal(access.permitFileCopy, true);
   assert.deepEqual(access.roles, ["access"]);
 });
@@ -154,6 +156,7 @@ Deno.test("authorizeUserCertificate() refuses each failed check with its reason"
     }),
   });
   assert.equal(ok.permitPortForwarding, false);
+  assert.equal(ok.permitAgentForwarding, false);
   assert.equal(ok.permitFileCopy, false);
 });
 

@@ -1,7 +1,8 @@
 /**
  * The SSH node service: an SSH server that presents the node's host
  * certificate and admits users by certificate and role (authorize.ts), runs
- * their sessions (session.ts) and port forwards (forward.ts), and keeps in
+ * their sessions (session.ts, agent forwarding in agent.ts) and port forwards (forward.ts,
+ * remote_forward.ts), and keeps in
  * touch with auth: heartbeats (presence with a TTL), audit events (buffered,
  * retried), recordings (uploaded after each session, retried), and the user CA
  * keys (refreshed; the cached ones keep logins working while auth is down).
@@ -21,11 +22,12 @@ import { ClientAddrVerifier } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Resource, Role, ServerResource } from "../resource/mod.ts";
 import { type SocketAddresses, type SshServer, startSshServer } from "../ssh/mod.ts";
-import type { ConnectionGuard } from "../net/mod.ts";
+import { ConnectionGuard } from "../net/mod.ts";
 import type { Duplex } from "node:stream";
 import { authorizeUserCertificate, type UserAccess } from "./authorize.ts";
 import { type ClientAddrListener, listenWithClientAddr } from "./client_addr.ts";
 import { handleDirectTcpip } from "./forward.ts";
+import { handleGlobalRequest } from "./remote_forward.ts";
 import { runPeriodic } from "./periodic.ts";
 import { RoleCache } from "../rbac/mod.ts";
 import { handleSessionOpen, type NodeIdentityInfo, type SessionDeps } from "./session.ts";
@@ -184,6 +186,7 @@ export class NodeService implements AsyncDisposable {
       onRecordingDone: () => this.#kickUploads(),
       clock: o.clock,
       logger: o.logger,
+      guard: o.guard ?? new ConnectionGuard({ logger: o.logger }),
     };
     this.#server = await startSshServer<UserAccess>({
       hostKey,
@@ -226,6 +229,7 @@ export class NodeService implements AsyncDisposable {
       handlers: {
         session: (open) => handleSessionOpen(open, deps),
         directTcpip: (open) => handleDirectTcpip(open, deps),
+        globalRequest: (req) => handleGlobalRequest(req, deps),
       },
     });
     if (o.listen !== undefined) {

@@ -12,7 +12,9 @@ import type { Clock } from "../clock/mod.ts";
 import { messageOf } from "../errors/mod.ts";
 import { type Emitter, newAuditEvent, newSessionId, SessionRecorder } from "../events/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { ConnectionGuard } from "../net/mod.ts";
 import type { ServerChannel, SessionOpen, SessionRequest, SshConnection } from "../ssh/mod.ts";
+import { type AgentForward, startAgentForward } from "./agent.ts";
 import type { UserAccess } from "./authorize.ts";
 import { buildSessionEnv, checkClientEnv } from "./env.ts";
 import { assertCanRunAs, lookupOsUser, type OsUser } from "./os_user.ts";
@@ -41,6 +43,11 @@ export interface SessionDeps {
   logger: Logger;
   /** Paths tried for the sftp server binary. */
   sftpServerPaths?: string[];
+  /**
+   * Admission control of the node's own listeners (forwarded agent sockets, remote forwards).
+   * @default {a guard of the session's own}
+   */
+  guard?: ConnectionGuard;
 }
 
 const SFTP_SERVER_PATHS = [
@@ -105,9 +112,13 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     | { resize(c: number, r: number): void; signal(name: string): boolean; hangUp(): void }
     | undefined;
   let started = false;
+  let agent: AgentForward | undefined;
 
   const session = open.accept((req) => onRequest(req));
-  void session.closed.then(() => running?.hangUp());
+  void session.closed.then(() => {
+    running?.hangUp();
+    void agent?.close();
+  });
 
   async function onRequest(req: SessionRequest): Promise<void> {
     switch (req.type) {
@@ -163,8 +174,46 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       case "x11-req":
         return req.reject({ stderr: "X11 forwarding is not supported by this node\r\n" });
       case "auth-agent-req@openssh.com":
-        return req.reject();
+        return await forwardAgent(req);
     }
+  }
+
+  /**
+   * auth-agent-req@openssh.com: a private agent socket for the session's programs. Stock ssh
+   * sends it without asking for a reply, so a refusal is explained on the session's stderr.
+   */
+  async function forwardAgent(
+    req: Extract<SessionRequest, { type: "auth-agent-req@openssh.com" }>,
+  ): Promise<void> {
+    if (!access.permitAgentForwarding) {
+      log.info("Refused agent forwarding of {user} as {login}: forward_agent is not set", {
+        user: access.user,
+        login: access.login,
+      });
+      return req.reject({
+        stderr: "Warning: agent forwarding is not permitted by your roles " +
+          "(role option forward_agent)\r\n",
+      });
+    }
+    if (agent !== undefined || started) return agent !== undefined ? req.accept() : req.reject();
+    try {
+      const forward = await startAgentForward({
+        openChannel: (type) => conn.openChannel(type),
+        user: await resolveUser(),
+        guard: deps.guard ?? new ConnectionGuard({ logger: log }),
+        logger: log,
+      });
+      agent = forward;
+      // The session may have ended while the socket was set up.
+      void session.closed.then(() => forward.close());
+    } catch (err) {
+      log.warn("Agent forwarding of {user} failed: {reason}", {
+        user: access.user,
+        reason: messageOf(err),
+      });
+      return req.reject({ stderr: `Warning: ${messageOf(err)}\r\n` });
+    }
+    return req.accept();
   }
 
   async function resolveUser(): Promise<OsUser> {
@@ -354,7 +403,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     osUser: OsUser,
     extra: { term?: string; clientEnv?: Record<string, string>; originalCommand?: string },
   ): Record<string, string> {
-    return buildSessionEnv({
+    const env = buildSessionEnv({
       user: osUser,
       ...extra,
       client: { addr: conn.remoteAddr, port: conn.remotePort },
@@ -364,6 +413,8 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       hostId: deps.node.hostId,
       clusterName: deps.node.clusterName,
     });
+    if (agent !== undefined) env.SSH_AUTH_SOCK = agent.socketPath;
+    return env;
   }
 
   /** Runs `command` on pipes (exec without a PTY, a shell without one, sftp) to its exit. */

@@ -7,7 +7,7 @@ export const ACCESS_ROLE: Role = {
   version: "v7",
   metadata: { name: "access", description: "Access cluster resources as the user's own logins" },
   spec: {
-    options: { max_session_ttl: "30h", port_forwarding: true },
+    options: { max_session_ttl: "30h", port_forwarding: true, forward_agent: true },
     allow: { logins: ["{{internal.logins}}"], node_labels: { "*": "*" } },
     deny: {},
   },

@@ -156,9 +156,24 @@ export class AccessChecker {
     return ttls.length === 0 ? DEFAULT_MAX_SESSION_TTL_MS : Math.min(...ttls);
   }
 
-  /** Port forwarding is permitted unless a role turns it off. */
-  canPortForward(): boolean {
-    return this.#roles.every((r) => r.spec.options.port_forwarding !== false);
+  /**
+   * Port forwarding is permitted unless a role turns it off: for one direction (`local` is
+   * `ssh -L`, `remote` is `ssh -R`) a role's `ssh_port_forwarding.<direction>.enabled` decides
+   * when set, else its `port_forwarding`. Without a direction: either direction is permitted.
+   */
+  canPortForward(direction?: "local" | "remote"): boolean {
+    if (direction === undefined) {
+      return this.canPortForward("local") || this.canPortForward("remote");
+    }
+    return this.#roles.every((r) => {
+      const o = r.spec.options;
+      return (o.ssh_port_forwarding?.[direction]?.enabled ?? o.port_forwarding) !== false;
+    });
+  }
+
+  /** Agent forwarding is permitted when a role turns it on (`forward_agent`, as Teleport). */
+  canForwardAgent(): boolean {
+    return this.#roles.some((r) => r.spec.options.forward_agent === true);
   }
 
   /** File copy (sftp, scp) is permitted unless a role turns it off. */

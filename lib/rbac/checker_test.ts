@@ -81,3 +81,36 @@ Deno.test("AccessChecker.maxSessionTtlMs() takes the smallest role limit", () =>
   assert.equal(new AccessChecker([]).maxSessionTtlMs(), 30 * 3_600_000);
   assert.equal(new AccessChecker([ACCESS_ROLE, EDITOR_ROLE]).maxSessionTtlMs(), 8 * 3_600_000);
 });
+
+Deno.test("AccessChecker.canForwardAgent() is off unless a role turns it on", () => {
+  assert.equal(new AccessChecker([role("a", {})], {}).canForwardAgent(), false);
+  assert.equal(new AccessChecker([ACCESS_ROLE], {}).canForwardAgent(), true);
+  const off = role("off", { options: { forward_agent: false } });
+  assert.equal(new AccessChecker([off, ACCESS_ROLE], {}).canForwardAgent(), true);
+});
+
+Deno.test("AccessChecker.canPortForward() reads ssh_port_forwarding per direction", () => {
+  const none = new AccessChecker([role("a", {})], {});
+  assert.equal(none.canPortForward("local"), true);
+  assert.equal(none.canPortForward("remote"), true);
+  const legacyOff = new AccessChecker([role("a", { options: { port_forwarding: false } })], {});
+  assert.equal(legacyOff.canPortForward("remote"), false);
+  assert.equal(legacyOff.canPortForward(), false);
+  const remoteOnly = new AccessChecker([
+    role("a", {
+      options: {
+        port_forwarding: false,
+        ssh_port_forwarding: { remote: { enabled: true } },
+      },
+    }),
+  ], {});
+  assert.equal(remoteOnly.canPortForward("local"), false);
+  assert.equal(remoteOnly.canPortForward("remote"), true);
+  assert.equal(remoteOnly.canPortForward(), true);
+  const noRemote = new AccessChecker([
+    ACCESS_ROLE,
+    role("b", { options: { ssh_port_forwarding: { remote: { enabled: false } } } }),
+  ], {});
+  assert.equal(noRemote.canPortForward("local"), true);
+  assert.equal(noRemote.canPortForward("remote"), false);
+});

@@ -28,6 +28,7 @@ import type {
   ResourceKind,
   Role,
   RoleConditions,
+  RoleOptions,
   Rule,
   ServerResource,
   SystemRole,
@@ -139,7 +140,13 @@ function parseRole(o: Obj): Role {
   const spec = obj(o.spec, "spec");
   onlyKeys(spec, "spec", ["options", "allow", "deny"]);
   const options = obj(spec.options, "spec.options");
-  onlyKeys(options, "spec.options", ["max_session_ttl", "port_forwarding", "ssh_file_copy"]);
+  onlyKeys(options, "spec.options", [
+    "max_session_ttl",
+    "port_forwarding",
+    "ssh_port_forwarding",
+    "ssh_file_copy",
+    "forward_agent",
+  ]);
   const role: Role = {
     kind: "role",
     version: "v7",
@@ -159,7 +166,28 @@ function parseRole(o: Obj): Role {
   if (pf !== undefined) role.spec.options.port_forwarding = pf;
   const fc = bool(options.ssh_file_copy, "spec.options.ssh_file_copy");
   if (fc !== undefined) role.spec.options.ssh_file_copy = fc;
+  const fa = bool(options.forward_agent, "spec.options.forward_agent");
+  if (fa !== undefined) role.spec.options.forward_agent = fa;
+  const spf = sshPortForwarding(options.ssh_port_forwarding);
+  if (spf !== undefined) role.spec.options.ssh_port_forwarding = spf;
   return role;
+}
+
+/** `spec.options.ssh_port_forwarding`: `{local: {enabled}, remote: {enabled}}`, both optional. */
+function sshPortForwarding(v: unknown): RoleOptions["ssh_port_forwarding"] {
+  if (v === undefined || v === null) return undefined;
+  const path = "spec.options.ssh_port_forwarding";
+  const o = obj(v, path);
+  onlyKeys(o, path, ["local", "remote"]);
+  const out: NonNullable<RoleOptions["ssh_port_forwarding"]> = {};
+  for (const side of ["local", "remote"] as const) {
+    if (o[side] === undefined || o[side] === null) continue;
+    const s = obj(o[side], `${path}.${side}`);
+    onlyKeys(s, `${path}.${side}`, ["enabled"]);
+    const enabled = bool(s.enabled, `${path}.${side}.enabled`);
+    out[side] = enabled === undefined ? {} : { enabled };
+  }
+  return out;
 }
 
 function parseUser(o: Obj): User {

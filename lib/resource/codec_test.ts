@@ -125,3 +125,38 @@ Deno.test("parseResourceValue() reads proxies and host certificates of nodes and
     /spec\.x: unknown field/,
   );
 });
+
+Deno.test("parseResources() reads forward_agent and ssh_port_forwarding role options", () => {
+  const [role] = parseResources(
+    `kind: role
+version: v7
+metadata: {name: fwd}
+spec:
+  options:
+    forward_agent: true
+    ssh_port_forwarding:
+      local: {enabled: true}
+      remote: {enabled: false}
+`,
+  );
+  assert.equal(role?.kind, "role");
+  if (role?.kind !== "role") return;
+  assert.equal(role.spec.options.forward_agent, true);
+  assert.deepEqual(role.spec.options.ssh_port_forwarding, {
+    local: { enabled: true },
+    remote: { enabled: false },
+  });
+  assert.deepEqual(parseResources(formatResourcesYaml([role])), [role]);
+  assert.throws(
+    () =>
+      parseResources(
+        "kind: role\nmetadata: {name: x}\nspec: {options: {ssh_port_forwarding: {remote: {on: true}}}}\n",
+      ),
+    /spec\.options\.ssh_port_forwarding\.remote\.on: unknown field/,
+  );
+  assert.throws(
+    () =>
+      parseResources("kind: role\nmetadata: {name: x}\nspec: {options: {forward_agent: yes}}\n"),
+    /spec\.options\.forward_agent: must be true or false/,
+  );
+});

@@ -40,6 +40,17 @@ export interface RoleOptions {
   port_forwarding?: boolean;
   /** Whether file copy (the sftp subsystem, scp) is permitted (default true, like Teleport). */
   ssh_file_copy?: boolean;
+  /** Whether SSH agent forwarding (`ssh -A`) is permitted (default false, like Teleport). */
+  forward_agent?: boolean;
+  /**
+   * Per-direction port forwarding (Teleport's `ssh_port_forwarding`): `local` is `ssh -L`
+   * (direct-tcpip), `remote` is `ssh -R` (tcpip-forward). A direction left out follows
+   * `port_forwarding`.
+   */
+  ssh_port_forwarding?: {
+    local?: { enabled?: boolean };
+    remote?: { enabled?: boolean };
+  };
 }
 
 /** A role (Teleport role v7 subset). */

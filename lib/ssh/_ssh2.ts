@@ -124,6 +124,8 @@ export interface Ssh2Protocol {
   subsystem(chan: number, name: string, wantReply: boolean): void;
   windowChange(chan: number, rows: number, cols: number, height: number, width: number): void;
   signal(chan: number, name: string): void;
+  /** auth-agent-req@openssh.com (OpenSSH PROTOCOL §2.1). */
+  openssh_agentForward(chan: number, wantReply: boolean): void;
   ping(): void;
 }
 
@@ -226,6 +228,10 @@ export interface Ssh2Client extends EventEmitter {
     dstPort: number,
     cb: (err: Error | undefined, channel: Ssh2Channel) => void,
   ): void;
+  /** tcpip-forward (RFC 4254 §7.1); the callback gets the bound port. */
+  forwardIn(bindAddr: string, bindPort: number, cb: (err?: Error, port?: number) => void): void;
+  /** cancel-tcpip-forward (RFC 4254 §7.1). */
+  unforwardIn(bindAddr: string, bindPort: number, cb: (err?: Error) => void): void;
 }
 
 interface Ssh2Module {

@@ -155,7 +155,32 @@ export interface ClientSession {
   windowChange(size: WindowSize): void;
   /** signal, name without "SIG" (no reply). */
   signal(name: string): void;
+  /**
+   * auth-agent-req@openssh.com (OpenSSH PROTOCOL §2.1): asks the server to forward agent
+   * connections of this session as `auth-agent@openssh.com` channels, which the connection's
+   * `channels` handler of that type serves. Resolves whether the server agreed.
+   */
+  requestAgentForwarding(): Promise<boolean>;
   close(): void;
+}
+
+/** A connection to a remote forward's port, offered to the caller (RFC 4254 §7.2). */
+export interface ForwardedConnection {
+  /** Address and port of the peer that connected on the server's side. */
+  readonly originAddr: string;
+  readonly originPort: number;
+  /** Opens the forwarded-tcpip channel. */
+  accept(): ClientChannel;
+  /** Refuses the channel (connect failed). */
+  reject(): void;
+}
+
+/** A remote forward the server listens for (see {@link SshClient.forwardIn}). */
+export interface RemoteForwardHandle {
+  /** The port the server bound (the one asked for, or the one it picked for 0). */
+  readonly port: number;
+  /** Sends cancel-tcpip-forward; resolves once the server answered. */
+  cancel(): Promise<void>;
 }
 
 /** Dials (or takes `socket`), verifies the host key and logs in with the certificate. */
@@ -171,6 +196,8 @@ export class SshClient implements AsyncDisposable {
   #closed: Promise<void>;
   #gone = false;
   #log: Logger;
+  #forwardListening = false;
+  #remoteForwards = new Map<string, (conn: ForwardedConnection) => void>();
 
   private constructor(
     client: Ssh2Client,
@@ -500,6 +527,78 @@ export class SshClient implements AsyncDisposable {
     );
   }
 
+  /**
+   * Asks the server to listen on `bindAddr:bindPort` (0: a port of its choice) with a
+   * tcpip-forward global request (RFC 4254 §7.1), and hands each connection it forwards
+   * (forwarded-tcpip channel) to `onConnection`. Rejects with AccessDeniedError when the server
+   * refuses (the reply carries no reason).
+   */
+  forwardIn(
+    options: { bindAddr: string; bindPort: number },
+    onConnection: (conn: ForwardedConnection) => void,
+  ): Promise<RemoteForwardHandle> {
+    const { bindAddr, bindPort } = options;
+    const where = `${bindAddr}:${bindPort}`;
+    if (!(Number.isInteger(bindPort) && bindPort >= 0 && bindPort <= 65535)) {
+      return Promise.reject(
+        new BadParameterError(`Cannot forward remote port ${where}: bad port number`),
+      );
+    }
+    let client: Ssh2Client;
+    try {
+      client = this.#live(`Cannot forward remote port ${where}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!this.#forwardListening) {
+      this.#forwardListening = true;
+      // client.js emits 'tcp connection' only for forwards made with forwardIn, keyed as here.
+      client.on(
+        "tcp connection",
+        (
+          info: { destIP: string; destPort: number; srcIP: string; srcPort: number },
+          accept: () => Ssh2Channel,
+          reject: () => void,
+        ) => {
+          const handler = this.#remoteForwards.get(`${info.destIP}:${info.destPort}`);
+          if (handler === undefined) return reject();
+          handler({
+            originAddr: info.srcIP,
+            originPort: info.srcPort,
+            accept: () => asClientChannel(accept()),
+            reject,
+          });
+        },
+      );
+    }
+    return new Promise((resolve, reject) => {
+      client.forwardIn(bindAddr, bindPort, (err, port) => {
+        if (err !== undefined) {
+          reject(
+            new AccessDeniedError(`Cannot forward remote port ${where}: the server refused`),
+          );
+          return;
+        }
+        const bound = port ?? bindPort;
+        const key = `${bindAddr}:${bound}`;
+        this.#remoteForwards.set(key, onConnection);
+        resolve({
+          port: bound,
+          cancel: () =>
+            new Promise<void>((done) => {
+              this.#remoteForwards.delete(key);
+              if (this.#gone) return done();
+              try {
+                client.unforwardIn(bindAddr, bound, () => done());
+              } catch {
+                done(); // the connection is gone
+              }
+            }),
+        });
+      });
+    });
+  }
+
   /** Opens a session channel without requests (adaptation A6). */
   async openSession(): Promise<ClientSession> {
     let raw: Ssh2Channel;
@@ -650,6 +749,13 @@ class ClientSessionImpl implements ClientSession {
   signal(name: string): void {
     if (!requestable(this.#raw)) return;
     this.#proto.signal(this.#raw.outgoing.id, name);
+  }
+  requestAgentForwarding(): Promise<boolean> {
+    return sessionRequest(
+      this.#raw,
+      (p, id) => p.openssh_agentForward(id, true),
+      this.#proto,
+    );
   }
   close(): void {
     this.#raw.close();

@@ -73,7 +73,9 @@ export {
   connectSsh,
   type ConnectSshOptions,
   type ExecResult,
+  type ForwardedConnection,
   type HostKeyInfo,
+  type RemoteForwardHandle,
   type SessionOptions,
   SshClient,
 } from "./client.ts";
