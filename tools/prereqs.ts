@@ -23,7 +23,7 @@ export interface Package {
 
 /** Every Debian package the tests and benchmarks use (install: `deno task deps`). */
 export const PACKAGES: readonly Package[] = Object.freeze([
-  { name: "openssh-client", tools: ["ssh", "ssh-keygen"], usedBy: "OpenSSH interop, e2e" },
+  { name: "openssh-client", tools: ["ssh", "ssh-keygen", "scp"], usedBy: "OpenSSH interop, e2e" },
   { name: "openssh-server", tools: ["sshd"], usedBy: "OpenSSH interop, benchmarks" },
   { name: "openssl", tools: ["openssl"], usedBy: "certificate checks, e2e" },
   { name: "curl", tools: ["curl"], usedBy: "web API and e2e tests" },
@@ -101,6 +101,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/proxy_test.ts"],
     root: true,
     tools: ["ssh", "curl", "openssl", "useradd"],
+  },
+  {
+    id: "tsh-parity-e2e",
+    title: "tsh scp, label targets and session join through a real cluster",
+    files: ["tests/e2e/tsh_parity_test.ts"],
+    root: true,
+    tools: ["scp", "curl", "useradd"],
   },
   {
     id: "newcomer",

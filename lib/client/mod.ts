@@ -74,6 +74,7 @@ export {
   startLocalForward,
   type StartLocalForwardOptions,
 } from "./forward.ts";
+export { quoteRemotePath, scpDownload, type ScpOptions, scpUpload } from "./scp.ts";
 export {
   checkSpeed,
   DEFAULT_MAX_IDLE_MS,
