@@ -104,7 +104,7 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
   },
   {
     id: "tsh-parity-e2e",
-    title: "tsh scp, label targets and session join through a real cluster",
+    title: "tsh scp and label targets through a real cluster",
     files: ["tests/e2e/tsh_parity_test.ts"],
     root: true,
     tools: ["scp", "curl", "useradd"],
