@@ -25,7 +25,7 @@ export interface Package {
 export const PACKAGES: readonly Package[] = Object.freeze([
   {
     name: "openssh-client",
-    tools: ["ssh", "ssh-keygen", "ssh-agent", "ssh-add"],
+    tools: ["ssh", "ssh-keygen", "ssh-agent", "ssh-add", "scp"],
     usedBy: "OpenSSH interop, e2e",
   },
   { name: "openssh-server", tools: ["sshd"], usedBy: "OpenSSH interop, benchmarks" },
@@ -120,6 +120,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/forward_test.ts"],
     root: true,
     tools: ["ssh", "ssh-agent", "ssh-add", "ssh-keygen", "curl", "useradd", "bash"],
+  },
+  {
+    id: "tsh-parity-e2e",
+    title: "tsh scp and label targets through a real cluster",
+    files: ["tests/e2e/tsh_parity_test.ts"],
+    root: true,
+    tools: ["scp", "curl", "useradd"],
   },
   {
     id: "newcomer",

@@ -16,6 +16,7 @@ import {
   startRemoteForward,
 } from "../../lib/client/mod.ts";
 import { messageOf } from "../../lib/errors/mod.ts";
+import type { ServerResource } from "../../lib/resource/mod.ts";
 import type { ClientChannel, SshClient } from "../../lib/ssh/mod.ts";
 import {
   CliError,
@@ -30,6 +31,7 @@ import {
   strs,
 } from "../_common.ts";
 import { GLOBAL_FLAGS, openContext, osUser, type TshEnv } from "./_env.ts";
+import { isLabelTarget, nodesMatching, runOnNodes } from "./_labels.ts";
 import { pumpFromReader, pumpToWriter } from "./_pipe.ts";
 
 /** Flags of `tsh ssh`. */
@@ -47,6 +49,12 @@ export const SSH_HELP = `Usage: tsh ssh [flags] [LOGIN@]NODE [COMMAND...]
 
 Runs a shell (no command) or COMMAND on NODE (a node name, host UUID or address;
 see "tsh ls") through the proxy. Everything after NODE is the command.
+
+NODE may be labels instead, KEY=VALUE[,KEY=VALUE...]: COMMAND then runs on every
+node you may access whose labels all match, in parallel, each output line
+prefixed with "[node-name] " (tsh ssh root@env=prod uptime). A shell needs
+exactly one matching node. The exit code is 0 when the command succeeded
+everywhere, else that of the first node (by name) where it failed.
 
   -l, --login=LOGIN        OS login on the node (default: LOGIN@, else the local
                            user name)
@@ -139,12 +147,41 @@ export async function sshCommand(env: TshEnv, args: string[]): Promise<number> {
   }
   try {
     ctx = await openContext(env, inv.parsed);
+    let node: ServerResource | undefined;
+    if (isLabelTarget(inv.target)) {
+      const nodes = await nodesMatching(ctx, inv.target);
+      if (nodes.length > 1) {
+        if (
+          inv.command === undefined || inv.tty === "force" || inv.forwards.length > 0 ||
+          (inv.remoteForwards?.length ?? 0) > 0 || inv.forwardAgent === true
+        ) {
+          throw new CliError(
+            `tsh ssh: ${nodes.length} nodes match ${inv.target}: give a command to run on all ` +
+              "of them (a shell, -t, -L, -R and -A need exactly one node)",
+            2,
+          );
+        }
+        const c = ctx;
+        ctx = undefined;
+        try {
+          return await runOnNodes(c, nodes, inv.login, inv.command);
+        } finally {
+          c.api.close();
+        }
+      }
+      node = nodes[0];
+    }
     conn = await connectToNode(ctx, {
       target: inv.target,
       login: inv.login,
+      ...(node === undefined ? {} : { node }),
       ...(agentSocket ? { agentSocket } : {}),
     });
   } catch (err) {
+    if (err instanceof CliError) {
+      ctx?.api.close();
+      throw err;
+    }
     ctx?.api.close();
     throw new CliError(messageOf(err), 255);
   }

@@ -18,6 +18,7 @@ import { LOGIN_FLAGS, LOGIN_HELP, loginCommand } from "./login.ts";
 import { LS_FLAGS, LS_HELP, lsCommand } from "./ls.ts";
 import { PLAY_FLAGS, PLAY_HELP, playCommand } from "./play.ts";
 import { PROXY_FLAGS, PROXY_HELP, proxyCommand } from "./proxy.ts";
+import { SCP_FLAGS, SCP_HELP, scpCommand } from "./scp.ts";
 import { SSH_HELP, sshCommand } from "./ssh.ts";
 import { LOGOUT_HELP, logoutCommand, STATUS_HELP, statusCommand } from "./status.ts";
 
@@ -55,6 +56,12 @@ const COMMANDS: Record<string, Command> = {
     run: () => Promise.resolve(0), // parsed by sshCommand itself
     summary: "run a shell or command on a node",
     help: SSH_HELP,
+  },
+  scp: {
+    flags: SCP_FLAGS,
+    run: scpCommand,
+    summary: "copy files to or from a node",
+    help: SCP_HELP,
   },
   proxy: {
     flags: PROXY_FLAGS,

@@ -260,6 +260,8 @@ export interface ConnectToNodeOptions {
    * `tsh ssh -A` passes from SSH_AUTH_SOCK); sessions still ask with requestAgentForwarding().
    */
   agentSocket?: string;
+  /** The node, already resolved (label targets list the nodes once); `target` is not looked up. */
+  node?: ServerResource;
   signal?: AbortSignal;
 }
 
@@ -283,13 +285,13 @@ export async function connectToNode(
   const abort = new AbortController();
   const onAbort = () => abort.abort(o.signal?.reason);
   o.signal?.addEventListener("abort", onAbort, { once: true });
-  const nodes = ctx.api.listNodes();
+  const nodes = o.node === undefined ? ctx.api.listNodes() : Promise.resolve([o.node]);
   const proxyConn = dialProxySsh(ctx, { login: o.login, signal: abort.signal });
   nodes.catch(() => {});
   proxyConn.catch(() => {});
   let proxy: SshClient | undefined;
   try {
-    const node = resolveNode(await nodes, o.target, ctx.profile.cluster);
+    const node = o.node ?? resolveNode(await nodes, o.target, ctx.profile.cluster);
     proxy = await proxyConn;
     const channel = await openProxySubsystem(proxy, node.metadata.name, 0, nodeLabel(node));
     let refusal: Error | undefined;

@@ -82,6 +82,7 @@ export {
   startRemoteForward,
   type StartRemoteForwardOptions,
 } from "./remote_forward.ts";
+export { quoteRemotePath, scpDownload, type ScpOptions, scpUpload } from "./scp.ts";
 export {
   checkSpeed,
   DEFAULT_MAX_IDLE_MS,
