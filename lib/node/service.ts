@@ -340,7 +340,7 @@ export class NodeService implements AsyncDisposable {
     this.#closed ??= (async () => {
       this.#ac.abort();
       await this.#listener?.close();
-      await this.#server?.close();
+      await this.#server?.close("node is shutting down");
       await Promise.allSettled(this.#tasks);
       await this.#uploading.catch(() => {});
       await this.#emitter.close();

@@ -1527,6 +1527,22 @@ export function installGlobalReplies(client: Ssh2IncomingClient): void {
  * stay matched in order; on close client.js calls each with an Error); server side the queue
  * of {@link installGlobalReplies}.
  */
+const SSH_MSG_DISCONNECT = 1;
+
+/** SSH_MSG_DISCONNECT reason SSH_DISCONNECT_BY_APPLICATION (RFC 4253 §11.1). */
+export const SSH_DISCONNECT_BY_APPLICATION = 11;
+
+/**
+ * Sends SSH_MSG_DISCONNECT with a description (ssh2's own `end()` sends an empty one), which the
+ * stock client prints ("Received disconnect from …: 11: node is shutting down"). The caller ends
+ * the socket afterwards.
+ */
+export function sendDisconnect(conn: Ssh2Connection, description: string): void {
+  const payload = new SshWriter().byte(SSH_MSG_DISCONNECT).uint32(SSH_DISCONNECT_BY_APPLICATION)
+    .string(description).string("").bytes();
+  sendPayload(conn._protocol, payload);
+}
+
 export function sendGlobalRequest(
   conn: Ssh2Connection,
   name: string,

@@ -517,3 +517,35 @@ Deno.test("stock ssh with default algorithms logs in with RSA user keys (rsa-sha
   );
   assert.deepEqual(failures, []);
 });
+
+Deno.test("stock ssh prints the reason SshServer.close() gives its connections", async () => {
+  const ssh = requireTool("ssh");
+  await using dir = await tempDir();
+  const ca = await testCa("ed25519");
+  const host = await ca.host(["127.0.0.1", "localhost"]);
+  const authenticated = Promise.withResolvers<void>();
+  await using server = await serve<{ login: string }>({
+    hostKey: host.key,
+    hostCertificate: host.cert,
+    authenticate: ({ username }) => ({ ok: true, context: { login: username } }),
+    onConnection: () => authenticated.resolve(),
+    handlers: echoHandlers,
+  });
+  const keyPath = await writeIdentity(dir.path, "alice", await ca.user(["alice"]));
+  const knownHosts = `${dir.path}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, ca.knownHostsLine + "\n");
+  const child = new Deno.Command(ssh, {
+    args: [
+      ...sshArgs({ port: server.addr.port, keyPath, knownHosts, user: "alice", logLevel: "INFO" }),
+      "count", // waits for the end of stdin, which never comes
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await authenticated.promise;
+  await server.close("node is shutting down");
+  const out = await child.output();
+  assert.equal(out.code, 255);
+  assert.match(new TextDecoder().decode(out.stderr), /disconnect.*node is shutting down/i);
+});

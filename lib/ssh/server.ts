@@ -49,6 +49,7 @@ import {
   installServerSigAlgs,
   parseSsh2PrivateKey,
   releaseBareSession,
+  sendDisconnect,
   SERVER_SIG_ALGS,
   type Ssh2AuthContext,
   type Ssh2Channel,
@@ -629,13 +630,16 @@ export class SshServer<T> implements AsyncDisposable {
     this.#ssh2.injectSocket(sock);
   }
 
-  /** Stops listening and closes every connection. */
-  async close(): Promise<void> {
+  /**
+   * Stops listening and closes every connection. With `reason`, authenticated clients are told
+   * why (SSH_MSG_DISCONNECT with that description, which the stock `ssh` prints).
+   */
+  async close(reason?: string): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
       await this.#net?.close();
     }
-    await Promise.all([...this.#conns].map((s) => closeState(s)));
+    await Promise.all([...this.#conns].map((s) => closeState(s, reason)));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -1091,9 +1095,12 @@ class ConnectionImpl<T> implements SshConnection<T> {
 }
 
 /** Ends a connection: disconnect + end, then destroy if it has not closed within 2 s. */
-async function closeState<T>(state: ConnState<T>): Promise<void> {
+async function closeState<T>(state: ConnState<T>, reason?: string): Promise<void> {
   try {
-    if (state.client !== undefined) state.client.end();
+    if (state.client !== undefined && reason !== undefined) {
+      sendDisconnect(state.client, reason);
+      state.socket.end();
+    } else if (state.client !== undefined) state.client.end();
     else state.socket.end();
   } catch {
     // already gone
