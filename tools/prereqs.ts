@@ -129,6 +129,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["scp", "curl", "useradd"],
   },
   {
+    id: "join-e2e",
+    title: "tsh sessions ls and tsh join (observer, peer, join_sessions) through a real cluster",
+    files: ["tests/e2e/join_test.ts"],
+    root: true,
+    tools: ["curl", "useradd"],
+  },
+  {
     id: "newcomer",
     title: "the commands teleport start prints, pasted into bash",
     files: ["tests/e2e/newcomer_test.ts"],

@@ -42,6 +42,8 @@ function describe(r: Resource): string[] {
       return [r.kind, r.metadata.name, `${r.spec.hostname} ${r.spec.addr}`];
     case "proxy":
       return [r.kind, r.metadata.name, `${r.spec.hostname} ${r.spec.public_addr ?? r.spec.addr}`];
+    case "session_tracker":
+      return [r.kind, r.metadata.name, `${r.spec.user}@${r.spec.hostname} as ${r.spec.login}`];
   }
 }
 

@@ -14,11 +14,13 @@ import {
 } from "../_common.ts";
 import { GLOBAL_FLAGS, type TshEnv, tshEnv } from "./_env.ts";
 import { CONFIG_HELP, configCommand } from "./config.ts";
+import { JOIN_FLAGS, JOIN_HELP, joinCommand } from "./join.ts";
 import { LOGIN_FLAGS, LOGIN_HELP, loginCommand } from "./login.ts";
 import { LS_FLAGS, LS_HELP, lsCommand } from "./ls.ts";
 import { PLAY_FLAGS, PLAY_HELP, playCommand } from "./play.ts";
 import { PROXY_FLAGS, PROXY_HELP, proxyCommand } from "./proxy.ts";
 import { SCP_FLAGS, SCP_HELP, scpCommand } from "./scp.ts";
+import { SESSIONS_FLAGS, SESSIONS_HELP, sessionsCommand } from "./sessions.ts";
 import { SSH_HELP, sshCommand } from "./ssh.ts";
 import { LOGOUT_HELP, logoutCommand, STATUS_HELP, statusCommand } from "./status.ts";
 
@@ -62,6 +64,18 @@ const COMMANDS: Record<string, Command> = {
     run: scpCommand,
     summary: "copy files to or from a node",
     help: SCP_HELP,
+  },
+  sessions: {
+    flags: SESSIONS_FLAGS,
+    run: sessionsCommand,
+    summary: "list running sessions (sessions ls)",
+    help: SESSIONS_HELP,
+  },
+  join: {
+    flags: JOIN_FLAGS,
+    run: joinCommand,
+    summary: "join a running session as observer or peer",
+    help: JOIN_HELP,
   },
   proxy: {
     flags: PROXY_FLAGS,

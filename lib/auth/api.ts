@@ -21,7 +21,7 @@ import {
 import type { Identity } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
 import type { SearchQuery } from "../events/mod.ts";
-import { parseResourceValue, resolveKind } from "../resource/mod.ts";
+import { parseResourceValue, resolveKind, type SessionTracker } from "../resource/mod.ts";
 import type { RegisterRequest } from "../authclient/mod.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -435,6 +435,49 @@ const ROUTES: Route[] = [
     handler: async (s, req) => {
       await s.authorize(caller(req), "session", "list");
       return { sessions: await s.listRecordings() };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/sessions$/,
+    auth: true,
+    // Running interactive sessions, filtered per caller (see listVisibleSessionTrackers).
+    handler: async (s, req) => ({ items: await s.listVisibleSessionTrackers(caller(req)) }),
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [sid]) => ({
+      item: await s.getVisibleSessionTracker(caller(req), sid!),
+    }),
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [sid]) => {
+      const id = caller(req);
+      await s.authorize(id, "session_tracker", "update");
+      const tracker = parseResourceValue(body(req).tracker);
+      if (tracker.kind !== "session_tracker" || tracker.metadata.name !== sid) {
+        throw new BadParameterError(
+          `field "tracker" must be the session_tracker resource named "${sid}"`,
+        );
+      }
+      await s.upsertSessionTracker(id, tracker as SessionTracker);
+      return { ok: true };
+    },
+  },
+  {
+    method: "DELETE",
+    pattern: /^\/v1\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [sid]) => {
+      const id = caller(req);
+      await s.authorize(id, "session_tracker", "delete");
+      await s.deleteSessionTracker(id, sid!);
+      return { ok: true };
     },
   },
   {

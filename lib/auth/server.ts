@@ -41,6 +41,7 @@ import {
   type ResourceKind,
   type Role,
   type ServerResource,
+  type SessionTracker,
   type SystemRole,
   type User,
   validateName,
@@ -86,6 +87,7 @@ import {
   validateAuditEvent,
 } from "../events/mod.ts";
 import { SYSTEM_ROLE_POLICIES } from "./system_roles.ts";
+import { SessionTrackerStore } from "./session_trackers.ts";
 
 /** A static join token from teleport.yaml (`"node:secret"`). Never expires. */
 export interface StaticToken {
@@ -166,6 +168,7 @@ export class AuthServer {
   readonly userTokens: UserTokensService;
   readonly cas: CertAuthoritiesService;
   readonly presence: PresenceService;
+  readonly sessionTrackers: SessionTrackerStore;
   readonly audit: AuditLog;
   readonly #opts: AuthServerOptions;
   readonly #log: Logger;
@@ -186,6 +189,7 @@ export class AuthServer {
     this.userTokens = new UserTokensService(opts.backend);
     this.cas = new CertAuthoritiesService(opts.backend);
     this.presence = new PresenceService(opts.backend);
+    this.sessionTrackers = new SessionTrackerStore(opts.backend);
     this.#hostRegistry = new HostRegistry(opts.backend);
     this.audit = opts.auditLog ?? new MemoryAuditLog({ clock: opts.clock });
     for (const t of opts.staticTokens ?? []) {
@@ -763,6 +767,8 @@ export class AuthServer {
         return await this.presence.listNodes();
       case "proxy":
         return await this.presence.listProxies();
+      case "session_tracker":
+        return await this.sessionTrackers.list();
     }
   }
 
@@ -810,6 +816,8 @@ export class AuthServer {
         return await this.presence.getNode(name);
       case "proxy":
         return await this.presence.getProxy(name);
+      case "session_tracker":
+        return await this.sessionTrackers.get(name);
     }
   }
 
@@ -829,6 +837,7 @@ export class AuthServer {
       case "cert_authority":
       case "node":
       case "proxy":
+      case "session_tracker":
         throw new BadParameterError(
           `Cannot create ${resource.kind} resources: they are managed by the cluster itself`,
         );
@@ -848,6 +857,8 @@ export class AuthServer {
         return await this.presence.deleteNode(name);
       case "proxy":
         return await this.presence.deleteProxy(name);
+      case "session_tracker":
+        return await this.sessionTrackers.delete(name);
       case "cert_authority":
         throw new BadParameterError(
           "Cannot delete cert_authority resources: the cluster cannot work without its CAs",
@@ -1224,6 +1235,107 @@ export class AuthServer {
       );
     }
     await this.presence.deleteProxy(name);
+  }
+
+  // ---- session trackers ------------------------------------------------------
+
+  /**
+   * A node's tracker of a session it runs: only a Node host (or Admin), only for itself
+   * (`spec.node_id` = its host UUID), never over another node's session, expiring within the
+   * hour (the node keeps it alive).
+   */
+  async upsertSessionTracker(caller: Identity, tracker: SessionTracker): Promise<void> {
+    const isAdmin = caller.kind === "host" && caller.roles.includes("Admin");
+    const isNode = caller.kind === "host" && caller.roles.includes("Node");
+    const hostId = hostIdOf(caller);
+    if (!isAdmin && !(isNode && tracker.spec.node_id === hostId)) {
+      throw new AccessDeniedError(
+        `${caller.username} cannot track session "${tracker.metadata.name}": a node tracks ` +
+          "only its own sessions",
+      );
+    }
+    const sid = tracker.metadata.name;
+    const existing = await this.sessionTrackers.get(sid).catch((err) => {
+      if (isKind(err, "NotFound")) return undefined;
+      throw err;
+    });
+    if (existing !== undefined && existing.spec.node_id !== tracker.spec.node_id) {
+      throw new AccessDeniedError(
+        `Cannot track session "${sid}": it runs on node ${existing.spec.node_id}`,
+      );
+    }
+    const expires = Date.parse(tracker.metadata.expires ?? "");
+    const now = this.clock.now().getTime();
+    if (Number.isNaN(expires) || expires <= now || expires > now + 3_600_000) {
+      throw new BadParameterError(
+        `Cannot track session "${sid}": metadata.expires must lie within the next hour`,
+      );
+    }
+    await this.sessionTrackers.upsert({
+      ...tracker,
+      spec: { ...tracker.spec, cluster_name: this.clusterName },
+    });
+  }
+
+  /** A node withdraws the tracker of a session that ended (only its own sessions). */
+  async deleteSessionTracker(caller: Identity, sid: string): Promise<void> {
+    const tracker = await this.sessionTrackers.get(sid);
+    const isAdmin = caller.kind === "host" && caller.roles.includes("Admin");
+    if (!isAdmin && !(caller.kind === "host" && tracker.spec.node_id === hostIdOf(caller))) {
+      throw new AccessDeniedError(
+        `${caller.username} cannot end the tracker of session "${sid}": it runs on node ` +
+          tracker.spec.node_id,
+      );
+    }
+    await this.sessionTrackers.delete(sid);
+  }
+
+  /**
+   * The running sessions `caller` may see: all of them for hosts and for users whose roles
+   * allow `list` on `session_tracker` or `session` (recordings); otherwise the user's own
+   * sessions and those their `join_sessions` policies let them join.
+   */
+  async listVisibleSessionTrackers(caller: Identity): Promise<SessionTracker[]> {
+    const all = await this.sessionTrackers.list();
+    const sees = await this.#sessionVisibility(caller);
+    const out: SessionTracker[] = [];
+    for (const t of all) if (await sees(t)) out.push(t);
+    return out;
+  }
+
+  /** One running session, if `caller` may see it (NotFoundError otherwise, hiding it). */
+  async getVisibleSessionTracker(caller: Identity, sid: string): Promise<SessionTracker> {
+    const tracker = await this.sessionTrackers.get(sid);
+    if (!await (await this.#sessionVisibility(caller))(tracker)) {
+      throw new NotFoundError(`session "${sid}" is not running (no session tracker)`);
+    }
+    return tracker;
+  }
+
+  async #sessionVisibility(caller: Identity): Promise<(t: SessionTracker) => Promise<boolean>> {
+    if (caller.kind === "host") return () => Promise.resolve(true);
+    const checker = await this.checkerFor(caller);
+    const allows = (resource: string) => {
+      try {
+        checker.checkRule(resource, "list");
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (allows("session_tracker") || allows("session")) return () => Promise.resolve(true);
+    const ownerRoles = new Map<string, Promise<string[]>>();
+    return async (t) => {
+      if (t.spec.user === caller.username) return true;
+      let roles = ownerRoles.get(t.spec.user);
+      if (roles === undefined) {
+        roles = this.users.get(t.spec.user).then((u) => u.spec.roles, () => []);
+        ownerRoles.set(t.spec.user, roles);
+      }
+      const session = { owner: t.spec.user, ownerRoles: await roles, kind: t.spec.kind };
+      return checker.canJoinSession(caller.username, session, "observer") ||
+        checker.canJoinSession(caller.username, session, "peer");
+    };
   }
 
   /** Expiry within the next hour; a host certificate, when given, must parse as one. */

@@ -27,6 +27,8 @@ export const SYSTEM_ROLE_POLICIES: Record<SystemRole, Role> = {
     [["cert_authority", "cluster", "role"], ["list", "read"]],
     [["node"], ["create", "update"]],
     [["event", "session"], ["create"]],
+    // Trackers of its own interactive sessions (the server checks the node id).
+    [["session_tracker"], ["create", "update", "delete"]],
   ]),
   Proxy: policy("Proxy", [
     [["cert_authority", "cluster", "node", "proxy", "user", "role"], ["list", "read"]],

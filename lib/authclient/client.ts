@@ -20,7 +20,7 @@ import {
 } from "../errors/mod.ts";
 import { deferredDuplex, dialTcp } from "../net/mod.ts";
 import type { AuditEvent, SearchQuery, SearchResult } from "../events/mod.ts";
-import type { Resource, ResourceKind } from "../resource/mod.ts";
+import type { Resource, ResourceKind, SessionTracker } from "../resource/mod.ts";
 import type {
   AuthenticateSshUserRequest,
   ChangePasswordWithTokenRequest,
@@ -333,6 +333,27 @@ export class AuthClient {
   /** Announces this node until `node.metadata.expires` (heartbeat). */
   async heartbeatNode(node: Resource): Promise<void> {
     await this.request("PUT", `/v1/nodes/${encodeURIComponent(node.metadata.name)}`, { node });
+  }
+  /** Writes the tracker of a session this node runs, until `tracker.metadata.expires`. */
+  async upsertSessionTracker(tracker: SessionTracker): Promise<void> {
+    await this.request("PUT", `/v1/sessions/${encodeURIComponent(tracker.metadata.name)}`, {
+      tracker,
+    });
+  }
+  /** Withdraws the tracker of a session this node ran. */
+  async deleteSessionTracker(sid: string): Promise<void> {
+    await this.request("DELETE", `/v1/sessions/${encodeURIComponent(sid)}`);
+  }
+  /** The running interactive sessions the caller may see. */
+  async listSessionTrackers(): Promise<SessionTracker[]> {
+    return (await this.request<{ items: SessionTracker[] }>("GET", "/v1/sessions")).items;
+  }
+  /** One running session (NotFoundError when it is not running or not visible). */
+  async getSessionTracker(sid: string): Promise<SessionTracker> {
+    return (await this.request<{ item: SessionTracker }>(
+      "GET",
+      `/v1/sessions/${encodeURIComponent(sid)}`,
+    )).item;
   }
   /** Sends audit events (a node's or proxy's) to the auth service. */
   async emitEvents(events: AuditEvent[]): Promise<void> {

@@ -20,7 +20,8 @@ import {
   type X509Ca,
 } from "../ca/mod.ts";
 import { identityToSubject } from "../identity/mod.ts";
-import type { ProxyResource, ServerResource } from "../resource/mod.ts";
+import type { ProxyResource, ServerResource, SessionTracker } from "../resource/mod.ts";
+import { NotFoundError } from "../errors/mod.ts";
 import { type SshServer, startSshServer } from "../ssh/mod.ts";
 import type { ClusterApi } from "./cluster.ts";
 import { copyingStream } from "../ssh/mod.ts";
@@ -362,11 +363,19 @@ export function fakeClusterApi(
   nodes: ServerResource[],
   proxies: ProxyResource[],
   recordings: Record<string, Uint8Array> = {},
+  sessions: SessionTracker[] = [],
 ): ClusterApi & { closed: boolean } {
   const api = {
     closed: false,
     listNodes: () => Promise.resolve(nodes),
     listProxies: () => Promise.resolve(proxies),
+    listSessionTrackers: () => Promise.resolve(sessions),
+    getSessionTracker: (sid: string) => {
+      const found = sessions.find((s) => s.metadata.name === sid);
+      return found === undefined
+        ? Promise.reject(new NotFoundError(`session "${sid}" is not running`))
+        : Promise.resolve(found);
+    },
     downloadRecording: (sid: string) => {
       const r = recordings[sid];
       return r === undefined

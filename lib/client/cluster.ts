@@ -8,7 +8,7 @@
  */
 import { AuthClient } from "../authclient/mod.ts";
 import { authAlpn } from "../multiplex/mod.ts";
-import type { ProxyResource, ServerResource } from "../resource/mod.ts";
+import type { ProxyResource, ServerResource, SessionTracker } from "../resource/mod.ts";
 import type { Profile, ProfileKeys } from "./profile.ts";
 
 /** What tsh asks of the cluster. */
@@ -17,6 +17,10 @@ export interface ClusterApi {
   listNodes(): Promise<ServerResource[]>;
   /** The proxies' presence resources (with `spec.host_cert`). */
   listProxies(): Promise<ProxyResource[]>;
+  /** The running interactive sessions the user may see (`tsh sessions ls`). */
+  listSessionTrackers(): Promise<SessionTracker[]>;
+  /** One running session (`tsh join`); NotFoundError when it is not running or hidden. */
+  getSessionTracker(sid: string): Promise<SessionTracker>;
   /** A session recording (gzip bytes or stream, see lib/events). */
   downloadRecording(sid: string): Promise<Uint8Array | ReadableStream<Uint8Array>>;
   /** Releases pooled connections. */
@@ -38,6 +42,8 @@ export function openClusterApi(profile: Profile, keys: ProfileKeys): ClusterApi 
       (await client.listResources("node")).filter((r): r is ServerResource => r.kind === "node"),
     listProxies: async () =>
       (await client.listProxies()).filter((r): r is ProxyResource => r.kind === "proxy"),
+    listSessionTrackers: () => client.listSessionTrackers(),
+    getSessionTracker: (sid) => client.getSessionTracker(sid),
     downloadRecording: (sid) => client.downloadRecording(sid),
     close: () => client.close(),
   };

@@ -50,6 +50,10 @@ export const EventType = Object.freeze(
     SessionStart: "session.start",
     /** A session ended. */
     SessionEnd: "session.end",
+    /** A user joined a running session (`tsh join`; `mode`: peer or observer). */
+    SessionJoin: "session.join",
+    /** A joined user left a running session. */
+    SessionLeave: "session.leave",
     /** A session recording was uploaded to the auth service. */
     SessionUpload: "session.upload",
     /** A command ran (`command`, `exitCode`, `exitError`). */
@@ -82,7 +86,9 @@ export const EventCode = Object.freeze(
     UserLocalLogin: "T1000I",
     UserLocalLoginFailure: "T1000W",
     SessionStart: "T2000I",
+    SessionJoin: "T2001I",
     TerminalResize: "T2002I",
+    SessionLeave: "T2003I",
     SessionEnd: "T2004I",
     SessionUpload: "T2005I",
     Subsystem: "T3001I",
@@ -104,6 +110,8 @@ export const EVENT_CODES: Readonly<Record<KnownEventType, { success: string; fai
   Object.freeze({
     "session.start": { success: EventCode.SessionStart },
     "session.end": { success: EventCode.SessionEnd },
+    "session.join": { success: EventCode.SessionJoin },
+    "session.leave": { success: EventCode.SessionLeave },
     "session.upload": { success: EventCode.SessionUpload },
     "exec": { success: EventCode.Exec, failure: EventCode.ExecFailure },
     "port": { success: EventCode.PortForward, failure: EventCode.PortForwardFailure },

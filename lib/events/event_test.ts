@@ -24,6 +24,8 @@ Deno.test("EVENT_CODES uses Teleport's event names and codes", () => {
   assert.deepEqual(EVENT_CODES, {
     "session.start": { success: "T2000I" },
     "session.end": { success: "T2004I" },
+    "session.join": { success: "T2001I" },
+    "session.leave": { success: "T2003I" },
     "session.upload": { success: "T2005I" },
     "exec": { success: "T3002I", failure: "T3002E" },
     "port": { success: "T3003I", failure: "T3003E" },

@@ -20,7 +20,7 @@ import {
 } from "../events/mod.ts";
 import { ClientAddrVerifier } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import type { Resource, Role, ServerResource } from "../resource/mod.ts";
+import type { Resource, Role, ServerResource, SessionTracker } from "../resource/mod.ts";
 import { type SocketAddresses, type SshServer, startSshServer } from "../ssh/mod.ts";
 import { ConnectionGuard } from "../net/mod.ts";
 import type { Duplex } from "node:stream";
@@ -31,6 +31,7 @@ import { handleGlobalRequest } from "./remote_forward.ts";
 import { runPeriodic } from "./periodic.ts";
 import { RoleCache } from "../rbac/mod.ts";
 import { handleSessionOpen, type NodeIdentityInfo, type SessionDeps } from "./session.ts";
+import { SessionRegistry } from "./shared_session.ts";
 
 /** The slice of the auth API client the node uses (lib/authclient AuthClient fits). */
 export interface NodeAuthApi {
@@ -38,6 +39,9 @@ export interface NodeAuthApi {
   heartbeatNode(node: Resource): Promise<void>;
   emitEvents(events: AuditEvent[]): Promise<void>;
   uploadRecording(sid: string, body: ReadableStream<Uint8Array>): Promise<{ size: number }>;
+  /** Session trackers of the node's interactive sessions (`tsh sessions ls`, `tsh join`). */
+  upsertSessionTracker(tracker: SessionTracker): Promise<void>;
+  deleteSessionTracker(sid: string): Promise<void>;
 }
 
 /** Inputs of {@link NodeService.start}. */
@@ -91,6 +95,12 @@ export interface NodeServiceOptions {
   loginTimeoutMs?: number;
   /** Retry period of recording uploads. @default {30000} */
   uploadRetryMs?: number;
+  /**
+   * How long one write of a session tracker keeps an interactive session listed in auth; the
+   * node rewrites running sessions' trackers every third of it.
+   * @default {120000}
+   */
+  sessionTrackerTtlMs?: number;
 }
 
 /** A running node service. */
@@ -178,7 +188,15 @@ export class NodeService implements AsyncDisposable {
       clock: o.clock,
       logger: o.logger,
     });
+    const sessions = new SessionRegistry({
+      auth: o.auth,
+      node: this.#info,
+      clock: o.clock,
+      logger: o.logger,
+      ...(o.sessionTrackerTtlMs === undefined ? {} : { trackerTtlMs: o.sessionTrackerTtlMs }),
+    });
     const deps: SessionDeps = {
+      sessions,
       node: this.#info,
       emitter: this.#emitter,
       recordingsDir: o.recordingsDir,
@@ -258,6 +276,14 @@ export class NodeService implements AsyncDisposable {
       name: "Node heartbeat",
       task: () => o.auth.heartbeatNode(this.#announcement()),
       intervalMs: o.heartbeatIntervalMs ?? 60_000,
+      clock: o.clock,
+      logger: o.logger,
+      signal,
+    }));
+    this.#tasks.push(runPeriodic({
+      name: "Session tracker keepalive",
+      task: () => sessions.keepAlive(),
+      intervalMs: Math.max(1000, Math.floor(sessions.trackerTtlMs / 3)),
       clock: o.clock,
       logger: o.logger,
       signal,

@@ -5,13 +5,15 @@
  * subsystem. A certificate's `force-command` replaces exec, shell and subsystem
  * requests alike (OpenSSH semantics); roles without file copy refuse sftp and
  * the scp server (`scp -t`/`scp -f`, see scp.ts). Interactive (PTY) sessions
- * are recorded; starts, ends and commands are audited.
+ * are recorded, tracked in auth and joinable (`env TELEPORT_SESSION=<sid>` then `shell`, see
+ * shared_session.ts); starts, joins, ends and commands are audited.
  */
 import type { Duplex, Readable, Writable } from "node:stream";
 import type { Clock } from "../clock/mod.ts";
 import { messageOf } from "../errors/mod.ts";
 import { type Emitter, newAuditEvent, newSessionId, SessionRecorder } from "../events/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { SessionParticipantMode } from "../resource/mod.ts";
 import { ConnectionGuard } from "../net/mod.ts";
 import type { ServerChannel, SessionOpen, SessionRequest, SshConnection } from "../ssh/mod.ts";
 import { type AgentForward, startAgentForward } from "./agent.ts";
@@ -20,6 +22,12 @@ import { buildSessionEnv, checkClientEnv } from "./env.ts";
 import { assertCanRunAs, lookupOsUser, type OsUser } from "./os_user.ts";
 import { type ExitStatus, spawnPty, type TerminalModes } from "./pty.ts";
 import { isScpServerCommand } from "./scp.ts";
+import {
+  JOIN_MODE_ENV,
+  JOIN_SESSION_ENV,
+  type SessionRegistry,
+  SharedSession,
+} from "./shared_session.ts";
 import { spawnExec } from "./spawn.ts";
 
 /** Facts about this node that sessions need. */
@@ -48,6 +56,11 @@ export interface SessionDeps {
    * @default {a guard of the session's own}
    */
   guard?: ConnectionGuard;
+  /**
+   * Interactive sessions others may join (`tsh join`), tracked in auth.
+   * @default {none: sessions are neither tracked nor joinable}
+   */
+  sessions?: SessionRegistry;
 }
 
 const SFTP_SERVER_PATHS = [
@@ -113,6 +126,10 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     | undefined;
   let started = false;
   let agent: AgentForward | undefined;
+  /** Set by `env TELEPORT_SESSION=<sid>`: the shell request joins that session. */
+  let joinSid: string | undefined;
+  let joinMode: SessionParticipantMode = "peer";
+  let shared: SharedSession | undefined;
 
   const session = open.accept((req) => onRequest(req));
   void session.closed.then(() => {
@@ -129,6 +146,15 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
         pty = { term: req.term, cols: req.cols, rows: req.rows, modes: { ...req.modes } };
         return req.accept();
       case "env": {
+        if (req.name === JOIN_SESSION_ENV) {
+          joinSid = req.value;
+          return req.accept();
+        }
+        if (req.name === JOIN_MODE_ENV) {
+          if (req.value !== "peer" && req.value !== "observer") return req.reject();
+          joinMode = req.value;
+          return req.accept();
+        }
         const verdict = checkClientEnv(req.name, req.value);
         if (!verdict.accepted) {
           log.debug("Refused env {name} from {user}: {reason}", {
@@ -170,6 +196,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       case "subsystem":
         if (started) return req.reject();
         started = true;
+        if (joinSid !== undefined) return joinSession(req, joinSid);
         return await start(req);
       case "x11-req":
         return req.reject({ stderr: "X11 forwarding is not supported by this node\r\n" });
@@ -214,6 +241,45 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       return req.reject({ stderr: `Warning: ${messageOf(err)}\r\n` });
     }
     return req.accept();
+  }
+
+  /** Joins running session `sid` (a shell request after `env TELEPORT_SESSION`). */
+  function joinSession(
+    req: Extract<SessionRequest, { type: "shell" | "exec" | "subsystem" }>,
+    sid: string,
+  ): void {
+    const fields = { ...baseFields(conn, deps, sid), mode: joinMode };
+    const target = deps.sessions?.get(sid);
+    let why: string | undefined;
+    if (req.type !== "shell") why = "Cannot join a session: send a shell request to join";
+    else if (target === undefined) {
+      why = `Cannot join session ${sid}: it is not running on this node`;
+    } else if (
+      !access.checker.canJoinSession(access.user, {
+        owner: target.owner.user,
+        ownerRoles: target.owner.roles,
+        kind: "ssh",
+      }, joinMode)
+    ) {
+      why = `Cannot join session ${sid} as ${joinMode}: it belongs to another user and no ` +
+        "role of yours allows joining it (role option allow.join_sessions)";
+    }
+    if (why !== undefined || target === undefined) {
+      // Refusals are logged; Teleport has no audit event code for a refused join.
+      log.info("Refused {user} joining session {sid}: {reason}", {
+        user: access.user,
+        sid,
+        reason: why,
+      });
+      return req.fail(why ?? "", { exitCode: 1 });
+    }
+    emit(deps, "session.join", fields);
+    log.info("User {user} joined session {sid} as {mode}", {
+      user: access.user,
+      sid,
+      mode: joinMode,
+    });
+    target.join(access.user, joinMode, req.accept(), () => emit(deps, "session.leave", fields));
   }
 
   async function resolveUser(): Promise<OsUser> {
@@ -320,7 +386,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       interactive,
       session_start: startedAt.toISOString(),
       session_stop: deps.clock.now().toISOString(),
-      participants: [access.user],
+      participants: shared?.everyone ?? [access.user],
       ...("code" in status ? { exitCode: String(status.code) } : { exitSignal: status.signal }),
     });
   }
@@ -378,10 +444,26 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     if (size.cols !== initial.cols || size.rows !== initial.rows) {
       running.resize(size.cols, size.rows);
     }
-    pipeWithBackpressure(p.stream, ch, (d) => void recorder.print(d));
+    const registry = deps.sessions;
+    const sharing = registry === undefined ? undefined : new SharedSession({
+      sid,
+      owner: access,
+      ownerChannel: ch,
+      input: (d) => p.stream.write(d),
+      clock: deps.clock,
+      onChange: () => void registry.update(sid),
+    });
+    shared = sharing;
+    if (sharing !== undefined) registry?.add(sharing);
+    pipeWithBackpressure(p.stream, ch, (d) => {
+      void recorder.print(d);
+      sharing?.broadcast(d);
+    });
     pipeWithBackpressure(ch, p.stream);
     const status = await p.exited;
     running = undefined;
+    void registry?.remove(sid);
+    sharing?.end(status);
     sendExit(ch, status);
     await finishRecording(recorder);
     return status;

@@ -2,7 +2,8 @@
  * Certificate and role restrictions on sessions, checked with the stock OpenSSH clients
  * (`ssh`, `sftp`, `scp`) against an in-process NodeService on 127.0.0.1: a `force-command`
  * certificate runs its command for exec, shell and the sftp subsystem alike, and a role with
- * `ssh_file_copy: false` refuses sftp and the legacy scp protocol (`scp -O`) both ways.
+ * `ssh_file_copy: false` refuses sftp and the legacy scp protocol (`scp -O`) both ways; stock
+ * ssh joins a shared session (`SetEnv TELEPORT_SESSION=…`) as observer or peer.
  */
 import assert from "node:assert/strict";
 import {
@@ -15,7 +16,7 @@ import { RealClock } from "../clock/mod.ts";
 import { NotFoundError } from "../errors/mod.ts";
 import type { AuditEvent } from "../events/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
-import type { CertAuthority, Resource, Role } from "../resource/mod.ts";
+import type { CertAuthority, Resource, Role, SessionTracker } from "../resource/mod.ts";
 import { ACCESS_ROLE } from "../rbac/mod.ts";
 import { ensureTestUser } from "./_os_testing.ts";
 import { NodeService } from "./service.ts";
@@ -30,6 +31,27 @@ const NO_COPY: Role = {
   spec: {
     options: { max_session_ttl: "1h", ssh_file_copy: false },
     allow: { logins: [LOGIN], node_labels: { "*": "*" } },
+    deny: {},
+  },
+};
+
+/** May watch (not type into) sessions of users holding `access`. */
+const WATCH: Role = {
+  kind: "role",
+  version: "v7",
+  metadata: { name: "watch" },
+  spec: {
+    options: {},
+    allow: {
+      logins: [LOGIN],
+      node_labels: { "*": "*" },
+      join_sessions: [{
+        name: "oversight",
+        roles: ["access"],
+        kinds: ["ssh"],
+        modes: ["observer"],
+      }],
+    },
     deny: {},
   },
 };
@@ -66,6 +88,8 @@ async function run(cmd: string, args: string[], stdin?: string) {
 async function userKeyFiles(dir: string, name: string, ca: SshKeyPair, o: {
   roles: string[];
   critical?: Record<string, string>;
+  /** Teleport user name (the certificate key id). @default {name} */
+  user?: string;
 }): Promise<string> {
   const key = await generateSshKeyPair("ed25519");
   const now = Date.now();
@@ -73,7 +97,7 @@ async function userKeyFiles(dir: string, name: string, ca: SshKeyPair, o: {
     signer: ca,
     publicKeyBlob: key.publicKeyBlob,
     certType: "user",
-    keyId: name,
+    keyId: o.user ?? name,
     principals: [LOGIN],
     validAfter: new Date(now - 60_000),
     validBefore: new Date(now + 3_600_000),
@@ -116,7 +140,7 @@ async function startNode(hostCa: SshKeyPair, userCa: SshKeyPair, recordingsDir: 
     validBefore: "forever",
     extensions: { "x-teleport-role": "Node", "x-teleport-authority": CLUSTER },
   });
-  const roles: Record<string, Role> = { access: ACCESS_ROLE, "no-copy": NO_COPY };
+  const roles: Record<string, Role> = { access: ACCESS_ROLE, "no-copy": NO_COPY, watch: WATCH };
   const userCaResource: CertAuthority = {
     kind: "cert_authority",
     version: "v2",
@@ -136,6 +160,20 @@ async function startNode(hostCa: SshKeyPair, userCa: SshKeyPair, recordingsDir: 
     },
   };
   const events: AuditEvent[] = [];
+  const trackers = new Map<string, SessionTracker>();
+  const eventWaiters = new Set<() => void>();
+  /** Resolves once an event matching `pred` reached auth. */
+  const waitEvent = (pred: (e: AuditEvent) => boolean) =>
+    new Promise<AuditEvent>((resolve) => {
+      const check = () => {
+        const found = events.find(pred);
+        if (found === undefined) return;
+        eventWaiters.delete(check);
+        resolve(found);
+      };
+      eventWaiters.add(check);
+      check();
+    });
   const node = await NodeService.start({
     keyPem: hostKey.privateKeyPem,
     sshCert: hostCert.authorizedKey,
@@ -154,8 +192,17 @@ async function startNode(hostCa: SshKeyPair, userCa: SshKeyPair, recordingsDir: 
         return Promise.resolve(role);
       },
       heartbeatNode: () => Promise.resolve(),
+      upsertSessionTracker: (tracker) => {
+        trackers.set(tracker.metadata.name, tracker);
+        return Promise.resolve();
+      },
+      deleteSessionTracker: (sid) => {
+        trackers.delete(sid);
+        return Promise.resolve();
+      },
       emitEvents: (batch) => {
         events.push(...batch);
+        for (const w of [...eventWaiters]) w();
         return Promise.resolve();
       },
       uploadRecording: async (_sid, body) => {
@@ -171,7 +218,7 @@ async function startNode(hostCa: SshKeyPair, userCa: SshKeyPair, recordingsDir: 
     clock: new RealClock(),
     logger: getComponentLogger("node:test"),
   });
-  return { node, events };
+  return { node, events, trackers, waitEvent };
 }
 
 Deno.test({
@@ -291,5 +338,176 @@ Deno.test({
       e.event === "session.start" && e.original_command === "sftp"
     );
     assert.ok(forcedStart, "the forced sftp session is audited with the original request");
+  },
+});
+
+/** A client process driven through pipes: write text, wait for output. */
+interface Driven extends AsyncDisposable {
+  write(text: string): Promise<void>;
+  /** Resolves with the first match of `re` in stdout+stderr (rejects if the process ends first). */
+  waitFor(re: RegExp): Promise<RegExpExecArray>;
+  /** Closes stdin and resolves with the exit code. */
+  finish(): Promise<number>;
+  output(): string;
+}
+
+function drive(cmd: string, args: string[]): Driven {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let exited = false;
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const w of [...waiters]) w();
+  };
+  const read = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s.pipeThrough(new TextDecoderStream())) {
+      out += c;
+      wake();
+    }
+  };
+  const reads = Promise.all([read(child.stdout), read(child.stderr)]);
+  const status = child.status.then(async (s) => {
+    await reads;
+    exited = true;
+    wake();
+    return s.code;
+  });
+  const writer = child.stdin.getWriter();
+  let open = true;
+  const enc = new TextEncoder();
+  return {
+    write: (text) => writer.write(enc.encode(text)),
+    waitFor: (re) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const m = re.exec(out);
+          if (m !== null) {
+            waiters.delete(check);
+            resolve(m);
+          } else if (exited) {
+            waiters.delete(check);
+            reject(new Error(`${cmd} exited before printing ${re}:\n${out}`));
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
+    finish: async () => {
+      if (open) {
+        open = false;
+        await writer.close().catch(() => {});
+      }
+      return await status;
+    },
+    output: () => out,
+    [Symbol.asyncDispose]: async () => {
+      if (!exited) child.kill("SIGKILL");
+      await status;
+    },
+  };
+}
+
+Deno.test({
+  name: "sessions: stock ssh joins a shared session as observer or peer; others need a policy",
+  ignore: CLIENTS_MISSING,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await ensureTestUser(LOGIN);
+    const dir = await Deno.makeTempDir({ prefix: "tp-node-join-" });
+    const hostCa = await generateSshKeyPair("ed25519");
+    const userCa = await generateSshKeyPair("ed25519");
+    await Deno.mkdir(`${dir}/recordings`);
+    const { node, events, trackers, waitEvent } = await startNode(
+      hostCa,
+      userCa,
+      `${dir}/recordings`,
+    );
+    const port = String(node.addr.port);
+    const target = `${LOGIN}@127.0.0.1`;
+    const alice = await userKeyFiles(dir, "alice", userCa, { roles: ["access"] });
+    const alice2 = await userKeyFiles(dir, "alice2", userCa, { roles: ["access"], user: "alice" });
+    const bob = await userKeyFiles(dir, "bob", userCa, { roles: ["access"] });
+    const wendy = await userKeyFiles(dir, "wendy", userCa, { roles: ["watch"] });
+    let ownerSid = "";
+    const join = (key: string, sid: string, mode: string) =>
+      drive("ssh", [
+        ...clientOptions(key),
+        ...["-o", `SetEnv=TELEPORT_SESSION=${sid} TELEPORT_PARTICIPANT_MODE=${mode}`],
+        "-T",
+        "-p",
+        port,
+        target,
+      ]);
+    try {
+      // The owner: a shell on a PTY (ssh -tt), driven through a pipe.
+      await using owner = drive("ssh", [...clientOptions(alice), "-tt", "-p", port, target]);
+      await owner.write("echo SID=$TELEPORT_SESSION=\n");
+      const sid = (await owner.waitFor(/SID=([0-9a-f-]{36})=/))[1]!;
+      const tracker = trackers.get(sid);
+      assert.equal(tracker?.spec.user, "alice");
+      assert.equal(tracker?.spec.login, LOGIN);
+      assert.deepEqual(tracker?.spec.participants.map((p) => p.mode), ["owner"]);
+
+      await using observer = join(alice2, sid, "observer");
+      await observer.waitFor(/joined session .* as observer/);
+      await owner.waitFor(/user alice joined the session as observer/);
+      assert.deepEqual(trackers.get(sid)?.spec.participants.map((p) => p.mode), [
+        "owner",
+        "observer",
+      ]);
+      await owner.write("echo owner-says-$((6*7))\n");
+      await observer.waitFor(/owner-says-42/);
+      // An observer's keys never reach the shell.
+      await observer.write("echo observer-typed-$((5*5))\n");
+
+      await using peer = join(alice2, sid, "peer");
+      await peer.waitFor(/joined session .* as peer/);
+      await peer.write("echo peer-says-$((7*7))\n");
+      await owner.waitFor(/peer-says-49/);
+      await observer.waitFor(/peer-says-49/);
+      assert.equal(await peer.finish(), 0, peer.output());
+      await owner.waitFor(/user alice left the session/);
+
+      // Another user needs a join_sessions policy, and only for its modes.
+      await using intruder = join(bob, sid, "observer");
+      assert.equal(await intruder.finish(), 1);
+      assert.match(intruder.output(), /belongs to another user and no role of yours allows/);
+      await using wendyPeer = join(wendy, sid, "peer");
+      assert.equal(await wendyPeer.finish(), 1);
+      await using watcher = join(wendy, sid, "observer");
+      await watcher.waitFor(/joined session .* as observer/);
+      await owner.waitFor(/user wendy joined the session as observer/);
+      const gone = join(alice2, "00000000-0000-4000-8000-000000000000", "peer");
+      assert.equal(await gone.finish(), 1);
+      assert.match(gone.output(), /is not running on this node/);
+
+      await owner.write("exit 5\n");
+      assert.equal(await owner.finish(), 5, owner.output());
+      // The parties' part ends with the session, with its exit status.
+      assert.equal(await observer.finish(), 5, observer.output());
+      assert.equal(await watcher.finish(), 5, watcher.output());
+      assert.doesNotMatch(owner.output(), /observer-typed-25/);
+      assert.equal(trackers.has(sid), false, "the tracker goes with the session");
+      ownerSid = sid;
+      await waitEvent((e) => e.event === "session.end" && e.sid === sid);
+    } finally {
+      await node.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+    const end = events.find((e) => e.event === "session.end" && e.sid === ownerSid);
+    assert.deepEqual(end?.participants, ["alice", "wendy"]);
+    const joins = events.filter((e) => e.event === "session.join" && e.sid === ownerSid);
+    assert.deepEqual(joins.map((e) => `${e.user}:${e.mode}`), [
+      "alice:observer",
+      "alice:peer",
+      "wendy:observer",
+    ]);
+    assert.ok(events.some((e) => e.event === "session.leave" && e.sid === ownerSid));
   },
 });

@@ -3,7 +3,12 @@
  * I/O, no clock. Deny always wins over allow.
  */
 import { AccessDeniedError } from "../errors/mod.ts";
-import { parseDuration, type Role, type RoleConditions } from "../resource/mod.ts";
+import {
+  parseDuration,
+  type Role,
+  type RoleConditions,
+  type SessionParticipantMode,
+} from "../resource/mod.ts";
 
 /** Longest certificate anyone gets when no role sets max_session_ttl (Teleport: 30h). */
 export const DEFAULT_MAX_SESSION_TTL_MS = 30 * 3_600_000;
@@ -174,6 +179,27 @@ export class AccessChecker {
   /** Agent forwarding is permitted when a role turns it on (`forward_agent`, as Teleport). */
   canForwardAgent(): boolean {
     return this.#roles.some((r) => r.spec.options.forward_agent === true);
+  }
+
+  /**
+   * Whether the holder (user `self`) may join, in `mode`, a session of `kind` started by
+   * `session.owner` holding `session.ownerRoles`. The session's own Teleport user always may;
+   * anyone else needs a role whose `allow.join_sessions` lists the mode, the kind (or `*`) and
+   * one of the owner's roles (or `*`).
+   */
+  canJoinSession(
+    self: string,
+    session: { owner: string; ownerRoles: readonly string[]; kind: string },
+    mode: SessionParticipantMode,
+  ): boolean {
+    if (self === session.owner) return true;
+    const any = (list: readonly string[], want: readonly string[]) =>
+      list.includes("*") || list.some((x) => want.includes(x));
+    return this.#roles.some((r) =>
+      (r.spec.allow.join_sessions ?? []).some((p) =>
+        p.modes.includes(mode) && any(p.kinds, [session.kind]) && any(p.roles, session.ownerRoles)
+      )
+    );
   }
 
   /** File copy (sftp, scp) is permitted unless a role turns it off. */

@@ -114,3 +114,23 @@ Deno.test("AccessChecker.canPortForward() reads ssh_port_forwarding per directio
   assert.equal(noRemote.canPortForward("local"), true);
   assert.equal(noRemote.canPortForward("remote"), false);
 });
+
+Deno.test("AccessChecker.canJoinSession() lets owners join and others only by join_sessions", () => {
+  const session = { owner: "alice", ownerRoles: ["access"], kind: "ssh" };
+  const plain = new AccessChecker([ACCESS_ROLE]);
+  assert.ok(plain.canJoinSession("alice", session, "peer"));
+  assert.ok(plain.canJoinSession("alice", session, "observer"));
+  assert.ok(!plain.canJoinSession("bob", session, "observer"));
+  const watcher = new AccessChecker([role("watch", {
+    allow: {
+      join_sessions: [{ name: "watch", roles: ["access"], kinds: ["ssh"], modes: ["observer"] }],
+    },
+  })]);
+  assert.ok(watcher.canJoinSession("bob", session, "observer"));
+  assert.ok(!watcher.canJoinSession("bob", session, "peer"));
+  assert.ok(!watcher.canJoinSession("bob", { ...session, ownerRoles: ["editor"] }, "observer"));
+  const any = new AccessChecker([role("any", {
+    allow: { join_sessions: [{ name: "all", roles: ["*"], kinds: ["*"], modes: ["peer"] }] },
+  })]);
+  assert.ok(any.canJoinSession("bob", { ...session, ownerRoles: ["x"] }, "peer"));
+});

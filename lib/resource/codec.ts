@@ -21,6 +21,7 @@ import {
 import { parseDuration } from "./duration.ts";
 import type {
   CertAuthority,
+  JoinSessionPolicy,
   Metadata,
   ProvisionToken,
   ProxyResource,
@@ -31,6 +32,9 @@ import type {
   RoleOptions,
   Rule,
   ServerResource,
+  SessionParticipant,
+  SessionParticipantMode,
+  SessionTracker,
   SystemRole,
   User,
 } from "./types.ts";
@@ -46,6 +50,7 @@ export const RESOURCE_KINDS: Record<ResourceKind, readonly string[]> = {
   cert_authority: ["cert_authority", "cert_authorities", "cert_authoritys", "ca", "cas"],
   node: ["node", "nodes"],
   proxy: ["proxy", "proxies"],
+  session_tracker: ["session_tracker", "session_trackers"],
 };
 
 /** Resolves a kind name or alias; BadParameterError listing the kinds otherwise. */
@@ -104,9 +109,33 @@ function metadata(v: unknown, path: string): Metadata {
   return m;
 }
 
+const PARTICIPANT_MODES: readonly SessionParticipantMode[] = ["peer", "observer"];
+
+/** `spec.allow.join_sessions`: `[{name, roles, kinds, modes}]`. */
+function joinSessions(v: unknown, path: string): JoinSessionPolicy[] {
+  if (!Array.isArray(v)) fail(path, "must be a list");
+  return v.map((x, i): JoinSessionPolicy => {
+    const p = `${path}[${i}]`;
+    const o = obj(x, p);
+    onlyKeys(o, p, ["name", "roles", "kinds", "modes"]);
+    const kinds = o.kinds === undefined ? ["ssh"] : strList(o.kinds, `${p}.kinds`);
+    const modes = strList(o.modes, `${p}.modes`).map((m, j) => {
+      if (!PARTICIPANT_MODES.includes(m as SessionParticipantMode)) {
+        fail(`${p}.modes[${j}]`, `"${m}" is not a mode (use peer or observer)`);
+      }
+      return m as SessionParticipantMode;
+    });
+    if (modes.length === 0) fail(`${p}.modes`, "must list at least one mode (peer, observer)");
+    const roles = strList(o.roles, `${p}.roles`);
+    if (roles.length === 0) fail(`${p}.roles`, 'must list the session owners\' roles (or "*")');
+    return { name: optStr(o.name, `${p}.name`) ?? "", roles, kinds, modes };
+  });
+}
+
 function conditions(v: unknown, path: string): RoleConditions {
   const o = obj(v, path);
-  onlyKeys(o, path, ["logins", "node_labels", "rules"]);
+  const allow = path.endsWith(".allow");
+  onlyKeys(o, path, ["logins", "node_labels", "rules", ...(allow ? ["join_sessions"] : [])]);
   const c: RoleConditions = {};
   if (o.logins !== undefined) c.logins = strList(o.logins, `${path}.logins`);
   if (o.node_labels !== undefined) {
@@ -129,6 +158,9 @@ function conditions(v: unknown, path: string): RoleConditions {
         verbs: strList(ro.verbs, `${p}.verbs`),
       };
     });
+  }
+  if (o.join_sessions !== undefined && o.join_sessions !== null) {
+    c.join_sessions = joinSessions(o.join_sessions, `${path}.join_sessions`);
   }
   return c;
 }
@@ -364,6 +396,73 @@ function parseProxy(o: Obj): ProxyResource {
   return proxy;
 }
 
+/** Session ids are UUIDs; this admits any short id of their characters. */
+const SESSION_ID_RE = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
+/** Longest participant list a tracker may carry. */
+const MAX_PARTICIPANTS = 256;
+
+function parseSessionTracker(o: Obj): SessionTracker {
+  onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
+  const metadataV = metadata(o.metadata, "metadata");
+  const spec = obj(o.spec, "spec");
+  onlyKeys(spec, "spec", [
+    "session_id",
+    "kind",
+    "state",
+    "created",
+    "user",
+    "login",
+    "node_id",
+    "hostname",
+    "cluster_name",
+    "participants",
+  ]);
+  const sid = str(spec.session_id, "spec.session_id");
+  if (!SESSION_ID_RE.test(sid)) fail("spec.session_id", "must be a session id (a UUID)");
+  if (sid !== metadataV.name) fail("spec.session_id", "must equal metadata.name");
+  const kind = optStr(spec.kind, "spec.kind") ?? "ssh";
+  if (kind !== "ssh") fail("spec.kind", `"${kind}" is not supported (use ssh)`);
+  const state = optStr(spec.state, "spec.state") ?? "running";
+  if (state !== "running") fail("spec.state", `"${state}" is not supported (use running)`);
+  const created = time(spec.created, "spec.created");
+  if (created === undefined) fail("spec.created", "is required (an RFC 3339 time)");
+  const list = spec.participants ?? [];
+  if (!Array.isArray(list)) fail("spec.participants", "must be a list");
+  if (list.length > MAX_PARTICIPANTS) {
+    fail("spec.participants", `has ${list.length} entries; the limit is ${MAX_PARTICIPANTS}`);
+  }
+  const participants = list.map((x, i): SessionParticipant => {
+    const p = `spec.participants[${i}]`;
+    const po = obj(x, p);
+    onlyKeys(po, p, ["user", "mode", "joined"]);
+    const mode = str(po.mode, `${p}.mode`);
+    if (mode !== "owner" && !PARTICIPANT_MODES.includes(mode as SessionParticipantMode)) {
+      fail(`${p}.mode`, `"${mode}" is not a mode (use owner, peer or observer)`);
+    }
+    const joined = time(po.joined, `${p}.joined`);
+    if (joined === undefined) fail(`${p}.joined`, "is required (an RFC 3339 time)");
+    return { user: str(po.user, `${p}.user`), mode: mode as SessionParticipant["mode"], joined };
+  });
+  return {
+    kind: "session_tracker",
+    version: "v1",
+    metadata: metadataV,
+    spec: {
+      session_id: sid,
+      kind: "ssh",
+      state: "running",
+      created,
+      user: str(spec.user, "spec.user"),
+      login: str(spec.login, "spec.login"),
+      node_id: str(spec.node_id, "spec.node_id"),
+      hostname: str(spec.hostname, "spec.hostname"),
+      cluster_name: optStr(spec.cluster_name, "spec.cluster_name") ?? "",
+      participants,
+    },
+  };
+}
+
 const PARSERS: Record<ResourceKind, (o: Obj) => Resource> = {
   role: parseRole,
   user: parseUser,
@@ -371,6 +470,7 @@ const PARSERS: Record<ResourceKind, (o: Obj) => Resource> = {
   cert_authority: parseCertAuthority,
   node: parseServer,
   proxy: parseProxy,
+  session_tracker: parseSessionTracker,
 };
 
 /** Validates a decoded value (from YAML, JSON or the wire) as a resource. */

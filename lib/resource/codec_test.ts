@@ -160,3 +160,64 @@ spec:
     /spec\.options\.forward_agent: must be true or false/,
   );
 });
+
+Deno.test("parseResources() reads join_sessions on the allow side and refuses bad modes", () => {
+  const text = `kind: role
+version: v7
+metadata: {name: watch}
+spec:
+  allow:
+    join_sessions:
+      - {name: oversight, roles: [access], kinds: [ssh], modes: [observer]}
+`;
+  const [role] = parseResources(text);
+  assert.equal(role?.kind, "role");
+  if (role?.kind !== "role") return;
+  assert.deepEqual(role.spec.allow.join_sessions, [
+    { name: "oversight", roles: ["access"], kinds: ["ssh"], modes: ["observer"] },
+  ]);
+  assert.deepEqual(parseResources(formatResourcesYaml([role])), [role]);
+  assert.throws(
+    () => parseResources(text.replace("[observer]", "[moderator]")),
+    /join_sessions\[0\]\.modes\[0\]: "moderator" is not a mode \(use peer or observer\)/,
+  );
+  assert.throws(
+    () => parseResources(text.replace("allow:", "deny:")),
+    /spec\.deny\.join_sessions: unknown field/,
+  );
+});
+
+Deno.test("parseResourceValue() reads a session tracker and checks its fields", () => {
+  const sid = "0b0e4c4e-1d7f-4c55-9d5e-3f1f2b8a7c11";
+  const tracker = {
+    kind: "session_tracker",
+    version: "v1",
+    metadata: { name: sid, expires: "2030-01-01T00:00:00.000Z" },
+    spec: {
+      session_id: sid,
+      kind: "ssh",
+      state: "running",
+      created: "2029-12-31T23:00:00.000Z",
+      user: "alice",
+      login: "root",
+      node_id: "host-1",
+      hostname: "node1",
+      cluster_name: "c",
+      participants: [{ user: "alice", mode: "owner", joined: "2029-12-31T23:00:00.000Z" }],
+    },
+  };
+  assert.deepEqual(parseResourceValue(tracker), tracker);
+  assert.equal(resolveKind("session_trackers"), "session_tracker");
+  assert.throws(
+    () => parseResourceValue({ ...tracker, spec: { ...tracker.spec, session_id: "other" } }),
+    /spec\.session_id: must equal metadata\.name/,
+  );
+  assert.throws(
+    () =>
+      parseResourceValue({
+        ...tracker,
+        spec: { ...tracker.spec, participants: [{ user: "b", mode: "boss", joined: "x" }] },
+      }),
+    /spec\.participants\[0\]\.mode: "boss" is not a mode/,
+  );
+});

@@ -1,6 +1,6 @@
 /**
- * Resource types (user, role, token, cert_authority, node, proxy) shaped like Teleport's,
- * with strict YAML/JSON codecs and Go-style durations.
+ * Resource types (user, role, token, cert_authority, node, proxy, session_tracker) shaped
+ * like Teleport's, * with strict YAML/JSON codecs and Go-style durations.
  *
  * ```ts
  * import { parseResources } from "./mod.ts";
@@ -11,6 +11,7 @@
  */
 export type {
   CertAuthority,
+  JoinSessionPolicy,
   Labels,
   Metadata,
   ProvisionToken,
@@ -22,6 +23,9 @@ export type {
   RoleOptions,
   Rule,
   ServerResource,
+  SessionParticipant,
+  SessionParticipantMode,
+  SessionTracker,
   SshKeyPair,
   SystemRole,
   TlsKeyPair,

@@ -30,6 +30,25 @@ export interface RoleConditions {
   /** Label name → value or values; `*` matches anything, `^…$` is a regular expression. */
   node_labels?: Record<string, string | string[]>;
   rules?: Rule[];
+  /**
+   * Sessions of other users the holder may join (`tsh join`), Teleport's `join_sessions`
+   * (allow side only). A user may always join their own sessions.
+   */
+  join_sessions?: JoinSessionPolicy[];
+}
+
+/** A participant mode of a shared session: `peer` types into it, `observer` only watches. */
+export type SessionParticipantMode = "peer" | "observer";
+
+/**
+ * One `join_sessions` entry: the holder may join, in one of `modes`, a session of `kinds`
+ * started by a user who holds one of `roles` (`*` in roles or kinds matches any).
+ */
+export interface JoinSessionPolicy {
+  name: string;
+  roles: string[];
+  kinds: string[];
+  modes: SessionParticipantMode[];
 }
 
 /** Role options. */
@@ -147,6 +166,41 @@ export interface ProxyResource {
   };
 }
 
+/** A user taking part in a shared session. */
+export interface SessionParticipant {
+  user: string;
+  mode: SessionParticipantMode | "owner";
+  /** RFC 3339. */
+  joined: string;
+}
+
+/**
+ * A running interactive session (Teleport's session tracker), kept alive by the node that
+ * runs it with a TTL and deleted when it ends. metadata.name = session id.
+ */
+export interface SessionTracker {
+  kind: "session_tracker";
+  version: "v1";
+  metadata: Metadata;
+  spec: {
+    session_id: string;
+    /** Only `ssh` sessions are tracked. */
+    kind: "ssh";
+    state: "running";
+    /** RFC 3339 start time. */
+    created: string;
+    /** The Teleport user who started the session. */
+    user: string;
+    /** OS login of the session. */
+    login: string;
+    /** Host UUID of the node running the session. */
+    node_id: string;
+    hostname: string;
+    cluster_name: string;
+    participants: SessionParticipant[];
+  };
+}
+
 /** Every resource kind `tctl get/create/rm` knows. */
 export type Resource =
   | Role
@@ -154,7 +208,8 @@ export type Resource =
   | ProvisionToken
   | CertAuthority
   | ServerResource
-  | ProxyResource;
+  | ProxyResource
+  | SessionTracker;
 
 /** Kind names. */
 export type ResourceKind = Resource["kind"];

@@ -1,0 +1,275 @@
+/**
+ * Session sharing end to end: one `teleport start --roles=auth,proxy,node` plus a tunnel node
+ * (`--proxy-server`). The owner runs `tsh ssh -t` (a PTY, driven through pipes); `tsh sessions
+ * ls` lists the session; `tsh join` finds its node through the session tracker and joins
+ * through the proxy (direct and tunnel node): an observer sees the owner's output and cannot
+ * type, a peer's input reaches the shell, the owner sees who joined and left; a user without a
+ * join_sessions policy neither sees nor joins it, one with an observer policy may watch only;
+ * when the owner exits, every party gets its exit status and the session leaves the list.
+ */
+import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
+import {
+  ensureOsUser,
+  eventually,
+  freePort,
+  REPO,
+  runCli,
+  startTeleport,
+  tempDir,
+} from "./_helpers.ts";
+import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
+
+const LOGIN = "td_e2e_tpjoin";
+const CLUSTER = "e2e-join.example";
+const NODE = "e2e-join-node";
+const TUNNEL_NODE = "e2e-join-tunnel";
+
+/** A tsh process driven through pipes: write text, wait for output. */
+interface Driven extends AsyncDisposable {
+  write(text: string): Promise<void>;
+  /** Resolves with the first match of `re` in stdout+stderr (rejects if tsh exits first). */
+  waitFor(re: RegExp): Promise<RegExpExecArray>;
+  /** Closes stdin and resolves with the exit code. */
+  finish(): Promise<number>;
+  output(): string;
+}
+
+function drive(args: string[], tshHome: string): Driven {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO}main.ts`, "tsh", ...args],
+    env: { NO_COLOR: "1", TELEPORT_HOME: tshHome },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let exited = false;
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const w of [...waiters]) w();
+  };
+  const read = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s.pipeThrough(new TextDecoderStream())) {
+      out += c;
+      wake();
+    }
+  };
+  const reads = Promise.all([read(child.stdout), read(child.stderr)]);
+  const status = child.status.then(async (s) => {
+    await reads;
+    exited = true;
+    wake();
+    return s.code;
+  });
+  const writer = child.stdin.getWriter();
+  let open = true;
+  const enc = new TextEncoder();
+  return {
+    write: (text) => writer.write(enc.encode(text)),
+    waitFor: (re) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const m = re.exec(out);
+          if (m !== null) {
+            waiters.delete(check);
+            resolve(m);
+          } else if (exited) {
+            waiters.delete(check);
+            reject(new Error(`tsh ${args.join(" ")} exited before printing ${re}:\n${out}`));
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
+    finish: async () => {
+      if (open) {
+        open = false;
+        await writer.close().catch(() => {});
+      }
+      return await status;
+    },
+    output: () => out,
+    [Symbol.asyncDispose]: async () => {
+      if (!exited) child.kill("SIGKILL");
+      await status;
+    },
+  };
+}
+
+Deno.test({
+  name: "tsh sessions ls and tsh join: observers watch, peers type, policies decide others",
+  ignore: skipGroup("join-e2e"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await using dir = await tempDir("tp-e2e-join-");
+    const config = `${dir.path}/teleport.yaml`;
+    await Deno.writeTextFile(
+      config,
+      `version: v3
+teleport:
+  nodename: ${NODE}
+  data_dir: ${dir.path}/data
+auth_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${freePort()}
+  cluster_name: ${CLUSTER}
+  proxy_listener_mode: multiplex
+  authentication:
+    type: local
+    second_factor: otp
+proxy_service:
+  enabled: true
+  web_listen_addr: 127.0.0.1:${freePort()}
+ssh_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${freePort()}
+`,
+    );
+    await using tp = await startTeleport(["-c", config]);
+    await ensureOsUser(LOGIN);
+    const tctl = (...args: string[]) => runCli(["tctl", "-c", config, ...args]);
+    const home = (user: string) => `${dir.path}/tsh-${user}`;
+    const tsh = (user: string, ...args: string[]) =>
+      runCli(["tsh", ...args], { env: { TELEPORT_HOME: home(user) } });
+
+    // A second node, joined through the proxy's reverse tunnel.
+    const tok = await tctl("tokens", "add", "--type=node", "--format=json");
+    assert.equal(tok.code, 0, tok.stderr);
+    const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
+    const tunnelNode = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${REPO}main.ts`,
+        "start",
+        "--roles=node",
+        `--proxy-server=127.0.0.1:${tp.webPort}`,
+        `--token=${token}`,
+        ...ca_pins.map((p) => `--ca-pin=${p}`),
+        "--insecure",
+        `--data-dir=${dir.path}/tunnel-data`,
+        `--nodename=${TUNNEL_NODE}`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    await using _stopTunnel = {
+      [Symbol.asyncDispose]: async () => {
+        tunnelNode.kill("SIGKILL");
+        await tunnelNode.status;
+      },
+    };
+    const reader = tunnelNode.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let banner = "";
+    while (!banner.includes("Stop with")) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `the tunnel node exited before it was ready: ${banner}`);
+      banner += value;
+    }
+    void (async () => {
+      while (!(await reader.read()).done) { /* drain */ }
+    })().catch(() => {});
+
+    // wendy may watch (not type into) sessions of users holding "access".
+    await Deno.writeTextFile(
+      `${dir.path}/watch.yaml`,
+      `kind: role
+version: v7
+metadata: {name: watch}
+spec:
+  allow:
+    logins: [${LOGIN}]
+    node_labels: {"*": "*"}
+    join_sessions:
+      - {name: oversight, roles: [access], kinds: [ssh], modes: [observer]}
+`,
+    );
+    const created = await tctl("create", "-f", `${dir.path}/watch.yaml`);
+    assert.equal(created.code, 0, created.stderr);
+    for (const [user, roles] of [["alice", "access"], ["bob", "access"], ["wendy", "watch"]]) {
+      const totp = await inviteAndEnroll({
+        config,
+        webPort: tp.webPort,
+        user: user!,
+        roles: roles!,
+        logins: LOGIN,
+      });
+      const li = await tshLogin({ home: home(user!), webPort: tp.webPort, user: user!, totp });
+      assert.equal(li.code, 0, li.stderr);
+    }
+    await eventually("both nodes listed", async () => {
+      const ls = await tsh("alice", "ls");
+      return ls.stdout.includes(NODE) && ls.stdout.includes(TUNNEL_NODE) ? true : undefined;
+    });
+
+    for (const node of [NODE, TUNNEL_NODE]) {
+      await t.step(`owner, observer and peer share a session on ${node}`, async () => {
+        // The owner: a shell on a PTY (tsh ssh -t), driven through a pipe.
+        await using owner = drive(["ssh", "-t", `${LOGIN}@${node}`], home("alice"));
+        await owner.write("echo SID=$TELEPORT_SESSION=\n");
+        const sid = (await owner.waitFor(/SID=([0-9a-f-]{36})=/))[1]!;
+
+        const ls = await tsh("alice", "sessions", "ls");
+        assert.equal(ls.code, 0, ls.stderr);
+        const row = ls.stdout.split("\n").find((l) => l.startsWith(sid));
+        assert.ok(row, ls.stdout);
+        assert.match(row, new RegExp(`^${sid}\\s+alice\\s+${node}\\s+${LOGIN}\\s+\\d{4}-`));
+        // bob (no join_sessions) neither sees nor joins it; wendy sees it.
+        const bobLs = await tsh("bob", "sessions", "ls");
+        assert.equal(bobLs.code, 0, bobLs.stderr);
+        assert.ok(!bobLs.stdout.includes(sid), bobLs.stdout);
+        const bobJoin = await tsh("bob", "join", sid);
+        assert.equal(bobJoin.code, 1);
+        assert.match(bobJoin.stderr, new RegExp(`Cannot join session ${sid}: it is not running`));
+        const wendyLs = await tsh("wendy", "sessions", "ls", "--format=json");
+        assert.deepEqual(
+          (JSON.parse(wendyLs.stdout) as Array<{ metadata: { name: string } }>)
+            .map((s) => s.metadata.name).filter((n) => n === sid),
+          [sid],
+        );
+
+        await using observer = drive(["join", sid], home("alice"));
+        await observer.waitFor(/joined session .* as observer/);
+        await owner.waitFor(/\[user alice joined the session as observer\]/);
+        await owner.write("echo owner-says-$((6*7))\n");
+        await observer.waitFor(/owner-says-42/);
+        // An observer's keys never reach the shell.
+        await observer.write("echo observer-typed-$((5*5))\n");
+
+        await using peer = drive(["join", "--mode=peer", sid], home("alice"));
+        await peer.waitFor(/joined session .* as peer/);
+        await owner.waitFor(/\[user alice joined the session as peer\]/);
+        const withPeer = await tsh("alice", "sessions", "ls");
+        assert.match(withPeer.stdout, /alice \(observer\), alice \(peer\)/);
+        await peer.write("echo peer-says-$((7*7))\n");
+        await owner.waitFor(/peer-says-49/);
+        await observer.waitFor(/peer-says-49/);
+        assert.equal(await peer.finish(), 0, peer.output());
+        await owner.waitFor(/\[user alice left the session\]/);
+
+        // wendy's policy allows watching only.
+        const wendyPeer = await tsh("wendy", "join", "--mode=peer", sid);
+        assert.equal(wendyPeer.code, 1);
+        assert.match(wendyPeer.stderr, /no role of yours allows joining it/);
+        await using watcher = drive(["join", sid], home("wendy"));
+        await watcher.waitFor(/joined session .* as observer/);
+        await owner.waitFor(/\[user wendy joined the session as observer\]/);
+
+        await owner.write("exit 3\n");
+        assert.equal(await owner.finish(), 3, owner.output());
+        // The parties' part ends with the session, with its exit status.
+        assert.equal(await observer.finish(), 3, observer.output());
+        assert.equal(await watcher.finish(), 3, watcher.output());
+        assert.doesNotMatch(owner.output(), /observer-typed-25/);
+        await eventually("the session leaves the list", async () => {
+          const after = await tsh("alice", "sessions", "ls");
+          return after.code === 0 && !after.stdout.includes(sid) ? true : undefined;
+        });
+      });
+    }
+  },
+});
