@@ -25,6 +25,7 @@ export const RANKS: Readonly<Record<string, number>> = Object.freeze({
   clock: 0,
   log: 1,
   testing: 1,
+  metrics: 1,
   backend: 2,
   resource: 2,
   net: 2,

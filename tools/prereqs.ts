@@ -101,6 +101,12 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["prlimit", "curl", "useradd"],
   },
   {
+    id: "diag-e2e",
+    title: "diagnostics endpoint (/healthz, /readyz, /metrics) of real processes, with curl",
+    files: ["tests/e2e/diag_test.ts"],
+    tools: ["curl"],
+  },
+  {
     id: "proxy-e2e",
     title: "proxy service with tsh, ssh, curl and openssl",
     files: ["tests/e2e/proxy_test.ts"],

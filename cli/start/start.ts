@@ -40,6 +40,7 @@ const FLAGS: FlagSpec = {
   labels: { type: "string" },
   "cluster-name": { type: "string" },
   insecure: { type: "boolean" },
+  "diag-addr": { type: "string" },
   debug: { type: "boolean", short: "d" },
 };
 
@@ -61,6 +62,9 @@ Flags:
   --proxy-server=HOST:PORT   proxy to join through
   --labels=k=v,...           static node labels
   --insecure                 do not verify the proxy's TLS certificate
+  --diag-addr=HOST:PORT      serve /healthz, /readyz and /metrics over plain HTTP here
+                             (keep it private: 127.0.0.1:3000, or an address only the
+                             load balancer and Prometheus reach)
   -d, --debug                verbose logging`;
 
 function toStartFlags(p: ReturnType<typeof parseFlags>): StartFlags {
@@ -79,6 +83,7 @@ function toStartFlags(p: ReturnType<typeof parseFlags>): StartFlags {
   set("nodename", str(p, "nodename"));
   set("labels", str(p, "labels"));
   set("clusterName", str(p, "cluster-name"));
+  set("diagAddr", str(p, "diag-addr"));
   if (flag(p, "insecure")) f.insecure = true;
   if (flag(p, "debug")) f.debug = true;
   return f;
@@ -188,6 +193,13 @@ function printReady(
       node.tunnelVia === undefined
         ? `  SSH:          ${node.host}:${node.port} (node ${node.nodeName}, ${node.hostId})`
         : `  SSH:          through reverse tunnels via ${node.tunnelVia} (node ${node.nodeName}, ${node.hostId}; no port is open)`,
+    );
+  }
+  if (proc.diag !== undefined) {
+    lines.push(
+      `  Diagnostics:  http://${
+        formatAddr({ host: proc.diag.addr.host, port: proc.diag.addr.port })
+      } (/healthz, /readyz, /metrics)`,
     );
   }
   lines.push(`  Data dir:     ${cfg.dataDir}`);

@@ -31,6 +31,7 @@ import {
 } from "../errors/mod.ts";
 import { hostIdOf, type Identity, identityToSubject } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
+import type { Counter, Histogram, MetricsRegistry } from "../metrics/mod.ts";
 import { AccessChecker, BUILTIN_ROLES } from "../rbac/mod.ts";
 import {
   type CertAuthority,
@@ -121,6 +122,11 @@ export interface AuthServerOptions {
   maxRecordingBytes?: number;
   /** How passwords are hashed and checked. @default {scrypt, N=2^15, r=8, p=1} */
   passwordHasher?: PasswordHasher;
+  /**
+   * Where certificate issuance is reported (`auth_generate_requests_total`,
+   * `auth_generate_seconds`, by `kind` user or host). @default {not reported}
+   */
+  metrics?: MetricsRegistry;
 }
 
 /** Shortest and longest user certificate the server issues (Teleport: 1 min, 30 h). */
@@ -177,6 +183,7 @@ export class AuthServer {
   #dummyHash: Promise<string> | undefined;
   readonly #passwords: PasswordHasher;
   readonly #hostRegistry: HostRegistry;
+  readonly #generated?: { requests: Counter; seconds: Histogram };
 
   constructor(opts: AuthServerOptions) {
     this.#opts = opts;
@@ -192,6 +199,20 @@ export class AuthServer {
     this.sessionTrackers = new SessionTrackerStore(opts.backend);
     this.#hostRegistry = new HostRegistry(opts.backend);
     this.audit = opts.auditLog ?? new MemoryAuditLog({ clock: opts.clock });
+    if (opts.metrics !== undefined) {
+      this.#generated = {
+        requests: opts.metrics.counter({
+          name: "auth_generate_requests_total",
+          help: "Certificate issuance requests (user: login, host: join and renewal)",
+          labelNames: ["kind"],
+        }),
+        seconds: opts.metrics.histogram({
+          name: "auth_generate_seconds",
+          help: "Latency of certificate issuance in seconds",
+          labelNames: ["kind"],
+        }),
+      };
+    }
     for (const t of opts.staticTokens ?? []) {
       for (const r of t.roles) parseSystemRole(r, "static token role");
     }
@@ -872,7 +893,29 @@ export class AuthServer {
    * Issues certificates for a user: SSH (principals = allowed logins, key id =
    * user) and/or TLS (identity in the subject), with a TTL capped by the roles.
    */
-  async generateUserCerts(req: {
+  generateUserCerts(req: {
+    user: string;
+    sshPublicKey?: string;
+    tlsPublicKeyPem?: string;
+    ttlMs: number;
+  }): Promise<UserCerts> {
+    return this.#timeGenerate("user", () => this.#generateUserCerts(req));
+  }
+
+  /** Runs one certificate issuance and reports it (when metrics are given). */
+  async #timeGenerate<T>(kind: "user" | "host", issue: () => Promise<T>): Promise<T> {
+    const m = this.#generated;
+    if (m === undefined) return await issue();
+    m.requests.inc({ kind });
+    const start = performance.now();
+    try {
+      return await issue();
+    } finally {
+      m.seconds.observe((performance.now() - start) / 1000, { kind });
+    }
+  }
+
+  async #generateUserCerts(req: {
     user: string;
     sshPublicKey?: string;
     tlsPublicKeyPem?: string;
@@ -1092,7 +1135,14 @@ export class AuthServer {
     assertNoNameConflict(claim, others, this.clusterName);
   }
 
-  async #issueHostCredentials(
+  #issueHostCredentials(
+    req: Omit<RegisterRequest, "token">,
+    remoteAddr: string | undefined,
+  ): Promise<RegisterResponse> {
+    return this.#timeGenerate("host", () => this.#issueHostCredentialsNow(req, remoteAddr));
+  }
+
+  async #issueHostCredentialsNow(
     req: Omit<RegisterRequest, "token">,
     remoteAddr: string | undefined,
   ): Promise<RegisterResponse> {

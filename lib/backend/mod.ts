@@ -32,3 +32,8 @@ export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";
 export { type KvBackendOptions, openKvBackend } from "./kv.ts";
 export { openBackend, type OpenBackendOptions } from "./open.ts";
 export { type BackendFactory, type BackendFixture, runBackendConformance } from "./_suite.ts";
+export {
+  type BackendRequestKind,
+  ReportingBackend,
+  type ReportingBackendOptions,
+} from "./reporter.ts";

@@ -11,6 +11,7 @@ import {
   DATA_DIR,
   DEBUG_ENV,
   defaultNodeName,
+  DIAG_PORT,
   HANDSHAKE_TIMEOUT_MS,
   LISTEN_HOST,
   LOG_EXTRA_FIELDS,
@@ -60,6 +61,8 @@ export interface StartFlags {
   insecure?: boolean;
   debug?: boolean;
   clusterName?: string;
+  /** `--diag-addr=HOST:PORT`: the diagnostics endpoint (overrides `teleport.diag_addr`). */
+  diagAddr?: string;
 }
 
 /** HTTP CONNECT proxy settings from the environment (upper case wins over lower case). */
@@ -403,7 +406,9 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
   const joinToken = nonEmpty(flags.token) ?? t?.authToken ?? t?.joinParams?.tokenName;
   if (joinToken !== undefined) cfg.joinToken = joinToken;
   if (proxyServer !== undefined) cfg.proxyServer = proxyServer;
-  if (t?.diagAddr !== undefined) cfg.diagAddr = t.diagAddr;
+  const diagFlag = nonEmpty(flags.diagAddr);
+  if (diagFlag !== undefined) cfg.diagAddr = parseAddr(diagFlag, DIAG_PORT, "--diag-addr");
+  else if (t?.diagAddr !== undefined) cfg.diagAddr = t.diagAddr;
   if (clusterName !== undefined) cfg.auth.clusterName = clusterName;
   if (fa?.authentication.webauthnRpId !== undefined) {
     cfg.auth.webauthnRpId = fa.authentication.webauthnRpId;

@@ -173,6 +173,11 @@ export class NodeService implements AsyncDisposable {
     this.#server.handleSocket(socket, addrs);
   }
 
+  /** Interactive sessions running now (diagnostics). */
+  get activeSessions(): number {
+    return this.#activeRecordings.size;
+  }
+
   /** Cluster this node belongs to. */
   get clusterName(): string {
     return this.#info.clusterName;

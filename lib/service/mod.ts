@@ -24,3 +24,18 @@ export { VERSION } from "../config/mod.ts";
 export { hostIdentityPath, resolveJoinToken } from "./host_identity.ts";
 export type { ProxyReady } from "./proxy_service.ts";
 export { SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE } from "./web_cert.ts";
+export {
+  DEFAULT_DIAG_RATE_LIMIT,
+  type DiagResponse,
+  type DiagServer,
+  type DiagServerOptions,
+  handleDiagRequest,
+  READYZ_STATUS,
+  startDiagServer,
+} from "./diag.ts";
+export {
+  type HealthState,
+  ProcessHealth,
+  type ProcessHealthOptions,
+  STATE_VALUES,
+} from "./health.ts";

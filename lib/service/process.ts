@@ -10,9 +10,13 @@
  *  4. auth's TLS identity issued from the host CA, HTTPS API bound (lib/auth/listener.ts);
  *  5. admin identity written to `<data_dir>/admin.identity` (0600) for tctl;
  *  6. `auth.ready` broadcast with the bound address.
+ *
+ * With `diag_addr` the diagnostics endpoint (diag.ts) listens first, so a load balancer sees
+ * 400 while the services start; readiness (health.ts) follows the auth service's backend checks
+ * and the proxy's and node's heartbeats (and, in tunnel mode, whether any tunnel is up).
  */
 import { AuthServer, CLUSTER_LOCAL_DNS, startAuthApiServer } from "../auth/mod.ts";
-import { type Backend, openBackend } from "../backend/mod.ts";
+import { type Backend, openBackend, ReportingBackend } from "../backend/mod.ts";
 import {
   generateTlsKeyPair,
   importSshPrivateKey,
@@ -21,21 +25,24 @@ import {
 } from "../ca/mod.ts";
 import { WebClient } from "../client/mod.ts";
 import { ConnectionGuard, dialTcp, readOpenFilesLimit } from "../net/mod.ts";
+import { MetricsRegistry } from "../metrics/mod.ts";
 import { AgentPool, type FindSettings, parseHostPort, resolveTunnelAddr } from "../tunnel/mod.ts";
 import { type Clock, RealClock } from "../clock/mod.ts";
 import {
   type Addr,
   defaultClusterName,
   formatAddr,
+  HEARTBEAT_CHECK_PERIOD_MS,
   isUnspecifiedHost,
   NODE_HEARTBEAT_INTERVAL_MS,
+  NODE_OFFLINE_AFTER_MS,
   type ProcessConfig,
   SERVER_ANNOUNCE_TTL_MS,
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
 import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
-import { BadParameterError, messageOf } from "../errors/mod.ts";
-import { NodeService } from "../node/mod.ts";
+import { BadParameterError, isKind, messageOf } from "../errors/mod.ts";
+import { type NodeAuthApi, NodeService, runPeriodic } from "../node/mod.ts";
 import {
   hostCaKeyLines,
   hostIdentityPath,
@@ -50,6 +57,9 @@ import { getComponentLogger, type Logger } from "../log/mod.ts";
 import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
 import { writePidFile } from "./pid_file.ts";
 import { Supervisor } from "./supervisor.ts";
+import { type DiagServer, startDiagServer } from "./diag.ts";
+import { ProcessHealth } from "./health.ts";
+import { countLogins, reportPresenceMetrics, reportProcessMetrics } from "./process_metrics.ts";
 import { VERSION } from "../config/mod.ts";
 
 /** Inputs of {@link TeleportProcess.start}. */
@@ -60,6 +70,11 @@ export interface TeleportProcessOptions {
   clock?: Clock;
   /** Backend URI override (tests use "memory:"). Default: KV in the data dir. */
   backendUri?: string;
+  /**
+   * How often the auth service checks its backend (readiness); recovery takes two periods.
+   * @default {HEARTBEAT_CHECK_PERIOD_MS}
+   */
+  healthCheckIntervalMs?: number;
 }
 
 /** What `auth.ready` carries. */
@@ -107,6 +122,7 @@ export function listenAddrsOf(cfg: ProcessConfig): Array<{ key: string; addr: Ad
   if (cfg.roles.node && !tunnelNode) {
     out.push({ key: "ssh_service.listen_addr", addr: cfg.ssh.listenAddr });
   }
+  if (cfg.diagAddr !== undefined) out.push({ key: "teleport.diag_addr", addr: cfg.diagAddr });
   // Port 0 picks a free port; an address shared by two keys (TLS routing) is checked once.
   const seen = new Set<string>();
   return out.filter(({ addr }) => {
@@ -154,12 +170,32 @@ export class TeleportProcess implements AsyncDisposable {
   proxy?: ProxyReady;
   /** Admission control shared by every listener of the process. */
   readonly guard: ConnectionGuard;
+  /** The process's metrics (served at `/metrics` of the diagnostics endpoint). */
+  readonly metrics: MetricsRegistry;
+  /** Readiness of each service (`/readyz`, `process_state`). */
+  readonly health: ProcessHealth;
+  /** The auth service's backend (reporting its calls as metrics). */
+  backend?: Backend;
+  /** The diagnostics endpoint, with `diag_addr`. */
+  diag?: DiagServer;
   #cleanups: Array<() => Promise<void>> = [];
 
-  private constructor(config: ProcessConfig, guard: ConnectionGuard) {
+  private constructor(config: ProcessConfig, guard: ConnectionGuard, clock: Clock) {
     this.config = config;
     this.guard = guard;
     this.supervisor = new Supervisor({ logger: getComponentLogger("service") });
+    const log = getComponentLogger("diag");
+    this.metrics = new MetricsRegistry({
+      onCollectorError: (err) =>
+        log.warn("Cannot collect metrics: {error}", { error: messageOf(err) }),
+    });
+    this.health = new ProcessHealth({
+      clock,
+      logger: log,
+      recoveryMs: 2 * HEARTBEAT_CHECK_PERIOD_MS,
+      metrics: this.metrics,
+    });
+    reportProcessMetrics(this.metrics, { guard, version: VERSION, clock });
   }
 
   /** Starts every configured service; resolves once all are ready. */
@@ -192,11 +228,15 @@ export class TeleportProcess implements AsyncDisposable {
         : { descriptorReserve: limits.descriptorReserve }),
       ...(opts.clock === undefined ? {} : { clock: opts.clock }),
     });
-    const proc = new TeleportProcess(cfg, guard);
+    const proc = new TeleportProcess(cfg, guard, opts.clock ?? new RealClock());
+    for (const role of ["auth", "proxy", "node"] as const) {
+      if (cfg.roles[role]) proc.health.register(role);
+    }
     try {
       // Before anything is created (data dir contents, CAs): a port that cannot be bound is a
       // config error naming its key.
       checkListenAddrs(listenAddrsOf(cfg));
+      if (cfg.diagAddr !== undefined) await proc.#startDiag(opts, cfg.diagAddr);
       await ensureDataDir(cfg.dataDir);
       if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
       if (cfg.roles.auth) await proc.#startAuth(opts);
@@ -209,6 +249,26 @@ export class TeleportProcess implements AsyncDisposable {
     return proc;
   }
 
+  /** The diagnostics endpoint, up before the services so that it reports them starting. */
+  async #startDiag(opts: TeleportProcessOptions, addr: Addr): Promise<void> {
+    const diag = await startDiagServer({
+      host: addr.host,
+      port: addr.port,
+      guard: this.guard,
+      health: this.health,
+      metrics: this.metrics,
+      clock: opts.clock ?? new RealClock(),
+      logger: getComponentLogger("diag"),
+      handshakeTimeoutMs: this.config.connectionLimits.handshakeTimeoutMs,
+    });
+    this.diag = diag;
+    this.#cleanups.push(() => diag.close());
+    getComponentLogger("diag").info(
+      "Diagnostics on http://{addr} (/healthz, /readyz, /metrics)",
+      { addr: formatAddr({ host: diag.addr.host, port: diag.addr.port }) },
+    );
+  }
+
   async #startAuth(opts: TeleportProcessOptions): Promise<void> {
     const cfg = this.config;
     const clock = opts.clock ?? new RealClock();
@@ -218,7 +278,10 @@ export class TeleportProcess implements AsyncDisposable {
       await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
       backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
     }
-    const backend: Backend = await openBackend(backendUri, { clock });
+    const backend: Backend = new ReportingBackend(await openBackend(backendUri, { clock }), {
+      metrics: this.metrics,
+    });
+    this.backend = backend;
     this.#cleanups.push(() => backend.close());
     const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
     // Audit events and recordings are files under <data_dir>/log, never in the backend.
@@ -242,8 +305,9 @@ export class TeleportProcess implements AsyncDisposable {
       secondFactor: cfg.auth.secondFactor,
       proxyListenerMode: cfg.auth.proxyListenerMode,
       userTokenTtlMs: USER_INVITE_TTL_MS,
-      auditLog,
+      auditLog: countLogins(auditLog, this.metrics),
       recordings,
+      metrics: this.metrics,
     });
     await auth.init();
     this.auth = auth;
@@ -300,6 +364,36 @@ export class TeleportProcess implements AsyncDisposable {
       await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
       await api.close();
     });
+    const unreport = reportPresenceMetrics(this.metrics, {
+      listNodes: () => auth.presence.listNodes(),
+      listProxies: () => auth.presence.listProxies(),
+      clock,
+      announceTtlMs: SERVER_ANNOUNCE_TTL_MS,
+      onlineWithinMs: NODE_OFFLINE_AFTER_MS,
+    });
+    this.#cleanups.push(() => Promise.resolve(unreport()));
+    // Readiness of auth: its backend answers. Teleport's auth heartbeats itself into the
+    // backend; a read of one key costs less and fails the same way.
+    this.supervisor.run("auth.health", (signal) =>
+      runPeriodic({
+        name: "Auth backend check",
+        task: async () => {
+          try {
+            await backend.get(["diag", "health"]).catch((err) => {
+              if (!isKind(err, "NotFound")) throw err;
+            });
+          } catch (err) {
+            this.health.degraded("auth", `the backend fails: ${messageOf(err)}`);
+            throw err;
+          }
+          this.health.ok("auth");
+        },
+        intervalMs: opts.healthCheckIntervalMs ?? HEARTBEAT_CHECK_PERIOD_MS,
+        backoffMaxMs: opts.healthCheckIntervalMs ?? HEARTBEAT_CHECK_PERIOD_MS,
+        clock,
+        logger: log,
+        signal,
+      }));
     const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
     this.supervisor.broadcast("auth.ready", ready);
   }
@@ -331,6 +425,11 @@ export class TeleportProcess implements AsyncDisposable {
       authAddr: await this.#authAddr("proxy"),
       signal: stop.signal,
       guard: this.guard,
+      metrics: this.metrics,
+      onHeartbeat: (err) =>
+        err === undefined
+          ? this.health.ok("proxy")
+          : this.health.degraded("proxy", `heartbeat to auth failed: ${messageOf(err)}`),
     });
     this.#cleanups.push(async () => {
       stop.abort();
@@ -425,6 +524,21 @@ export class TeleportProcess implements AsyncDisposable {
   }): Promise<NodeService> {
     const cfg = this.config;
     const recordingsDir = `${cfg.dataDir}/log/upload`;
+    // Readiness follows the heartbeats to auth.
+    const auth: NodeAuthApi = {
+      getResource: (kind, name) => o.auth.getResource(kind, name),
+      emitEvents: (events) => o.auth.emitEvents(events),
+      uploadRecording: (sid, body) => o.auth.uploadRecording(sid, body),
+      heartbeatNode: async (node) => {
+        try {
+          await o.auth.heartbeatNode(node);
+        } catch (err) {
+          this.health.degraded("node", `heartbeat to auth failed: ${messageOf(err)}`);
+          throw err;
+        }
+        this.health.ok("node");
+      },
+    };
     await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
     const node = await NodeService.start({
       keyPem: o.identity.keyPem,
@@ -433,7 +547,7 @@ export class TeleportProcess implements AsyncDisposable {
       hostCaKeys: hostCaKeyLines(o.identity),
       hostId: o.hostId,
       nodeName: cfg.nodeName,
-      auth: o.auth,
+      auth,
       ...(o.listen !== undefined ? { listen: o.listen } : {}),
       ...(o.advertiseAddr !== undefined ? { advertiseAddr: o.advertiseAddr } : {}),
       labels: cfg.ssh.labels,
@@ -452,6 +566,12 @@ export class TeleportProcess implements AsyncDisposable {
     });
     this.node = node;
     this.#cleanups.push(() => node.close());
+    const sessions = this.metrics.gauge({
+      name: "server_interactive_sessions_total",
+      help: "Interactive SSH sessions open on this node now",
+    });
+    const unreport = this.metrics.addCollector(() => sessions.set(node.activeSessions));
+    this.#cleanups.push(() => Promise.resolve(unreport()));
     this.supervisor.run("node.ssh", async (signal) => {
       await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
       await node.close();
@@ -547,6 +667,21 @@ export class TeleportProcess implements AsyncDisposable {
       logger: getComponentLogger("node:tunnel"),
     });
     this.#cleanups.push(() => pool.close());
+    // Without a tunnel the node reaches neither auth nor its users: degraded at once rather
+    // than at the next heartbeat; a tunnel back counts as one good report.
+    this.supervisor.run("node.tunnels", async (signal) => {
+      let up = false;
+      const stopped = new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+      while (!signal.aborted) {
+        const now = pool.proxies.length > 0;
+        if (now !== up) {
+          up = now;
+          if (up) this.health.ok("node");
+          else this.health.degraded("node", "no reverse tunnel to any proxy is up");
+        }
+        await Promise.race([pool.changed(), stopped]);
+      }
+    }, { critical: false });
     log.info("Waiting for a reverse tunnel to the proxy at {addr}", {
       addr: formatAddr(proxyAddr),
     });

@@ -19,6 +19,7 @@ import { type Addr, formatAddr, isUnspecifiedHost, type ProcessConfig } from "..
 import { BadParameterError, ConnectionProblemError, messageOf } from "../errors/mod.ts";
 import { type ProxySigner, signClientAddrHeader, writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
+import type { MetricsRegistry } from "../metrics/mod.ts";
 import { type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
 import { runPeriodic } from "../node/mod.ts";
 import { type ConnectionGuard, guardOf, joinHostPort } from "../net/mod.ts";
@@ -72,6 +73,10 @@ export interface ProxyServiceOptions {
   signal: AbortSignal;
   /** Admission control shared by every listener of the process. */
   guard: ConnectionGuard;
+  /** Where `teleport_reverse_tunnels_connected` is reported. @default {not reported} */
+  metrics?: MetricsRegistry;
+  /** Told the outcome of each heartbeat to auth (readiness). */
+  onHeartbeat?: (err?: unknown) => void;
 }
 
 /** A running proxy role. */
@@ -264,6 +269,16 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       logger: getComponentLogger("proxy:tunnel"),
     });
     cleanups.push(() => tunnel.close());
+    if (o.metrics !== undefined) {
+      const tunnels = o.metrics.gauge({
+        name: "teleport_reverse_tunnels_connected",
+        help: "Reverse tunnel connections from agents to this proxy, by agent type",
+        labelNames: ["type"],
+      });
+      cleanups.push(
+        o.metrics.addCollector(() => tunnels.set(tunnel.connectionCount, { type: "node" })),
+      );
+    }
     const signer = { ...hostKey, certificate: hostCertBlob };
     const dialNode = (node: ServerResource, client: NodeDialClient): Promise<Duplex> => {
       if (tunnel.has(node.metadata.name)) {
@@ -425,7 +440,15 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     const tasks = [
       runPeriodic({
         name: "Proxy heartbeat",
-        task: () => auth.heartbeatProxy(announce()),
+        task: async () => {
+          try {
+            await auth.heartbeatProxy(announce());
+          } catch (err) {
+            o.onHeartbeat?.(err);
+            throw err;
+          }
+          o.onHeartbeat?.();
+        },
         intervalMs: HEARTBEAT_INTERVAL_MS,
         clock: o.clock,
         logger: log,
