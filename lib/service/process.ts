@@ -529,6 +529,8 @@ export class TeleportProcess implements AsyncDisposable {
       getResource: (kind, name) => o.auth.getResource(kind, name),
       emitEvents: (events) => o.auth.emitEvents(events),
       uploadRecording: (sid, body) => o.auth.uploadRecording(sid, body),
+      upsertSessionTracker: (tracker) => o.auth.upsertSessionTracker(tracker),
+      deleteSessionTracker: (sid) => o.auth.deleteSessionTracker(sid),
       heartbeatNode: async (node) => {
         try {
           await o.auth.heartbeatNode(node);
