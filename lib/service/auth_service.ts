@@ -1,0 +1,134 @@
+/**
+ * Wiring of the auth role. Start-up, in order:
+ *  1. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer (lib/backend);
+ *  2. AuthServer.init(): cluster name checked, CAs and built-in roles created (lib/auth);
+ *  3. auth's TLS identity issued from the host CA, HTTPS API bound (lib/auth/listener.ts);
+ *  4. admin identity written to `<data_dir>/admin.identity` (0600) for tctl;
+ *  5. `auth.ready` broadcast with the bound address.
+ */
+import { AuthServer, CLUSTER_LOCAL_DNS, startAuthApiServer } from "../auth/mod.ts";
+import { type Backend, openBackend } from "../backend/mod.ts";
+import { generateTlsKeyPair } from "../ca/mod.ts";
+import { RealClock } from "../clock/mod.ts";
+import {
+  type Addr,
+  defaultClusterName,
+  isUnspecifiedHost,
+  USER_INVITE_TTL_MS,
+  VERSION,
+} from "../config/mod.ts";
+import { FileAuditLog, RecordingStore } from "../events/mod.ts";
+import { writeIdentityFile } from "../identity/mod.ts";
+import { getComponentLogger } from "../log/mod.ts";
+import { loadHostUuid } from "./data_dir.ts";
+import type { ServiceHost, TeleportProcessOptions } from "./service_host.ts";
+
+/** What `auth.ready` carries. */
+export interface AuthReady {
+  host: string;
+  port: number;
+  clusterName: string;
+  adminIdentityPath: string;
+}
+
+/** File name of the admin identity inside the data dir. */
+export const ADMIN_IDENTITY_FILE = "admin.identity";
+
+/** Starts the auth role on `host`; broadcasts `auth.ready`. */
+export async function startAuthService(
+  host: ServiceHost,
+  opts: TeleportProcessOptions,
+): Promise<void> {
+  const cfg = host.config;
+  const clock = opts.clock ?? new RealClock();
+  const log = getComponentLogger("auth");
+  let backendUri = opts.backendUri;
+  if (backendUri === undefined) {
+    await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
+    backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
+  }
+  const backend: Backend = await openBackend(backendUri, { clock });
+  host.addCleanup(() => backend.close());
+  const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
+  // Audit events and recordings are files under <data_dir>/log, never in the backend.
+  const auditLog = new FileAuditLog({
+    dir: `${cfg.dataDir}/log/events`,
+    clock,
+    logger: getComponentLogger("auth:audit"),
+  });
+  host.addCleanup(() => auditLog.close());
+  const recordings = new RecordingStore({
+    dir: `${cfg.dataDir}/log/records`,
+    logger: getComponentLogger("auth:recordings"),
+  });
+  const auth = new AuthServer({
+    backend,
+    clock,
+    logger: log,
+    clusterName,
+    version: VERSION,
+    staticTokens: cfg.auth.staticTokens,
+    secondFactor: cfg.auth.secondFactor,
+    proxyListenerMode: cfg.auth.proxyListenerMode,
+    userTokenTtlMs: USER_INVITE_TTL_MS,
+    auditLog,
+    recordings,
+  });
+  await auth.init();
+  host.auth = auth;
+  const hostUuid = await loadHostUuid(cfg.dataDir);
+
+  // The auth API's own certificate: clients verify `teleport.cluster.local`;
+  // the other names let tools that verify the dialled name work too.
+  const hosts = [cfg.auth.listenAddr, ...cfg.auth.publicAddrs]
+    .map((a: Addr) => a.host)
+    .filter((h) => h !== "" && !isUnspecifiedHost(h));
+  const apiKey = await generateTlsKeyPair();
+  const apiCert = await auth.generateHostTlsCert({
+    hostId: hostUuid,
+    role: "Auth",
+    tlsPublicKeyPem: apiKey.publicKeyPem,
+    names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
+  });
+  const api = await startAuthApiServer({
+    server: auth,
+    logger: getComponentLogger("auth:api"),
+    host: cfg.auth.listenAddr.host,
+    port: cfg.auth.listenAddr.port,
+    certPem: apiCert,
+    keyPem: apiKey.privateKeyPem,
+    guard: host.guard,
+    handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
+    ...(cfg.connectionLimits.unauthenticatedRate === undefined
+      ? {}
+      : { unauthenticatedRateLimit: cfg.connectionLimits.unauthenticatedRate }),
+  });
+  host.addCleanup(() => api.close());
+  log.info("Auth service {version} is listening on {host}:{port}, cluster {cluster}", {
+    version: VERSION,
+    host: api.host,
+    port: api.port,
+    cluster: clusterName,
+  });
+
+  const adminKey = await generateTlsKeyPair();
+  const adminCert = await auth.generateHostTlsCert({
+    hostId: hostUuid,
+    role: "Admin",
+    tlsPublicKeyPem: adminKey.publicKeyPem,
+  });
+  const adminIdentityPath = `${cfg.dataDir}/${ADMIN_IDENTITY_FILE}`;
+  await writeIdentityFile(adminIdentityPath, {
+    keyPem: adminKey.privateKeyPem,
+    tlsCertPem: adminCert,
+    tlsCaCertPems: auth.hostCaCertPems(),
+    sshCaKeys: [],
+  });
+
+  host.supervisor.run("auth.api", async (signal) => {
+    await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+    await api.close();
+  });
+  const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
+  host.supervisor.broadcast("auth.ready", ready);
+}
