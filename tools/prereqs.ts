@@ -45,6 +45,7 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "haproxy", tools: ["haproxy"], usedBy: "load balancer topology" },
   { name: "squid", tools: ["squid"], usedBy: "bench:proxy (a second CONNECT proxy)" },
   { name: "tmux", tools: ["tmux"], usedBy: "terminal tests in a real terminal (resize)" },
+  { name: "procps", tools: ["pkill"], usedBy: "signals through the pid file (pkill -L -F)" },
 ]);
 
 /** A group of tests that needs something from the machine. */
@@ -153,6 +154,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     title: "tctl certificates against a stock sshd",
     files: ["tests/e2e/openssh_test.ts"],
     tools: ["ssh", "sshd", "ssh-keygen"],
+  },
+  {
+    id: "signals-e2e",
+    title: "TERM, QUIT (drain with a live tsh ssh session), USR1 and KILL, with pkill -L",
+    files: ["tests/e2e/signals_test.ts"],
+    root: true,
+    tools: ["pkill", "curl", "useradd"],
   },
   {
     id: "auth-e2e",

@@ -19,6 +19,7 @@ import {
 } from "../config/mod.ts";
 import { FileAuditLog, RecordingStore } from "../events/mod.ts";
 import { writeIdentityFile } from "../identity/mod.ts";
+import { messageOf, NotFoundError } from "../errors/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import { loadHostUuid } from "./data_dir.ts";
 import type { ServiceHost, TeleportProcessOptions } from "./service_host.ts";
@@ -125,10 +126,27 @@ export async function startAuthService(
     sshCaKeys: [],
   });
 
+  host.supervisor.onReport("auth", async () => ({
+    listener: `${api.host}:${api.port}`,
+    backend: await probeBackend(backend),
+  }));
+  // Last: the sessions the other services drain still send their events to auth.
+  host.supervisor.onDrain("auth", () => api.close(), { last: true });
   host.supervisor.run("auth.api", async (signal) => {
     await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
     await api.close();
   });
   const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
   host.supervisor.broadcast("auth.ready", ready);
+}
+
+/** Backend health for the diagnostic report: one read, its latency or its error. */
+async function probeBackend(backend: Backend): Promise<string> {
+  const t0 = performance.now();
+  try {
+    await backend.get(["diagnostics", "probe"]);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) return `failing (${messageOf(err)})`;
+  }
+  return `ok (read in ${(performance.now() - t0).toFixed(1)} ms)`;
 }

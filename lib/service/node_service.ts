@@ -124,6 +124,8 @@ async function serveNode(host: ServiceHost, o: {
   listen?: { hostname: string; port: number };
   advertiseAddr?: string;
   onStop?: () => Promise<void>;
+  /** More fields for the node's section of the diagnostic report. */
+  report?: () => Record<string, unknown>;
 }): Promise<NodeService> {
   const cfg = host.config;
   const recordingsDir = `${cfg.dataDir}/log/upload`;
@@ -154,6 +156,16 @@ async function serveNode(host: ServiceHost, o: {
   });
   host.node = node;
   host.addCleanup(() => node.close());
+  host.supervisor.onDrain("node", (deadline) => node.drain(deadline));
+  host.supervisor.onReport("node", () => ({
+    listener: o.listen === undefined
+      ? "reverse tunnels"
+      : `${node.addr.hostname}:${node.addr.port}`,
+    ssh_connections: node.stats.connections,
+    ssh_sessions: node.stats.sessions,
+    recorded_sessions: node.stats.recorded,
+    ...o.report?.(),
+  }));
   host.supervisor.run("node.ssh", async (signal) => {
     await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
     await node.close();
@@ -295,6 +307,7 @@ async function startTunnelNode(
     clock,
     log,
     onStop: () => pool.close(),
+    report: () => ({ tunnels_to: pool.proxies }),
   });
   late.node = node;
   log.info("Node {node} ({host}) is serving SSH through reverse tunnels, cluster {cluster}", {

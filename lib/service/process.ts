@@ -17,8 +17,8 @@ import { type ProxyReady, startProxyService } from "./proxy_service.ts";
 import type { ServiceHost, TeleportProcessOptions } from "./service_host.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
-import { writePidFile } from "./pid_file.ts";
-import { Supervisor } from "./supervisor.ts";
+import { type PidFile, writePidFile } from "./pid_file.ts";
+import { formatFields, Supervisor } from "./supervisor.ts";
 
 export { ADMIN_IDENTITY_FILE, type AuthReady } from "./auth_service.ts";
 export type { NodeReady } from "./node_service.ts";
@@ -93,6 +93,8 @@ export class TeleportProcess implements ServiceHost, AsyncDisposable {
   proxy?: ProxyReady;
   /** Admission control shared by every listener of the process. */
   readonly guard: ConnectionGuard;
+  /** The pid file this process holds locked, if one is configured. */
+  pidFile?: PidFile;
   #cleanups: Array<() => Promise<void>> = [];
 
   private constructor(config: ProcessConfig, guard: ConnectionGuard) {
@@ -137,7 +139,11 @@ export class TeleportProcess implements ServiceHost, AsyncDisposable {
       // config error naming its key.
       checkListenAddrs(listenAddrsOf(cfg));
       await ensureDataDir(cfg.dataDir);
-      if (cfg.pidFile !== undefined) proc.addCleanup(await writePidFile(cfg.pidFile));
+      if (cfg.pidFile !== undefined) {
+        const pid = await writePidFile(cfg.pidFile);
+        proc.pidFile = pid;
+        proc.addCleanup(() => pid.release());
+      }
       if (cfg.roles.auth) await startAuthService(proc, opts);
       if (cfg.roles.proxy) await proc.#startProxy(opts);
       if (cfg.roles.node) await startNodeService(proc, opts);
@@ -185,12 +191,52 @@ export class TeleportProcess implements ServiceHost, AsyncDisposable {
       stop.abort();
       await proxy.close();
     });
+    this.supervisor.onDrain("proxy", (deadline) => proxy.drain(deadline));
+    this.supervisor.onReport("proxy", () => proxy.stats());
     this.supervisor.run("proxy", async (signal) => {
       await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
       stop.abort();
     });
     this.proxy = proxy.ready;
     this.supervisor.broadcast("proxy.ready", proxy.ready);
+  }
+
+  /**
+   * The diagnostic report (SIGUSR1): the process (memory, event-loop lag, state), its
+   * connections by listener (the shared guard), then one line per service (listeners, SSH
+   * connections and sessions, tunnels, backend health).
+   */
+  async diagnosticReport(): Promise<string> {
+    const lagStart = performance.now();
+    await new Promise((r) => setTimeout(r, 0));
+    const lagMs = performance.now() - lagStart;
+    const mem = Deno.memoryUsage();
+    const mb = (n: number) => Math.round(n / 1024 / 1024 * 10) / 10;
+    const g = this.guard.stats;
+    const state = this.supervisor.signal.aborted
+      ? "stopping"
+      : this.supervisor.draining
+      ? "draining"
+      : "running";
+    const lines = [
+      `process: pid=${Deno.pid} state=${state} uptime_s=${
+        Math.round(performance.now() / 1000)
+      } rss_mb=${mb(mem.rss)} heap_used_mb=${mb(mem.heapUsed)} heap_total_mb=${
+        mb(mem.heapTotal)
+      } external_mb=${mb(mem.external)} event_loop_lag_ms=${lagMs.toFixed(1)}`,
+      `connections: ${
+        formatFields({
+          open: g.connections,
+          in_handshake: g.pending,
+          by_listener: g.byListener,
+          refused: g.refused,
+          open_files: g.openFiles,
+          open_files_limit: g.openFilesLimit,
+        })
+      }`,
+      ...await this.supervisor.report(),
+    ];
+    return lines.join("\n");
   }
 
   /** Stops every service and releases the backend and pid file. Idempotent. */
