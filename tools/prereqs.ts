@@ -46,6 +46,11 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "squid", tools: ["squid"], usedBy: "bench:proxy (a second CONNECT proxy)" },
   { name: "tmux", tools: ["tmux"], usedBy: "terminal tests in a real terminal (resize)" },
   { name: "procps", tools: ["pkill"], usedBy: "signals through the pid file (pkill -L -F)" },
+  {
+    name: "systemd",
+    tools: ["systemd-analyze"],
+    usedBy: "the systemd unit (systemd-analyze verify)",
+  },
 ]);
 
 /** A group of tests that needs something from the machine. */
@@ -161,6 +166,12 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/signals_test.ts"],
     root: true,
     tools: ["pkill", "curl", "useradd"],
+  },
+  {
+    id: "systemd-unit",
+    title: "the unit teleport install systemd writes, checked by systemd-analyze verify",
+    files: ["cli/start/install_test.ts"],
+    tools: ["systemd-analyze"],
   },
   {
     id: "auth-e2e",
