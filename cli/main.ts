@@ -15,7 +15,8 @@ Commands:
   start       start the teleport services (see "teleport start --help")
   configure   print a commented teleport.yaml
   version     print the version
-  install     install links DIR: tsh, tctl and teleport runnable by name
+  install     install systemd: the systemd unit; install links DIR: tsh, tctl and
+              teleport runnable by name
   tctl ...    admin tool (also run as "tctl" through a symlink)
   tsh ...     user tool (also run as "tsh" through a symlink)`;
 

@@ -45,6 +45,12 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "haproxy", tools: ["haproxy"], usedBy: "load balancer topology" },
   { name: "squid", tools: ["squid"], usedBy: "bench:proxy (a second CONNECT proxy)" },
   { name: "tmux", tools: ["tmux"], usedBy: "terminal tests in a real terminal (resize)" },
+  { name: "procps", tools: ["pkill"], usedBy: "signals through the pid file (pkill -L -F)" },
+  {
+    name: "systemd",
+    tools: ["systemd-analyze"],
+    usedBy: "the systemd unit (systemd-analyze verify)",
+  },
 ]);
 
 /** A group of tests that needs something from the machine. */
@@ -166,6 +172,19 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     title: "tctl certificates against a stock sshd",
     files: ["tests/e2e/openssh_test.ts"],
     tools: ["ssh", "sshd", "ssh-keygen"],
+  },
+  {
+    id: "signals-e2e",
+    title: "TERM, QUIT (drain with a live tsh ssh session), USR1 and KILL, with pkill -L",
+    files: ["tests/e2e/signals_test.ts"],
+    root: true,
+    tools: ["pkill", "curl", "useradd"],
+  },
+  {
+    id: "systemd-unit",
+    title: "the unit teleport install systemd writes, checked by systemd-analyze verify",
+    files: ["cli/start/install_test.ts"],
+    tools: ["systemd-analyze"],
   },
   {
     id: "auth-e2e",

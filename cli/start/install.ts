@@ -1,4 +1,7 @@
 /**
+ * `teleport install systemd`: writes the systemd unit (examples/systemd/teleport.service is its
+ * output with the defaults).
+ *
  * `teleport install links DIR`: makes `tsh`, `tctl` (and `teleport`) runnable by name for the
  * install form that runs this command:
  * - compiled binary (`deno compile`): symlinks to the binary; it picks the personality from
@@ -8,7 +11,74 @@
  *   first argument. A symlink cannot do it there: argv0 is `deno`, and a `.ts` symlink away
  *   from the checkout loses its deno.json (import map), so the launcher names the config.
  */
-import { CliError, type FlagSpec, parseFlags, print, wantsHelp } from "../_common.ts";
+import { CONFIG_PATH } from "../../lib/config/mod.ts";
+import { CliError, type FlagSpec, parseFlags, print, str, wantsHelp } from "../_common.ts";
+
+/** Inputs of {@link systemdUnit}; every path absolute. */
+export interface SystemdUnitOptions {
+  /**
+   * The teleport program (a compiled binary, or the launcher `teleport install links` writes).
+   * @default {"/usr/local/bin/teleport"}
+   */
+  teleportPath?: string;
+  /** @default {"/etc/teleport.yaml"} */
+  configPath?: string;
+  /** Read by systemd before the start (`-`: may be absent). @default {"/etc/default/teleport"} */
+  envFile?: string;
+  /** @default {"/run/teleport.pid"} */
+  pidFile?: string;
+  /** `LimitNOFILE`: every connection costs descriptors. @default {524288} */
+  fdLimit?: number;
+}
+
+/** The systemd unit for `o` (see {@link SystemdUnitOptions} for the defaults). */
+export function systemdUnit(o: SystemdUnitOptions = {}): string {
+  const path = (flag: string, value: string) => {
+    if (!value.startsWith("/") || /[\s"'\\$%;]/.test(value)) {
+      throw new CliError(
+        `Cannot write the systemd unit: ${flag} must be an absolute path without spaces, quotes, ` +
+          `"$", "%", ";" or "\\", received ${JSON.stringify(value)}`,
+        2,
+      );
+    }
+    return value;
+  };
+  const teleport = path("--teleport-path", o.teleportPath ?? "/usr/local/bin/teleport");
+  const config = path("--config", o.configPath ?? CONFIG_PATH);
+  const envFile = path("--env-file", o.envFile ?? "/etc/default/teleport");
+  const pidFile = path("--pid-file", o.pidFile ?? "/run/teleport.pid");
+  const fdLimit = o.fdLimit ?? 524288;
+  if (!Number.isSafeInteger(fdLimit) || fdLimit < 1024) {
+    throw new CliError(
+      `Cannot write the systemd unit: --fd-limit must be an integer of at least 1024, received ${fdLimit}`,
+      2,
+    );
+  }
+  return `[Unit]
+Description=Teleport Service
+After=network.target
+
+[Service]
+Type=simple
+Restart=on-failure
+RestartSec=5
+# HTTPS_PROXY, NO_PROXY, TELEPORT_TUNNEL_PUBLIC_ADDR and other variables for teleport.
+EnvironmentFile=-${envFile}
+ExecStart=${teleport} start --config ${config} --pid-file=${pidFile}
+# The process holds ${pidFile} locked while it runs (pkill -L -F finds only a live one).
+PIDFile=${pidFile}
+# Stop: SIGTERM closes every connection at once. To drain instead (no new connections; the
+# running sessions end by themselves, up to teleport.drain_timeout):
+#   systemctl kill --kill-whom=main -s QUIT teleport
+# No ExecReload: a reload that hands the ports to a new process (SIGHUP) is not implemented.
+# Every connection costs a descriptor (a pass-through to auth three). The process keeps a tenth
+# of this limit in reserve and refuses connections before it runs out (connection_limits).
+LimitNOFILE=${fdLimit}
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
 
 /** Marks a launcher written by this command (so a rerun may replace it). */
 export const LAUNCHER_MARK = '# written by "teleport install links"';
@@ -132,11 +202,29 @@ export async function writeLaunchers(
   return written;
 }
 
-const FLAGS: FlagSpec = { force: { type: "boolean" } };
+const FLAGS: FlagSpec = {
+  force: { type: "boolean" },
+  "env-file": { type: "string" },
+  "pid-file": { type: "string" },
+  "fd-limit": { type: "string" },
+  "teleport-path": { type: "string" },
+  config: { type: "string", short: "c" },
+  output: { type: "string", short: "o" },
+};
 
-const USAGE = `Usage: teleport install links DIR [--force]
+const USAGE = `Usage: teleport install systemd [flags]
+       teleport install links DIR [--force]
 
-Writes tsh, tctl and teleport into DIR (e.g. /usr/local/bin) so they run by name:
+systemd: prints the systemd unit (or writes it with -o FILE), e.g.
+  teleport install systemd -o /etc/systemd/system/teleport.service
+  --teleport-path=PATH   the teleport program (default /usr/local/bin/teleport)
+  -c, --config=FILE      teleport.yaml (default ${CONFIG_PATH})
+  --env-file=FILE        environment file (default /etc/default/teleport)
+  --pid-file=FILE        pid file (default /run/teleport.pid)
+  --fd-limit=N           LimitNOFILE (default 524288)
+  -o, --output=FILE      write the unit here instead of printing it
+
+links: writes tsh, tctl and teleport into DIR (e.g. /usr/local/bin) so they run by name:
 symlinks to a compiled binary, or sh launchers that run this deno with this program
 (a bundle or a source checkout). Rerun it after moving the program or upgrading deno.
 --force replaces files in DIR that it did not write.`;
@@ -149,8 +237,42 @@ export async function installCommand(args: string[]): Promise<number> {
   }
   const p = parseFlags(args, FLAGS, "teleport install");
   const [what, dir, ...extra] = p.positionals;
+  if (what === "systemd") {
+    if (dir !== undefined) {
+      throw new CliError(`teleport install systemd: unexpected argument "${dir}"`, 2);
+    }
+    const fd = str(p, "fd-limit");
+    if (fd !== undefined && !/^\d+$/.test(fd)) {
+      throw new CliError(
+        `Cannot write the systemd unit: --fd-limit must be an integer, received "${fd}"`,
+        2,
+      );
+    }
+    const opt = <K extends keyof SystemdUnitOptions>(k: K, v: SystemdUnitOptions[K] | undefined) =>
+      v === undefined ? {} : { [k]: v };
+    const unit = systemdUnit({
+      ...opt("teleportPath", str(p, "teleport-path")),
+      ...opt("configPath", str(p, "config")),
+      ...opt("envFile", str(p, "env-file")),
+      ...opt("pidFile", str(p, "pid-file")),
+      ...opt("fdLimit", fd === undefined ? undefined : Number(fd)),
+    });
+    const out = str(p, "output");
+    if (out === undefined) {
+      print(unit.trimEnd());
+      return 0;
+    }
+    await Deno.writeTextFile(out, unit, { mode: 0o644 });
+    print(
+      `Wrote ${out}; then: systemctl daemon-reload && systemctl enable --now teleport`,
+    );
+    return 0;
+  }
   if (what !== "links" || dir === undefined || dir === "" || extra.length > 0) {
-    throw new CliError(`teleport install: expected "links DIR" (see "teleport install --help")`, 2);
+    throw new CliError(
+      `teleport install: expected "systemd" or "links DIR" (see "teleport install --help")`,
+      2,
+    );
   }
   const form = currentInstallForm();
   const written = await writeLaunchers(dir, planLaunchers(form), p.values.force === true);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { LAUNCHER_MARK, planLaunchers, writeLaunchers } from "./install.ts";
+import { skipGroup } from "../../tools/prereqs.ts";
+import { LAUNCHER_MARK, planLaunchers, systemdUnit, writeLaunchers } from "./install.ts";
 
 Deno.test("planLaunchers() links every personality to a compiled binary", () => {
   const plan = planLaunchers({
@@ -70,4 +71,81 @@ Deno.test("writeLaunchers() replaces its own symlinks and refuses foreign files"
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("systemdUnit() with the defaults is examples/systemd/teleport.service", async () => {
+  const example = await Deno.readTextFile(
+    new URL("../../examples/systemd/teleport.service", import.meta.url),
+  );
+  assert.equal(systemdUnit(), example);
+  for (
+    const line of [
+      "EnvironmentFile=-/etc/default/teleport",
+      "ExecStart=/usr/local/bin/teleport start --config /etc/teleport.yaml --pid-file=/run/teleport.pid",
+      "PIDFile=/run/teleport.pid",
+      "LimitNOFILE=524288",
+    ]
+  ) assert.ok(example.split("\n").includes(line), line);
+});
+
+Deno.test("systemdUnit() refuses a relative path and a small fd limit", () => {
+  assert.throws(
+    () => systemdUnit({ pidFile: "run/teleport.pid" }),
+    /^CliError: Cannot write the systemd unit: --pid-file must be an absolute path without spaces/,
+  );
+  assert.throws(
+    () => systemdUnit({ teleportPath: "/opt/tele port/teleport" }),
+    /--teleport-path must be an absolute path/,
+  );
+  assert.throws(
+    () => systemdUnit({ fdLimit: 100 }),
+    /--fd-limit must be an integer of at least 1024, received 100/,
+  );
+});
+
+Deno.test({
+  name: "teleport install systemd -o writes a unit that systemd-analyze verify accepts",
+  ignore: skipGroup("systemd-unit"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "tp-unit-" });
+    try {
+      // systemd-analyze checks that ExecStart's program exists and is executable.
+      const teleport = `${dir}/teleport`;
+      await Deno.writeTextFile(teleport, "#!/bin/sh\n", { mode: 0o755 });
+      await Deno.chmod(teleport, 0o755);
+      const unit = `${dir}/teleport.service`;
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../../main.ts", import.meta.url).pathname,
+          "install",
+          "systemd",
+          `--teleport-path=${teleport}`,
+          "--env-file=/etc/default/teleport-test",
+          "--pid-file=/run/teleport-test.pid",
+          "--fd-limit=65536",
+          "-o",
+          unit,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const text = await Deno.readTextFile(unit);
+      assert.ok(text.includes(`ExecStart=${teleport} start --config /etc/teleport.yaml`));
+      assert.ok(text.includes("LimitNOFILE=65536"));
+      const verify = await new Deno.Command("systemd-analyze", {
+        args: ["verify", unit],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(verify.stderr);
+      assert.equal(verify.code, 0, err);
+      // Warnings (an unknown key, a value systemd ignores) do not fail verify: none allowed.
+      assert.equal(err.trim(), "");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -1,5 +1,9 @@
-/** `teleport start`: load config, start the services, stop cleanly on TERM/INT. */
+/**
+ * `teleport start`: load config, start the services; TERM/INT stop fast, QUIT drains, USR1
+ * logs a diagnostic report (lib/service Supervisor).
+ */
 import {
+  FAST_SHUTDOWN_TIMEOUT_MS,
   formatAddr,
   isUnspecifiedHost,
   loadConfigForStart,
@@ -126,9 +130,15 @@ export async function startCommand(args: string[]): Promise<number> {
   globalThis.addEventListener("unhandledrejection", keepRunning);
   globalThis.addEventListener("error", keepRunning);
   const proc = await TeleportProcess.start({ config: cfg, hostname: Deno.hostname() });
-  const stop = () => proc.supervisor.stop();
-  Deno.addSignalListener("SIGTERM", stop);
-  Deno.addSignalListener("SIGINT", stop);
+  using _signals = proc.supervisor.listenForSignals({
+    drainTimeoutMs: cfg.drainTimeoutMs,
+    fastStopTimeoutMs: FAST_SHUTDOWN_TIMEOUT_MS,
+    onForcedExit: () => {
+      proc.pidFile?.releaseSync();
+      Deno.exit(1);
+    },
+    report: () => proc.diagnosticReport(),
+  });
   try {
     const auth = cfg.roles.auth
       ? await proc.supervisor.waitFor("auth.ready") as AuthReady
@@ -142,8 +152,6 @@ export async function startCommand(args: string[]): Promise<number> {
     printReady(cfg, proc, { auth, proxy, node });
     await proc.supervisor.wait();
   } finally {
-    Deno.removeSignalListener("SIGTERM", stop);
-    Deno.removeSignalListener("SIGINT", stop);
     await proc.close();
   }
   return proc.supervisor.failure === undefined ? 0 : 1;
@@ -250,6 +258,9 @@ function printReady(
       );
     }
   }
-  lines.push("", "Stop with Ctrl-C (or SIGTERM).");
+  lines.push(
+    "",
+    "Stop with Ctrl-C (or SIGTERM); SIGQUIT drains (waits for sessions to end); SIGUSR1 logs a report.",
+  );
   print(lines.join("\n"));
 }

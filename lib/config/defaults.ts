@@ -191,6 +191,8 @@ export const PROXY_PING_INTERVAL_MS = 30 * SECOND_MS;
 export const SSH_DIAL_TIMEOUT_MS = 30 * SECOND_MS;
 /** Graceful shutdown (SIGQUIT/SIGHUP) drain limit (`DefaultGracefulShutdownTimeout`). */
 export const GRACEFUL_SHUTDOWN_TIMEOUT_MS = 5 * MINUTE_MS;
+/** SIGTERM/SIGINT: time the services get to close before the process exits anyway. */
+export const FAST_SHUTDOWN_TIMEOUT_MS = 3 * SECOND_MS;
 /** How long a parent waits for a forked child to report ready (SIGHUP/SIGUSR2). */
 export const FORK_READY_TIMEOUT_MS = 2 * MINUTE_MS;
 
@@ -264,6 +266,7 @@ export const DEFAULTS = Object.freeze({
   proxyPingIntervalMs: PROXY_PING_INTERVAL_MS,
   sshDialTimeoutMs: SSH_DIAL_TIMEOUT_MS,
   gracefulShutdownTimeoutMs: GRACEFUL_SHUTDOWN_TIMEOUT_MS,
+  fastShutdownTimeoutMs: FAST_SHUTDOWN_TIMEOUT_MS,
   forkReadyTimeoutMs: FORK_READY_TIMEOUT_MS,
   recordingUploadPartBytes: RECORDING_UPLOAD_PART_BYTES,
   recordingScanIntervalMs: RECORDING_SCAN_INTERVAL_MS,

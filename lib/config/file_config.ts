@@ -80,6 +80,8 @@ export interface TeleportSection {
   /** `proxy_server`, default port 3080. */
   proxyServer?: Addr;
   diagAddr?: Addr;
+  /** `drain_timeout`: upper bound of a graceful stop (SIGQUIT), in ms. */
+  drainTimeoutMs?: number;
   /** `connection_limits` (see {@link ConnectionLimitsSection}). */
   connectionLimits: ConnectionLimitsSection;
 }
@@ -715,6 +717,9 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         },
         diag_addr: (n, p, l) => {
           t.diagAddr = w.addr(n, p, l, DIAG_PORT);
+        },
+        drain_timeout: (n, p, l) => {
+          t.drainTimeoutMs = w.duration(n, p, l);
         },
         connection_limits: (n, p, l) =>
           w.map(n, p, {

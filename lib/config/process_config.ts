@@ -12,6 +12,7 @@ import {
   DEBUG_ENV,
   defaultNodeName,
   DIAG_PORT,
+  GRACEFUL_SHUTDOWN_TIMEOUT_MS,
   HANDSHAKE_TIMEOUT_MS,
   LISTEN_HOST,
   LOG_EXTRA_FIELDS,
@@ -97,6 +98,8 @@ export interface ProcessConfig {
   /** Join and connect through this proxy instead of an auth server. */
   proxyServer?: Addr;
   diagAddr?: Addr;
+  /** Upper bound of a graceful stop (SIGQUIT): sessions and tunnels get this long to end. */
+  drainTimeoutMs: number;
   insecure: boolean;
   /** Admission control shared by every listener (`teleport.connection_limits`). */
   connectionLimits: {
@@ -400,6 +403,7 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
         : { ...fs?.labels },
     },
     proxyEnv,
+    drainTimeoutMs: t?.drainTimeoutMs ?? GRACEFUL_SHUTDOWN_TIMEOUT_MS,
   };
   const pidFile = nonEmpty(flags.pidFile) ?? t?.pidFile;
   if (pidFile !== undefined) cfg.pidFile = pidFile;

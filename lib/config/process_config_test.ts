@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { BadParameterError } from "../errors/mod.ts";
 import {
   type FileConfig,
+  GRACEFUL_SHUTDOWN_TIMEOUT_MS,
   loadConfigForStart,
   parseFileConfig,
   parseLabels,
@@ -46,6 +47,7 @@ Deno.test("resolveProcessConfig() gives an all-in-one local cluster when there i
     caPins: [],
     authServers: [{ host: "127.0.0.1", port: 3025 }],
     insecure: false,
+    drainTimeoutMs: 300000,
     connectionLimits: {
       handshakeTimeoutMs: 5000,
       maxConnectionsPerIp: 15000,
@@ -323,4 +325,12 @@ Deno.test("loadConfigForStart() prefers --config, then TELEPORT_CONFIG_FILE, the
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("resolveProcessConfig() reads teleport.drain_timeout and defaults it", () => {
+  const base = resolveProcessConfig({ flags: {}, hostname: "h", env: {} });
+  assert.equal(base.drainTimeoutMs, GRACEFUL_SHUTDOWN_TIMEOUT_MS);
+  const file = parseFileConfig("version: v3\nteleport:\n  drain_timeout: 90s\n");
+  const cfg = resolveProcessConfig({ file, flags: {}, hostname: "h", env: {} });
+  assert.equal(cfg.drainTimeoutMs, 90_000);
 });

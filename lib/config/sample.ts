@@ -90,6 +90,9 @@ teleport:
   # ca_pin: "sha256:<hex>"
   # Address of the diagnostics endpoint (health, readiness).
   # diag_addr: 127.0.0.1:${DIAG_PORT}
+  # On SIGQUIT the process stops accepting and waits this long at most for
+  # sessions and tunnels to end by themselves.
+  # drain_timeout: 5m
 
 # The auth service: certificate authorities, users, roles, join tokens, audit log.
 auth_service:

@@ -109,6 +109,8 @@ export interface ConnectionGuardStats {
   descriptorReserve: number;
   /** Refused connections since start, by reason. */
   refused: Record<RefusalReason, number>;
+  /** Open connections by listener name. */
+  byListener: Record<string, number>;
 }
 
 /** Why a connection was refused. */
@@ -283,6 +285,7 @@ export class ConnectionGuard {
   };
   readonly #logState = new Map<string, { at: number; since: number }>();
   readonly #links = new Map<string, GuardedConnection>();
+  readonly #byListener = new Map<string, number>();
 
   constructor(opts: ConnectionGuardOptions) {
     this.#log = opts.logger;
@@ -318,6 +321,7 @@ export class ConnectionGuard {
       openFilesLimit: this.#limit,
       descriptorReserve: this.#reserve,
       refused: { ...this.#refused },
+      byListener: Object.fromEntries(this.#byListener),
     };
   }
 
@@ -343,6 +347,7 @@ export class ConnectionGuard {
     c.open++;
     c.pending++;
     this.#connections++;
+    this.#byListener.set(listener, (this.#byListener.get(listener) ?? 0) + 1);
     this.#pending++;
     this.#held++;
     this.#addedSinceCount++;
@@ -380,6 +385,9 @@ export class ConnectionGuard {
       this.#pending--;
     }
     if (c.open <= 0) this.#byIp.delete(a.clientAddr);
+    const left = (this.#byListener.get(a.listener) ?? 1) - 1;
+    if (left > 0) this.#byListener.set(a.listener, left);
+    else this.#byListener.delete(a.listener);
     this.#connections--;
     this.#held -= a.descriptors;
   }

@@ -256,3 +256,15 @@ Deno.test("GuardedConnection.rekey() of a linked pass-through does not charge th
   // 127.0.0.1 is free again for real clients.
   admitted(g.admit("auth API", "127.0.0.1", {}, 40002));
 });
+
+Deno.test("ConnectionGuard.stats counts open connections by listener", () => {
+  const { g } = guard({});
+  const a = admitted(g.admit("proxy web", "10.0.0.1"));
+  admitted(g.admit("proxy web", "10.0.0.2"));
+  const c = admitted(g.admit("node SSH", "10.0.0.1"));
+  assert.deepEqual(g.stats.byListener, { "proxy web": 2, "node SSH": 1 });
+  g.release(a);
+  g.release(c);
+  g.release(c); // idempotent
+  assert.deepEqual(g.stats.byListener, { "proxy web": 1 });
+});

@@ -116,6 +116,7 @@ export class NodeService implements AsyncDisposable {
   readonly #hostCa: UserCaKeys;
   #uploading: Promise<void> = Promise.resolve();
   readonly #activeRecordings = new Set<string>();
+  readonly #openSessions = new Set<string>();
   #advertiseAddr = "";
   #closed?: Promise<void>;
 
@@ -206,6 +207,7 @@ export class NodeService implements AsyncDisposable {
       emitter: this.#emitter,
       recordingsDir: o.recordingsDir,
       activeRecordings: this.#activeRecordings,
+      openSessions: this.#openSessions,
       onRecordingDone: () => this.#kickUploads(),
       clock: o.clock,
       logger: o.logger,
@@ -364,6 +366,25 @@ export class NodeService implements AsyncDisposable {
     };
     this.#uploading = this.#uploading.catch(() => {}).then(run);
     return this.#uploading;
+  }
+
+  /**
+   * Graceful stop: stops accepting (the listener closes, connections handed over from tunnels
+   * are refused) and resolves once the SSH connections in flight have ended by themselves, or
+   * when `deadline` aborts. Heartbeats go on; {@link close} ends the rest.
+   */
+  async drain(deadline: AbortSignal): Promise<void> {
+    await this.#listener?.close();
+    await this.#server?.drain(deadline);
+  }
+
+  /** Live counters for diagnostics: SSH connections, session channels, recorded (PTY) ones. */
+  get stats(): { connections: number; sessions: number; recorded: number } {
+    return {
+      connections: this.#server?.connectionCount ?? 0,
+      sessions: this.#openSessions.size,
+      recorded: this.#activeRecordings.size,
+    };
   }
 
   /** Stops listening, closes connections, flushes events. Idempotent. */

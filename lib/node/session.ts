@@ -45,6 +45,8 @@ export interface SessionDeps {
   recordingsDir: string;
   /** Sessions being recorded right now (their `.part` files are not stale crashes). */
   activeRecordings: Set<string>;
+  /** Session channels open right now (diagnostics). */
+  openSessions?: Set<string>;
   /** Called with a finished recording's session id (to upload it). */
   onRecordingDone: (sid: string) => void;
   clock: Clock;
@@ -132,7 +134,9 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
   let shared: SharedSession | undefined;
 
   const session = open.accept((req) => onRequest(req));
+  deps.openSessions?.add(sid);
   void session.closed.then(() => {
+    deps.openSessions?.delete(sid);
     running?.hangUp();
     void agent?.close();
   });

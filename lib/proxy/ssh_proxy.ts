@@ -248,6 +248,11 @@ export class SshProxy {
     return this.#server.addr;
   }
 
+  /** SSH connections open (authenticated or not). */
+  get connectionCount(): number {
+    return this.#server.connectionCount;
+  }
+
   /** Serves a connection handed over by the web port's router (TLS already terminated). */
   handleSocket(socket: Duplex, addrs?: SocketAddresses): void {
     this.#server.handleSocket(socket, addrs);
@@ -296,6 +301,14 @@ export class SshProxy {
         })`,
       );
     }
+  }
+
+  /**
+   * Graceful stop: no new connections; resolves once the connections in flight have ended by
+   * themselves, or when `deadline` aborts.
+   */
+  drain(deadline: AbortSignal): Promise<void> {
+    return this.#server.drain(deadline);
   }
 
   /** Stops listening and closes every connection. */

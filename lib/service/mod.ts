@@ -11,15 +11,12 @@
  * @module
  */
 export { ensureDataDir, loadHostUuid } from "./data_dir.ts";
-export { writePidFile } from "./pid_file.ts";
-export {
-  ADMIN_IDENTITY_FILE,
-  type AuthReady,
-  type NodeReady,
-  TeleportProcess,
-  type TeleportProcessOptions,
-} from "./process.ts";
-export { type ServiceFn, Supervisor } from "./supervisor.ts";
+export { type PidFile, writePidFile } from "./pid_file.ts";
+export { TeleportProcess } from "./process.ts";
+export type { TeleportProcessOptions } from "./service_host.ts";
+export { ADMIN_IDENTITY_FILE, type AuthReady } from "./auth_service.ts";
+export type { NodeReady } from "./node_service.ts";
+export { type DrainFn, type ServiceFn, type SignalOptions, Supervisor } from "./supervisor.ts";
 export { VERSION } from "../config/mod.ts";
 export { hostIdentityPath, resolveJoinToken } from "./host_identity.ts";
 export type { ProxyReady } from "./proxy_service.ts";

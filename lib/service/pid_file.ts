@@ -1,13 +1,74 @@
-/** The pid file: written at start, removed at stop (only if it is still ours). */
+/**
+ * The pid file: holds this process's pid and an exclusive `flock` on itself for as long as the
+ * process runs, so `pkill -HUP -L -F /run/teleport.pid` (systemd's ExecReload) signals only a
+ * live teleport: procps `pkill -L` refuses a pid file nobody holds locked. A process killed with
+ * KILL leaves the file behind, but the kernel drops its lock, so the next start takes it over.
+ * Removed on stop, only while it still names this process.
+ */
+import { AccessDeniedError } from "../errors/mod.ts";
 
-/** Writes this process's pid to `path`; returns a function that removes it. */
-export async function writePidFile(path: string): Promise<() => Promise<void>> {
-  await Deno.writeTextFile(path, `${Deno.pid}\n`, { mode: 0o644 });
-  return async () => {
+/** A pid file this process holds. */
+export interface PidFile {
+  readonly path: string;
+  /** Removes the file (if it still names this process) and drops the lock. Idempotent. */
+  release(): Promise<void>;
+  /** {@link release} for an exit path that cannot wait (a forced exit). */
+  releaseSync(): void;
+}
+
+/**
+ * Writes this process's pid to `path` and keeps it locked until {@link PidFile.release}.
+ * Refuses when another live process holds the lock.
+ */
+export async function writePidFile(path: string): Promise<PidFile> {
+  // Not truncated before the lock is ours: the file may belong to a running process.
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o644 });
+  if (!(await file.tryLock(true))) {
+    let holder = "";
     try {
-      if ((await Deno.readTextFile(path)).trim() === String(Deno.pid)) await Deno.remove(path);
+      holder = (await Deno.readTextFile(path)).trim();
     } catch {
-      // already gone
+      // unreadable: name no pid
     }
+    file.close();
+    throw new AccessDeniedError(
+      `Cannot write pid file ${path}: another teleport process${
+        /^\d+$/.test(holder) ? ` (pid ${holder})` : ""
+      } holds it; stop that process first or choose another --pid-file`,
+    );
+  }
+  await file.truncate(0);
+  await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+  let released = false;
+  const ours = (text: string) => text.trim() === String(Deno.pid);
+  const drop = () => {
+    released = true;
+    try {
+      file.unlockSync();
+    } catch {
+      // closing releases it too
+    }
+    file.close();
+  };
+  return {
+    path,
+    async release() {
+      if (released) return;
+      try {
+        if (ours(await Deno.readTextFile(path))) await Deno.remove(path);
+      } catch {
+        // already gone
+      }
+      drop();
+    },
+    releaseSync() {
+      if (released) return;
+      try {
+        if (ours(Deno.readTextFileSync(path))) Deno.removeSync(path);
+      } catch {
+        // already gone
+      }
+      drop();
+    },
   };
 }

@@ -1,107 +1,47 @@
 /**
- * TeleportProcess: turns a ProcessConfig into running services: auth (backend,
- * CAs, mTLS API, admin identity), proxy (proxy_service.ts) and node, in that
+ * TeleportProcess: turns a ProcessConfig into running services: auth
+ * (auth_service.ts), proxy (proxy_service.ts) and node (node_service.ts), in that
  * order, each announcing readiness (`auth.ready`, `proxy.ready`, `node.ready`).
- *
- * Start-up (auth role), in order:
- *  1. data dir checked/created 0700 (data_dir.ts), pid file written (pid_file.ts);
- *  2. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer (lib/backend);
- *  3. AuthServer.init(): cluster name checked, CAs and built-in roles created (lib/auth);
- *  4. auth's TLS identity issued from the host CA, HTTPS API bound (lib/auth/listener.ts);
- *  5. admin identity written to `<data_dir>/admin.identity` (0600) for tctl;
- *  6. `auth.ready` broadcast with the bound address.
+ * Before any of them: listen addresses checked, data dir checked/created 0700
+ * (data_dir.ts), pid file written (pid_file.ts).
  *
  * With `diag_addr` the diagnostics endpoint (diag.ts) listens first, so a load balancer sees
  * 400 while the services start; readiness (health.ts) follows the auth service's backend checks
  * and the proxy's and node's heartbeats (and, in tunnel mode, whether any tunnel is up).
  */
-import { AuthServer, CLUSTER_LOCAL_DNS, startAuthApiServer } from "../auth/mod.ts";
-import { type Backend, openBackend, ReportingBackend } from "../backend/mod.ts";
-import {
-  generateTlsKeyPair,
-  importSshPrivateKey,
-  parseAuthorizedKey,
-  parseSshCertificate,
-} from "../ca/mod.ts";
-import { WebClient } from "../client/mod.ts";
-import { ConnectionGuard, dialTcp, readOpenFilesLimit } from "../net/mod.ts";
-import { MetricsRegistry } from "../metrics/mod.ts";
-import { AgentPool, type FindSettings, parseHostPort, resolveTunnelAddr } from "../tunnel/mod.ts";
+import type { AuthServer } from "../auth/mod.ts";
 import { type Clock, RealClock } from "../clock/mod.ts";
+import type { Backend } from "../backend/mod.ts";
+import { MetricsRegistry } from "../metrics/mod.ts";
+import { ConnectionGuard, readOpenFilesLimit } from "../net/mod.ts";
 import {
   type Addr,
-  defaultClusterName,
   formatAddr,
   HEARTBEAT_CHECK_PERIOD_MS,
   isUnspecifiedHost,
-  NODE_HEARTBEAT_INTERVAL_MS,
-  NODE_OFFLINE_AFTER_MS,
   type ProcessConfig,
-  SERVER_ANNOUNCE_TTL_MS,
-  USER_INVITE_TTL_MS,
+  VERSION,
 } from "../config/mod.ts";
-import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
-import { BadParameterError, isKind, messageOf } from "../errors/mod.ts";
-import { type NodeAuthApi, NodeService, runPeriodic } from "../node/mod.ts";
-import {
-  hostCaKeyLines,
-  hostIdentityPath,
-  loadOrObtainHostIdentity,
-  renewHostIdentityIfNamesChanged,
-  reRegisterWithAuth,
-} from "./host_identity.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
+import type { NodeService } from "../node/mod.ts";
+import { type AuthReady, startAuthService } from "./auth_service.ts";
+import { startNodeService } from "./node_service.ts";
 import { type ProxyReady, startProxyService } from "./proxy_service.ts";
-import { FileAuditLog, RecordingStore } from "../events/mod.ts";
-import { type IdentityFile, writeIdentityFile } from "../identity/mod.ts";
-import { getComponentLogger, type Logger } from "../log/mod.ts";
+import type { ServiceHost, TeleportProcessOptions } from "./service_host.ts";
+import { getComponentLogger } from "../log/mod.ts";
 import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
-import { writePidFile } from "./pid_file.ts";
-import { Supervisor } from "./supervisor.ts";
+import { type PidFile, writePidFile } from "./pid_file.ts";
+import { formatFields, Supervisor } from "./supervisor.ts";
 import { type DiagServer, startDiagServer } from "./diag.ts";
 import { ProcessHealth } from "./health.ts";
-import { countLogins, reportPresenceMetrics, reportProcessMetrics } from "./process_metrics.ts";
-import { VERSION } from "../config/mod.ts";
+import { reportProcessMetrics } from "./process_metrics.ts";
 
-/** Inputs of {@link TeleportProcess.start}. */
-export interface TeleportProcessOptions {
-  config: ProcessConfig;
-  /** The machine's host name (default cluster name). */
-  hostname: string;
-  clock?: Clock;
-  /** Backend URI override (tests use "memory:"). Default: KV in the data dir. */
-  backendUri?: string;
-  /**
-   * How often the auth service checks its backend (readiness); recovery takes two periods.
-   * @default {HEARTBEAT_CHECK_PERIOD_MS}
-   */
-  healthCheckIntervalMs?: number;
-}
-
-/** What `auth.ready` carries. */
-export interface AuthReady {
-  host: string;
-  port: number;
-  clusterName: string;
-  adminIdentityPath: string;
-}
-
-/** What `node.ready` carries. */
-export interface NodeReady {
-  /** Bound SSH address; "" and 0 in reverse tunnel mode. */
-  host: string;
-  port: number;
-  /** Reverse tunnel mode: the proxy the node joined through. */
-  tunnelVia?: string;
-  hostId: string;
-  nodeName: string;
-  clusterName: string;
-}
+export { ADMIN_IDENTITY_FILE, type AuthReady } from "./auth_service.ts";
+export type { NodeReady } from "./node_service.ts";
+export type { TeleportProcessOptions } from "./service_host.ts";
 
 /** Below this open-files limit the process warns at start. */
 const LOW_OPEN_FILES_LIMIT = 8192;
-
-/** File name of the admin identity inside the data dir. */
-export const ADMIN_IDENTITY_FILE = "admin.identity";
 
 /** The fixed-port listen addresses the config asks for, each with the key that sets it. */
 export function listenAddrsOf(cfg: ProcessConfig): Array<{ key: string; addr: Addr }> {
@@ -162,7 +102,7 @@ export function checkListenAddrs(addrs: Array<{ key: string; addr: Addr }>): voi
 }
 
 /** One teleport process and its services. */
-export class TeleportProcess implements AsyncDisposable {
+export class TeleportProcess implements ServiceHost, AsyncDisposable {
   readonly supervisor: Supervisor;
   readonly config: ProcessConfig;
   auth?: AuthServer;
@@ -170,6 +110,8 @@ export class TeleportProcess implements AsyncDisposable {
   proxy?: ProxyReady;
   /** Admission control shared by every listener of the process. */
   readonly guard: ConnectionGuard;
+  /** The pid file this process holds locked, if one is configured. */
+  pidFile?: PidFile;
   /** The process's metrics (served at `/metrics` of the diagnostics endpoint). */
   readonly metrics: MetricsRegistry;
   /** Readiness of each service (`/readyz`, `process_state`). */
@@ -238,10 +180,14 @@ export class TeleportProcess implements AsyncDisposable {
       checkListenAddrs(listenAddrsOf(cfg));
       if (cfg.diagAddr !== undefined) await proc.#startDiag(opts, cfg.diagAddr);
       await ensureDataDir(cfg.dataDir);
-      if (cfg.pidFile !== undefined) proc.#cleanups.push(await writePidFile(cfg.pidFile));
-      if (cfg.roles.auth) await proc.#startAuth(opts);
+      if (cfg.pidFile !== undefined) {
+        const pid = await writePidFile(cfg.pidFile);
+        proc.pidFile = pid;
+        proc.addCleanup(() => pid.release());
+      }
+      if (cfg.roles.auth) await startAuthService(proc, opts);
       if (cfg.roles.proxy) await proc.#startProxy(opts);
-      if (cfg.roles.node) await proc.#startNode(opts);
+      if (cfg.roles.node) await startNodeService(proc, opts);
     } catch (err) {
       await proc.close();
       throw err;
@@ -269,137 +215,13 @@ export class TeleportProcess implements AsyncDisposable {
     );
   }
 
-  async #startAuth(opts: TeleportProcessOptions): Promise<void> {
-    const cfg = this.config;
-    const clock = opts.clock ?? new RealClock();
-    const log = getComponentLogger("auth");
-    let backendUri = opts.backendUri;
-    if (backendUri === undefined) {
-      await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
-      backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
-    }
-    const backend: Backend = new ReportingBackend(await openBackend(backendUri, { clock }), {
-      metrics: this.metrics,
-    });
-    this.backend = backend;
-    this.#cleanups.push(() => backend.close());
-    const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
-    // Audit events and recordings are files under <data_dir>/log, never in the backend.
-    const auditLog = new FileAuditLog({
-      dir: `${cfg.dataDir}/log/events`,
-      clock,
-      logger: getComponentLogger("auth:audit"),
-    });
-    this.#cleanups.push(() => auditLog.close());
-    const recordings = new RecordingStore({
-      dir: `${cfg.dataDir}/log/records`,
-      logger: getComponentLogger("auth:recordings"),
-    });
-    const auth = new AuthServer({
-      backend,
-      clock,
-      logger: log,
-      clusterName,
-      version: VERSION,
-      staticTokens: cfg.auth.staticTokens,
-      secondFactor: cfg.auth.secondFactor,
-      proxyListenerMode: cfg.auth.proxyListenerMode,
-      userTokenTtlMs: USER_INVITE_TTL_MS,
-      auditLog: countLogins(auditLog, this.metrics),
-      recordings,
-      metrics: this.metrics,
-    });
-    await auth.init();
-    this.auth = auth;
-    const hostUuid = await loadHostUuid(cfg.dataDir);
-
-    // The auth API's own certificate: clients verify `teleport.cluster.local`;
-    // the other names let tools that verify the dialled name work too.
-    const hosts = [cfg.auth.listenAddr, ...cfg.auth.publicAddrs]
-      .map((a: Addr) => a.host)
-      .filter((h) => h !== "" && !isUnspecifiedHost(h));
-    const apiKey = await generateTlsKeyPair();
-    const apiCert = await auth.generateHostTlsCert({
-      hostId: hostUuid,
-      role: "Auth",
-      tlsPublicKeyPem: apiKey.publicKeyPem,
-      names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
-    });
-    const api = await startAuthApiServer({
-      server: auth,
-      logger: getComponentLogger("auth:api"),
-      host: cfg.auth.listenAddr.host,
-      port: cfg.auth.listenAddr.port,
-      certPem: apiCert,
-      keyPem: apiKey.privateKeyPem,
-      guard: this.guard,
-      handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
-      ...(cfg.connectionLimits.unauthenticatedRate === undefined
-        ? {}
-        : { unauthenticatedRateLimit: cfg.connectionLimits.unauthenticatedRate }),
-    });
-    this.#cleanups.push(() => api.close());
-    log.info("Auth service {version} is listening on {host}:{port}, cluster {cluster}", {
-      version: VERSION,
-      host: api.host,
-      port: api.port,
-      cluster: clusterName,
-    });
-
-    const adminKey = await generateTlsKeyPair();
-    const adminCert = await auth.generateHostTlsCert({
-      hostId: hostUuid,
-      role: "Admin",
-      tlsPublicKeyPem: adminKey.publicKeyPem,
-    });
-    const adminIdentityPath = `${cfg.dataDir}/${ADMIN_IDENTITY_FILE}`;
-    await writeIdentityFile(adminIdentityPath, {
-      keyPem: adminKey.privateKeyPem,
-      tlsCertPem: adminCert,
-      tlsCaCertPems: auth.hostCaCertPems(),
-      sshCaKeys: [],
-    });
-
-    this.supervisor.run("auth.api", async (signal) => {
-      await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
-      await api.close();
-    });
-    const unreport = reportPresenceMetrics(this.metrics, {
-      listNodes: () => auth.presence.listNodes(),
-      listProxies: () => auth.presence.listProxies(),
-      clock,
-      announceTtlMs: SERVER_ANNOUNCE_TTL_MS,
-      onlineWithinMs: NODE_OFFLINE_AFTER_MS,
-    });
-    this.#cleanups.push(() => Promise.resolve(unreport()));
-    // Readiness of auth: its backend answers. Teleport's auth heartbeats itself into the
-    // backend; a read of one key costs less and fails the same way.
-    this.supervisor.run("auth.health", (signal) =>
-      runPeriodic({
-        name: "Auth backend check",
-        task: async () => {
-          try {
-            await backend.get(["diag", "health"]).catch((err) => {
-              if (!isKind(err, "NotFound")) throw err;
-            });
-          } catch (err) {
-            this.health.degraded("auth", `the backend fails: ${messageOf(err)}`);
-            throw err;
-          }
-          this.health.ok("auth");
-        },
-        intervalMs: opts.healthCheckIntervalMs ?? HEARTBEAT_CHECK_PERIOD_MS,
-        backoffMaxMs: opts.healthCheckIntervalMs ?? HEARTBEAT_CHECK_PERIOD_MS,
-        clock,
-        logger: log,
-        signal,
-      }));
-    const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
-    this.supervisor.broadcast("auth.ready", ready);
+  /** Registers a release step; they run in reverse order on {@link close}. */
+  addCleanup(fn: () => Promise<void>): void {
+    this.#cleanups.push(fn);
   }
 
   /** The auth API address services of this process talk to. */
-  async #authAddr(service: string): Promise<Addr> {
+  async authAddr(service: string): Promise<Addr> {
     const local = this.auth !== undefined
       ? (await this.supervisor.waitFor("auth.ready")) as AuthReady
       : undefined;
@@ -422,7 +244,7 @@ export class TeleportProcess implements AsyncDisposable {
       hostId: await loadHostUuid(cfg.dataDir),
       clock: opts.clock ?? new RealClock(),
       ...(this.auth !== undefined ? { localAuth: this.auth } : {}),
-      authAddr: await this.#authAddr("proxy"),
+      authAddr: await this.authAddr("proxy"),
       signal: stop.signal,
       guard: this.guard,
       metrics: this.metrics,
@@ -435,6 +257,8 @@ export class TeleportProcess implements AsyncDisposable {
       stop.abort();
       await proxy.close();
     });
+    this.supervisor.onDrain("proxy", (deadline) => proxy.drain(deadline));
+    this.supervisor.onReport("proxy", () => proxy.stats());
     this.supervisor.run("proxy", async (signal) => {
       await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
       stop.abort();
@@ -443,307 +267,42 @@ export class TeleportProcess implements AsyncDisposable {
     this.supervisor.broadcast("proxy.ready", proxy.ready);
   }
 
-  async #startNode(opts: TeleportProcessOptions): Promise<void> {
-    if (this.auth === undefined && this.config.authServers.length === 0) {
-      if (this.config.proxyServer !== undefined) {
-        return await this.#startTunnelNode(opts, this.config.proxyServer);
-      }
-    }
-    const cfg = this.config;
-    const clock = opts.clock ?? new RealClock();
-    const log = getComponentLogger("node");
-    const hostId = await loadHostUuid(cfg.dataDir);
-    const authAddr = await this.#authAddr("node");
-    const identityPath = hostIdentityPath(cfg.dataDir, "node");
-    const identity = await loadOrObtainHostIdentity({
-      dataDir: cfg.dataDir,
-      role: "node",
-      hostId,
-      nodeName: cfg.nodeName,
-      additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
-      ...(this.auth !== undefined ? { localAuth: this.auth } : {}),
-      authServer: { host: authAddr.host, port: authAddr.port },
-      ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
-      caPins: cfg.caPins,
-      reRegister: reRegisterWithAuth(authAddr),
-      logger: log,
-    });
-    if (identity.sshCert === undefined) {
-      throw new BadParameterError(
-        `Cannot start the node service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
-      );
-    }
-    const client = new AuthClient({
-      host: authAddr.host,
-      port: authAddr.port,
-      caCertPems: identity.tlsCaCertPems,
-      identity: { certPem: identity.tlsCertPem, keyPem: identity.keyPem },
-    });
-    this.#cleanups.push(() => Promise.resolve(client.close()));
-    const node = await this.#serveNode({
-      identity: { ...identity, sshCert: identity.sshCert },
-      identityPath,
-      hostId,
-      auth: client,
-      clock,
-      log,
-      listen: { hostname: cfg.ssh.listenAddr.host, port: cfg.ssh.listenAddr.port },
-      ...(cfg.ssh.publicAddrs[0] !== undefined
-        ? { advertiseAddr: formatAddr(cfg.ssh.publicAddrs[0]) }
-        : {}),
-    });
-    log.info("Node {node} ({host}) is serving SSH on {addr}, cluster {cluster}", {
-      node: cfg.nodeName,
-      host: hostId,
-      addr: `${node.addr.hostname}:${node.addr.port}`,
-      cluster: node.clusterName,
-    });
-    this.supervisor.broadcast(
-      "node.ready",
-      {
-        host: node.addr.hostname,
-        port: node.addr.port,
-        hostId,
-        nodeName: cfg.nodeName,
-        clusterName: node.clusterName,
-      } satisfies NodeReady,
-    );
-  }
-
-  /** Starts the node service on `identity` and stops it with the process. */
-  async #serveNode(o: {
-    identity: IdentityFile & { sshCert: string };
-    identityPath: string;
-    hostId: string;
-    auth: AuthClient;
-    clock: Clock;
-    log: Logger;
-    listen?: { hostname: string; port: number };
-    advertiseAddr?: string;
-    onStop?: () => Promise<void>;
-  }): Promise<NodeService> {
-    const cfg = this.config;
-    const recordingsDir = `${cfg.dataDir}/log/upload`;
-    // Readiness follows the heartbeats to auth.
-    const auth: NodeAuthApi = {
-      getResource: (kind, name) => o.auth.getResource(kind, name),
-      emitEvents: (events) => o.auth.emitEvents(events),
-      uploadRecording: (sid, body) => o.auth.uploadRecording(sid, body),
-      upsertSessionTracker: (tracker) => o.auth.upsertSessionTracker(tracker),
-      deleteSessionTracker: (sid) => o.auth.deleteSessionTracker(sid),
-      heartbeatNode: async (node) => {
-        try {
-          await o.auth.heartbeatNode(node);
-        } catch (err) {
-          this.health.degraded("node", `heartbeat to auth failed: ${messageOf(err)}`);
-          throw err;
-        }
-        this.health.ok("node");
-      },
-    };
-    await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
-    const node = await NodeService.start({
-      keyPem: o.identity.keyPem,
-      sshCert: o.identity.sshCert,
-      userCaKeys: o.identity.sshUserCaKeys ?? [],
-      hostCaKeys: hostCaKeyLines(o.identity),
-      hostId: o.hostId,
-      nodeName: cfg.nodeName,
-      auth,
-      ...(o.listen !== undefined ? { listen: o.listen } : {}),
-      ...(o.advertiseAddr !== undefined ? { advertiseAddr: o.advertiseAddr } : {}),
-      labels: cfg.ssh.labels,
-      guard: this.guard,
-      loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
-      // tsh ls tells offline nodes by these (NODE_OFFLINE_AFTER_MS).
-      heartbeatIntervalMs: NODE_HEARTBEAT_INTERVAL_MS,
-      heartbeatTtlMs: SERVER_ANNOUNCE_TTL_MS,
-      recordingsDir,
-      version: VERSION,
-      clock: o.clock,
-      logger: o.log,
-      onUserCaKeys: async (keys) => {
-        await writeIdentityFile(o.identityPath, { ...o.identity, sshUserCaKeys: keys });
-      },
-    });
-    this.node = node;
-    this.#cleanups.push(() => node.close());
-    const sessions = this.metrics.gauge({
-      name: "server_interactive_sessions_total",
-      help: "Interactive SSH sessions open on this node now",
-    });
-    const unreport = this.metrics.addCollector(() => sessions.set(node.activeSessions));
-    this.#cleanups.push(() => Promise.resolve(unreport()));
-    this.supervisor.run("node.ssh", async (signal) => {
-      await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
-      await node.close();
-      await o.onStop?.();
-    });
-    return node;
-  }
-
   /**
-   * Reverse tunnel mode (`--proxy-server`): join through the proxy's web API, hold tunnels to
-   * every proxy, reach auth through them, and serve SSH only on tunnel channels (no port).
+   * The diagnostic report (SIGUSR1): the process (memory, event-loop lag, state), its
+   * connections by listener (the shared guard), then one line per service (listeners, SSH
+   * connections and sessions, tunnels, backend health).
    */
-  async #startTunnelNode(opts: TeleportProcessOptions, proxyAddr: Addr): Promise<void> {
-    const cfg = this.config;
-    const clock = opts.clock ?? new RealClock();
-    const log = getComponentLogger("node");
-    const hostId = await loadHostUuid(cfg.dataDir);
-    const identityPath = hostIdentityPath(cfg.dataDir, "node");
-    const dial = (host: string, port: number) => dialTcp(host, port, { proxy: cfg.proxyEnv });
-    const web = new WebClient({
-      addr: proxyAddr,
-      trust: cfg.insecure ? { insecure: true } : {},
-    });
-    if (cfg.insecure) {
-      log.warn(
-        "--insecure: the certificate of the proxy's web port at {addr} is not verified during the join; the CA pin still checks the cluster CA it hands out",
-        { addr: formatAddr(proxyAddr) },
-      );
-    }
-    const identity = await loadOrObtainHostIdentity({
-      dataDir: cfg.dataDir,
-      role: "node",
-      hostId,
-      nodeName: cfg.nodeName,
-      additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
-      joinViaProxy: (req) => web.request("POST", "/webapi/host/credentials", req),
-      proxyAddr,
-      ...(cfg.joinToken !== undefined ? { joinToken: cfg.joinToken } : {}),
-      caPins: cfg.caPins,
-      logger: log,
-    });
-    if (identity.sshCert === undefined) {
-      throw new BadParameterError(
-        `Cannot start the node service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
-      );
-    }
-    const hostCaBlobs = hostCaKeyLines(identity).map((k) => parseAuthorizedKey(k).blob);
-    const envTunnel = cfg.tunnelPublicAddr === undefined
-      ? undefined
-      : formatAddr(cfg.tunnelPublicAddr);
-    const late: { node?: NodeService } = {};
-    let findCache: { at: number; value: FindSettings } | undefined;
-    const pool = AgentPool.start({
-      hostId,
-      clusterName: parseSshCertificate(identity.sshCert).extensions["x-teleport-authority"] ?? "",
-      key: await importSshPrivateKey(identity.keyPem),
-      certificate: parseAuthorizedKey(identity.sshCert).blob,
-      hostCaKeys: () => hostCaBlobs,
-      resolve: async () => {
-        // Cached: through a round-robin load balancer, a find before every attempt would steer
-        // every tunnel attempt to the same proxy.
-        let find = findCache !== undefined && clock.now().getTime() - findCache.at < 60_000
-          ? findCache.value
-          : undefined;
-        try {
-          if (find === undefined) {
-            find = await web.request<FindSettings>("GET", "/webapi/find");
-            findCache = { at: clock.now().getTime(), value: find };
-          }
-        } catch (err) {
-          if (envTunnel === undefined) throw err;
-          // TELEPORT_TUNNEL_PUBLIC_ADDR works even when the web API cannot be reached.
-          find = { proxy: { ssh: {}, tls_routing_enabled: cfg.tunnelPublicAddr!.port !== 3024 } };
-        }
-        return resolveTunnelAddr({
-          find,
-          proxyServer: proxyAddr,
-          ...(envTunnel !== undefined ? { envAddr: envTunnel } : {}),
-        });
-      },
-      dial,
-      serveLocalNode: (stream, req) => {
-        const node = late.node;
-        if (node === undefined) return stream.destroy();
-        const src = parseHostPort(req.client_src_addr ?? "", 0);
-        node.handleSocket(
-          stream,
-          src === undefined ? {} : { remoteAddr: src.host, remotePort: src.port },
-        );
-      },
-      version: VERSION,
-      clock,
-      logger: getComponentLogger("node:tunnel"),
-    });
-    this.#cleanups.push(() => pool.close());
-    // Without a tunnel the node reaches neither auth nor its users: degraded at once rather
-    // than at the next heartbeat; a tunnel back counts as one good report.
-    this.supervisor.run("node.tunnels", async (signal) => {
-      let up = false;
-      const stopped = new Promise<void>((r) => signal.addEventListener("abort", () => r()));
-      while (!signal.aborted) {
-        const now = pool.proxies.length > 0;
-        if (now !== up) {
-          up = now;
-          if (up) this.health.ok("node");
-          else this.health.degraded("node", "no reverse tunnel to any proxy is up");
-        }
-        await Promise.race([pool.changed(), stopped]);
-      }
-    }, { critical: false });
-    log.info("Waiting for a reverse tunnel to the proxy at {addr}", {
-      addr: formatAddr(proxyAddr),
-    });
-    await pool.ready();
-    // The stream comes from the tunnel; the address only names auth in errors.
-    const tunnelAuth = { host: AUTH_SERVER_NAME, port: 3025 };
-    const renewAuth = reRegisterWithAuth(tunnelAuth, () => pool.dialAuth());
-    // Renewed names take effect for SSH logins now; the tunnels keep the certificate they
-    // logged in with (the proxy checks only its authority) until the next start.
-    const renewed = await renewHostIdentityIfNamesChanged(
-      identity,
-      {
-        role: "node",
-        hostId,
-        nodeName: cfg.nodeName,
-        additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
-        logger: log,
-      },
-      identityPath,
-      (req) => renewAuth(identity, req),
-    );
-    const sshCert = renewed.sshCert;
-    if (sshCert === undefined) {
-      throw new BadParameterError(
-        `Cannot start the node service: the renewed ${identityPath} has no SSH host certificate`,
-      );
-    }
-    const client = new AuthClient({
-      ...tunnelAuth,
-      caCertPems: renewed.tlsCaCertPems,
-      identity: { certPem: renewed.tlsCertPem, keyPem: renewed.keyPem },
-      dial: () => pool.dialAuth(),
-    });
-    this.#cleanups.push(() => Promise.resolve(client.close()));
-    const node = await this.#serveNode({
-      identity: { ...renewed, sshCert },
-      identityPath,
-      hostId,
-      auth: client,
-      clock,
-      log,
-      onStop: () => pool.close(),
-    });
-    late.node = node;
-    log.info("Node {node} ({host}) is serving SSH through reverse tunnels, cluster {cluster}", {
-      node: cfg.nodeName,
-      host: hostId,
-      cluster: node.clusterName,
-    });
-    this.supervisor.broadcast(
-      "node.ready",
-      {
-        host: "",
-        port: 0,
-        tunnelVia: formatAddr(proxyAddr),
-        hostId,
-        nodeName: cfg.nodeName,
-        clusterName: node.clusterName,
-      } satisfies NodeReady,
-    );
+  async diagnosticReport(): Promise<string> {
+    const lagStart = performance.now();
+    await new Promise((r) => setTimeout(r, 0));
+    const lagMs = performance.now() - lagStart;
+    const mem = Deno.memoryUsage();
+    const mb = (n: number) => Math.round(n / 1024 / 1024 * 10) / 10;
+    const g = this.guard.stats;
+    const state = this.supervisor.signal.aborted
+      ? "stopping"
+      : this.supervisor.draining
+      ? "draining"
+      : "running";
+    const lines = [
+      `process: pid=${Deno.pid} state=${state} uptime_s=${
+        Math.round(performance.now() / 1000)
+      } rss_mb=${mb(mem.rss)} heap_used_mb=${mb(mem.heapUsed)} heap_total_mb=${
+        mb(mem.heapTotal)
+      } external_mb=${mb(mem.external)} event_loop_lag_ms=${lagMs.toFixed(1)}`,
+      `connections: ${
+        formatFields({
+          open: g.connections,
+          in_handshake: g.pending,
+          by_listener: g.byListener,
+          refused: g.refused,
+          open_files: g.openFiles,
+          open_files_limit: g.openFilesLimit,
+        })
+      }`,
+      ...await this.supervisor.report(),
+    ];
+    return lines.join("\n");
   }
 
   /** Stops every service and releases the backend and pid file. Idempotent. */

@@ -82,6 +82,15 @@ export interface ProxyServiceOptions {
 /** A running proxy role. */
 export interface ProxyService {
   readonly ready: ProxyReady;
+  /**
+   * Graceful stop: the listeners close at once, the proxy leaves the cluster's proxy list,
+   * tunnel agents are told to move to another proxy (each keeps its tunnel here until the
+   * sessions on it end), and it resolves once the SSH connections, web requests and tunnels in
+   * flight have ended, or when `deadline` aborts.
+   */
+  drain(deadline: AbortSignal): Promise<void>;
+  /** Live counters for the diagnostic report. */
+  stats(): Record<string, unknown>;
   close(): Promise<void>;
 }
 
@@ -478,6 +487,15 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         cluster: clusterName,
       },
     );
+    const drain = async (deadline: AbortSignal) => {
+      await Promise.all([mux.close(), tunnelMux?.close()]);
+      await auth.request("DELETE", `/v1/proxies/${encodeURIComponent(o.hostId)}`).catch(() => {});
+      await Promise.all([
+        sshProxy.drain(deadline),
+        tunnel.drain(Number.MAX_SAFE_INTEGER, deadline),
+        webServer.close(),
+      ]);
+    };
     return {
       ready: {
         webHost: webAddr.host,
@@ -488,6 +506,13 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         clusterName,
         hostId: o.hostId,
       },
+      drain,
+      stats: () => ({
+        listeners: [webAddr, ...(separate ? [sshAddr, tunnelAddr] : [])].map(formatAddr),
+        ssh_connections: sshProxy.connectionCount,
+        tunnels: tunnel.connectionCount,
+        tunnel_hosts: new Set(tunnel.tunnels().map((t) => t.hostId)).size,
+      }),
       close,
     };
   } catch (err) {

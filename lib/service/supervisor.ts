@@ -2,12 +2,48 @@
  * Supervisor: runs the process's services, broadcasts readiness events
  * (`auth.ready`, later `proxy.ready`, `node.ready`) so callers wait for events
  * rather than sleeping, and stops everything when a critical service fails.
+ *
+ * Two ways to stop (Teleport's ExitContext and GracefulExitContext):
+ * - {@link Supervisor.stop}: fast; `signal` aborts and services drop their connections.
+ * - {@link Supervisor.drain}: graceful; every drain hook stops accepting at once, then waits
+ *   for its sessions and tunnels to end by themselves (bounded by a timeout); hooks registered
+ *   as `last` (auth, which the others' sessions still report to) run after the rest; then stop.
+ *
+ * {@link Supervisor.listenForSignals} maps process signals onto these: TERM/INT fast stop
+ * (forced exit if it overruns), QUIT drain, USR1 a diagnostic report to the log.
  */
 import { messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 
 /** A long-running service: resolves when it has stopped after `signal` aborted. */
 export type ServiceFn = (signal: AbortSignal) => Promise<void>;
+
+/**
+ * A graceful stop step: stop accepting, then resolve once the work in flight has ended, or
+ * soon after `deadline` aborts (the drain timeout ran out, or a fast stop came in).
+ */
+export type DrainFn = (deadline: AbortSignal) => Promise<void>;
+
+/** One section of the diagnostic report: a flat record of what the service has open. */
+export type ReportFn = () => Promise<Record<string, unknown>> | Record<string, unknown>;
+
+/** Options of {@link Supervisor.listenForSignals}. */
+export interface SignalOptions {
+  /** Upper bound of a QUIT drain; then the process stops as on TERM. */
+  drainTimeoutMs: number;
+  /** Time TERM/INT give the services to close before {@link onForcedExit} (Teleport: 3 s + 2 s). */
+  fastStopTimeoutMs: number;
+  /** Called when a fast stop overran its time or a second TERM/INT came; must exit. */
+  onForcedExit: () => void;
+  /** The USR1 report: one multi-line text for the log. */
+  report: () => Promise<string>;
+}
+
+interface DrainStep {
+  name: string;
+  fn: DrainFn;
+  last: boolean;
+}
 
 interface Registered {
   name: string;
@@ -23,6 +59,9 @@ export class Supervisor implements AsyncDisposable {
   readonly #events = new Map<string, unknown>();
   readonly #waiters = new Map<string, Array<(payload: unknown) => void>>();
   #failure: Error | undefined;
+  readonly #drains: DrainStep[] = [];
+  readonly #reports: Array<{ name: string; fn: ReportFn }> = [];
+  #draining: Promise<void> | undefined;
 
   constructor(opts: { logger: Logger }) {
     this.#log = opts.logger;
@@ -78,6 +117,130 @@ export class Supervisor implements AsyncDisposable {
     this.#stop.abort();
   }
 
+  /**
+   * Registers a graceful stop step for {@link drain}. `last` steps run once the others are done
+   * (a service the others still need while their sessions finish).
+   */
+  onDrain(name: string, fn: DrainFn, opts: { last?: boolean } = {}): void {
+    this.#drains.push({ name, fn, last: opts.last ?? false });
+  }
+
+  /** Registers a section of the diagnostic report ({@link report}). */
+  onReport(name: string, fn: ReportFn): void {
+    this.#reports.push({ name, fn });
+  }
+
+  /**
+   * The diagnostic report's service sections, one line each (`name: key=value ...`); a section
+   * that fails shows its error instead.
+   */
+  async report(): Promise<string[]> {
+    return await Promise.all(this.#reports.map(async ({ name, fn }) => {
+      try {
+        return `${name}: ${formatFields(await fn())}`;
+      } catch (err) {
+        return `${name}: cannot report: ${messageOf(err)}`;
+      }
+    }));
+  }
+
+  /** True once {@link drain} was called. */
+  get draining(): boolean {
+    return this.#draining !== undefined;
+  }
+
+  /**
+   * Graceful stop: runs the drain steps (see the module doc), bounded by `timeoutMs` in all,
+   * then {@link stop}. A {@link stop} meanwhile cuts it short. Idempotent.
+   */
+  drain(timeoutMs: number): Promise<void> {
+    this.#draining ??= (async () => {
+      const deadline = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]);
+      const t0 = performance.now();
+      this.#log.info(
+        "Draining: no new connections; waiting up to {seconds} s for sessions and tunnels to end",
+        { seconds: Math.round(timeoutMs / 1000) },
+      );
+      const run = async (steps: DrainStep[]) => {
+        await Promise.all(steps.map(async ({ name, fn }) => {
+          try {
+            await fn(deadline);
+          } catch (err) {
+            this.#log.warn("Cannot drain {name}: {message}", { name, message: messageOf(err) });
+          }
+        }));
+      };
+      // Newest first: a service stops accepting before the ones it depends on.
+      const steps = [...this.#drains].reverse();
+      await run(steps.filter((s) => !s.last));
+      await run(steps.filter((s) => s.last));
+      if (this.#stop.signal.aborted) return;
+      const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+      if (deadline.aborted) {
+        this.#log.warn("Drain timeout ({seconds} s) reached; closing what is left", { seconds });
+      } else {
+        this.#log.info("Drained in {seconds} s; stopping", { seconds });
+      }
+      this.stop();
+    })();
+    return this.#draining;
+  }
+
+  /**
+   * Installs the process's signal handlers (see the module doc). Returns a Disposable that
+   * removes them.
+   */
+  listenForSignals(o: SignalOptions): Disposable {
+    let forced: ReturnType<typeof setTimeout> | undefined;
+    const fast = (name: string) => () => {
+      if (this.#stop.signal.aborted) {
+        this.#log.warn("Received {signal} again while stopping; exiting now", { signal: name });
+        o.onForcedExit();
+        return;
+      }
+      this.#log.info("Received {signal}: stopping now (existing connections are closed)", {
+        signal: name,
+      });
+      this.stop();
+      const timer = setTimeout(() => {
+        this.#log.error("The services did not stop within {ms} ms; exiting", {
+          ms: o.fastStopTimeoutMs,
+        });
+        o.onForcedExit();
+      }, o.fastStopTimeoutMs);
+      Deno.unrefTimer(timer);
+      forced = timer;
+    };
+    const onTerm = fast("SIGTERM");
+    const onInt = fast("SIGINT");
+    const onQuit = () => {
+      this.#log.info("Received SIGQUIT: draining gracefully");
+      void this.drain(o.drainTimeoutMs);
+    };
+    const onUsr1 = () => {
+      o.report().then(
+        (text) => this.#log.info("Diagnostic report (SIGUSR1):\n{report}", { report: text }),
+        (err) =>
+          this.#log.warn("Cannot write the diagnostic report: {message}", {
+            message: messageOf(err),
+          }),
+      );
+    };
+    const handlers: Array<[Deno.Signal, () => void]> = [
+      ["SIGTERM", onTerm],
+      ["SIGINT", onInt],
+      ["SIGQUIT", onQuit],
+      ["SIGUSR1", onUsr1],
+    ];
+    for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+    return {
+      [Symbol.dispose]: () => {
+        for (const [sig, fn] of handlers) Deno.removeSignalListener(sig, fn);
+        if (forced !== undefined) clearTimeout(forced);
+      },
+    };
+  }
+
   /** Resolves when every service has returned after stop(). */
   async wait(): Promise<void> {
     if (!this.#stop.signal.aborted) {
@@ -90,4 +253,14 @@ export class Supervisor implements AsyncDisposable {
     this.stop();
     await this.wait();
   }
+}
+
+/** `key=value` pairs; objects as JSON, strings with spaces quoted. */
+export function formatFields(fields: Record<string, unknown>): string {
+  return Object.entries(fields).map(([k, v]) => {
+    const text = typeof v === "string"
+      ? (/[\s"=]/.test(v) || v === "" ? JSON.stringify(v) : v)
+      : JSON.stringify(v);
+    return `${k}=${text}`;
+  }).join(" ");
 }

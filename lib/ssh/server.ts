@@ -642,6 +642,27 @@ export class SshServer<T> implements AsyncDisposable {
     await Promise.all([...this.#conns].map((s) => closeState(s, reason)));
   }
 
+  /**
+   * Graceful stop: stops accepting (the listener closes, handed-over sockets are refused), closes
+   * connections that have not authenticated, and resolves once every other connection has ended
+   * by itself, or when `deadline` aborts. {@link close} closes whatever is left.
+   */
+  async drain(deadline?: AbortSignal): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      await this.#net?.close();
+    }
+    for (const s of this.#conns) if (s.conn === undefined) s.socket.destroy();
+    const ended = Promise.all([...this.#conns].map((s) => s.closed.promise));
+    if (deadline === undefined) return void await ended;
+    if (deadline.aborted) return;
+    const aborted = Promise.withResolvers<void>();
+    const onAbort = () => aborted.resolve();
+    deadline.addEventListener("abort", onAbort, { once: true });
+    await Promise.race([ended, aborted.promise]);
+    deadline.removeEventListener("abort", onAbort);
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -236,9 +236,10 @@ export class TunnelServer implements AsyncDisposable {
 
   /**
    * Asks every agent to reconnect to another proxy, refuses new tunnels, and waits until the
-   * agents have gone (or `timeoutMs`); then closes what is left.
+   * agents have gone (or `timeoutMs`, or `signal` aborts); then closes what is left. An agent
+   * leaves a draining proxy once the sessions its tunnel carries have ended.
    */
-  async drain(timeoutMs = 5_000): Promise<void> {
+  async drain(timeoutMs = 5_000, signal?: AbortSignal): Promise<void> {
     this.#draining = true;
     const all = [...this.#tunnels.values()].flatMap((s) => [...s]);
     if (all.length === 0) return;
@@ -249,7 +250,9 @@ export class TunnelServer implements AsyncDisposable {
       t.conn.globalRequest(RECONNECT_REQUEST, undefined, { wantReply: false }).catch(() => {});
     }
     const deadline = this.#o.clock.now().getTime() + timeoutMs;
-    while (this.connectionCount > 0 && this.#o.clock.now().getTime() < deadline) {
+    while (
+      this.connectionCount > 0 && this.#o.clock.now().getTime() < deadline && !signal?.aborted
+    ) {
       const left = deadline - this.#o.clock.now().getTime();
       await Promise.race([this.changed(), this.#o.clock.sleep(Math.min(left, 250))]);
     }

@@ -1,0 +1,191 @@
+/**
+ * Wiring of the auth role. Start-up, in order:
+ *  1. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer (lib/backend);
+ *  2. AuthServer.init(): cluster name checked, CAs and built-in roles created (lib/auth);
+ *  3. auth's TLS identity issued from the host CA, HTTPS API bound (lib/auth/listener.ts);
+ *  4. admin identity written to `<data_dir>/admin.identity` (0600) for tctl;
+ *  5. `auth.ready` broadcast with the bound address.
+ */
+import { AuthServer, CLUSTER_LOCAL_DNS, startAuthApiServer } from "../auth/mod.ts";
+import { type Backend, openBackend, ReportingBackend } from "../backend/mod.ts";
+import { generateTlsKeyPair } from "../ca/mod.ts";
+import { RealClock } from "../clock/mod.ts";
+import {
+  type Addr,
+  defaultClusterName,
+  HEARTBEAT_CHECK_PERIOD_MS,
+  isUnspecifiedHost,
+  NODE_OFFLINE_AFTER_MS,
+  SERVER_ANNOUNCE_TTL_MS,
+  USER_INVITE_TTL_MS,
+  VERSION,
+} from "../config/mod.ts";
+import { FileAuditLog, RecordingStore } from "../events/mod.ts";
+import { writeIdentityFile } from "../identity/mod.ts";
+import { isKind, messageOf, NotFoundError } from "../errors/mod.ts";
+import { runPeriodic } from "../node/mod.ts";
+import { countLogins, reportPresenceMetrics } from "./process_metrics.ts";
+import { getComponentLogger } from "../log/mod.ts";
+import { loadHostUuid } from "./data_dir.ts";
+import type { ServiceHost, TeleportProcessOptions } from "./service_host.ts";
+
+/** What `auth.ready` carries. */
+export interface AuthReady {
+  host: string;
+  port: number;
+  clusterName: string;
+  adminIdentityPath: string;
+}
+
+/** File name of the admin identity inside the data dir. */
+export const ADMIN_IDENTITY_FILE = "admin.identity";
+
+/** Starts the auth role on `host`; broadcasts `auth.ready`. */
+export async function startAuthService(
+  host: ServiceHost,
+  opts: TeleportProcessOptions,
+): Promise<void> {
+  const cfg = host.config;
+  const clock = opts.clock ?? new RealClock();
+  const log = getComponentLogger("auth");
+  let backendUri = opts.backendUri;
+  if (backendUri === undefined) {
+    await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
+    backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
+  }
+  const backend: Backend = new ReportingBackend(await openBackend(backendUri, { clock }), {
+    metrics: host.metrics,
+  });
+  host.backend = backend;
+  host.addCleanup(() => backend.close());
+  const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
+  // Audit events and recordings are files under <data_dir>/log, never in the backend.
+  const auditLog = new FileAuditLog({
+    dir: `${cfg.dataDir}/log/events`,
+    clock,
+    logger: getComponentLogger("auth:audit"),
+  });
+  host.addCleanup(() => auditLog.close());
+  const recordings = new RecordingStore({
+    dir: `${cfg.dataDir}/log/records`,
+    logger: getComponentLogger("auth:recordings"),
+  });
+  const auth = new AuthServer({
+    backend,
+    clock,
+    logger: log,
+    clusterName,
+    version: VERSION,
+    staticTokens: cfg.auth.staticTokens,
+    secondFactor: cfg.auth.secondFactor,
+    proxyListenerMode: cfg.auth.proxyListenerMode,
+    userTokenTtlMs: USER_INVITE_TTL_MS,
+    auditLog: countLogins(auditLog, host.metrics),
+    recordings,
+    metrics: host.metrics,
+  });
+  await auth.init();
+  host.auth = auth;
+  const hostUuid = await loadHostUuid(cfg.dataDir);
+
+  // The auth API's own certificate: clients verify `teleport.cluster.local`;
+  // the other names let tools that verify the dialled name work too.
+  const hosts = [cfg.auth.listenAddr, ...cfg.auth.publicAddrs]
+    .map((a: Addr) => a.host)
+    .filter((h) => h !== "" && !isUnspecifiedHost(h));
+  const apiKey = await generateTlsKeyPair();
+  const apiCert = await auth.generateHostTlsCert({
+    hostId: hostUuid,
+    role: "Auth",
+    tlsPublicKeyPem: apiKey.publicKeyPem,
+    names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
+  });
+  const api = await startAuthApiServer({
+    server: auth,
+    logger: getComponentLogger("auth:api"),
+    host: cfg.auth.listenAddr.host,
+    port: cfg.auth.listenAddr.port,
+    certPem: apiCert,
+    keyPem: apiKey.privateKeyPem,
+    guard: host.guard,
+    handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
+    ...(cfg.connectionLimits.unauthenticatedRate === undefined
+      ? {}
+      : { unauthenticatedRateLimit: cfg.connectionLimits.unauthenticatedRate }),
+  });
+  host.addCleanup(() => api.close());
+  log.info("Auth service {version} is listening on {host}:{port}, cluster {cluster}", {
+    version: VERSION,
+    host: api.host,
+    port: api.port,
+    cluster: clusterName,
+  });
+
+  const adminKey = await generateTlsKeyPair();
+  const adminCert = await auth.generateHostTlsCert({
+    hostId: hostUuid,
+    role: "Admin",
+    tlsPublicKeyPem: adminKey.publicKeyPem,
+  });
+  const adminIdentityPath = `${cfg.dataDir}/${ADMIN_IDENTITY_FILE}`;
+  await writeIdentityFile(adminIdentityPath, {
+    keyPem: adminKey.privateKeyPem,
+    tlsCertPem: adminCert,
+    tlsCaCertPems: auth.hostCaCertPems(),
+    sshCaKeys: [],
+  });
+
+  host.supervisor.onReport("auth", async () => ({
+    listener: `${api.host}:${api.port}`,
+    backend: await probeBackend(backend),
+  }));
+  // Last: the sessions the other services drain still send their events to auth.
+  host.supervisor.onDrain("auth", () => api.close(), { last: true });
+  host.supervisor.run("auth.api", async (signal) => {
+    await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+    await api.close();
+  });
+  const unreport = reportPresenceMetrics(host.metrics, {
+    listNodes: () => auth.presence.listNodes(),
+    listProxies: () => auth.presence.listProxies(),
+    clock,
+    announceTtlMs: SERVER_ANNOUNCE_TTL_MS,
+    onlineWithinMs: NODE_OFFLINE_AFTER_MS,
+  });
+  host.addCleanup(() => Promise.resolve(unreport()));
+  // Readiness of auth: its backend answers. Teleport's auth heartbeats itself into the
+  // backend; a read of one key costs less and fails the same way.
+  host.supervisor.run("auth.health", (signal) =>
+    runPeriodic({
+      name: "Auth backend check",
+      task: async () => {
+        try {
+          await backend.get(["diag", "health"]).catch((err) => {
+            if (!isKind(err, "NotFound")) throw err;
+          });
+        } catch (err) {
+          host.health.degraded("auth", `the backend fails: ${messageOf(err)}`);
+          throw err;
+        }
+        host.health.ok("auth");
+      },
+      intervalMs: opts.healthCheckIntervalMs ?? HEARTBEAT_CHECK_PERIOD_MS,
+      backoffMaxMs: opts.healthCheckIntervalMs ?? HEARTBEAT_CHECK_PERIOD_MS,
+      clock,
+      logger: log,
+      signal,
+    }));
+  const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
+  host.supervisor.broadcast("auth.ready", ready);
+}
+
+/** Backend health for the diagnostic report: one read, its latency or its error. */
+async function probeBackend(backend: Backend): Promise<string> {
+  const t0 = performance.now();
+  try {
+    await backend.get(["diagnostics", "probe"]);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) return `failing (${messageOf(err)})`;
+  }
+  return `ok (read in ${(performance.now() - t0).toFixed(1)} ms)`;
+}
