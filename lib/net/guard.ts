@@ -86,15 +86,24 @@ export interface GuardedConnection {
    */
   setDeadline(ms: number): void;
   /**
-   * Accounts one more descriptor held for this connection (an upstream socket). Returns its
-   * release, which is idempotent; everything is released when the connection closes anyway.
+   * Accounts one more descriptor held for this connection (an upstream socket), from before it
+   * is opened: call `opened()` once the socket exists (until then it counts on top of every
+   * real count) and `release()` when it is closed (idempotent; everything is released when the
+   * connection closes anyway).
    */
-  holdDescriptor(): () => void;
+  holdDescriptor(): DescriptorHold;
   /**
    * Moves the per-IP charge to the client's real address (learned from a verified PROXY header).
    * Returns false, and changes nothing, when that address is over its caps: close the connection.
    */
   rekey(addr: string): boolean;
+}
+
+/** A descriptor held for a guarded connection (see {@linkcode GuardedConnection.holdDescriptor}). */
+export interface DescriptorHold {
+  /** The socket exists now: real counts of open descriptors include it from here on. */
+  opened(): void;
+  release(): void;
 }
 
 /** Counters for diagnostics and tests. */
@@ -228,16 +237,27 @@ class Admitted implements GuardedConnection {
     this.#hooks.onSetDeadline?.(ms);
   }
 
-  holdDescriptor(): () => void {
-    if (this.closed) return () => {};
+  /** Holds not opened yet. */
+  readonly unopened = new Set<object>();
+
+  holdDescriptor(): DescriptorHold {
+    if (this.closed) return { opened() {}, release() {} };
     this.descriptors++;
-    this.#guard._hold(1);
+    const token = {};
+    this.unopened.add(token);
+    this.#guard._hold(1, true);
     let released = false;
-    return () => {
-      if (released || this.closed) return;
-      released = true;
-      this.descriptors--;
-      this.#guard._hold(-1);
+    return {
+      opened: () => {
+        if (released || this.closed || !this.unopened.delete(token)) return;
+        this.#guard._opened();
+      },
+      release: () => {
+        if (released || this.closed) return;
+        released = true;
+        this.descriptors--;
+        this.#guard._hold(-1, this.unopened.delete(token));
+      },
     };
   }
 
@@ -275,6 +295,8 @@ export class ConnectionGuard {
   #counted: number | undefined;
   /** Descriptors handed out since the last real count (releases wait for the next count). */
   #addedSinceCount = 0;
+  /** Descriptors promised to holds whose sockets are not open yet (no real count sees them). */
+  #unopened = 0;
   #countedAt = -Infinity;
   #refused: Record<RefusalReason, number> = {
     "descriptors": 0,
@@ -390,6 +412,8 @@ export class ConnectionGuard {
     else this.#byListener.delete(a.listener);
     this.#connections--;
     this.#held -= a.descriptors;
+    this.#unopened -= a.unopened.size;
+    a.unopened.clear();
   }
 
   /** Logs a refusal: the first at once, then a summary every 10 s per listener and reason. */
@@ -431,9 +455,15 @@ export class ConnectionGuard {
   }
 
   /** @internal */
-  _hold(n: number): void {
+  _hold(n: number, unopened: boolean): void {
     this.#held += n;
-    if (n > 0) this.#addedSinceCount += n;
+    if (unopened) this.#unopened += Math.sign(n);
+  }
+
+  /** @internal */
+  _opened(): void {
+    this.#unopened--;
+    this.#addedSinceCount++;
   }
 
   /** @internal */
@@ -508,7 +538,7 @@ export class ConnectionGuard {
       }
     }
     if (this.#counted === undefined) return this.#held;
-    return this.#counted + this.#addedSinceCount;
+    return this.#counted + this.#addedSinceCount + this.#unopened;
   }
 }
 

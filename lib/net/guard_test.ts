@@ -268,3 +268,19 @@ Deno.test("ConnectionGuard.stats counts open connections by listener", () => {
   g.release(c); // idempotent
   assert.deepEqual(g.stats.byListener, { "proxy web": 1 });
 });
+
+Deno.test("ConnectionGuard counts a held descriptor on top of real counts until it is opened", () => {
+  // Usable: limit 1000 - reserve 100 = 900; a new connection needs room for 3.
+  let open = 896;
+  const { g, clock } = guard({ countOpenFiles: () => open });
+  const conn = admitted(g.admit("proxy web", "10.0.0.1"));
+  const hold = conn.holdDescriptor(); // the upstream dial is under way
+  clock.advance(1000);
+  open = 897; // the real count sees the connection, not the dial
+  assert.equal(g.admit("proxy web", "10.0.0.2"), "descriptors"); // 897 + 1 unopened + 3 > 900
+  hold.opened();
+  hold.release(); // closed again: the next count shows it
+  clock.advance(1000);
+  open = 897;
+  admitted(g.admit("proxy web", "10.0.0.3")); // 897 + 3 = 900
+});

@@ -21,6 +21,7 @@ export {
   type ConnectionGuardStats,
   type ConnectionHooks,
   countOpenFiles,
+  type DescriptorHold,
   type GuardedConnection,
   type GuardedListener,
   type GuardedServerHandle,

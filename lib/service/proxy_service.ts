@@ -139,9 +139,10 @@ function passToAuth(
   const source = endpointOf(sock.remoteAddress, sock.remotePort);
   // The upstream socket is one more descriptor this client holds.
   const guarded = guardOf(sock);
-  const release = guarded?.holdDescriptor() ?? (() => {});
-  sock.once("close", release);
+  const hold = guarded?.holdDescriptor();
+  sock.once("close", () => hold?.release());
   dialAuthAddr(auth).then(async (up) => {
+    hold?.opened();
     if (guarded !== undefined) {
       if (sign.guard !== undefined) {
         // Auth runs in this process: it declares the client established at its first request.
