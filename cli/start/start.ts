@@ -40,6 +40,7 @@ const FLAGS: FlagSpec = {
   labels: { type: "string" },
   "cluster-name": { type: "string" },
   insecure: { type: "boolean" },
+  "insecure-no-tls": { type: "boolean" },
   debug: { type: "boolean", short: "d" },
 };
 
@@ -61,6 +62,8 @@ Flags:
   --proxy-server=HOST:PORT   proxy to join through
   --labels=k=v,...           static node labels
   --insecure                 do not verify the proxy's TLS certificate
+  --insecure-no-tls          the proxy's web port speaks plain HTTP and SSH, for a load
+                             balancer in front of it that terminates TLS
   -d, --debug                verbose logging`;
 
 function toStartFlags(p: ReturnType<typeof parseFlags>): StartFlags {
@@ -80,6 +83,7 @@ function toStartFlags(p: ReturnType<typeof parseFlags>): StartFlags {
   set("labels", str(p, "labels"));
   set("clusterName", str(p, "cluster-name"));
   if (flag(p, "insecure")) f.insecure = true;
+  if (flag(p, "insecure-no-tls")) f.insecureNoTls = true;
   if (flag(p, "debug")) f.debug = true;
   return f;
 }

@@ -97,6 +97,7 @@ export {
   type LogSeverity,
   parseFileConfig,
   type ProxyListenerMode,
+  type ProxyProtocolMode,
   type ProxyServiceSection,
   type Role,
   type SecondFactor,
