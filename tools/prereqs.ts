@@ -120,6 +120,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["ssh", "curl", "openssl", "useradd"],
   },
   {
+    id: "lb-e2e",
+    title: "the proxy behind haproxy: TLS termination, --insecure-no-tls, PROXY protocol",
+    files: ["tests/e2e/load_balancer_test.ts"],
+    root: true,
+    tools: ["haproxy", "openssl", "curl", "useradd"],
+  },
+  {
     id: "resize-e2e",
     title: "terminal resizes in tmux with ssh -tt and tsh ssh -t, recorded and replayed",
     files: ["tests/e2e/resize_test.ts"],

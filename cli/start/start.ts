@@ -45,6 +45,7 @@ const FLAGS: FlagSpec = {
   "cluster-name": { type: "string" },
   insecure: { type: "boolean" },
   "diag-addr": { type: "string" },
+  "insecure-no-tls": { type: "boolean" },
   debug: { type: "boolean", short: "d" },
 };
 
@@ -69,6 +70,8 @@ Flags:
   --diag-addr=HOST:PORT      serve /healthz, /readyz and /metrics over plain HTTP here
                              (keep it private: 127.0.0.1:3000, or an address only the
                              load balancer and Prometheus reach)
+  --insecure-no-tls          the proxy's web port speaks plain HTTP and SSH, for a load
+                             balancer in front of it that terminates TLS
   -d, --debug                verbose logging`;
 
 function toStartFlags(p: ReturnType<typeof parseFlags>): StartFlags {
@@ -89,6 +92,7 @@ function toStartFlags(p: ReturnType<typeof parseFlags>): StartFlags {
   set("clusterName", str(p, "cluster-name"));
   set("diagAddr", str(p, "diag-addr"));
   if (flag(p, "insecure")) f.insecure = true;
+  if (flag(p, "insecure-no-tls")) f.insecureNoTls = true;
   if (flag(p, "debug")) f.debug = true;
   return f;
 }

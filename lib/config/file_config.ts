@@ -140,7 +140,17 @@ export interface ProxyServiceSection extends ServiceSection {
   sshPublicAddrs: Addr[];
   tunnelPublicAddrs: Addr[];
   httpsKeyPairs: KeyPair[];
+  /** `https_keypairs_reload_interval`, in ms; 0 (the default) never re-reads the files. */
+  httpsKeyPairsReloadIntervalMs?: number;
+  /**
+   * `proxy_protocol`: `on` requires a PROXY header from the load balancer on every connection,
+   * `off` refuses headers; unset, headers are accepted but the source port is zeroed and logged.
+   */
+  proxyProtocol?: ProxyProtocolMode;
 }
+
+/** `proxy_service.proxy_protocol` (Teleport's values; absent means `unspecified`). */
+export type ProxyProtocolMode = "on" | "off" | "unspecified";
 
 /** The `ssh_service:` section. */
 export interface SshServiceSection extends ServiceSection {
@@ -250,8 +260,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
     "mongo_listen_addr",
     "mongo_public_addr",
     "acme",
-    "https_keypairs_reload_interval",
-    "proxy_protocol",
     "trust_x_forwarded_for",
     "ui",
     "idp",
@@ -865,6 +873,24 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
             if (certFile === undefined) w.fail(il, `"${ip}.cert_file" is required`);
             return { keyFile, certFile };
           });
+        },
+        https_keypairs_reload_interval: (n, p, l) => {
+          // Teleport: 0 (the default) disables the periodic reload.
+          const text = w.str(n, p, l).trim();
+          proxy.httpsKeyPairsReloadIntervalMs = /^0+(?:ms|s|m|h)?$/.test(text)
+            ? 0
+            : w.duration(n, p, l);
+        },
+        proxy_protocol: (n, p, l) => {
+          // Teleport accepts exactly "on" and "off"; absent is "unspecified".
+          if (!isScalar(n) || !["on", "off"].includes(scalarText(n).trim())) {
+            const got = isScalar(n) ? `"${scalarText(n)}"` : kindOfNode(n);
+            w.fail(
+              w.lineOf(n, l),
+              `"${p}" must be "on" (a load balancer sends PROXY headers) or "off" (none may), not ${got}; leave it out to accept headers with the source port zeroed`,
+            );
+          }
+          proxy.proxyProtocol = scalarText(n).trim() as "on" | "off";
         },
         https_key_file: (n, p, l) => {
           const v = w.str(n, p, l).trim();

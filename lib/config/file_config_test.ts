@@ -586,3 +586,42 @@ Deno.test("parseFileConfig() reads teleport.connection_limits and refuses bad va
     );
   }
 });
+
+Deno.test("parseFileConfig() reads proxy_protocol on and off and leaves it unset otherwise", () => {
+  assert.equal(
+    parseFileConfig("proxy_service:\n  proxy_protocol: on\n").proxyService.proxyProtocol,
+    "on",
+  );
+  assert.equal(
+    parseFileConfig("proxy_service:\n  proxy_protocol: off\n").proxyService.proxyProtocol,
+    "off",
+  );
+  assert.equal(
+    parseFileConfig("proxy_service:\n  enabled: yes\n").proxyService.proxyProtocol,
+    undefined,
+  );
+  for (const bad of ["yes", "true", "unspecified", "[on]"]) {
+    assertBad(
+      `proxy_service:\n  proxy_protocol: ${bad}\n`,
+      /line 2: "proxy_service.proxy_protocol" must be "on" \(a load balancer sends PROXY headers\) or "off"/,
+    );
+  }
+});
+
+Deno.test("parseFileConfig() reads https_keypairs_reload_interval with 0 as off and refuses junk", () => {
+  const read = (v: string) =>
+    parseFileConfig(`proxy_service:\n  https_keypairs_reload_interval: ${v}\n`).proxyService
+      .httpsKeyPairsReloadIntervalMs;
+  assert.equal(read("1h"), 3_600_000);
+  assert.equal(read("30s"), 30_000);
+  assert.equal(read("0"), 0);
+  assert.equal(read("0s"), 0);
+  assertBad(
+    "proxy_service:\n  https_keypairs_reload_interval: soon\n",
+    /line 2: "proxy_service.https_keypairs_reload_interval" must be a positive duration/,
+  );
+  assertBad(
+    "proxy_service:\n  https_keypairs_reload_interval: -5s\n",
+    /line 2: "proxy_service.https_keypairs_reload_interval" must be a positive duration/,
+  );
+});

@@ -98,6 +98,7 @@ export {
   type LogSeverity,
   parseFileConfig,
   type ProxyListenerMode,
+  type ProxyProtocolMode,
   type ProxyServiceSection,
   type Role,
   type SecondFactor,

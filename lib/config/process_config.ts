@@ -39,6 +39,7 @@ import {
   loadConfigFile,
   type LogSeverity,
   type ProxyListenerMode,
+  type ProxyProtocolMode,
   type Role,
   type SecondFactor,
   type StaticToken,
@@ -60,6 +61,11 @@ export interface StartFlags {
   /** `--labels=k=v,k2=v2` (replaces `ssh_service.labels`). */
   labels?: string;
   insecure?: boolean;
+  /**
+   * `--insecure-no-tls`: the proxy's web port speaks plain HTTP and plain SSH, for a load
+   * balancer in front that terminates TLS.
+   */
+  insecureNoTls?: boolean;
   debug?: boolean;
   clusterName?: string;
   /** `--diag-addr=HOST:PORT`: the diagnostics endpoint (overrides `teleport.diag_addr`). */
@@ -137,6 +143,12 @@ export interface ProcessConfig {
     sshPublicAddrs: Addr[];
     tunnelPublicAddrs: Addr[];
     httpsKeyPairs: KeyPair[];
+    /** How often the `httpsKeyPairs` files are re-read; 0 never. */
+    httpsKeyPairsReloadIntervalMs: number;
+    /** PROXY headers on the proxy's listeners (`proxy_service.proxy_protocol`). */
+    proxyProtocol: ProxyProtocolMode;
+    /** `--insecure-no-tls`: the web port serves plain HTTP (a TLS-terminating LB in front). */
+    disableTls: boolean;
   };
   ssh: { listenAddr: Addr; publicAddrs: Addr[]; labels: Record<string, string> };
   /** `TELEPORT_TUNNEL_PUBLIC_ADDR`: the proxy address an agent's tunnel expects (seed 003). */
@@ -394,6 +406,9 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
       sshPublicAddrs: fp?.sshPublicAddrs ?? [],
       tunnelPublicAddrs: fp?.tunnelPublicAddrs ?? [],
       httpsKeyPairs: fp?.httpsKeyPairs ?? [],
+      httpsKeyPairsReloadIntervalMs: fp?.httpsKeyPairsReloadIntervalMs ?? 0,
+      proxyProtocol: fp?.proxyProtocol ?? "unspecified",
+      disableTls: flags.insecureNoTls ?? false,
     },
     ssh: {
       listenAddr: fs?.listenAddr ?? listen(NODE_SSH_PORT),

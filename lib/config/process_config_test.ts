@@ -69,6 +69,9 @@ Deno.test("resolveProcessConfig() gives an all-in-one local cluster when there i
       sshPublicAddrs: [],
       tunnelPublicAddrs: [],
       httpsKeyPairs: [],
+      httpsKeyPairsReloadIntervalMs: 0,
+      proxyProtocol: "unspecified",
+      disableTls: false,
     },
     ssh: { listenAddr: { host: "0.0.0.0", port: 3022 }, publicAddrs: [], labels: {} },
     proxyEnv: {},
@@ -333,4 +336,26 @@ Deno.test("resolveProcessConfig() reads teleport.drain_timeout and defaults it",
   const file = parseFileConfig("version: v3\nteleport:\n  drain_timeout: 90s\n");
   const cfg = resolveProcessConfig({ file, flags: {}, hostname: "h", env: {} });
   assert.equal(cfg.drainTimeoutMs, 90_000);
+});
+
+Deno.test("resolveProcessConfig() takes proxy_protocol, the reload interval and --insecure-no-tls", () => {
+  const plain = resolveProcessConfig({ flags: {}, hostname: "h", env: {} });
+  assert.equal(plain.proxy.proxyProtocol, "unspecified");
+  assert.equal(plain.proxy.httpsKeyPairsReloadIntervalMs, 0);
+  assert.equal(plain.proxy.disableTls, false);
+  assert.equal(plain.insecure, false);
+  const file = parseFileConfig(
+    "proxy_service:\n  proxy_protocol: on\n  https_keypairs_reload_interval: 1m\n",
+  );
+  const cfg = resolveProcessConfig({
+    file,
+    flags: { insecureNoTls: true },
+    hostname: "h",
+    env: {},
+  });
+  assert.equal(cfg.proxy.proxyProtocol, "on");
+  assert.equal(cfg.proxy.httpsKeyPairsReloadIntervalMs, 60_000);
+  assert.equal(cfg.proxy.disableTls, true);
+  // --insecure-no-tls is not --insecure (skip verification).
+  assert.equal(cfg.insecure, false);
 });

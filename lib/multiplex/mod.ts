@@ -24,8 +24,8 @@
  * |---|---|
  * | `16 03 0N` (TLS handshake record) | ClientHello parsed, routed by ALPN (below) |
  * | `SSH-` | `handlers.ssh` (bytes put back), closed without it |
- * | `GET `, `POST `, … (plain HTTP) | `400 Bad Request` naming the `https://` address, closed |
- * | `PROXY ` / PROXY v2 signature | closed (trusted load balancers come later) |
+ * | `GET `, `POST `, … (plain HTTP) | `400 Bad Request` naming the `https://` address, closed; with `plainHttp` (a TLS-terminating load balancer in front), `handlers.web` |
+ * | `PROXY ` / PROXY v2 signature | per `proxyProtocol`: `off` closes; `on` (required) and `unspecified` take the header off, take the client address from it and sniff what follows |
  * | anything else, or silence for `firstBytesTimeoutMs` | closed |
  *
  * ## ALPN routing table
@@ -76,10 +76,12 @@ export {
   parseClientHello,
 } from "./client_hello.ts";
 export {
+  type ConnectionSource,
   type KeyPairPem,
   type Multiplexer,
   type MultiplexerHandlers,
   type MultiplexerOptions,
+  type ProxyProtocolMode,
   startMultiplexer,
 } from "./multiplexer.ts";
 export {

@@ -4,9 +4,10 @@
  *
  * 1. Accept through the process's {@linkcode ConnectionGuard} (caps per client IP, descriptor
  *    reserve, one deadline until the connection is established).
- * 2. Read until {@linkcode sniffProtocol} decides. `SSH-` goes to `handlers.ssh` with the bytes
- *    put back; plain HTTP gets a 400 that points at https://; PROXY headers and anything
- *    unknown are closed.
+ * 2. Read until {@linkcode sniffProtocol} decides. A PROXY v1/v2 header (from a load balancer)
+ *    is taken off first, as `proxyProtocol` says (below), and the rest is sniffed again. `SSH-`
+ *    goes to `handlers.ssh` with the bytes put back; plain HTTP gets a 400 that points at
+ *    https:// (or, with `plainHttp`, goes to `handlers.web`); anything unknown is closed.
  * 3. TLS: keep reading (under the same deadline) until {@linkcode parseClientHello} has the
  *    whole ClientHello, then {@linkcode routeForAlpn} picks the route.
  * 4. Passthrough routes (auth) get the raw socket with the ClientHello bytes put back untouched.
@@ -15,6 +16,17 @@
  *
  * A socket is "handed over" when its handler gets it; until then the multiplexer owns it and
  * {@linkcode Multiplexer.close} destroys it.
+ *
+ * PROXY headers (`proxyProtocol`, Teleport's tri-state of RFD 0146):
+ *
+ * | mode | no header | one header | two headers |
+ * |---|---|---|---|
+ * | `off` | served | closed | closed |
+ * | `on` | closed | served as the header's source; the guard's per-IP charge moves there | closed |
+ * | `unspecified` | served | served as the header's source IP with port 0, logged at warn; the charge stays on the sender | closed |
+ *
+ * A `LOCAL` header (load balancer health checks) or one without addresses keeps the socket's
+ * own addresses. Every handler receives the {@linkcode ConnectionSource} it should report.
  */
 import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
@@ -29,6 +41,8 @@ import {
   type GuardedListener,
   guardOf,
   listenGuarded,
+  parseProxyHeader,
+  type ProxyHeader,
 } from "../net/mod.ts";
 import { type Route, routeForAlpn, type RouteName } from "./alpn.ts";
 import { type ClientHello, parseClientHello } from "./client_hello.ts";
@@ -36,6 +50,19 @@ import { type KeyPairPem, type LoadedKeyPair, loadKeyPairs, pickKeyPair } from "
 import { sniffProtocol, type SniffResult } from "./sniff.ts";
 
 export type { KeyPairPem };
+
+/** Who the client of a connection is, as the handlers should report it (audit, logs). */
+export interface ConnectionSource {
+  /** The client's IP address: the socket's peer, or the source of a PROXY header. */
+  remoteAddr: string;
+  /** Its port; 0 when a PROXY header was accepted with `proxyProtocol: "unspecified"`. */
+  remotePort: number;
+  /** True when the address came from a PROXY header. */
+  proxied: boolean;
+}
+
+/** `proxy_service.proxy_protocol`: see the table in this file's header. */
+export type ProxyProtocolMode = "on" | "off" | "unspecified";
 
 /**
  * Who gets each kind of connection. A route whose handler is absent is refused (the connection
@@ -47,22 +74,24 @@ export type { KeyPairPem };
  */
 export interface MultiplexerHandlers {
   /**
-   * TLS terminated; ALPN `http/1.1` selected, or none (no ALPN, or only `h2`/`acme-tls/1`). Still
-   * under the handshake deadline: the handler declares it established (`markEstablished`) once
-   * the first request is in.
+   * TLS terminated; ALPN `http/1.1` selected, or none (no ALPN, or only `h2`/`acme-tls/1`); or,
+   * with `plainHttp`, a plain HTTP socket (paused, first bytes put back: after handing it to
+   * node:http, call `resume()`, which Deno's node:http does not do itself). Still under the
+   * handshake deadline: the handler declares it established (`markEstablished`) once the first
+   * request is in.
    */
-  web: (socket: TLSSocket) => void;
+  web: (socket: TLSSocket | Socket, source: ConnectionSource) => void;
   /** TLS terminated, ALPN `teleport-proxy-ssh`: the stream inside is SSH. */
-  proxySsh?: (socket: Duplex) => void;
+  proxySsh?: (socket: Duplex, source: ConnectionSource) => void;
   /** Plain SSH on the port; the identification bytes already read are put back. */
-  ssh?: (socket: Socket) => void;
+  ssh?: (socket: Socket, source: ConnectionSource) => void;
   /**
    * TLS passed through (ALPN `teleport-auth@…`): the raw socket, ClientHello bytes put back.
    * It is still under the handshake deadline: the handler declares it established.
    */
-  auth?: (socket: Socket, hello: ClientHello) => void;
+  auth?: (socket: Socket, hello: ClientHello, source: ConnectionSource) => void;
   /** TLS terminated, ALPN `teleport-reversetunnel` (or `…v2`): the stream inside is SSH. */
-  reverseTunnel?: (socket: Duplex) => void;
+  reverseTunnel?: (socket: Duplex, source: ConnectionSource) => void;
 }
 
 /** Options of {@linkcode startMultiplexer}. */
@@ -97,6 +126,18 @@ export interface MultiplexerOptions {
    * @default {30000}
    */
   sshLoginTimeoutMs?: number;
+  /**
+   * PROXY protocol headers from a load balancer in front: `on` requires one on every connection,
+   * `off` refuses them, `unspecified` accepts them with the source port zeroed (and a warning).
+   * @default {"off"}
+   */
+  proxyProtocol?: ProxyProtocolMode;
+  /**
+   * Serve plain HTTP on this port (to `handlers.web`) instead of answering 400: a load balancer
+   * in front terminates TLS (`teleport start --insecure-no-tls`). TLS clients are still served.
+   * @default {false}
+   */
+  plainHttp?: boolean;
 }
 
 /** A running multiplexer. */
@@ -132,7 +173,11 @@ interface ResolvedOptions {
   name: string;
   handshakeTimeoutMs: number;
   sshLoginTimeoutMs: number;
+  proxyProtocol: ProxyProtocolMode;
+  plainHttp: boolean;
 }
+
+const PROXY_PROTOCOL_MODES: readonly ProxyProtocolMode[] = ["on", "off", "unspecified"];
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
@@ -157,6 +202,12 @@ function resolveOptions(opts: MultiplexerOptions): ResolvedOptions {
   if (typeof opts.handlers?.web !== "function") {
     throw new BadParameterError("Cannot start multiplexer: handlers.web is missing");
   }
+  const proxyProtocol = opts.proxyProtocol ?? "off";
+  if (!PROXY_PROTOCOL_MODES.includes(proxyProtocol)) {
+    throw new BadParameterError(
+      `Cannot start multiplexer: proxyProtocol must be "on", "off" or "unspecified", received "${proxyProtocol}"`,
+    );
+  }
   return {
     host,
     port,
@@ -174,6 +225,8 @@ function resolveOptions(opts: MultiplexerOptions): ResolvedOptions {
       DEFAULT_SSH_LOGIN_TIMEOUT_MS,
       "sshLoginTimeoutMs",
     ),
+    proxyProtocol,
+    plainHttp: opts.plainHttp ?? false,
   };
 }
 
@@ -189,6 +242,7 @@ interface Conn {
   tls?: TLSSocket;
   guarded?: GuardedConnection;
   remote: string;
+  source: ConnectionSource;
   closed: Promise<void>;
   handedOver: boolean;
 }
@@ -260,7 +314,12 @@ class PortMultiplexer implements Multiplexer {
       return;
     }
     const { promise: closed, resolve } = Promise.withResolvers<void>();
-    const conn: Conn = { raw, remote, closed, handedOver: false };
+    const source: ConnectionSource = {
+      remoteAddr: raw.remoteAddress ?? "",
+      remotePort: raw.remotePort ?? 0,
+      proxied: false,
+    };
+    const conn: Conn = { raw, remote, source, closed, handedOver: false };
     const guarded = guardOf(raw);
     if (guarded !== undefined) conn.guarded = guarded;
     this.#pending.add(conn);
@@ -271,14 +330,51 @@ class PortMultiplexer implements Multiplexer {
 
     let buffered: Buffer = Buffer.alloc(0);
     let phase: "sniff" | "hello" | "drain" = "sniff";
+    let headers = 0;
+    const mode = this.#opts.proxyProtocol;
+    const refuse = (why: string) => {
+      phase = "drain";
+      raw.off("data", onData);
+      this.#log.debug("Closed connection from {remote}: {why}", { remote: conn.remote, why });
+      this.#destroy(conn);
+    };
     const onData = (chunk: Buffer) => {
       if (phase === "drain") return;
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      if (phase === "sniff") {
+      while (phase === "sniff") {
         const kind = sniffProtocol(buffered);
         if (kind === "incomplete") return;
+        if (kind === "proxy-v1" || kind === "proxy-v2") {
+          if (mode === "off") {
+            return refuse(
+              `a PROXY protocol ${
+                kind === "proxy-v1" ? "v1" : "v2"
+              } header arrived and proxy_protocol is off on this port`,
+            );
+          }
+          if (headers > 0) {
+            return refuse("a second PROXY header (only one load balancer may add one)");
+          }
+          const r = parseProxyHeader(buffered);
+          if (r.kind === "incomplete") return;
+          if (r.kind === "error") return refuse(`bad PROXY header: ${r.reason}`);
+          headers++;
+          if (!this.#applyProxyHeader(conn, r.header)) {
+            return refuse("the PROXY header's client is over its connection caps");
+          }
+          buffered = buffered.subarray(r.consumed);
+          if (buffered.length === 0) return;
+          continue;
+        }
+        if (mode === "on" && headers === 0) {
+          return refuse("no PROXY header, and proxy_protocol is on: a load balancer must add one");
+        }
         if (kind !== "tls") {
-          if (kind === "http") {
+          if (kind === "http" && this.#opts.plainHttp) {
+            raw.off("data", onData);
+            const web = this.#opts.handlers.web;
+            this.#handOverRaw(conn, buffered, () => web(raw, conn.source));
+          } else if (kind === "http") {
             phase = "drain"; // keep reading so that closing does not reset the response
             this.#refuseHttp(conn, buffered);
           } else {
@@ -306,6 +402,36 @@ class PortMultiplexer implements Multiplexer {
     raw.on("data", onData);
   }
 
+  /**
+   * Takes the client's address from a PROXY header (see the table in the file's header).
+   * Returns false when the guard refuses the real client (over its caps).
+   */
+  #applyProxyHeader(conn: Conn, header: ProxyHeader): boolean {
+    const peer = conn.remote;
+    if (header.command === "local" || header.source === undefined) {
+      this.#log.debug("PROXY header from {peer} without a client address (LOCAL or UNSPEC)", {
+        peer,
+      });
+      return true;
+    }
+    const { addr, port } = header.source;
+    if (this.#opts.proxyProtocol === "on") {
+      // The operator says a load balancer sends every header: the real client is charged.
+      if (conn.guarded !== undefined && !conn.guarded.rekey(addr)) return false;
+      conn.source = { remoteAddr: addr, remotePort: port, proxied: true };
+    } else {
+      // Anyone may have sent it: report the address, with port 0 to mark it unverified, and
+      // keep the per-address charge on the sender.
+      this.#log.warn(
+        "Accepted a PROXY header from {peer} naming client {client}, with the source port zeroed: proxy_protocol is unset; set proxy_service.proxy_protocol to on when a load balancer sends PROXY headers, or off when none does",
+        { peer, client: addr },
+      );
+      conn.source = { remoteAddr: addr, remotePort: 0, proxied: true };
+    }
+    conn.remote = `${hostPort(conn.source.remoteAddr, conn.source.remotePort)} (via ${peer})`;
+    return true;
+  }
+
   /** Answers plain HTTP with a 400 that names the https:// address, then closes. */
   #refuseHttp(conn: Conn, buffered: Buffer): void {
     const hint = httpsHint(buffered, conn.raw);
@@ -323,19 +449,18 @@ class PortMultiplexer implements Multiplexer {
   }
 
   /** SSH, PROXY headers and unknown bytes. */
-  #onPlain(conn: Conn, kind: Exclude<SniffResult, "tls" | "http" | "incomplete">, buf: Buffer) {
+  #onPlain(
+    conn: Conn,
+    kind: Exclude<SniffResult, "tls" | "http" | "incomplete" | "proxy-v1" | "proxy-v2">,
+    buf: Buffer,
+  ) {
     const ssh = this.#opts.handlers.ssh;
     if (kind === "ssh" && ssh !== undefined) {
       conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
-      this.#handOverRaw(conn, buf, () => ssh(conn.raw));
+      this.#handOverRaw(conn, buf, () => ssh(conn.raw, conn.source));
       return;
     }
-    const why = kind === "ssh"
-      ? "plain SSH is not served on this port"
-      : kind === "unknown"
-      ? "unknown protocol"
-      // PROXY headers are refused: nothing configures which load balancers may send them.
-      : `PROXY protocol ${kind === "proxy-v1" ? "v1" : "v2"} headers are not accepted`;
+    const why = kind === "ssh" ? "plain SSH is not served on this port" : "unknown protocol";
     this.#log.debug("Closed connection from {remote}: {why}", { remote: conn.remote, why });
     this.#destroy(conn);
   }
@@ -358,10 +483,16 @@ class PortMultiplexer implements Multiplexer {
       const auth = handlers.auth!;
       // Still pending: the handler declares it established (a local auth listener does, through
       // the guard's link, once the client's first request arrived).
-      this.#handOverRaw(conn, buffered, () => auth(conn.raw, hello));
+      this.#handOverRaw(conn, buffered, () => auth(conn.raw, hello, conn.source));
       return;
     }
-    this.#terminate(conn, hello, route, buffered, handler as (s: Duplex) => void);
+    this.#terminate(
+      conn,
+      hello,
+      route,
+      buffered,
+      handler as (s: Duplex, source: ConnectionSource) => void,
+    );
   }
 
   /** Terminates TLS on the paused socket, then hands the TLSSocket over once it is secure. */
@@ -370,7 +501,7 @@ class PortMultiplexer implements Multiplexer {
     hello: ClientHello,
     route: Route,
     buffered: Buffer,
-    handler: (socket: TLSSocket) => void,
+    handler: (socket: TLSSocket, source: ConnectionSource) => void,
   ): void {
     const { raw, remote } = conn;
     // Do not resume `raw` after this: the TLSSocket reads the put-back ClientHello itself.
@@ -419,7 +550,7 @@ class PortMultiplexer implements Multiplexer {
       // server has read their whole first request.
       if (route.route !== "web") conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
       this.#release(conn);
-      this.#call(conn, route.route, () => handler(tls));
+      this.#call(conn, route.route, () => handler(tls, conn.source));
     });
   }
 

@@ -5,10 +5,11 @@ import type { Duplex } from "node:stream";
 import tls, { type TLSSocket } from "node:tls";
 import { Buffer } from "node:buffer";
 import { BadParameterError } from "../errors/mod.ts";
-import { ConnectionGuard } from "../net/mod.ts";
+import { ConnectionGuard, formatProxyHeaderV1, formatProxyHeaderV2 } from "../net/mod.ts";
 import { authAlpn } from "./alpn.ts";
 import type { ClientHello } from "./client_hello.ts";
 import {
+  type ConnectionSource,
   type Multiplexer,
   type MultiplexerHandlers,
   type MultiplexerOptions,
@@ -29,18 +30,28 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** A web handler the way lib/web will do it: node:http fed with terminated TLS sockets. */
-function webHandler(): (socket: TLSSocket) => void {
+function webHandler(): (socket: TLSSocket | Socket, source: ConnectionSource) => void {
   const server = http.createServer((req, res) => {
     const socket = req.socket as TLSSocket;
     res.setHeader("connection", "close");
+    const src = sources.get(req.socket);
+    res.setHeader("x-client", `${src?.remoteAddr} ${src?.remotePort} ${src?.proxied}`);
     res.end(
       `web ok alpn=${socket.alpnProtocol || "none"} sni=${
         (socket as { servername?: string | false }).servername || "none"
       }\n`,
     );
   });
-  return (socket) => server.emit("connection", socket);
+  return (socket, source) => {
+    sources.set(socket, source);
+    server.emit("connection", socket);
+    // Plain sockets arrive paused with their first bytes put back (lib/web does the same).
+    if (socket.isPaused()) socket.resume();
+  };
 }
+
+/** What the web handler was told about each connection. */
+const sources = new WeakMap<object, ConnectionSource>();
 
 interface Setup extends AsyncDisposable {
   mux: Multiplexer;
@@ -285,10 +296,13 @@ Deno.test("startMultiplexer() closes plain SSH without handler, PROXY headers an
   await using s = await setup();
   const cases: Array<[Uint8Array, string]> = [
     [enc.encode("SSH-2.0-x\r\n"), "plain SSH is not served"],
-    [enc.encode("PROXY TCP4 10.0.0.1 10.0.0.2 1000 443\r\n"), "PROXY protocol v1"],
+    [
+      enc.encode("PROXY TCP4 10.0.0.1 10.0.0.2 1000 443\r\n"),
+      "PROXY protocol v1 header arrived and proxy_protocol is off",
+    ],
     [
       Uint8Array.of(0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21),
-      "PROXY protocol v2",
+      "PROXY protocol v2 header arrived and proxy_protocol is off",
     ],
     [Uint8Array.of(0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00), "bad ClientHello"],
   ];
@@ -433,4 +447,130 @@ Deno.test("startMultiplexer() throws BadParameterError for bad options", async (
   for (const patch of bad) {
     await assert.rejects(startMultiplexer({ ...base, ...patch }), BadParameterError);
   }
+});
+
+const LB_DST = { addr: "127.0.0.1", port: 443 };
+
+/** Sends `header`, then does TLS and one GET; returns the response text. */
+async function getAfterHeader(s: Setup, header: Uint8Array): Promise<string> {
+  const conn = await dial(s.port);
+  await conn.write(header);
+  const t = await Deno.startTls(conn, { hostname: "localhost", caCerts: [s.pki.proxyCaPem] });
+  await t.write(enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  return dec.decode(await readToEnd(t));
+}
+
+Deno.test("startMultiplexer() takes the client address from a PROXY header when proxyProtocol is on", async () => {
+  const ssh = Promise.withResolvers<[Socket, ConnectionSource]>();
+  await using s = await setup({ ssh: (socket, source) => ssh.resolve([socket, source]) }, {
+    proxyProtocol: "on",
+  });
+  // v2 in front of TLS: the web handler is told the header's client, port included.
+  const v2 = formatProxyHeaderV2({
+    source: { addr: "203.0.113.7", port: 4242 },
+    destination: LB_DST,
+  });
+  assert.match(await getAfterHeader(s, v2), /\r\nx-client: 203\.0\.113\.7 4242 true\r\n/);
+  // v1 (IPv6) in front of plain SSH, in the same write: the SSH handler gets both.
+  const conn = await dial(s.port);
+  await conn.write(enc.encode(
+    formatProxyHeaderV1({ addr: "2001:db8::5", port: 5555 }, { addr: "::1", port: 443 }) +
+      "SSH-2.0-x\r\n",
+  ));
+  const [socket, source] = await deadline(ssh.promise, 10_000, "ssh handler");
+  assert.deepEqual(source, { remoteAddr: "2001:db8::5", remotePort: 5555, proxied: true });
+  socket.resume();
+  const first = await deadline(new Promise<Buffer>((r) => socket.once("data", r)), 10_000, "ssh");
+  assert.equal(first.toString(), "SSH-2.0-x\r\n");
+  socket.destroy();
+  conn.close();
+  // A LOCAL header (load balancer health check) keeps the socket's own address.
+  assert.match(
+    await getAfterHeader(s, formatProxyHeaderV2({ command: "local" })),
+    /\r\nx-client: 127\.0\.0\.1 \d+ false\r\n/,
+  );
+});
+
+Deno.test("startMultiplexer() closes connections without exactly one good PROXY header when proxyProtocol is on", async () => {
+  await using s = await setup({}, { proxyProtocol: "on" });
+  const v1 = enc.encode("PROXY TCP4 198.51.100.1 127.0.0.1 1000 443\r\n");
+  const cases: Array<[Uint8Array, string]> = [
+    [Uint8Array.of(0x16, 0x03, 0x01, 0x00, 0x04), "no PROXY header, and proxy_protocol is on"],
+    [enc.encode("GET / HTTP/1.1\r\n\r\n"), "no PROXY header, and proxy_protocol is on"],
+    [new Uint8Array([...v1, ...v1]), "a second PROXY header"],
+    [enc.encode("PROXY TCP4 1.2.3 127.0.0.1 1000 443\r\n"), "bad PROXY header"],
+  ];
+  for (const [bytes, why] of cases) {
+    const conn = await dial(s.port);
+    await conn.write(bytes);
+    assert.equal((await deadline(readToEnd(conn), 10_000, why)).length, 0, why);
+    assert.ok(logged(s.records, why), why);
+  }
+});
+
+Deno.test("startMultiplexer() charges the header's client in the guard when proxyProtocol is on", async () => {
+  const held: Socket[] = [];
+  let next = Promise.withResolvers<void>();
+  const { logger } = testLogger();
+  // One connection per client address: the load balancer itself would get only one.
+  const guard = new ConnectionGuard({ logger, maxConnectionsPerIp: 1 });
+  await using s = await setup({
+    ssh: (socket) => {
+      held.push(socket);
+      next.resolve();
+    },
+  }, { guard, proxyProtocol: "on" });
+  const send = async (client: string) => {
+    const conn = await dial(s.port);
+    const header = formatProxyHeaderV2({ source: { addr: client, port: 1 }, destination: LB_DST });
+    await conn.write(new Uint8Array([...header, ...enc.encode("SSH-2.0-x\r\n")]));
+    return conn;
+  };
+  const a = await send("198.51.100.1");
+  await deadline(next.promise, 10_000, "client 1");
+  next = Promise.withResolvers<void>();
+  const b = await send("198.51.100.2");
+  await deadline(next.promise, 10_000, "client 2");
+  // The same real client again is over its cap: closed.
+  const c = await send("198.51.100.1");
+  assert.equal((await deadline(readToEnd(c), 10_000, "client 1 again")).length, 0);
+  assert.equal(held.length, 2);
+  assert.equal(guard.stats.refused["per-ip"], 1);
+  for (const h of held) h.destroy();
+  await readToEnd(a);
+  await readToEnd(b);
+});
+
+Deno.test("startMultiplexer() accepts a PROXY header with port 0 and a warning when proxyProtocol is unspecified", async () => {
+  await using s = await setup({}, { proxyProtocol: "unspecified" });
+  const v2 = formatProxyHeaderV2({
+    source: { addr: "203.0.113.9", port: 999 },
+    destination: LB_DST,
+  });
+  assert.match(await getAfterHeader(s, v2), /\r\nx-client: 203\.0\.113\.9 0 true\r\n/);
+  const warning = s.records.find((r) => r.message.includes("with the source port zeroed"));
+  assert.equal(warning?.level, "warn");
+  // Without a header: served as the socket's peer.
+  const conn = await dial(s.port);
+  const t = await Deno.startTls(conn, { hostname: "localhost", caCerts: [s.pki.proxyCaPem] });
+  await t.write(enc.encode("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  assert.match(dec.decode(await readToEnd(t)), /\r\nx-client: 127\.0\.0\.1 \d+ false\r\n/);
+});
+
+Deno.test("startMultiplexer() serves plain HTTP to the web handler when plainHttp is set", async () => {
+  await using s = await setup({}, { plainHttp: true, proxyProtocol: "on" });
+  const r = await run("curl", [
+    "-sS",
+    "-i",
+    "--haproxy-protocol",
+    `http://127.0.0.1:${s.port}/plain`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^HTTP\/1\.1 200/);
+  assert.match(r.stdout, /web ok alpn=none sni=none/);
+  // curl's v1 header names curl's own address; the handler was told so.
+  assert.match(r.stdout, /\r\nx-client: 127\.0\.0\.1 \d+ true\r\n/);
+  // TLS clients are still served on the same port.
+  const v1 = enc.encode(formatProxyHeaderV1({ addr: "192.0.2.1", port: 7 }, LB_DST));
+  assert.match(await getAfterHeader(s, v1), /x-client: 192\.0\.2\.1 7 true/);
 });

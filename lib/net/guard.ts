@@ -238,7 +238,7 @@ class Admitted implements GuardedConnection {
   }
 
   /** Holds not opened yet. */
-  readonly unopened = new Set<object>();
+  readonly unopened: Set<object> = new Set();
 
   holdDescriptor(): DescriptorHold {
     if (this.closed) return { opened() {}, release() {} };

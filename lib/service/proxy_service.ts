@@ -8,6 +8,11 @@
  * On the web port, by ALPN (the table lives in lib/multiplex): `http/1.1`, `h2`
  * or none → web API; `teleport-proxy-ssh` → SSH proxy inside TLS; plain `SSH-`
  * → SSH proxy; `teleport-auth@…` → raw TCP to the auth API, TLS untouched.
+ *
+ * Behind load balancers: `proxy_service.proxy_protocol` is passed to the port routers (the
+ * client address of a PROXY header reaches the web API, the SSH proxy and auth's signed header,
+ * so audit events name the real client), `--insecure-no-tls` lets the web port serve plain HTTP
+ * to a TLS-terminating balancer, and `https_keypairs_reload_interval` re-reads the certificates.
  */
 import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -20,7 +25,7 @@ import { BadParameterError, ConnectionProblemError, messageOf } from "../errors/
 import { type ProxySigner, signClientAddrHeader, writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import type { MetricsRegistry } from "../metrics/mod.ts";
-import { type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
+import { type ConnectionSource, type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
 import { runPeriodic } from "../node/mod.ts";
 import { type ConnectionGuard, guardOf, joinHostPort } from "../net/mod.ts";
 import {
@@ -45,7 +50,7 @@ import {
   reRegisterWithAuth,
 } from "./host_identity.ts";
 import { VERSION } from "../config/mod.ts";
-import { loadWebKeyPairs } from "./web_cert.ts";
+import { loadWebKeyPairs, WebKeyPairReloader } from "./web_cert.ts";
 
 /** What `proxy.ready` carries. */
 export interface ProxyReady {
@@ -131,12 +136,14 @@ function dialAuthAddr(auth: Addr): Promise<Duplex> {
  */
 function passToAuth(
   sock: Socket,
+  client: ConnectionSource,
   auth: Addr,
   sign: { signer: ProxySigner; clock: Clock; guard?: ConnectionGuard },
   log: ReturnType<typeof getComponentLogger>,
 ): void {
   sock.once("error", () => sock.destroy());
-  const source = endpointOf(sock.remoteAddress, sock.remotePort);
+  // The client as the port router saw it (a load balancer's PROXY header, when trusted).
+  const source = endpointOf(client.remoteAddr, client.remotePort);
   // The upstream socket is one more descriptor this client holds.
   const guarded = guardOf(sock);
   const hold = guarded?.holdDescriptor();
@@ -348,6 +355,14 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       logger: log,
     });
 
+    if (p.disableTls) {
+      log.warn(
+        "--insecure-no-tls: the web port {addr} serves plain HTTP and SSH; only run it behind a load balancer that terminates TLS",
+        { addr: formatAddr(p.webListenAddr) },
+      );
+    }
+    const addrs = (s: ConnectionSource) => ({ remoteAddr: s.remoteAddr, remotePort: s.remotePort });
+
     // Listen addresses are filled in once the router is bound (port 0 in tests).
     const first = (list: Addr[]) => list[0] === undefined ? "" : formatAddr(list[0]);
     const settings: ProxySettings = makeProxySettings({
@@ -368,13 +383,18 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       name: "proxy web",
       handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
       sshLoginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
+      proxyProtocol: p.proxyProtocol,
+      plainHttp: p.disableTls,
       tls: { keyPairs },
       handlers: {
-        web: (sock) => late.web === undefined ? sock.destroy() : late.web.handleConnection(sock),
-        proxySsh: (sock) => sshProxy.handleSocket(sock),
-        ssh: (sock) => sshProxy.handleSocket(sock),
-        auth: (sock) =>
-          passToAuth(sock, o.authAddr, {
+        web: (sock, src) =>
+          late.web === undefined
+            ? sock.destroy()
+            : late.web.handleConnection(sock, { remoteAddr: src.remoteAddr }),
+        proxySsh: (sock, src) => sshProxy.handleSocket(sock, addrs(src)),
+        ssh: (sock, src) => sshProxy.handleSocket(sock, addrs(src)),
+        auth: (sock, _hello, src) =>
+          passToAuth(sock, src, o.authAddr, {
             signer,
             clock: o.clock,
             ...(o.localAuth === undefined ? {} : { guard: o.guard }),
@@ -393,9 +413,14 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         name: "proxy tunnel",
         handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
         sshLoginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
+        proxyProtocol: p.proxyProtocol,
+        plainHttp: p.disableTls,
         tls: { keyPairs },
         handlers: {
-          web: (sock) => late.web === undefined ? sock.destroy() : late.web.handleConnection(sock),
+          web: (sock, src) =>
+            late.web === undefined
+              ? sock.destroy()
+              : late.web.handleConnection(sock, { remoteAddr: src.remoteAddr }),
           ssh: (sock) => tunnel.handleSocket(sock),
           reverseTunnel: (sock) => tunnel.handleSocket(sock),
         },
@@ -447,6 +472,17 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         host_cert: identity.sshCert!,
       },
     } as Resource);
+    const reloader = p.httpsKeyPairs.length > 0 && p.httpsKeyPairsReloadIntervalMs > 0
+      ? new WebKeyPairReloader({
+        configured: p.httpsKeyPairs,
+        served: keyPairs,
+        apply: (pairs) => {
+          mux.setKeyPairs(pairs);
+          tunnelMux?.setKeyPairs(pairs);
+        },
+        logger: log,
+      })
+      : undefined;
     const tasks = [
       runPeriodic({
         name: "Proxy heartbeat",
@@ -472,6 +508,16 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         logger: log,
         signal: o.signal,
       }),
+      ...(reloader === undefined ? [] : [
+        runPeriodic({
+          name: "HTTPS key pair reload",
+          task: async () => void await reloader.check(),
+          intervalMs: p.httpsKeyPairsReloadIntervalMs,
+          clock: o.clock,
+          logger: log,
+          signal: o.signal,
+        }),
+      ]),
     ];
     cleanups.push(async () => {
       await Promise.allSettled(tasks);

@@ -4,6 +4,11 @@
  * kept in the data dir (`webproxy_cert.pem` = leaf + its own small CA,
  * `webproxy_key.pem`), so clients that pinned it on first contact keep
  * trusting it across restarts.
+ *
+ * With `https_keypairs_reload_interval`, {@linkcode WebKeyPairReloader} re-reads the configured
+ * files every interval; when they changed and every pair loads, the new set is served to new
+ * handshakes; when any pair fails (a file missing, a key that does not match its certificate
+ * because only one of the two files was replaced yet), the old set stays and the log says why.
  */
 import {
   createX509Ca,
@@ -13,7 +18,7 @@ import {
 } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import type { KeyPair } from "../config/mod.ts";
-import { BadParameterError } from "../errors/mod.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 
 /** A key pair as the TLS layer takes it. */
@@ -106,4 +111,67 @@ export async function loadWebKeyPairs(o: WebKeyPairsOptions): Promise<PemKeyPair
     { path: certFile },
   );
   return [pair];
+}
+
+/** Inputs of {@linkcode WebKeyPairReloader}. */
+export interface WebKeyPairReloaderOptions {
+  /** The configured files (`proxy_service.https_keypairs`). */
+  configured: KeyPair[];
+  /** The set served now (what {@linkcode loadWebKeyPairs} returned). */
+  served: PemKeyPair[];
+  /**
+   * Serves a new set from the next handshake on; throws, keeping the old set, when a pair does
+   * not load (`Multiplexer.setKeyPairs`).
+   */
+  apply: (pairs: PemKeyPair[]) => void;
+  logger: Logger;
+}
+
+/** What one {@linkcode WebKeyPairReloader.check} did. */
+export type ReloadResult = "unchanged" | "reloaded" | "failed";
+
+function fingerprint(pairs: readonly PemKeyPair[]): string {
+  return JSON.stringify(pairs.map((p) => [p.certPem, p.keyPem]));
+}
+
+/** Re-reads the configured HTTPS key pairs and serves them when they changed and all load. */
+export class WebKeyPairReloader {
+  #o: WebKeyPairReloaderOptions;
+  #served: string;
+  #lastFailure: string | undefined;
+
+  constructor(o: WebKeyPairReloaderOptions) {
+    this.#o = o;
+    this.#served = fingerprint(o.served);
+  }
+
+  /** One pass: reads every file, and applies the set when it differs from the one served. */
+  async check(): Promise<ReloadResult> {
+    const files = this.#o.configured.map((p) => p.certFile).join(", ");
+    let pairs: PemKeyPair[];
+    try {
+      pairs = await Promise.all(this.#o.configured.map(readPair));
+      const next = fingerprint(pairs);
+      if (next === this.#served) {
+        this.#lastFailure = undefined;
+        return "unchanged";
+      }
+      this.#o.apply(pairs);
+      this.#served = next;
+    } catch (err) {
+      const reason = messageOf(err);
+      // Once per distinct problem: a file left half-replaced is not logged every interval.
+      if (reason !== this.#lastFailure) {
+        this.#o.logger.warn(
+          "Cannot reload the proxy's HTTPS key pairs ({files}): {reason}; still serving the previous ones",
+          { files, reason },
+        );
+      }
+      this.#lastFailure = reason;
+      return "failed";
+    }
+    this.#lastFailure = undefined;
+    this.#o.logger.info("Reloaded the proxy's HTTPS key pairs from {files}", { files });
+    return "reloaded";
+  }
 }

@@ -696,6 +696,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
       if (states.size === 0) allClosed?.resolve();
     });
     server.emit("connection", socket);
+    // A socket handed over paused with bytes put back (plain HTTP from the multiplexer): in
+    // Deno 2.9.6 node:http does not start reading it by itself (measured).
+    if (socket.isPaused()) socket.resume();
   };
 
   const close = (): Promise<void> => {
