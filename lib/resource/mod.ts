@@ -10,6 +10,8 @@
  * @module
  */
 export type {
+  CaKeySet,
+  CaRotation,
   CertAuthority,
   Labels,
   Metadata,
@@ -20,6 +22,7 @@ export type {
   Role,
   RoleConditions,
   RoleOptions,
+  RotationPhase,
   Rule,
   ServerResource,
   SshKeyPair,
@@ -27,6 +30,8 @@ export type {
   TlsKeyPair,
   User,
 } from "./types.ts";
+export { ROTATION_PHASES } from "./types.ts";
+export { rotationOf, trustedKeys } from "./cert_authority.ts";
 export {
   formatResourcesYaml,
   parseResources,
