@@ -20,7 +20,7 @@ import {
 } from "../errors/mod.ts";
 import { deferredDuplex, dialTcp } from "../net/mod.ts";
 import type { AuditEvent, SearchQuery, SearchResult } from "../events/mod.ts";
-import type { Resource, ResourceKind } from "../resource/mod.ts";
+import type { Resource, ResourceKind, RotationPhase } from "../resource/mod.ts";
 import type {
   AuthenticateSshUserRequest,
   ChangePasswordWithTokenRequest,
@@ -347,6 +347,25 @@ export class AuthClient {
     if (q.order !== undefined) p.set("order", q.order);
     if (q.startKey !== undefined) p.set("start_key", q.startKey);
     return this.request("GET", `/v1/events?${p}`);
+  }
+  /**
+   * Moves a CA's rotation (`POST /v1/authorities/:type/rotate`): to `phase` (manual), or
+   * without one starts a semi-automatic rotation. Returns the CA without private keys.
+   */
+  async rotateCertAuthority(
+    type: "host" | "user",
+    req: { phase?: RotationPhase; mode?: "auto" | "manual"; gracePeriodMs?: number },
+  ): Promise<Resource> {
+    const out = await this.request<{ authority: Resource }>(
+      "POST",
+      `/v1/authorities/${type}/rotate`,
+      {
+        ...(req.phase === undefined ? {} : { phase: req.phase }),
+        ...(req.mode === undefined ? {} : { mode: req.mode }),
+        ...(req.gracePeriodMs === undefined ? {} : { grace_period_ms: req.gracePeriodMs }),
+      },
+    );
+    return out.authority;
   }
   /** Joins with a token (`POST /v1/register`); the token is the credential. */
   register(req: RegisterRequest): Promise<RegisterResponse> {
