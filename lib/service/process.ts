@@ -33,17 +33,19 @@ import {
   SERVER_ANNOUNCE_TTL_MS,
   USER_INVITE_TTL_MS,
 } from "../config/mod.ts";
-import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
+import { AUTH_SERVER_NAME, AuthClient, type RegisterResponse } from "../authclient/mod.ts";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
-import { NodeService } from "../node/mod.ts";
+import { NodeService, runPeriodic } from "../node/mod.ts";
 import {
   hostCaKeyLines,
   hostIdentityPath,
+  type HostRenewRequest,
   loadOrObtainHostIdentity,
   renewHostIdentityIfNamesChanged,
   reRegisterWithAuth,
 } from "./host_identity.ts";
 import { type ProxyReady, startProxyService } from "./proxy_service.ts";
+import { HostCredentials, type HostCredentialsChange } from "./host_credentials.ts";
 import { FileAuditLog, RecordingStore } from "../events/mod.ts";
 import { type IdentityFile, writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
@@ -255,12 +257,14 @@ export class TeleportProcess implements AsyncDisposable {
       .map((a: Addr) => a.host)
       .filter((h) => h !== "" && !isUnspecifiedHost(h));
     const apiKey = await generateTlsKeyPair();
-    const apiCert = await auth.generateHostTlsCert({
-      hostId: hostUuid,
-      role: "Auth",
-      tlsPublicKeyPem: apiKey.publicKeyPem,
-      names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
-    });
+    const issueApiCert = () =>
+      auth.generateHostTlsCert({
+        hostId: hostUuid,
+        role: "Auth",
+        tlsPublicKeyPem: apiKey.publicKeyPem,
+        names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
+      });
+    const apiCert = await issueApiCert();
     const api = await startAuthApiServer({
       server: auth,
       logger: getComponentLogger("auth:api"),
@@ -283,23 +287,59 @@ export class TeleportProcess implements AsyncDisposable {
     });
 
     const adminKey = await generateTlsKeyPair();
-    const adminCert = await auth.generateHostTlsCert({
-      hostId: hostUuid,
-      role: "Admin",
-      tlsPublicKeyPem: adminKey.publicKeyPem,
-    });
     const adminIdentityPath = `${cfg.dataDir}/${ADMIN_IDENTITY_FILE}`;
-    await writeIdentityFile(adminIdentityPath, {
-      keyPem: adminKey.privateKeyPem,
-      tlsCertPem: adminCert,
-      tlsCaCertPems: auth.hostCaCertPems(),
-      sshCaKeys: [],
+    /** tctl's identity on this host: a certificate of the signing key, trusting every host CA. */
+    const writeAdminIdentity = async () => {
+      const adminCert = await auth.generateHostTlsCert({
+        hostId: hostUuid,
+        role: "Admin",
+        tlsPublicKeyPem: adminKey.publicKeyPem,
+      });
+      await writeIdentityFile(adminIdentityPath, {
+        keyPem: adminKey.privateKeyPem,
+        tlsCertPem: adminCert,
+        tlsCaCertPems: auth.hostCaCertPems(),
+        sshCaKeys: [],
+      });
+    };
+    await writeAdminIdentity();
+    // A host CA rotation: from update_servers on (and on rollback) the API serves a certificate
+    // of the signing key; clients trust both generations by then (they did since init).
+    let hostCaChange = Promise.resolve();
+    const unwatch = auth.watchAuthorities((type) => {
+      if (type !== "host") return;
+      hostCaChange = hostCaChange.then(async () => {
+        await writeAdminIdentity();
+        const phase = auth.rotationPhase("host");
+        if (phase === "update_servers" || phase === "rollback" || phase === "standby") {
+          api.setCertificate({ certPem: await issueApiCert(), keyPem: apiKey.privateKeyPem });
+          log.info("The auth API certificate was re-issued (host CA rotation phase {phase})", {
+            phase,
+          });
+        }
+      }).catch((err) => {
+        log.error("Cannot follow the host CA rotation: {error}", { error: err });
+      });
+    });
+    this.#cleanups.push(() => {
+      unwatch();
+      return Promise.resolve();
     });
 
     this.supervisor.run("auth.api", async (signal) => {
       await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
       await api.close();
     });
+    // Moves semi-automatic rotations on, and picks up rotations made by another auth server.
+    this.supervisor.run("auth.rotation", (signal) =>
+      runPeriodic({
+        name: "CA rotation check",
+        task: () => auth.advanceRotations(),
+        intervalMs: cfg.caRefreshIntervalMs,
+        clock,
+        logger: log,
+        signal,
+      }));
     const ready: AuthReady = { host: api.host, port: api.port, clusterName, adminIdentityPath };
     this.supervisor.broadcast("auth.ready", ready);
   }
@@ -388,6 +428,7 @@ export class TeleportProcess implements AsyncDisposable {
       auth: client,
       clock,
       log,
+      reRegister: reRegisterWithAuth(authAddr),
       listen: { hostname: cfg.ssh.listenAddr.host, port: cfg.ssh.listenAddr.port },
       ...(cfg.ssh.publicAddrs[0] !== undefined
         ? { advertiseAddr: formatAddr(cfg.ssh.publicAddrs[0]) }
@@ -411,7 +452,10 @@ export class TeleportProcess implements AsyncDisposable {
     );
   }
 
-  /** Starts the node service on `identity` and stops it with the process. */
+  /**
+   * Starts the node service on `identity` and stops it with the process; follows CA rotations
+   * (new trusted keys, re-issued certificates) without a restart.
+   */
   async #serveNode(o: {
     identity: IdentityFile & { sshCert: string };
     identityPath: string;
@@ -422,8 +466,35 @@ export class TeleportProcess implements AsyncDisposable {
     listen?: { hostname: string; port: number };
     advertiseAddr?: string;
     onStop?: () => Promise<void>;
+    /** Asks auth for certificates of the same key (CA rotation), authenticated by `current`. */
+    reRegister: (current: IdentityFile, req: HostRenewRequest) => Promise<RegisterResponse>;
+    /** Told about new credentials after the node and auth client took them. */
+    onCredentials?: (change: HostCredentialsChange) => void;
   }): Promise<NodeService> {
     const cfg = this.config;
+    const late: { node?: NodeService } = {};
+    const creds = new HostCredentials({
+      role: "node",
+      path: o.identityPath,
+      identity: o.identity,
+      nodeName: cfg.nodeName,
+      additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
+      readHostCa: () => o.auth.getResource("cert_authority", "host"),
+      reRegister: o.reRegister,
+      logger: o.log,
+      onChange: (change) => {
+        const id = change.identity;
+        o.auth.setCredentials({
+          caCertPems: id.tlsCaCertPems,
+          identity: { certPem: id.tlsCertPem, keyPem: id.keyPem },
+        });
+        if (change.certificates && id.sshCert !== undefined) {
+          late.node?.setHostCertificate(id.sshCert);
+          o.log.info("The node presents its re-issued host certificate to new connections");
+        }
+        o.onCredentials?.(change);
+      },
+    });
     const recordingsDir = `${cfg.dataDir}/log/upload`;
     await Deno.mkdir(recordingsDir, { recursive: true, mode: 0o700 });
     const node = await NodeService.start({
@@ -446,11 +517,20 @@ export class TeleportProcess implements AsyncDisposable {
       version: VERSION,
       clock: o.clock,
       logger: o.log,
-      onUserCaKeys: async (keys) => {
-        await writeIdentityFile(o.identityPath, { ...o.identity, sshUserCaKeys: keys });
-      },
+      caRefreshIntervalMs: cfg.caRefreshIntervalMs,
+      onUserCaKeys: (keys) => creds.setUserCaKeys(keys),
     });
+    late.node = node;
     this.node = node;
+    this.supervisor.run("node.rotation", (signal) =>
+      runPeriodic({
+        name: "Host CA rotation check",
+        task: () => creds.refresh(),
+        intervalMs: cfg.caRefreshIntervalMs,
+        clock: o.clock,
+        logger: o.log,
+        signal,
+      }));
     this.#cleanups.push(() => node.close());
     this.supervisor.run("node.ssh", async (signal) => {
       await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
@@ -498,7 +578,7 @@ export class TeleportProcess implements AsyncDisposable {
         `Cannot start the node service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
       );
     }
-    const hostCaBlobs = hostCaKeyLines(identity).map((k) => parseAuthorizedKey(k).blob);
+    let hostCaBlobs = hostCaKeyLines(identity).map((k) => parseAuthorizedKey(k).blob);
     const envTunnel = cfg.tunnelPublicAddr === undefined
       ? undefined
       : formatAddr(cfg.tunnelPublicAddr);
@@ -589,6 +669,15 @@ export class TeleportProcess implements AsyncDisposable {
       clock,
       log,
       onStop: () => pool.close(),
+      reRegister: renewAuth,
+      // Tunnels check proxies against the host CA keys trusted now, and new ones log in with
+      // the re-issued certificate; tunnels already up stay.
+      onCredentials: (change) => {
+        hostCaBlobs = hostCaKeyLines(change.identity).map((k) => parseAuthorizedKey(k).blob);
+        if (change.certificates && change.identity.sshCert !== undefined) {
+          pool.setCertificate(parseAuthorizedKey(change.identity.sshCert).blob);
+        }
+      },
     });
     late.node = node;
     log.info("Node {node} ({host}) is serving SSH through reverse tunnels, cluster {cluster}", {
