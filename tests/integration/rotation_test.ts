@@ -27,6 +27,7 @@ import {
 } from "../../lib/resource/mod.ts";
 import { type NodeReady, type ProxyReady, TeleportProcess } from "../../lib/service/mod.ts";
 import { skipGroup } from "../../tools/prereqs.ts";
+import { runCli } from "../e2e/_helpers.ts";
 import { startTestCluster } from "./_cluster.ts";
 
 const LOGIN = Deno.env.get("USER") ?? "root";
@@ -73,6 +74,8 @@ async function writeKnownHosts(admin: AuthClient, path: string): Promise<string[
 /** Arguments of the stock ssh jumping through the proxy to `node`, checking both host certs. */
 function sshArgs(o: {
   proxyPort: number;
+  /** The proxy's node name: its certificate lists `<name>.<cluster>`. */
+  proxyName: string;
   node: string;
   user: UserKeyFiles;
   knownHosts: string;
@@ -91,7 +94,16 @@ function sshArgs(o: {
   ];
   // One option set for both hops: -J runs a second ssh with the same command-line -o's only
   // through ProxyCommand, so give it explicitly.
-  const jump = ["ssh", ...opts.flatMap((x) => ["-o", x]), "-p", String(o.proxyPort), "-W", "%h:%p"]
+  const jump = [
+    "ssh",
+    ...opts.flatMap((x) => ["-o", x]),
+    "-o",
+    `HostKeyAlias=${o.proxyName}.example`,
+    "-p",
+    String(o.proxyPort),
+    "-W",
+    "%h:%p",
+  ]
     .join(" ");
   return [
     "-F",
@@ -100,7 +112,8 @@ function sshArgs(o: {
     "-o",
     `ProxyCommand=${jump} ${LOGIN}@127.0.0.1`,
     "-o",
-    `HostKeyAlias=${o.node}`,
+    // tctl auth export trusts the host CA for `*.<cluster>`, the names tsh uses too.
+    `HostKeyAlias=${o.node}.example`,
     `${LOGIN}@${o.node}`,
     o.command,
   ];
@@ -244,6 +257,7 @@ Deno.test({
       for (const node of nodes) {
         const r = await sshRun({
           proxyPort: proxy.sshPort,
+          proxyName: direct.nodeName,
           node,
           user,
           knownHosts,
@@ -257,29 +271,66 @@ Deno.test({
 
     // Sessions opened before any rotation, answered at the end.
     const held = nodes.map((node) =>
-      new HeldSession({ proxyPort: proxy.sshPort, node, user, knownHosts: knownAll })
+      new HeldSession({
+        proxyPort: proxy.sshPort,
+        proxyName: direct.nodeName,
+        node,
+        user,
+        knownHosts: knownAll,
+      })
     );
     await Promise.all(held.map((h) => h.started));
 
     const rotate = (type: "host" | "user", phase: RotationPhase) =>
       admin.rotateCertAuthority(type, { phase, mode: "manual" });
 
-    // ---- host CA --------------------------------------------------------------------------
-    await rotate("host", "init");
+    // ---- host CA, driven by the tctl CLI ----------------------------------------------------
+    const tctl = async (...args: string[]) =>
+      await runCli([
+        "tctl",
+        `--auth-server=127.0.0.1:${cluster.ready.port}`,
+        `--identity=${cluster.ready.adminIdentityPath}`,
+        ...args,
+      ]);
+    const init = await tctl("auth", "rotate", "--manual", "--type=host", "--phase=init");
+    assert.equal(init.code, 0, init.stderr);
+    assert.match(init.stdout, /Updated rotation phase of the host CA to "init"/);
+    const early = await tctl("auth", "rotate", "--manual", "--type=host", "--phase=standby");
+    assert.notEqual(early.code, 0);
+    assert.match(early.stderr, /it is in phase init, which only update_clients or rollback/);
     await waitUntil(
       "every host trusts both host CA generations",
       async () => (await readAll()).every((id) => id.tlsCaCertPems.length === 2),
     );
     const bothPins = (await admin.status()).authorities.find((a) => a.type === "host")!.pins;
     assert.equal(bothPins.length, 2);
-    // Clients learn both keys now (tctl auth export).
-    await writeKnownHosts(admin, knownAll);
+    const statusOut = (await tctl("status")).stdout;
+    assert.match(statusOut, /rotation in progress, phase init, mode manual/);
+    for (const pin of bothPins) assert.match(statusOut, new RegExp(`CA pin\\s+${pin}`));
+    // Clients learn both keys now: tctl auth export is the known_hosts.
+    const exported = await tctl("auth", "export", "--type=host");
+    assert.equal(exported.stdout.trim().split("\n").length, 2, exported.stdout);
+    await Deno.writeTextFile(knownAll, exported.stdout);
     await reachAll("host-init", knownAll);
 
-    await rotate("host", "update_clients");
+    const clients = await tctl(
+      "auth",
+      "rotate",
+      "--manual",
+      "--type=host",
+      "--phase=update_clients",
+    );
+    assert.equal(clients.code, 0, clients.stderr);
     await reachAll("host-update-clients", knownAll);
 
-    await rotate("host", "update_servers");
+    const servers = await tctl(
+      "auth",
+      "rotate",
+      "--manual",
+      "--type=host",
+      "--phase=update_servers",
+    );
+    assert.equal(servers.code, 0, servers.stderr);
     const newHostKey = await activeHostKey();
     await waitUntil(
       "every host serves a certificate of the new host CA key",
@@ -287,7 +338,8 @@ Deno.test({
     );
     await reachAll("host-update-servers", knownAll);
 
-    await rotate("host", "standby");
+    const standby = await tctl("auth", "rotate", "--manual", "--type=host", "--phase=standby");
+    assert.equal(standby.code, 0, standby.stderr);
     await waitUntil(
       "every host trusts only the new host CA",
       async () => (await readAll()).every((id) => id.tlsCaCertPems.length === 1),
@@ -329,6 +381,7 @@ Deno.test({
     await waitUntil("the old user certificate is refused", async () =>
       (await sshRun({
         proxyPort: proxy.sshPort,
+        proxyName: direct.nodeName,
         node: direct.nodeName,
         user: oldUser,
         knownHosts: knownNew,
