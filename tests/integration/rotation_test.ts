@@ -418,3 +418,50 @@ Deno.test({
     await Deno.remove(tunnelDir, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "semi-automatic rotation moves through its phases by the grace period and the node follows",
+  ignore: skipGroup("rotation"),
+  async fn() {
+    await using cluster = await startTestCluster({
+      configure: (c) => {
+        c.roles.node = true;
+        c.ssh.listenAddr = { host: "127.0.0.1", port: 0 };
+        c.caRefreshIntervalMs = REFRESH_MS;
+      },
+    });
+    await cluster.proc.supervisor.waitFor("node.ready");
+    using admin = cluster.adminClient();
+    const nodePath = `${cluster.proc.config.dataDir}/node.identity`;
+    const signer = async () =>
+      formatAuthorizedKey(
+        parseSshCertificate((await readIdentityFile(nodePath)).sshCert!).signatureKeyBlob,
+      );
+    const before = await signer();
+    const started = await runCli([
+      "tctl",
+      `--auth-server=127.0.0.1:${cluster.ready.port}`,
+      `--identity=${cluster.ready.adminIdentityPath}`,
+      "auth",
+      "rotate",
+      "--type=host",
+      "--grace-period=3s",
+    ]);
+    assert.equal(started.code, 0, started.stderr);
+    assert.match(started.stdout, /Semi-automatic rotation \(grace period 3s\): update_clients at/);
+    // last_rotated is set only by the move from update_servers to standby.
+    await waitUntil("the rotation reached standby", async () => {
+      const r = rotationOf(await admin.getResource("cert_authority", "host") as CertAuthority);
+      return r.phase === "standby" && r.last_rotated !== undefined;
+    });
+    const ca = await admin.getResource("cert_authority", "host") as CertAuthority;
+    const active = formatAuthorizedKey(
+      parseAuthorizedKey(ca.spec.active_keys.ssh[0]!.public_key).blob,
+    );
+    assert.notEqual(active, before);
+    await waitUntil(
+      "the node serves a certificate of the new key",
+      async () => (await signer()) === active,
+    );
+  },
+});
