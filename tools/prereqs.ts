@@ -175,6 +175,12 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["ssh"],
   },
   {
+    id: "rotation",
+    title: "host and user CA rotation on a running cluster, checked by the stock ssh",
+    files: ["tests/integration/rotation_test.ts"],
+    tools: ["ssh"],
+  },
+  {
     id: "openssh-sshd",
     title: "tctl certificates against a stock sshd",
     files: ["tests/e2e/openssh_test.ts"],

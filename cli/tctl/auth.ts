@@ -1,11 +1,19 @@
 /**
- * `tctl auth export --type=host|user|tls-host|tls-user` and
+ * `tctl auth export --type=host|user|tls-host|tls-user` (every trusted key: both generations
+ * while a rotation runs), `tctl auth rotate --type=host|user [--grace-period=48h]`
+ * (semi-automatic) or `--manual --phase=PHASE`, and
  * `tctl auth sign --user=NAME --format=openssh --out=PREFIX [--ttl=12h]
  * [--public-key=FILE.pub]`: with --public-key an existing key (e.g. `ssh-keygen -t rsa`) is
  * certified and only `PREFIX-cert.pub` is written (PREFIX defaults to FILE without `.pub`).
  */
-import type { CertAuthority } from "../../lib/resource/mod.ts";
-import { parseDuration } from "../../lib/resource/mod.ts";
+import {
+  type CertAuthority,
+  parseDuration,
+  ROTATION_PHASES,
+  rotationOf,
+  type RotationPhase,
+  trustedKeys,
+} from "../../lib/resource/mod.ts";
 import {
   formatAuthorizedKey,
   formatOpenSshPrivateKey,
@@ -25,6 +33,9 @@ export const AUTH_FLAGS: FlagSpec = {
   ttl: { type: "string" },
   overwrite: { type: "boolean" },
   "public-key": { type: "string" },
+  manual: { type: "boolean" },
+  phase: { type: "string" },
+  "grace-period": { type: "string" },
 };
 
 /** Reads an OpenSSH public key file for `tctl auth sign --public-key`. */
@@ -71,21 +82,21 @@ export function formatExport(cas: CertAuthority[], type: string | undefined): st
   const keyOnly = (line: string) => formatAuthorizedKey(parseAuthorizedKey(line).blob);
   if (type === undefined || type === "host") {
     for (const ca of byType("host")) {
-      for (const k of ca.spec.active_keys.ssh) {
-        lines.push(`@cert-authority *.${ca.spec.cluster_name} ${keyOnly(k.public_key)} type=host`);
+      for (const k of trustedKeys(ca).ssh) {
+        lines.push(`@cert-authority *.${ca.spec.cluster_name} ${keyOnly(k)} type=host`);
       }
     }
   }
   if (type === undefined || type === "user") {
     for (const ca of byType("user")) {
-      for (const k of ca.spec.active_keys.ssh) {
-        lines.push(`${keyOnly(k.public_key)} clustername=${ca.spec.cluster_name}&type=user`);
+      for (const k of trustedKeys(ca).ssh) {
+        lines.push(`${keyOnly(k)} clustername=${ca.spec.cluster_name}&type=user`);
       }
     }
   }
   if (type === "tls-host" || type === "tls-user") {
     for (const ca of byType(type === "tls-host" ? "host" : "user")) {
-      for (const k of ca.spec.active_keys.tls) lines.push(k.cert.trim());
+      for (const k of trustedKeys(ca).tls) lines.push(k.trim());
     }
   }
   return lines.join("\n");
@@ -159,7 +170,88 @@ export async function authCommand(connect: Connect, p: Parsed, args: string[]): 
       );
       return 0;
     }
+    case "rotate":
+      return await rotate(connect, p);
     default:
-      throw new CliError(`tctl auth: unknown command "${verb ?? ""}" (use export or sign)`, 2);
+      throw new CliError(
+        `tctl auth: unknown command "${verb ?? ""}" (use export, sign or rotate)`,
+        2,
+      );
   }
+}
+
+/** What the phase means for the operator, printed after each move. */
+const PHASE_ADVICE: Record<RotationPhase, string> = {
+  standby: "the rotation is complete; only the current keys are trusted",
+  init: "new keys are trusted but not used yet; " +
+    "hosts pick them up at their next CA refresh",
+  update_clients: "new certificates are signed with the new keys; users should log in again " +
+    "(tsh login) before the final standby",
+  update_servers: "hosts re-issue their certificates with the new keys; " +
+    "OpenSSH hosts need new host certificates now",
+  rollback: "the old keys sign again; hosts go back to certificates of the old keys",
+};
+
+/** `tctl auth rotate`. */
+async function rotate(connect: Connect, p: Parsed): Promise<number> {
+  const type = str(p, "type");
+  if (type !== "host" && type !== "user") {
+    throw new CliError(
+      `tctl auth rotate: --type must be host or user${type === undefined ? "" : `, not "${type}"`}`,
+      2,
+    );
+  }
+  const manual = p.values.manual === true;
+  const phase = str(p, "phase");
+  const graceText = str(p, "grace-period");
+  if (manual && phase === undefined) {
+    throw new CliError(
+      `tctl auth rotate: --manual needs --phase (one of ${ROTATION_PHASES.join(", ")})`,
+      2,
+    );
+  }
+  if (!manual && phase !== undefined) {
+    throw new CliError("tctl auth rotate: --phase needs --manual", 2);
+  }
+  if (phase !== undefined && !(ROTATION_PHASES as readonly string[]).includes(phase)) {
+    throw new CliError(
+      `tctl auth rotate: --phase must be one of ${ROTATION_PHASES.join(", ")}, not "${phase}"`,
+      2,
+    );
+  }
+  if (manual && graceText !== undefined) {
+    throw new CliError(
+      "tctl auth rotate: --grace-period is for semi-automatic rotation (without --manual)",
+      2,
+    );
+  }
+  let gracePeriodMs: number | undefined;
+  if (graceText !== undefined) {
+    try {
+      gracePeriodMs = parseDuration(graceText, "--grace-period");
+    } catch (err) {
+      throw new CliError(`tctl auth rotate: ${err instanceof Error ? err.message : err}`, 2);
+    }
+    if (gracePeriodMs <= 0) {
+      throw new CliError("tctl auth rotate: --grace-period must be positive", 2);
+    }
+  }
+  const ca = await (await connect()).client.rotateCertAuthority(type, {
+    ...(phase === undefined ? {} : { phase: phase as RotationPhase, mode: "manual" as const }),
+    ...(gracePeriodMs === undefined ? {} : { gracePeriodMs }),
+  }) as CertAuthority;
+  const r = rotationOf(ca);
+  const lines = [
+    `Updated rotation phase of the ${type} CA to "${r.phase}": ${PHASE_ADVICE[r.phase]}`,
+  ];
+  if (r.schedule !== undefined && r.phase === "init") {
+    lines.push(
+      `Semi-automatic rotation (grace period ${r.grace_period}): update_clients at ${r.schedule.update_clients}, update_servers at ${r.schedule.update_servers}, standby at ${r.schedule.standby}`,
+    );
+  }
+  if (r.phase !== "standby" && r.phase !== "rollback") {
+    lines.push(`Check the phase with "tctl status"; hosts joining now need both CA pins it shows`);
+  }
+  print(lines.join("\n"));
+  return 0;
 }

@@ -15,7 +15,7 @@ const COMMANDS: Record<string, { flags: FlagSpec; run: Run; help: string }> = {
   status: {
     flags: {},
     run: (c) => statusCommand(c),
-    help: "cluster status, CA fingerprints and pin",
+    help: "cluster status, CA fingerprints, rotation phases and CA pins",
   },
   tokens: {
     flags: TOKENS_FLAGS,
@@ -41,7 +41,7 @@ const COMMANDS: Record<string, { flags: FlagSpec; run: Run; help: string }> = {
     flags: AUTH_FLAGS,
     run: authCommand,
     help:
-      "export [--type=host|user|tls-host|tls-user] | sign --user=NAME --out=PREFIX [--ttl=12h] [--public-key=FILE.pub]",
+      "export [--type=host|user|tls-host|tls-user] | sign --user=NAME --out=PREFIX [--ttl=12h] [--public-key=FILE.pub] | rotate --type=host|user [--grace-period=48h] | rotate --manual --type=host|user --phase=init|update_clients|update_servers|rollback|standby",
   },
 };
 

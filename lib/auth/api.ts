@@ -21,7 +21,13 @@ import {
 import type { Identity } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
 import type { SearchQuery } from "../events/mod.ts";
-import { parseResourceValue, resolveKind, type SessionTracker } from "../resource/mod.ts";
+import {
+  parseResourceValue,
+  resolveKind,
+  ROTATION_PHASES,
+  type RotationPhase,
+  type SessionTracker,
+} from "../resource/mod.ts";
 import type { RegisterRequest } from "../authclient/mod.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -294,6 +300,41 @@ const ROUTES: Route[] = [
     auth: true,
     // The caller's host certificate is the credential: its host id and role are used.
     handler: (s, req) => s.reRegisterHost(caller(req), parseHostRequestBody(body(req))),
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/authorities\/([a-z]+)\/rotate$/,
+    auth: true,
+    // `tctl auth rotate`: moves a CA's rotation (Teleport's RotateCertAuthority).
+    handler: async (s, req, [type]) => {
+      await s.authorize(caller(req), "cert_authority", "rotate");
+      if (type !== "host" && type !== "user") {
+        throw new BadParameterError(`Cannot rotate the "${type}" CA: the types are host and user`);
+      }
+      const b = body(req);
+      const phase = field(b, "phase", "string", true);
+      if (phase !== undefined && !(ROTATION_PHASES as readonly string[]).includes(phase)) {
+        throw new BadParameterError(
+          `Cannot rotate the ${type} CA: phase must be one of ${ROTATION_PHASES.join(", ")}`,
+        );
+      }
+      const mode = field(b, "mode", "string", true);
+      if (mode !== undefined && mode !== "auto" && mode !== "manual") {
+        throw new BadParameterError(`Cannot rotate the ${type} CA: mode must be auto or manual`);
+      }
+      const grace = field(b, "grace_period_ms", "number", true);
+      if (grace !== undefined && !(Number.isSafeInteger(grace) && grace > 0)) {
+        throw new BadParameterError(
+          `Cannot rotate the ${type} CA: grace_period_ms must be a positive whole number`,
+        );
+      }
+      const ca = await s.rotateCertAuthority(type, {
+        ...(phase === undefined ? {} : { phase: phase as RotationPhase }),
+        ...(mode === undefined ? {} : { mode }),
+        ...(grace === undefined ? {} : { gracePeriodMs: grace }),
+      });
+      return { authority: ca };
+    },
   },
   {
     method: "GET",

@@ -201,3 +201,34 @@ Deno.test("POST /v1/events stores an oversized event cut and marked, not refused
   assert.equal(events[0]!.truncated, true);
   assert.ok((events[0]!.command as string).length < 65_536);
 });
+
+Deno.test("handleApiRequest() rotates a CA for an admin and refuses editors and bad phases", async () => {
+  await using t = await newTestAuth();
+  const call = (caller: typeof ADMIN, path: string, body: unknown) =>
+    handleApiRequest(t.auth, { method: "POST", path, body, caller });
+  const editor = userIdentity("ed", ["editor"]);
+  assert.equal((await call(editor, "/v1/authorities/host/rotate", { phase: "init" })).status, 403);
+  assert.equal((await call(ADMIN, "/v1/authorities/db/rotate", { phase: "init" })).status, 400);
+  assert.equal((await call(ADMIN, "/v1/authorities/host/rotate", { phase: "half" })).status, 400);
+  const bad = await call(ADMIN, "/v1/authorities/host/rotate", { phase: "standby" });
+  assert.equal(bad.status, 400);
+  assert.match(
+    (bad.body as { error: { message: string } }).error.message,
+    /it is in phase standby, which only init can follow/,
+  );
+  const ok = await call(ADMIN, "/v1/authorities/user/rotate", { grace_period_ms: 60_000 });
+  assert.equal(ok.status, 200);
+  const ca = (ok.body as {
+    authority: { spec: { rotation: { phase: string; mode: string }; active_keys: unknown } };
+  }).authority;
+  assert.deepEqual([ca.spec.rotation.phase, ca.spec.rotation.mode], ["init", "auto"]);
+  assert.doesNotMatch(JSON.stringify(ca), /private_key|"key"/);
+  const status = await handleApiRequest(t.auth, {
+    method: "GET",
+    path: "/v1/status",
+    caller: ADMIN,
+  });
+  const user = (status.body as { authorities: Array<{ type: string; pins: string[] }> })
+    .authorities.find((a) => a.type === "user");
+  assert.equal(user!.pins.length, 2);
+});

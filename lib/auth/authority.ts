@@ -12,7 +12,13 @@ import {
 } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { isKind } from "../errors/mod.ts";
-import type { CertAuthority } from "../resource/mod.ts";
+import {
+  type CaKeySet,
+  type CaRotation,
+  type CertAuthority,
+  rotationOf,
+  trustedKeys,
+} from "../resource/mod.ts";
 import type { CertAuthoritiesService } from "../services/mod.ts";
 
 /** CA certificates live long; Teleport uses 10 years. */
@@ -24,17 +30,20 @@ export interface CaSigner {
   clusterName: string;
   ssh: { privateKey: CryptoKey; publicKeyBlob: Uint8Array; authorizedKey: string };
   tls: { certPem: string; privateKey: CryptoKey };
-  /** Every active TLS CA certificate (for trust and pins). */
+  /** Every trusted TLS CA certificate, active first (for trust and pins). */
   tlsCertPems: string[];
-  /** Every active SSH CA public key (authorized_keys form). */
+  /** Every trusted SSH CA public key (authorized_keys form), active first. */
   sshPublicKeys: string[];
+  /** Where the CA's rotation stands. */
+  rotation: CaRotation;
 }
 
-async function newAuthority(
+/** A new generation of CA keys: an Ed25519 SSH key and an ECDSA P-256 X.509 CA certificate. */
+export async function newCaKeySet(
   type: "host" | "user",
   clusterName: string,
   clock: Clock,
-): Promise<CertAuthority> {
+): Promise<CaKeySet> {
   const now = clock.now();
   const ssh = await generateSshKeyPair("ed25519");
   const tls = await createX509Ca({
@@ -44,16 +53,24 @@ async function newAuthority(
     notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
   });
   return {
+    ssh: [{ public_key: ssh.authorizedKey, private_key: ssh.privateKeyPem }],
+    tls: [{ cert: tls.certPem, key: tls.privateKeyPem }],
+  };
+}
+
+async function newAuthority(
+  type: "host" | "user",
+  clusterName: string,
+  clock: Clock,
+): Promise<CertAuthority> {
+  return {
     kind: "cert_authority",
     version: "v2",
     metadata: { name: type },
     spec: {
       cluster_name: clusterName,
       type,
-      active_keys: {
-        ssh: [{ public_key: ssh.authorizedKey, private_key: ssh.privateKeyPem }],
-        tls: [{ cert: tls.certPem, key: tls.privateKeyPem }],
-      },
+      active_keys: await newCaKeySet(type, clusterName, clock),
     },
   };
 }
@@ -99,21 +116,25 @@ export async function loadSigner(ca: CertAuthority): Promise<CaSigner> {
       authorizedKey: sshPair.public_key,
     },
     tls: { certPem: tlsPair.cert, privateKey: tlsKey },
-    tlsCertPems: ca.spec.active_keys.tls.map((k) => k.cert),
-    sshPublicKeys: ca.spec.active_keys.ssh.map((k) => k.public_key),
+    tlsCertPems: trustedKeys(ca).tls,
+    sshPublicKeys: trustedKeys(ca).ssh,
+    rotation: rotationOf(ca),
+  };
+}
+
+/** Keys without their private parts. */
+function publicKeys(keys: CaKeySet): CaKeySet {
+  return {
+    ssh: keys.ssh.map((k) => ({ public_key: k.public_key })),
+    tls: keys.tls.map((k) => ({ cert: k.cert })),
   };
 }
 
 /** A copy of a CA without private keys, safe to hand out. */
 export function publicAuthority(ca: CertAuthority): CertAuthority {
-  return {
-    ...ca,
-    spec: {
-      ...ca.spec,
-      active_keys: {
-        ssh: ca.spec.active_keys.ssh.map((k) => ({ public_key: k.public_key })),
-        tls: ca.spec.active_keys.tls.map((k) => ({ cert: k.cert })),
-      },
-    },
-  };
+  const spec: CertAuthority["spec"] = { ...ca.spec, active_keys: publicKeys(ca.spec.active_keys) };
+  if (ca.spec.additional_trusted_keys !== undefined) {
+    spec.additional_trusted_keys = publicKeys(ca.spec.additional_trusted_keys);
+  }
+  return { ...ca, spec };
 }

@@ -109,6 +109,11 @@ export interface AuthApiServerOptions {
 export interface AuthApiServer extends AsyncDisposable {
   readonly host: string;
   readonly port: number;
+  /**
+   * Serves new connections with another certificate (a CA rotation re-issues it); open
+   * connections keep theirs.
+   */
+  setCertificate(cert: { certPem: string; keyPem: string }): void;
   close(): Promise<void>;
 }
 
@@ -260,7 +265,6 @@ function bodyStream(
 /** Starts the HTTPS listener; resolves once it is bound. */
 export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
   const { server, logger } = opts;
-  const cas = server.clientCaCertPems();
   const identities = new WeakMap<Socket, Identity | Error>();
   const readSwitches = new WeakMap<Socket, ReadSwitch>();
   /** Answers after which the connection closes. */
@@ -289,6 +293,8 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
       const cert = parseX509Certificate(pem);
       if (cert.version !== 3) throw new BadParameterError("client certificate is not X.509 v3");
       const id = identityFromSubject(cert.subject);
+      // The CAs trusted now: both generations while a rotation runs.
+      const cas = server.clientCaCertPems();
       await verifyX509Certificate(pem, {
         trustedCaPems: id.kind === "host" ? cas.host : cas.user,
         now: server.clock.now(),
@@ -496,15 +502,20 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     }
   };
 
+  let credentials = { cert: opts.certPem, key: opts.keyPem };
+  /** The TLS context: our certificate, and the client CAs trusted now. */
+  const secureContext = () => {
+    const cas = server.clientCaCertPems();
+    return { ...credentials, ca: [...cas.host, ...cas.user], minVersion: "TLSv1.2" as const };
+  };
   const httpsServer = https.createServer({
-    cert: opts.certPem,
-    key: opts.keyPem,
-    ca: [...cas.host, ...cas.user],
+    ...secureContext(),
     requestCert: true,
     rejectUnauthorized: false,
-    minVersion: "TLSv1.2",
     ALPNProtocols: authListenerAlpn(server.clusterName),
   }, (req, res) => void onRequest(req, res));
+  // A rotation changes the trusted client CAs: new connections verify against the new set.
+  const unwatch = server.watchAuthorities(() => httpsServer.setSecureContext(secureContext()));
   httpsServer.headersTimeout = 10_000;
   httpsServer.requestTimeout = 60_000;
   // Before TLS: a proxy's signed PROXY header says who the client is (readSignedClientAddr).
@@ -559,6 +570,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   const addr = httpsServer.address() as AddressInfo;
   let closed: Promise<void> | undefined;
   const close = () => {
+    unwatch();
     closed ??= new Promise<void>((resolve) => {
       httpsServer.close(() => resolve());
       httpsServer.closeAllConnections?.();
@@ -569,6 +581,10 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   return {
     host: addr.address,
     port: addr.port,
+    setCertificate: (cert) => {
+      credentials = { cert: cert.certPem, key: cert.keyPem };
+      httpsServer.setSecureContext(secureContext());
+    },
     close,
     [Symbol.asyncDispose]: close,
   };

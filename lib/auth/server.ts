@@ -34,6 +34,7 @@ import { type Logger, maskSecret } from "../log/mod.ts";
 import type { Counter, Histogram, MetricsRegistry } from "../metrics/mod.ts";
 import { AccessChecker, BUILTIN_ROLES } from "../rbac/mod.ts";
 import {
+  type CaRotation,
   type CertAuthority,
   parseSystemRole,
   type ProvisionToken,
@@ -41,9 +42,11 @@ import {
   type Resource,
   type ResourceKind,
   type Role,
+  rotationOf,
   type ServerResource,
   type SessionTracker,
   type SystemRole,
+  trustedKeys,
   type User,
   validateName,
 } from "../resource/mod.ts";
@@ -57,7 +60,14 @@ import {
   type UserToken,
   UserTokensService,
 } from "../services/mod.ts";
-import { type CaSigner, ensureCertAuthorities, loadSigner, publicAuthority } from "./authority.ts";
+import {
+  type CaSigner,
+  ensureCertAuthorities,
+  loadSigner,
+  newCaKeySet,
+  publicAuthority,
+} from "./authority.ts";
+import { dueAutoPhase, rotateAuthority } from "./rotation.ts";
 import {
   assertNoNameConflict,
   type HostClaim,
@@ -179,6 +189,9 @@ export class AuthServer {
   readonly #opts: AuthServerOptions;
   readonly #log: Logger;
   #signers = new Map<"host" | "user", CaSigner>();
+  /** Revisions the signers were loaded at, to tell when a CA changed. */
+  #signerRevisions = new Map<"host" | "user", string>();
+  readonly #authorityListeners = new Set<(type: "host" | "user") => void>();
   /** A hash of a random password, verified against when a user has none (equal cost). */
   #dummyHash: Promise<string> | undefined;
   readonly #passwords: PasswordHasher;
@@ -247,9 +260,96 @@ export class AuthServer {
         if (!isKind(err, "AlreadyExists")) throw err;
       }
     }
+    await this.reloadAuthorities();
+  }
+
+  /**
+   * Reads both CAs from the backend and, for each that changed (a rotation, here or by another
+   * auth server on the same backend), loads its keys and tells the listeners. Returns the
+   * types that changed.
+   */
+  async reloadAuthorities(): Promise<Array<"host" | "user">> {
+    const changed: Array<"host" | "user"> = [];
     for (const type of ["host", "user"] as const) {
-      this.#signers.set(type, await loadSigner(await this.cas.get(type, this.clusterName)));
+      const ca = await this.cas.get(type, this.clusterName);
+      const revision = ca.metadata.revision ?? "";
+      if (this.#signers.has(type) && this.#signerRevisions.get(type) === revision) continue;
+      this.#signers.set(type, await loadSigner(ca));
+      this.#signerRevisions.set(type, revision);
+      changed.push(type);
     }
+    if (this.#authorityListeners.size > 0) {
+      for (const type of changed) {
+        for (const listener of this.#authorityListeners) {
+          try {
+            listener(type);
+          } catch (err) {
+            this.#log.error("A CA change listener failed: {error}", { error: err });
+          }
+        }
+      }
+    }
+    return changed;
+  }
+
+  /**
+   * Calls `listener` after a CA's keys or rotation phase changed (see
+   * {@link reloadAuthorities}); returns the function that stops it.
+   */
+  watchAuthorities(listener: (type: "host" | "user") => void): () => void {
+    this.#authorityListeners.add(listener);
+    return () => this.#authorityListeners.delete(listener);
+  }
+
+  /** Where a CA's rotation stands (as loaded). */
+  rotationPhase(type: "host" | "user"): CaRotation["phase"] {
+    return this.#signer(type).rotation.phase;
+  }
+
+  /**
+   * Moves a CA's rotation (`tctl auth rotate`): to `phase` (manual mode), or, without one,
+   * starts a semi-automatic rotation whose phases follow by the grace period. Returns the CA
+   * without private keys.
+   */
+  async rotateCertAuthority(
+    type: "host" | "user",
+    req: { phase?: CaRotation["phase"]; mode?: "auto" | "manual"; gracePeriodMs?: number },
+  ): Promise<CertAuthority> {
+    const ca = await this.cas.get(type, this.clusterName);
+    const from = ca.spec.rotation?.phase ?? "standby";
+    const next = await rotateAuthority(ca, {
+      ...req,
+      now: this.clock.now(),
+      generateKeys: () => newCaKeySet(type, this.clusterName, this.clock),
+    });
+    await this.cas.compareAndSwap(next);
+    const to = next.spec.rotation?.phase ?? "standby";
+    this.#log.info("Rotation of the {type} CA moved from phase {from} to {to} ({mode})", {
+      type,
+      from,
+      to,
+      mode: next.spec.rotation?.mode ?? req.mode ?? "manual",
+    });
+    await this.reloadAuthorities();
+    return publicAuthority(await this.cas.get(type, this.clusterName));
+  }
+
+  /**
+   * Moves semi-automatic rotations on whose scheduled time has come, then reloads the CAs.
+   * Run periodically by the auth service; a lost race with another auth server is harmless.
+   */
+  async advanceRotations(): Promise<void> {
+    for (const type of ["host", "user"] as const) {
+      const ca = await this.cas.get(type, this.clusterName);
+      const due = dueAutoPhase(ca, this.clock.now());
+      if (due === undefined) continue;
+      try {
+        await this.rotateCertAuthority(type, { phase: due, mode: "auto" });
+      } catch (err) {
+        if (!isKind(err, "CompareFailed") && !isKind(err, "BadParameter")) throw err;
+      }
+    }
+    await this.reloadAuthorities();
   }
 
   #signer(type: "host" | "user"): CaSigner {
@@ -278,8 +378,7 @@ export class AuthServer {
     const out: AuthorityInfo[] = [];
     for (const type of ["host", "user"] as const) {
       const ca = await this.cas.get(type, this.clusterName);
-      const sshKeys = ca.spec.active_keys.ssh.map((k) => k.public_key);
-      const tlsCerts = ca.spec.active_keys.tls.map((k) => k.cert);
+      const { ssh: sshKeys, tls: tlsCerts } = trustedKeys(ca);
       out.push({
         type,
         clusterName: this.clusterName,
@@ -288,6 +387,7 @@ export class AuthServer {
         tlsCertPems: tlsCerts,
         tlsFingerprints: tlsCerts.map((c) => parseX509Certificate(c).sha256Fingerprint),
         pins: tlsCerts.map((c) => caPin(c)),
+        rotation: rotationOf(ca),
       });
     }
     return out;

@@ -20,7 +20,7 @@ import {
 } from "../errors/mod.ts";
 import { deferredDuplex, dialTcp } from "../net/mod.ts";
 import type { AuditEvent, SearchQuery, SearchResult } from "../events/mod.ts";
-import type { Resource, ResourceKind, SessionTracker } from "../resource/mod.ts";
+import type { Resource, ResourceKind, RotationPhase, SessionTracker } from "../resource/mod.ts";
 import type {
   AuthenticateSshUserRequest,
   ChangePasswordWithTokenRequest,
@@ -94,8 +94,9 @@ class DialingAgent extends https.Agent {
 
 /** A client of one auth server. */
 export class AuthClient {
-  readonly #o: AuthClientOptions;
-  readonly #agent: https.Agent;
+  #o: AuthClientOptions;
+  #agent: https.Agent;
+  readonly #newAgent: () => https.Agent;
 
   constructor(o: AuthClientOptions) {
     if (!o.insecureSkipVerify && (o.caCertPems === undefined || o.caCertPems.length === 0)) {
@@ -104,7 +105,35 @@ export class AuthClient {
     this.#o = o;
     const dial = o.dial ??
       ((host: string, port: number) => dialTcp(host, port, { timeoutMs: o.timeoutMs ?? 30_000 }));
-    this.#agent = new DialingAgent(() => dial(o.host, o.port), { keepAlive: true, maxSockets: 8 });
+    this.#newAgent = () =>
+      new DialingAgent(() => dial(o.host, o.port), { keepAlive: true, maxSockets: 8 });
+    this.#agent = this.#newAgent();
+  }
+
+  /**
+   * Trusts other CA certificates and/or authenticates with another identity from the next
+   * request on (a CA rotation re-issued them). Requests under way finish on their connections,
+   * which then close; idle kept-alive ones close now.
+   */
+  setCredentials(
+    c: { caCertPems?: string[]; identity?: { certPem: string; keyPem: string } },
+  ): void {
+    if (c.caCertPems !== undefined && c.caCertPems.length === 0) {
+      throw new Error("Cannot update auth client credentials: give the CA certificates to trust");
+    }
+    this.#o = {
+      ...this.#o,
+      ...(c.caCertPems === undefined ? {} : { caCertPems: c.caCertPems }),
+      ...(c.identity === undefined ? {} : { identity: c.identity }),
+    };
+    const old = this.#agent as https.Agent & {
+      keepAlive: boolean;
+      freeSockets: Record<string, Duplex[]>;
+    };
+    this.#agent = this.#newAgent();
+    // Sockets in use go away when their request ends instead of returning to the pool.
+    old.keepAlive = false;
+    for (const list of Object.values(old.freeSockets)) for (const sock of list) sock.destroy();
   }
 
   /** Address as `host:port`. */
@@ -368,6 +397,25 @@ export class AuthClient {
     if (q.order !== undefined) p.set("order", q.order);
     if (q.startKey !== undefined) p.set("start_key", q.startKey);
     return this.request("GET", `/v1/events?${p}`);
+  }
+  /**
+   * Moves a CA's rotation (`POST /v1/authorities/:type/rotate`): to `phase` (manual), or
+   * without one starts a semi-automatic rotation. Returns the CA without private keys.
+   */
+  async rotateCertAuthority(
+    type: "host" | "user",
+    req: { phase?: RotationPhase; mode?: "auto" | "manual"; gracePeriodMs?: number },
+  ): Promise<Resource> {
+    const out = await this.request<{ authority: Resource }>(
+      "POST",
+      `/v1/authorities/${type}/rotate`,
+      {
+        ...(req.phase === undefined ? {} : { phase: req.phase }),
+        ...(req.mode === undefined ? {} : { mode: req.mode }),
+        ...(req.gracePeriodMs === undefined ? {} : { grace_period_ms: req.gracePeriodMs }),
+      },
+    );
+    return out.authority;
   }
   /** Joins with a token (`POST /v1/register`); the token is the credential. */
   register(req: RegisterRequest): Promise<RegisterResponse> {

@@ -1,4 +1,5 @@
 /** Request and response shapes of the auth API, shared by server and client. */
+import type { CaRotation } from "../resource/mod.ts";
 
 /** `GET /v1/ping`. */
 export interface PingResponse {
@@ -18,6 +19,8 @@ export interface AuthorityInfo {
   tlsCertPems: string[];
   tlsFingerprints: string[];
   pins: string[];
+  /** Where the CA's rotation stands (absent from servers that predate rotation). */
+  rotation?: CaRotation;
 }
 
 /** `GET /v1/status`. */

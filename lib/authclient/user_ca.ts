@@ -4,7 +4,7 @@
  * Node and proxy both keep one; auth being unreachable leaves the known keys in use.
  */
 import { parseAuthorizedKey } from "../ca/mod.ts";
-import type { Resource } from "../resource/mod.ts";
+import { type Resource, trustedKeys } from "../resource/mod.ts";
 
 /** Inputs of {@link UserCaKeys}. */
 export interface UserCaKeysOptions {
@@ -33,11 +33,12 @@ export class UserCaKeys {
     return this.#blobs;
   }
 
-  /** Reads the CA from auth; adopts its keys when they differ (and there are any). */
+  /** Reads the CA from auth; adopts its trusted keys when they differ (and there are any). */
   async refresh(): Promise<void> {
     const ca = await this.#o.read();
     if (ca.kind !== "cert_authority") return;
-    const lines = ca.spec.active_keys.ssh.map((k) => k.public_key);
+    // During a rotation both generations are trusted (active first).
+    const lines = trustedKeys(ca).ssh;
     if (lines.length === 0 || lines.join("\n") === this.#lines.join("\n")) return;
     this.#blobs = lines.map((k) => parseAuthorizedKey(k).blob);
     this.#lines = lines;

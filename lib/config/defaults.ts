@@ -153,6 +153,11 @@ export const SERVER_ANNOUNCE_INTERVAL_MS = SERVER_ANNOUNCE_TTL_MS / 2;
 /** How often a node heartbeats its presence record (which lives SERVER_ANNOUNCE_TTL_MS). */
 export const NODE_HEARTBEAT_INTERVAL_MS = 1 * MINUTE_MS;
 /**
+ * How often auth moves semi-automatic CA rotations on and hosts check the CAs (new trusted keys,
+ * certificates to re-issue). Teleport polls rotation state about as often.
+ */
+export const CA_REFRESH_INTERVAL_MS = 1 * MINUTE_MS;
+/**
  * A node whose last heartbeat is older than this is shown offline (`tsh ls`): three missed
  * heartbeats, long before its record expires.
  */

@@ -23,6 +23,7 @@ export {
 export {
   AUTH_PORT,
   AUTH_TYPE,
+  CA_REFRESH_INTERVAL_MS,
   CA_TTL_MS,
   CERT_BACKDATE_MS,
   CERT_TTL_MS,

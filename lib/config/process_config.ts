@@ -6,6 +6,7 @@ import { BadParameterError, isKind } from "../errors/mod.ts";
 import { type Addr, dialAddrOf, parseAddr } from "./addr.ts";
 import {
   AUTH_PORT,
+  CA_REFRESH_INTERVAL_MS,
   CONFIG_FILE_ENV,
   CONFIG_PATH,
   DATA_DIR,
@@ -107,6 +108,8 @@ export interface ProcessConfig {
   /** Upper bound of a graceful stop (SIGQUIT): sessions and tunnels get this long to end. */
   drainTimeoutMs: number;
   insecure: boolean;
+  /** How often CA rotation state is checked (auth moves it on, hosts follow it). */
+  caRefreshIntervalMs: number;
   /** Admission control shared by every listener (`teleport.connection_limits`). */
   connectionLimits: {
     maxConnectionsPerIp: number;
@@ -375,6 +378,7 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
     caPins,
     authServers,
     insecure: flags.insecure ?? false,
+    caRefreshIntervalMs: CA_REFRESH_INTERVAL_MS,
     connectionLimits: {
       maxConnectionsPerIp: t?.connectionLimits.maxConnections ?? MAX_CONNECTIONS_PER_IP,
       maxPendingPerIp: t?.connectionLimits.maxPendingConnections ??

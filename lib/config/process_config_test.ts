@@ -48,6 +48,7 @@ Deno.test("resolveProcessConfig() gives an all-in-one local cluster when there i
     authServers: [{ host: "127.0.0.1", port: 3025 }],
     insecure: false,
     drainTimeoutMs: 300000,
+    caRefreshIntervalMs: 60_000,
     connectionLimits: {
       handshakeTimeoutMs: 5000,
       maxConnectionsPerIp: 15000,

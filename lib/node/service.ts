@@ -119,9 +119,11 @@ export class NodeService implements AsyncDisposable {
   readonly #openSessions = new Set<string>();
   #advertiseAddr = "";
   #closed?: Promise<void>;
+  #sshCert: string;
 
   private constructor(o: NodeServiceOptions, clusterName: string) {
     this.#o = o;
+    this.#sshCert = o.sshCert;
     this.#info = { hostId: o.hostId, nodeName: o.nodeName, clusterName };
     this.#userCa = new UserCaKeys({
       initial: o.userCaKeys,
@@ -177,6 +179,18 @@ export class NodeService implements AsyncDisposable {
   /** Interactive sessions running now (diagnostics). */
   get activeSessions(): number {
     return this.#activeRecordings.size;
+  }
+
+  /**
+   * Presents a re-issued certificate of the same host key (CA rotation) to new connections and
+   * in heartbeats; open sessions are not touched.
+   */
+  setHostCertificate(sshCert: string): void {
+    if (this.#server === undefined) {
+      throw new BadParameterError("Cannot update the host certificate: the node is not started");
+    }
+    this.#server.setHostCertificate(parseAuthorizedKey(sshCert).blob);
+    this.#sshCert = sshCert;
   }
 
   /** Cluster this node belongs to. */
@@ -333,7 +347,7 @@ export class NodeService implements AsyncDisposable {
         ...(o.listen === undefined ? { use_tunnel: true } : {}),
         version: o.version,
         // Clients (tsh) check the node's host key against this CA-signed certificate.
-        host_cert: o.sshCert,
+        host_cert: this.#sshCert,
       },
     };
   }

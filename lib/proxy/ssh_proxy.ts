@@ -153,12 +153,21 @@ function connectRegisteredAddr(node: ServerResource): Promise<net.Socket> {
 
 /** The proxy SSH server. */
 export class SshProxy {
-  readonly #o: SshProxyOptions;
+  #o: SshProxyOptions;
   readonly #server: SshServer<ProxyUser>;
 
   private constructor(o: SshProxyOptions, server: SshServer<ProxyUser>) {
     this.#o = o;
     this.#server = server;
+  }
+
+  /**
+   * Presents another certificate of the same host key (a CA rotation re-issued it) from the next
+   * connection on; open connections keep theirs.
+   */
+  setHostCertificate(certificate: Uint8Array): void {
+    this.#server.setHostCertificate(certificate);
+    this.#o = { ...this.#o, hostCertificate: certificate };
   }
 
   /** Starts the server (listening only when `listen` is given). */

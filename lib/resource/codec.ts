@@ -19,24 +19,28 @@ import {
   time,
 } from "./_check.ts";
 import { parseDuration } from "./duration.ts";
-import type {
-  CertAuthority,
-  JoinSessionPolicy,
-  Metadata,
-  ProvisionToken,
-  ProxyResource,
-  Resource,
-  ResourceKind,
-  Role,
-  RoleConditions,
-  RoleOptions,
-  Rule,
-  ServerResource,
-  SessionParticipant,
-  SessionParticipantMode,
-  SessionTracker,
-  SystemRole,
-  User,
+import {
+  type CaKeySet,
+  type CaRotation,
+  type CertAuthority,
+  type JoinSessionPolicy,
+  type Metadata,
+  type ProvisionToken,
+  type ProxyResource,
+  type Resource,
+  type ResourceKind,
+  type Role,
+  type RoleConditions,
+  type RoleOptions,
+  ROTATION_PHASES,
+  type RotationPhase,
+  type Rule,
+  type ServerResource,
+  type SessionParticipant,
+  type SessionParticipantMode,
+  type SessionTracker,
+  type SystemRole,
+  type User,
 } from "./types.ts";
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
@@ -269,49 +273,119 @@ function parseToken(o: Obj): ProvisionToken {
   };
 }
 
+function caKeySet(v: unknown, path: string): CaKeySet {
+  const keys = obj(v, path);
+  onlyKeys(keys, path, ["ssh", "tls"]);
+  const list = (x: unknown, p: string): Obj[] => {
+    if (x === undefined) return [];
+    if (!Array.isArray(x)) fail(p, "must be a list");
+    return x.map((e, i) => obj(e, `${p}[${i}]`));
+  };
+  return {
+    ssh: list(keys.ssh, `${path}.ssh`).map((k, i) => {
+      const p = `${path}.ssh[${i}]`;
+      onlyKeys(k, p, ["public_key", "private_key"]);
+      const pair: { public_key: string; private_key?: string } = {
+        public_key: str(k.public_key, `${p}.public_key`),
+      };
+      const pk = optStr(k.private_key, `${p}.private_key`);
+      if (pk !== undefined) pair.private_key = pk;
+      return pair;
+    }),
+    tls: list(keys.tls, `${path}.tls`).map((k, i) => {
+      const p = `${path}.tls[${i}]`;
+      onlyKeys(k, p, ["cert", "key"]);
+      const pair: { cert: string; key?: string } = { cert: str(k.cert, `${p}.cert`) };
+      const key = optStr(k.key, `${p}.key`);
+      if (key !== undefined) pair.key = key;
+      return pair;
+    }),
+  };
+}
+
+function caRotation(v: unknown, path: string): CaRotation {
+  const r = obj(v, path);
+  onlyKeys(r, path, [
+    "state",
+    "phase",
+    "mode",
+    "started",
+    "grace_period",
+    "schedule",
+    "last_rotated",
+  ]);
+  const state = str(r.state, `${path}.state`);
+  if (state !== "standby" && state !== "in_progress") {
+    fail(`${path}.state`, "must be standby or in_progress");
+  }
+  const phase = str(r.phase, `${path}.phase`);
+  if (!(ROTATION_PHASES as readonly string[]).includes(phase)) {
+    fail(`${path}.phase`, `must be one of ${ROTATION_PHASES.join(", ")}`);
+  }
+  const out: CaRotation = { state, phase: phase as RotationPhase };
+  const mode = optStr(r.mode, `${path}.mode`);
+  if (mode !== undefined) {
+    if (mode !== "auto" && mode !== "manual") fail(`${path}.mode`, "must be auto or manual");
+    out.mode = mode;
+  }
+  const started = time(r.started, `${path}.started`);
+  if (started !== undefined) out.started = started;
+  const grace = optStr(r.grace_period, `${path}.grace_period`);
+  if (grace !== undefined) {
+    parseDuration(grace, `${path}.grace_period`);
+    out.grace_period = grace;
+  }
+  if (r.schedule !== undefined) {
+    const sp = `${path}.schedule`;
+    const sc = obj(r.schedule, sp);
+    onlyKeys(sc, sp, ["update_clients", "update_servers", "standby"]);
+    const at = (k: "update_clients" | "update_servers" | "standby") => {
+      const t = time(sc[k], `${sp}.${k}`);
+      if (t === undefined) fail(`${sp}.${k}`, "is required");
+      return t;
+    };
+    out.schedule = {
+      update_clients: at("update_clients"),
+      update_servers: at("update_servers"),
+      standby: at("standby"),
+    };
+  }
+  const last = time(r.last_rotated, `${path}.last_rotated`);
+  if (last !== undefined) out.last_rotated = last;
+  return out;
+}
+
 function parseCertAuthority(o: Obj): CertAuthority {
   onlyKeys(o, "", ["kind", "version", "metadata", "spec"]);
   const metadataV = metadata(o.metadata, "metadata");
   const spec = obj(o.spec, "spec");
-  onlyKeys(spec, "spec", ["cluster_name", "type", "active_keys"]);
+  onlyKeys(spec, "spec", [
+    "cluster_name",
+    "type",
+    "active_keys",
+    "additional_trusted_keys",
+    "rotation",
+  ]);
   const type = str(spec.type, "spec.type");
   if (type !== "host" && type !== "user") fail("spec.type", "must be host or user");
-  const keys = obj(spec.active_keys, "spec.active_keys");
-  onlyKeys(keys, "spec.active_keys", ["ssh", "tls"]);
-  const list = (v: unknown, p: string): Obj[] => {
-    if (v === undefined) return [];
-    if (!Array.isArray(v)) fail(p, "must be a list");
-    return v.map((x, i) => obj(x, `${p}[${i}]`));
-  };
-  return {
+  const out: CertAuthority = {
     kind: "cert_authority",
     version: "v2",
     metadata: metadataV,
     spec: {
       cluster_name: str(spec.cluster_name, "spec.cluster_name"),
       type,
-      active_keys: {
-        ssh: list(keys.ssh, "spec.active_keys.ssh").map((k, i) => {
-          const p = `spec.active_keys.ssh[${i}]`;
-          onlyKeys(k, p, ["public_key", "private_key"]);
-          const pair: { public_key: string; private_key?: string } = {
-            public_key: str(k.public_key, `${p}.public_key`),
-          };
-          const pk = optStr(k.private_key, `${p}.private_key`);
-          if (pk !== undefined) pair.private_key = pk;
-          return pair;
-        }),
-        tls: list(keys.tls, "spec.active_keys.tls").map((k, i) => {
-          const p = `spec.active_keys.tls[${i}]`;
-          onlyKeys(k, p, ["cert", "key"]);
-          const pair: { cert: string; key?: string } = { cert: str(k.cert, `${p}.cert`) };
-          const key = optStr(k.key, `${p}.key`);
-          if (key !== undefined) pair.key = key;
-          return pair;
-        }),
-      },
+      active_keys: caKeySet(spec.active_keys, "spec.active_keys"),
     },
   };
+  if (spec.additional_trusted_keys !== undefined) {
+    out.spec.additional_trusted_keys = caKeySet(
+      spec.additional_trusted_keys,
+      "spec.additional_trusted_keys",
+    );
+  }
+  if (spec.rotation !== undefined) out.spec.rotation = caRotation(spec.rotation, "spec.rotation");
+  return out;
 }
 
 /** Largest `host_cert` accepted (an RSA-4096 certificate is about 3 KiB). */

@@ -221,3 +221,33 @@ Deno.test("parseResourceValue() reads a session tracker and checks its fields", 
     /spec\.participants\[0\]\.mode: "boss" is not a mode/,
   );
 });
+
+Deno.test("parseResourceValue() reads a cert_authority with additional trusted keys and a rotation", () => {
+  const ca = {
+    kind: "cert_authority",
+    version: "v2",
+    metadata: { name: "host" },
+    spec: {
+      cluster_name: "example",
+      type: "host",
+      active_keys: { ssh: [{ public_key: "ssh-ed25519 NEW" }], tls: [{ cert: "NEWPEM" }] },
+      additional_trusted_keys: { ssh: [{ public_key: "ssh-ed25519 OLD" }], tls: [] },
+      rotation: {
+        state: "in_progress",
+        phase: "update_clients",
+        mode: "auto",
+        started: "2026-01-01T00:00:00.000Z",
+        grace_period: "48h",
+        schedule: {
+          update_clients: "2026-01-01T16:00:00.000Z",
+          update_servers: "2026-01-02T08:00:00.000Z",
+          standby: "2026-01-03T00:00:00.000Z",
+        },
+      },
+    },
+  };
+  assert.deepEqual(parseResourceValue(ca), ca);
+  assert.deepEqual(parseResources(formatResourcesYaml([parseResourceValue(ca)]))[0], ca);
+  const bad = { ...ca, spec: { ...ca.spec, rotation: { state: "in_progress", phase: "half" } } };
+  assert.throws(() => parseResourceValue(bad), /spec\.rotation\.phase.*must be one of standby/);
+});

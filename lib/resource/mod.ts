@@ -10,6 +10,8 @@
  * @module
  */
 export type {
+  CaKeySet,
+  CaRotation,
   CertAuthority,
   JoinSessionPolicy,
   Labels,
@@ -21,6 +23,7 @@ export type {
   Role,
   RoleConditions,
   RoleOptions,
+  RotationPhase,
   Rule,
   ServerResource,
   SessionParticipant,
@@ -31,6 +34,8 @@ export type {
   TlsKeyPair,
   User,
 } from "./types.ts";
+export { ROTATION_PHASES } from "./types.ts";
+export { rotationOf, trustedKeys } from "./cert_authority.ts";
 export {
   formatResourcesYaml,
   parseResources,

@@ -115,6 +115,45 @@ export interface TlsKeyPair {
   key?: string;
 }
 
+/** The keys of a CA: SSH key pairs and X.509 CA certificates. */
+export interface CaKeySet {
+  ssh: SshKeyPair[];
+  tls: TlsKeyPair[];
+}
+
+/**
+ * Phases of a CA rotation (Teleport's): `standby` (none running), `init` (new keys trusted,
+ * not used), `update_clients` (new keys sign, old still trusted), `update_servers` (servers
+ * take certificates of the new keys), `rollback` (old keys sign again, new still trusted).
+ */
+export type RotationPhase = "standby" | "init" | "update_clients" | "update_servers" | "rollback";
+
+/** The phases, in the order `tctl auth rotate --phase` names them. */
+export const ROTATION_PHASES: readonly RotationPhase[] = [
+  "standby",
+  "init",
+  "update_clients",
+  "update_servers",
+  "rollback",
+];
+
+/** Where a CA's rotation stands. */
+export interface CaRotation {
+  /** `in_progress` from init until the final standby. */
+  state: "standby" | "in_progress";
+  phase: RotationPhase;
+  /** `auto` (semi-automatic: auth moves the phases on by `schedule`) or `manual`. */
+  mode?: "auto" | "manual";
+  /** When the current (or last) rotation started, RFC 3339. */
+  started?: string;
+  /** Semi-automatic mode: the whole grace period (Go duration, e.g. "48h"). */
+  grace_period?: string;
+  /** Semi-automatic mode: when each phase begins, RFC 3339. */
+  schedule?: { update_clients: string; update_servers: string; standby: string };
+  /** When the last rotation finished (reached standby), RFC 3339. */
+  last_rotated?: string;
+}
+
 /** A certificate authority of the cluster (host or user). metadata.name = type. */
 export interface CertAuthority {
   kind: "cert_authority";
@@ -123,7 +162,11 @@ export interface CertAuthority {
   spec: {
     cluster_name: string;
     type: "host" | "user";
-    active_keys: { ssh: SshKeyPair[]; tls: TlsKeyPair[] };
+    /** The keys that sign. */
+    active_keys: CaKeySet;
+    /** Keys trusted besides the active ones while a rotation runs (the other generation). */
+    additional_trusted_keys?: CaKeySet;
+    rotation?: CaRotation;
   };
 }
 

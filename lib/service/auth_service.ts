@@ -94,12 +94,14 @@ export async function startAuthService(
     .map((a: Addr) => a.host)
     .filter((h) => h !== "" && !isUnspecifiedHost(h));
   const apiKey = await generateTlsKeyPair();
-  const apiCert = await auth.generateHostTlsCert({
-    hostId: hostUuid,
-    role: "Auth",
-    tlsPublicKeyPem: apiKey.publicKeyPem,
-    names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
-  });
+  const issueApiCert = () =>
+    auth.generateHostTlsCert({
+      hostId: hostUuid,
+      role: "Auth",
+      tlsPublicKeyPem: apiKey.publicKeyPem,
+      names: [...CLUSTER_LOCAL_DNS, cfg.nodeName, "localhost", "127.0.0.1", "::1", ...hosts],
+    });
+  const apiCert = await issueApiCert();
   const api = await startAuthApiServer({
     server: auth,
     logger: getComponentLogger("auth:api"),
@@ -122,17 +124,43 @@ export async function startAuthService(
   });
 
   const adminKey = await generateTlsKeyPair();
-  const adminCert = await auth.generateHostTlsCert({
-    hostId: hostUuid,
-    role: "Admin",
-    tlsPublicKeyPem: adminKey.publicKeyPem,
-  });
   const adminIdentityPath = `${cfg.dataDir}/${ADMIN_IDENTITY_FILE}`;
-  await writeIdentityFile(adminIdentityPath, {
-    keyPem: adminKey.privateKeyPem,
-    tlsCertPem: adminCert,
-    tlsCaCertPems: auth.hostCaCertPems(),
-    sshCaKeys: [],
+  /** tctl's identity on this host: a certificate of the signing key, trusting every host CA. */
+  const writeAdminIdentity = async () => {
+    const adminCert = await auth.generateHostTlsCert({
+      hostId: hostUuid,
+      role: "Admin",
+      tlsPublicKeyPem: adminKey.publicKeyPem,
+    });
+    await writeIdentityFile(adminIdentityPath, {
+      keyPem: adminKey.privateKeyPem,
+      tlsCertPem: adminCert,
+      tlsCaCertPems: auth.hostCaCertPems(),
+      sshCaKeys: [],
+    });
+  };
+  await writeAdminIdentity();
+  // A host CA rotation: from update_servers on (and on rollback) the API serves a certificate
+  // of the signing key; clients trust both generations by then (they did since init).
+  let hostCaChange = Promise.resolve();
+  const unwatch = auth.watchAuthorities((type) => {
+    if (type !== "host") return;
+    hostCaChange = hostCaChange.then(async () => {
+      await writeAdminIdentity();
+      const phase = auth.rotationPhase("host");
+      if (phase === "update_servers" || phase === "rollback" || phase === "standby") {
+        api.setCertificate({ certPem: await issueApiCert(), keyPem: apiKey.privateKeyPem });
+        log.info("The auth API certificate was re-issued (host CA rotation phase {phase})", {
+          phase,
+        });
+      }
+    }).catch((err) => {
+      log.error("Cannot follow the host CA rotation: {error}", { error: err });
+    });
+  });
+  host.addCleanup(() => {
+    unwatch();
+    return Promise.resolve();
   });
 
   host.supervisor.onReport("auth", async () => ({
@@ -145,6 +173,16 @@ export async function startAuthService(
     await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
     await api.close();
   });
+  // Moves semi-automatic rotations on, and picks up rotations made by another auth server.
+  host.supervisor.run("auth.rotation", (signal) =>
+    runPeriodic({
+      name: "CA rotation check",
+      task: () => auth.advanceRotations(),
+      intervalMs: cfg.caRefreshIntervalMs,
+      clock,
+      logger: log,
+      signal,
+    }));
   const unreport = reportPresenceMetrics(host.metrics, {
     listNodes: () => auth.presence.listNodes(),
     listProxies: () => auth.presence.listProxies(),

@@ -15,12 +15,13 @@ import {
   SERVER_ANNOUNCE_TTL_MS,
   VERSION,
 } from "../config/mod.ts";
-import { AUTH_SERVER_NAME, AuthClient } from "../authclient/mod.ts";
+import { AUTH_SERVER_NAME, AuthClient, type RegisterResponse } from "../authclient/mod.ts";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
-import { type NodeAuthApi, NodeService } from "../node/mod.ts";
+import { type NodeAuthApi, NodeService, runPeriodic } from "../node/mod.ts";
 import {
   hostCaKeyLines,
   hostIdentityPath,
+  type HostRenewRequest,
   loadOrObtainHostIdentity,
   renewHostIdentityIfNamesChanged,
   reRegisterWithAuth,
@@ -28,6 +29,7 @@ import {
 import { type IdentityFile, writeIdentityFile } from "../identity/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
 import { loadHostUuid } from "./data_dir.ts";
+import { HostCredentials, type HostCredentialsChange } from "./host_credentials.ts";
 import type { ServiceHost, TeleportProcessOptions } from "./service_host.ts";
 
 /** What `node.ready` carries. */
@@ -90,6 +92,7 @@ export async function startNodeService(
     auth: client,
     clock,
     log,
+    reRegister: reRegisterWithAuth(authAddr),
     listen: { hostname: cfg.ssh.listenAddr.host, port: cfg.ssh.listenAddr.port },
     ...(cfg.ssh.publicAddrs[0] !== undefined
       ? { advertiseAddr: formatAddr(cfg.ssh.publicAddrs[0]) }
@@ -113,7 +116,10 @@ export async function startNodeService(
   );
 }
 
-/** Starts the node service on `identity` and stops it with the process. */
+/**
+ * Starts the node service on `identity` and stops it with the process; follows CA rotations
+ * (new trusted keys, re-issued certificates) without a restart.
+ */
 async function serveNode(host: ServiceHost, o: {
   identity: IdentityFile & { sshCert: string };
   identityPath: string;
@@ -126,8 +132,35 @@ async function serveNode(host: ServiceHost, o: {
   onStop?: () => Promise<void>;
   /** More fields for the node's section of the diagnostic report. */
   report?: () => Record<string, unknown>;
+  /** Asks auth for certificates of the same key (CA rotation), authenticated by `current`. */
+  reRegister: (current: IdentityFile, req: HostRenewRequest) => Promise<RegisterResponse>;
+  /** Told about new credentials after the node and auth client took them. */
+  onCredentials?: (change: HostCredentialsChange) => void;
 }): Promise<NodeService> {
   const cfg = host.config;
+  const late: { node?: NodeService } = {};
+  const creds = new HostCredentials({
+    role: "node",
+    path: o.identityPath,
+    identity: o.identity,
+    nodeName: cfg.nodeName,
+    additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
+    readHostCa: () => o.auth.getResource("cert_authority", "host"),
+    reRegister: o.reRegister,
+    logger: o.log,
+    onChange: (change) => {
+      const id = change.identity;
+      o.auth.setCredentials({
+        caCertPems: id.tlsCaCertPems,
+        identity: { certPem: id.tlsCertPem, keyPem: id.keyPem },
+      });
+      if (change.certificates && id.sshCert !== undefined) {
+        late.node?.setHostCertificate(id.sshCert);
+        o.log.info("The node presents its re-issued host certificate to new connections");
+      }
+      o.onCredentials?.(change);
+    },
+  });
   const recordingsDir = `${cfg.dataDir}/log/upload`;
   // Readiness follows the heartbeats to auth.
   const auth: NodeAuthApi = {
@@ -167,11 +200,20 @@ async function serveNode(host: ServiceHost, o: {
     version: VERSION,
     clock: o.clock,
     logger: o.log,
-    onUserCaKeys: async (keys) => {
-      await writeIdentityFile(o.identityPath, { ...o.identity, sshUserCaKeys: keys });
-    },
+    caRefreshIntervalMs: cfg.caRefreshIntervalMs,
+    onUserCaKeys: (keys) => creds.setUserCaKeys(keys),
   });
+  late.node = node;
   host.node = node;
+  host.supervisor.run("node.rotation", (signal) =>
+    runPeriodic({
+      name: "Host CA rotation check",
+      task: () => creds.refresh(),
+      intervalMs: cfg.caRefreshIntervalMs,
+      clock: o.clock,
+      logger: o.log,
+      signal,
+    }));
   host.addCleanup(() => node.close());
   const sessions = host.metrics.gauge({
     name: "server_interactive_sessions_total",
@@ -239,7 +281,7 @@ async function startTunnelNode(
       `Cannot start the node service: ${identityPath} has no SSH host certificate; remove it and join again with a new token`,
     );
   }
-  const hostCaBlobs = hostCaKeyLines(identity).map((k) => parseAuthorizedKey(k).blob);
+  let hostCaBlobs = hostCaKeyLines(identity).map((k) => parseAuthorizedKey(k).blob);
   const envTunnel = cfg.tunnelPublicAddr === undefined
     ? undefined
     : formatAddr(cfg.tunnelPublicAddr);
@@ -346,6 +388,15 @@ async function startTunnelNode(
     log,
     onStop: () => pool.close(),
     report: () => ({ tunnels_to: pool.proxies }),
+    reRegister: renewAuth,
+    // Tunnels check proxies against the host CA keys trusted now, and new ones log in with the
+    // re-issued certificate; tunnels already up stay.
+    onCredentials: (change) => {
+      hostCaBlobs = hostCaKeyLines(change.identity).map((k) => parseAuthorizedKey(k).blob);
+      if (change.certificates && change.identity.sshCert !== undefined) {
+        pool.setCertificate(parseAuthorizedKey(change.identity.sshCert).blob);
+      }
+    },
   });
   late.node = node;
   log.info("Node {node} ({host}) is serving SSH through reverse tunnels, cluster {cluster}", {

@@ -22,7 +22,7 @@ import { importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { type Addr, formatAddr, isUnspecifiedHost, type ProcessConfig } from "../config/mod.ts";
 import { BadParameterError, ConnectionProblemError, messageOf } from "../errors/mod.ts";
-import { type ProxySigner, signClientAddrHeader, writeIdentityFile } from "../identity/mod.ts";
+import { type ProxySigner, signClientAddrHeader } from "../identity/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import type { MetricsRegistry } from "../metrics/mod.ts";
 import { type ConnectionSource, type Multiplexer, startMultiplexer } from "../multiplex/mod.ts";
@@ -51,6 +51,7 @@ import {
 } from "./host_identity.ts";
 import { VERSION } from "../config/mod.ts";
 import { loadWebKeyPairs, WebKeyPairReloader } from "./web_cert.ts";
+import { HostCredentials, type HostCredentialsChange } from "./host_credentials.ts";
 
 /** What `proxy.ready` carries. */
 export interface ProxyReady {
@@ -241,10 +242,24 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
   try {
     const ping = await auth.ping();
     const clusterName = ping.cluster_name;
+    const late: { web?: WebServer; onCredentials?: (change: HostCredentialsChange) => void } = {};
+    let hostCertLine = identity.sshCert;
+    // The identity file's one owner from here on; follows host CA rotations (see below).
+    const creds = new HostCredentials({
+      role: "proxy",
+      path: identityPath,
+      identity,
+      nodeName: cfg.nodeName,
+      additionalPrincipals: [...new Set(principalHosts)],
+      readHostCa: () => auth.getResource("cert_authority", "host"),
+      reRegister: reRegisterWithAuth(o.authAddr),
+      logger: log,
+      onChange: (change) => late.onCredentials?.(change),
+    });
     const userCa = new UserCaKeys({
       initial: identity.sshUserCaKeys ?? [],
       read: () => auth.getResource("cert_authority", "user"),
-      onChange: (lines) => writeIdentityFile(identityPath, { ...identity, sshUserCaKeys: lines }),
+      onChange: (lines) => creds.setUserCaKeys(lines),
     });
     await userCa.refresh();
 
@@ -296,6 +311,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         o.metrics.addCollector(() => tunnels.set(tunnel.connectionCount, { type: "node" })),
       );
     }
+    // Mutable: a re-issued certificate (CA rotation) signs client addresses from then on.
     const signer = { ...hostKey, certificate: hostCertBlob };
     const dialNode = (node: ServerResource, client: NodeDialClient): Promise<Duplex> => {
       if (tunnel.has(node.metadata.name)) {
@@ -375,7 +391,6 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       tls_routing_enabled: !separate,
     });
     // The web server is made once the router is bound: ping reports the bound port.
-    const late: { web?: WebServer } = {};
     const mux: Multiplexer = await startMultiplexer({
       listen: { host: p.webListenAddr.host, port: p.webListenAddr.port },
       logger: getComponentLogger("proxy:mux"),
@@ -469,7 +484,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         hostname: cfg.nodeName,
         ...(p.publicAddrs[0] === undefined ? {} : { public_addr: formatAddr(p.publicAddrs[0]) }),
         version: VERSION,
-        host_cert: identity.sshCert!,
+        host_cert: hostCertLine,
       },
     } as Resource);
     const reloader = p.httpsKeyPairs.length > 0 && p.httpsKeyPairsReloadIntervalMs > 0
@@ -503,7 +518,18 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       runPeriodic({
         name: "User CA refresh",
         task: () => userCa.refresh(),
-        intervalMs: 5 * 60_000,
+        intervalMs: Math.min(5 * 60_000, cfg.caRefreshIntervalMs),
+        clock: o.clock,
+        logger: log,
+        signal: o.signal,
+      }),
+      runPeriodic({
+        name: "Host CA rotation check",
+        task: async () => {
+          await hostCa.refresh();
+          await creds.refresh();
+        },
+        intervalMs: cfg.caRefreshIntervalMs,
         clock: o.clock,
         logger: log,
         signal: o.signal,
@@ -519,6 +545,23 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         }),
       ]),
     ];
+    // New credentials go into every part that presents or checks them; open connections keep
+    // what they negotiated.
+    late.onCredentials = (change) => {
+      const id = change.identity;
+      auth.setCredentials({
+        caCertPems: id.tlsCaCertPems,
+        identity: { certPem: id.tlsCertPem, keyPem: id.keyPem },
+      });
+      if (change.certificates && id.sshCert !== undefined) {
+        const blob = parseAuthorizedKey(id.sshCert).blob;
+        signer.certificate = blob;
+        tunnel.setHostCertificate(blob);
+        sshProxy.setHostCertificate(blob);
+        hostCertLine = id.sshCert;
+        log.info("The proxy presents its re-issued host certificate to new connections");
+      }
+    };
     cleanups.push(async () => {
       await Promise.allSettled(tasks);
     });

@@ -333,13 +333,38 @@ export class CertAuthoritiesService {
   }
   async get(type: "host" | "user", clusterName: string): Promise<CertAuthority> {
     try {
-      return decodeJson<CertAuthority>(
-        await this.#backend.get([AUTHORITIES_PREFIX, type, clusterName]),
-      );
+      const item = await this.#backend.get([AUTHORITIES_PREFIX, type, clusterName]);
+      return withRevision({ ...decodeJson<CertAuthority>(item), revision: item.revision });
     } catch (err) {
       if (isKind(err, "NotFound")) {
         throw new NotFoundError(
           `${type} certificate authority of cluster "${clusterName}" is not found`,
+        );
+      }
+      throw err;
+    }
+  }
+  /**
+   * Replaces a CA read by {@link get} (its `metadata.revision` set) only if nobody changed it
+   * since; CompareFailedError otherwise.
+   */
+  async compareAndSwap(ca: CertAuthority): Promise<void> {
+    const revision = ca.metadata.revision;
+    if (revision === undefined) {
+      throw new CompareFailedError(
+        `Cannot update the ${ca.spec.type} certificate authority: it was not read with a revision`,
+      );
+    }
+    try {
+      await this.#backend.compareAndSwap(revision, {
+        key: [AUTHORITIES_PREFIX, ca.spec.type, ca.spec.cluster_name],
+        value: encodeJson(stored(ca)),
+      });
+    } catch (err) {
+      if (isKind(err, "CompareFailed") || isKind(err, "NotFound")) {
+        throw new CompareFailedError(
+          `Cannot update the ${ca.spec.type} certificate authority: it changed meanwhile; try again`,
+          { cause: err },
         );
       }
       throw err;

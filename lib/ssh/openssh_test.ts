@@ -549,3 +549,39 @@ Deno.test("stock ssh prints the reason SshServer.close() gives its connections",
   assert.equal(out.code, 255);
   assert.match(new TextDecoder().decode(out.stderr), /disconnect.*node is shutting down/i);
 });
+
+Deno.test("SshServer.setHostCertificate() makes ssh-keyscan see the re-issued certificate on new connections", async () => {
+  requireTool("ssh");
+  const oldCa = await testCa();
+  const newCa = await testCa();
+  const host = await generateSshKeyPair("ed25519");
+  const first = await oldCa.host(["127.0.0.1"], { key: host });
+  await using server = await serve<{ login: string }>({
+    hostKey: host,
+    hostCertificate: first.cert,
+    authenticate: () => ({ ok: false, reason: "no logins here" }),
+  });
+  const scan = async () => {
+    const r = await run("ssh-keyscan", [
+      "-c",
+      "-t",
+      "ed25519",
+      "-p",
+      String(server.addr.port),
+      "127.0.0.1",
+    ]);
+    const line = r.stdout.split("\n").find((l) => l.includes("-cert-v01@openssh.com"));
+    assert.ok(line !== undefined, r.stdout + r.stderr);
+    // With -c the line is the certificate alone (no host name before it).
+    return parseAuthorizedKey(line.slice(line.indexOf("ssh-ed25519-cert"))).blob;
+  };
+  assert.ok(bytesEqual(await scan(), first.cert));
+  const second = await newCa.host(["127.0.0.1"], { key: host });
+  server.setHostCertificate(second.cert);
+  assert.ok(bytesEqual(await scan(), second.cert));
+  const stranger = await newCa.host(["127.0.0.1"]);
+  assert.throws(
+    () => server.setHostCertificate(stranger.cert),
+    /Cannot update the host certificate: host certificate is not for the host key/,
+  );
+});

@@ -358,6 +358,31 @@ export interface SshServerHandlers<T> {
   >;
 }
 
+/** Parses a host certificate for `hostKeyBlob`; BadParameterError naming `action` otherwise. */
+function checkHostCertificate(
+  action: string,
+  certificate: Uint8Array,
+  hostKeyBlob: Uint8Array,
+): SshCertificate {
+  let cert: SshCertificate;
+  try {
+    cert = parseSshCertificate(certificate);
+  } catch (err) {
+    throw new BadParameterError(`Cannot ${action}: host certificate does not parse`, {
+      cause: err,
+    });
+  }
+  if (cert.certType !== "host") {
+    throw new BadParameterError(
+      `Cannot ${action}: certificate ${JSON.stringify(cert.keyId)} is not a host certificate`,
+    );
+  }
+  if (!bytesEqual(cert.publicKeyBlob, hostKeyBlob)) {
+    throw new BadParameterError(`Cannot ${action}: host certificate is not for the host key`);
+  }
+  return cert;
+}
+
 /** Options for {@link startSshServer}. */
 export interface SshServerOptions<T> {
   /** Host key pair (lib/ca `generateSshKeyPair`, Ed25519 or ECDSA P-256). */
@@ -448,6 +473,7 @@ export class SshServer<T> implements AsyncDisposable {
   #log: Logger;
   #ssh2: Ssh2Server;
   #certKeys: Map<string, { key: Ssh2Key; baseType: string }>;
+  #plainKey: Ssh2Key | undefined;
   #net: GuardedListener | undefined;
   #pending = new Map<unknown, ConnState<T>>();
   #conns = new Set<ConnState<T>>();
@@ -518,33 +544,39 @@ export class SshServer<T> implements AsyncDisposable {
     const hostKeys: Ssh2Key[] = [];
     const certKeys = new Map<string, { key: Ssh2Key; baseType: string }>();
     if (options.hostCertificate !== undefined) {
-      let cert: SshCertificate;
-      try {
-        cert = parseSshCertificate(options.hostCertificate);
-      } catch (err) {
-        throw new BadParameterError("Cannot start SSH server: host certificate does not parse", {
-          cause: err,
-        });
-      }
-      if (cert.certType !== "host") {
-        throw new BadParameterError(
-          `Cannot start SSH server: certificate ${JSON.stringify(cert.keyId)} is not a host ` +
-            "certificate",
-        );
-      }
-      if (!bytesEqual(cert.publicKeyBlob, options.hostKey.publicKeyBlob)) {
-        throw new BadParameterError(
-          "Cannot start SSH server: host certificate is not for the host key",
-        );
-      }
+      const cert = checkHostCertificate(
+        "start SSH server",
+        options.hostCertificate,
+        options.hostKey.publicKeyBlob,
+      );
       const key = certificateKey(plain, cert.type, cert.blob);
       certKeys.set(cert.type, { key, baseType: plain.type });
       hostKeys.push(key);
     }
     hostKeys.push(plain);
     const server = new SshServer(options, hostKeys, certKeys);
+    server.#plainKey = plain;
     if (options.listen !== undefined) await server.#listen(options.listen);
     return server;
+  }
+
+  /**
+   * Presents another certificate of the same host key (a CA rotation re-issued it) to new
+   * connections; open connections keep the one they were shown.
+   */
+  setHostCertificate(certificate: Uint8Array): void {
+    const cert = checkHostCertificate(
+      "update the host certificate",
+      certificate,
+      this.#options.hostKey.publicKeyBlob,
+    );
+    if (this.#plainKey === undefined || !this.#certKeys.has(cert.type)) {
+      throw new BadParameterError(
+        "Cannot update the host certificate: the server was started without one of this type",
+      );
+    }
+    const key = certificateKey(this.#plainKey, cert.type, cert.blob);
+    this.#certKeys.set(cert.type, { key, baseType: this.#plainKey.type });
   }
 
   /** The bound address when listening. */

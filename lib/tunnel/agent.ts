@@ -55,7 +55,7 @@ export interface AgentPoolOptions {
   /** The node's host UUID: the SSH login. */
   hostId: string;
   clusterName: string;
-  /** The node's host key and SSH host certificate (blob). */
+  /** The node's host key and SSH host certificate (blob; see {@link AgentPool.setCertificate}). */
   key: { privateKey: CryptoKey; publicKeyBlob: Uint8Array };
   certificate: Uint8Array;
   /** The cluster's host CA keys (blobs), read at each connection. */
@@ -107,7 +107,7 @@ interface Pending {
 
 /** Reverse tunnel agent pool; see the module doc. */
 export class AgentPool implements AsyncDisposable {
-  readonly #o: AgentPoolOptions;
+  #o: AgentPoolOptions;
   readonly #log: Logger;
   readonly #ac = new AbortController();
   readonly #conns = new Map<string, AgentConn>();
@@ -131,6 +131,14 @@ export class AgentPool implements AsyncDisposable {
     const pool = new AgentPool(o);
     pool.#loop = pool.#run();
     return pool;
+  }
+
+  /**
+   * Logs in with another certificate of the same host key (a CA rotation re-issued it) from the
+   * next tunnel on; tunnels already up stay.
+   */
+  setCertificate(certificate: Uint8Array): void {
+    this.#o = { ...this.#o, certificate };
   }
 
   /** IDs of the proxies this agent holds a tunnel to (draining ones excluded). */

@@ -104,7 +104,7 @@ const HOST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Reverse tunnel server and registry; see the module doc. */
 export class TunnelServer implements AsyncDisposable {
-  readonly #o: TunnelServerOptions;
+  #o: TunnelServerOptions;
   readonly #tunnels = new Map<string, Set<Tunnel>>();
   readonly #log: Logger;
   readonly #ac = new AbortController();
@@ -118,6 +118,15 @@ export class TunnelServer implements AsyncDisposable {
     this.#o = o;
     this.#log = o.logger;
     this.#proxies = [o.proxyId];
+  }
+
+  /**
+   * Presents another certificate of the same host key (a CA rotation re-issued it) from the next
+   * connection on; open connections keep theirs.
+   */
+  setHostCertificate(certificate: Uint8Array): void {
+    this.#server.setHostCertificate(certificate);
+    this.#o = { ...this.#o, hostCertificate: certificate };
   }
 
   /** Starts the SSH server (and its listener when `listen` is given). */
