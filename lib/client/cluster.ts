@@ -11,12 +11,21 @@ import { authAlpn } from "../multiplex/mod.ts";
 import type { ProxyResource, ServerResource, SessionTracker } from "../resource/mod.ts";
 import type { Profile, ProfileKeys } from "./profile.ts";
 
+/** How fresh a list must be. */
+export interface ListOptions {
+  /**
+   * Accept an answer fetched up to this many ms ago (see withListCache); 0 asks the cluster.
+   * @default {0}
+   */
+  maxAgeMs?: number;
+}
+
 /** What tsh asks of the cluster. */
 export interface ClusterApi {
   /** The nodes the user may see (`spec.host_cert` carries each one's SSH host certificate). */
-  listNodes(): Promise<ServerResource[]>;
+  listNodes(options?: ListOptions): Promise<ServerResource[]>;
   /** The proxies' presence resources (with `spec.host_cert`). */
-  listProxies(): Promise<ProxyResource[]>;
+  listProxies(options?: ListOptions): Promise<ProxyResource[]>;
   /** The running interactive sessions the user may see (`tsh sessions ls`). */
   listSessionTrackers(): Promise<SessionTracker[]>;
   /** One running session (`tsh join`); NotFoundError when it is not running or hidden. */
@@ -27,7 +36,10 @@ export interface ClusterApi {
   close(): void;
 }
 
-/** Opens the auth API of the profile's cluster through its proxy (lazily connected). */
+/**
+ * Opens the auth API of the profile's cluster through its proxy (lazily connected). Every list
+ * is asked live; see withListCache for cached answers.
+ */
 export function openClusterApi(profile: Profile, keys: ProfileKeys): ClusterApi {
   const client = new AuthClient({
     host: profile.webProxyAddr.host,

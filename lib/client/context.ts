@@ -2,8 +2,9 @@
 import type { Clock } from "../clock/mod.ts";
 import { RealClock } from "../clock/mod.ts";
 import { parseSshCertificate } from "../ca/mod.ts";
-import { AccessDeniedError, NotFoundError } from "../errors/mod.ts";
+import { AccessDeniedError, BadParameterError, NotFoundError } from "../errors/mod.ts";
 import { type ClusterApi, openClusterApi } from "./cluster.ts";
+import { DEFAULT_LIST_CACHE_MAX_AGE_MS, withListCache } from "./list_cache.ts";
 import { type ClientContext, webTrustOf } from "./dial.ts";
 import type { Profile, ProfileStore } from "./profile.ts";
 
@@ -21,6 +22,11 @@ export interface OpenClientContextOptions {
   openApi?: (profile: Profile, keys: ClientContext["keys"]) => ClusterApi;
   /** Time allowed for each connection and login, in ms. @default {30000} */
   timeoutMs?: number;
+  /**
+   * How old a cached node or proxy list may be when dialling (list_cache.ts); 0 always asks
+   * the cluster. @default {DEFAULT_LIST_CACHE_MAX_AGE_MS}
+   */
+  listMaxAgeMs?: number;
 }
 
 /**
@@ -52,12 +58,24 @@ export async function openClientContext(
         `${end.toISOString()}; run "tsh login" again`,
     );
   }
+  const listMaxAgeMs = o.listMaxAgeMs ?? DEFAULT_LIST_CACHE_MAX_AGE_MS;
+  if (!Number.isFinite(listMaxAgeMs) || listMaxAgeMs < 0) {
+    throw new BadParameterError(
+      `Cannot open the profile of ${profile.name}: listMaxAgeMs must be >= 0, got ${listMaxAgeMs}`,
+    );
+  }
+  const api = (o.openApi ?? openClusterApi)(profile, keys);
   return {
     profile,
     keys,
     trust: webTrustOf(profile, { insecure: o.insecure === true }),
-    api: (o.openApi ?? openClusterApi)(profile, keys),
+    api: withListCache(api, {
+      path: store.paths(profile.name, profile.user, profile.cluster).listCache,
+      sshCert: keys.sshCert,
+      clock,
+    }),
     clock,
+    listMaxAgeMs,
     ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
   };
 }

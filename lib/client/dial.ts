@@ -9,7 +9,10 @@
  * {@linkcode connectToNode}, the steps of `tsh ssh`:
  *
  * 1. In parallel: list the nodes (auth API through the proxy) and log in to the proxy (whose
- *    host key check waits for the proxy list, fetched in parallel too).
+ *    host key check waits for the proxy list, fetched in parallel too). With `listMaxAgeMs`,
+ *    both lists may come from the profile's cache (list_cache.ts), so no auth API connection
+ *    is opened; an entry that proves wrong (unknown node, route refused, host key not
+ *    certified by it) is looked up again once.
  * 2. Resolve the target to one node: host UUID, node name (also `<name>.<cluster>`) or address.
  * 3. Open a session channel on the proxy with subsystem `proxy:<uuid>:0`: the channel becomes a
  *    byte pipe to the node's SSH port.
@@ -31,6 +34,7 @@ import {
 } from "../errors/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
 import type { Duplex } from "node:stream";
+import { finished } from "node:stream/promises";
 import { connectSsh, type ConnectSshOptions, type SshClient } from "../ssh/mod.ts";
 import { ALPN_PROXY_SSH } from "../multiplex/mod.ts";
 import { dialTcp } from "../net/mod.ts";
@@ -55,6 +59,11 @@ export interface ClientContext {
   clock?: Clock;
   /** Time allowed for each connection and login, in ms. @default {30000} */
   timeoutMs?: number;
+  /**
+   * How old a node or proxy list `api` may answer from its cache when dialling (list_cache.ts);
+   * an entry that turns out wrong is asked for again. @default {0}
+   */
+  listMaxAgeMs?: number;
   /** @default {getComponentLogger("client")} */
   logger?: Logger;
 }
@@ -88,7 +97,8 @@ export async function dialProxySsh(
   ctx: ClientContext,
   o: DialProxySshOptions,
 ): Promise<SshClient> {
-  const proxies = o.proxies ?? ctx.api.listProxies();
+  const maxAgeMs = o.proxies === undefined ? ctx.listMaxAgeMs ?? 0 : 0;
+  const proxies = o.proxies ?? ctx.api.listProxies({ maxAgeMs });
   proxies.catch(() => {}); // reported by verifyHostKey
   const p = ctx.profile;
   const timeoutMs = ctx.timeoutMs ?? 30_000;
@@ -117,6 +127,14 @@ export async function dialProxySsh(
       }
       try {
         await verifyProxyHostKey(ctx, list, keyBlob, where);
+        return true;
+      } catch (err) {
+        refusal = err as Error;
+      }
+      if (maxAgeMs === 0) return false;
+      // The cached list may predate this proxy or its key: ask the cluster.
+      try {
+        await verifyProxyHostKey(ctx, await ctx.api.listProxies(), keyBlob, where);
         return true;
       } catch (err) {
         refusal = err as Error;
@@ -285,25 +303,90 @@ export async function connectToNode(
   const abort = new AbortController();
   const onAbort = () => abort.abort(o.signal?.reason);
   o.signal?.addEventListener("abort", onAbort, { once: true });
-  const nodes = o.node === undefined ? ctx.api.listNodes() : Promise.resolve([o.node]);
+  // A cached list may be stale; `cached` says whether asking again may help.
+  let cached = o.node === undefined && (ctx.listMaxAgeMs ?? 0) > 0;
+  const nodes = o.node === undefined
+    ? ctx.api.listNodes({ maxAgeMs: ctx.listMaxAgeMs ?? 0 })
+    : Promise.resolve([o.node]);
   const proxyConn = dialProxySsh(ctx, { login: o.login, signal: abort.signal });
   nodes.catch(() => {});
   proxyConn.catch(() => {});
   let proxy: SshClient | undefined;
   try {
-    const node = o.node ?? resolveNode(await nodes, o.target, ctx.profile.cluster);
-    proxy = await proxyConn;
-    const channel = await openProxySubsystem(proxy, node.metadata.name, 0, nodeLabel(node));
-    let refusal: Error | undefined;
-    let client: SshClient;
+    let node: ServerResource;
     try {
-      client = await connectSsh({
+      node = o.node ?? resolveNode(await nodes, o.target, ctx.profile.cluster);
+    } catch (err) {
+      if (!cached || !(isKind(err, "NotFound") || isKind(err, "BadParameter"))) throw err;
+      cached = false;
+      node = resolveNode(await ctx.api.listNodes(), o.target, ctx.profile.cluster);
+    }
+    proxy = await proxyConn;
+    let reached = await reachNode(ctx, o, proxy, node, abort.signal);
+    if ("stale" in reached && cached) {
+      // The node may have re-registered (new UUID, address or host key) since the list was
+      // cached: look again, and retry only when its entry changed.
+      const fresh = resolveNode(await ctx.api.listNodes(), o.target, ctx.profile.cluster);
+      if (JSON.stringify(fresh) !== JSON.stringify(node)) {
+        node = fresh;
+        reached = await reachNode(ctx, o, proxy, node, abort.signal);
+      }
+    }
+    if ("stale" in reached) throw reached.stale;
+    const { client, channel } = reached;
+    const p = proxy;
+    const close = async () => {
+      // The node's goodbye (DISCONNECT, channel EOF and CLOSE) is handed to the proxy
+      // connection, which then closes at once instead of waiting for the node's answer first:
+      // the last flight ends with our FIN, which a relay with Nagle on (tinyproxy) forwards
+      // without waiting for the ACK of what preceded it, and the command ends one round trip
+      // sooner.
+      const nested = client.close().catch(() => {});
+      await finished(channel, { readable: false }).catch(() => {});
+      await p.close().catch(() => {});
+      await nested;
+    };
+    return { node, client, proxy: p, close, [Symbol.asyncDispose]: close };
+  } catch (err) {
+    abort.abort(err);
+    proxy ??= await proxyConn.catch(() => undefined);
+    await proxy?.close().catch(() => {});
+    throw err;
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Routes to `node` through `proxy` and logs in end to end. A refusal a fresher node list may
+ * fix (the proxy cannot route there, the host key is not the one the entry certifies) comes
+ * back as `stale`; other failures throw.
+ */
+async function reachNode(
+  ctx: ClientContext,
+  o: ConnectToNodeOptions,
+  proxy: SshClient,
+  node: ServerResource,
+  signal: AbortSignal,
+): Promise<{ client: SshClient; channel: Duplex } | { stale: Error }> {
+  let channel: Duplex;
+  try {
+    channel = await openProxySubsystem(proxy, node.metadata.name, 0, nodeLabel(node));
+  } catch (err) {
+    if (isKind(err, "ConnectionProblem") && !signal.aborted) return { stale: err as Error };
+    throw err;
+  }
+  let refusal: Error | undefined;
+  try {
+    return {
+      channel,
+      client: await connectSsh({
         socket: channel,
         username: o.login,
         key: ctx.keys.sshKey,
         certificate: parseSshCertificate(ctx.keys.sshCert).blob,
         timeoutMs: ctx.timeoutMs ?? 30_000,
-        signal: abort.signal,
+        signal,
         logger: ctx.logger ?? getComponentLogger("client"),
         ...(o.agentSocket === undefined ? {} : {
           channels: { [AGENT_CHANNEL_TYPE]: agentChannelHandler(o.agentSocket, ctx.logger) },
@@ -326,33 +409,20 @@ export async function connectToNode(
             return false;
           }
         },
-      });
-    } catch (err) {
-      if (refusal !== undefined) throw refusal;
-      if (isKind(err, "AccessDenied")) {
-        throw new AccessDeniedError(
-          `Cannot log in to ${nodeLabel(node)} as ${JSON.stringify(o.login)}: the node refused ` +
-            'the certificate; see "tsh status" for the logins your roles allow',
-          { cause: err },
-        );
-      }
-      throw new ConnectionProblemError(`Cannot connect to ${nodeLabel(node)}: ${messageOf(err)}`, {
-        cause: err,
-      });
-    }
-    const p = proxy;
-    const close = async () => {
-      await client.close().catch(() => {});
-      await p.close().catch(() => {});
+      }),
     };
-    return { node, client, proxy: p, close, [Symbol.asyncDispose]: close };
   } catch (err) {
-    abort.abort(err);
-    proxy ??= await proxyConn.catch(() => undefined);
-    await proxy?.close().catch(() => {});
-    throw err;
-  } finally {
-    o.signal?.removeEventListener("abort", onAbort);
+    if (refusal !== undefined) return { stale: refusal };
+    if (isKind(err, "AccessDenied")) {
+      throw new AccessDeniedError(
+        `Cannot log in to ${nodeLabel(node)} as ${JSON.stringify(o.login)}: the node refused ` +
+          'the certificate; see "tsh status" for the logins your roles allow',
+        { cause: err },
+      );
+    }
+    throw new ConnectionProblemError(`Cannot connect to ${nodeLabel(node)}: ${messageOf(err)}`, {
+      cause: err,
+    });
   }
 }
 

@@ -7,7 +7,9 @@ import tls from "node:tls";
 import type { Socket } from "node:net";
 import { generateSshKeyPair, generateTlsKeyPair } from "../ca/mod.ts";
 import { ALPN_PROXY_SSH } from "../multiplex/mod.ts";
-import type { ServerResource } from "../resource/mod.ts";
+import type { ProxyResource, ServerResource } from "../resource/mod.ts";
+import type { ClusterApi } from "./cluster.ts";
+import { withListCache } from "./list_cache.ts";
 import {
   fakeClusterApi,
   startFakeNode,
@@ -230,6 +232,115 @@ Deno.test("dialProxySsh() logs in over TLS routing with the web trust", async ()
     for (const s of sockets) s.destroy();
     await new Promise<void>((r) => server.close(() => r()));
   }
+});
+
+/**
+ * A context whose API serves `live` (changed by the test) through a list cache in a temp dir,
+ * and counts the live calls.
+ */
+async function cachedContext(
+  base: ClientContext,
+  live: { nodes: ServerResource[]; proxies: ProxyResource[] },
+) {
+  const dir = await Deno.makeTempDir({ prefix: "tp-dial-cache-" });
+  const calls = { nodes: 0, proxies: 0 };
+  const api: ClusterApi = {
+    listNodes: () => (calls.nodes++, Promise.resolve(live.nodes)),
+    listProxies: () => (calls.proxies++, Promise.resolve(live.proxies)),
+    listSessionTrackers: () => Promise.resolve([]),
+    getSessionTracker: () => Promise.reject(new Error("none")),
+    downloadRecording: () => Promise.reject(new Error("none")),
+    close: () => {},
+  };
+  const ctx: ClientContext = {
+    ...base,
+    api: withListCache(api, { path: `${dir}/c1.json`, sshCert: base.keys.sshCert }),
+    listMaxAgeMs: 60_000,
+  };
+  return {
+    ctx,
+    calls,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+Deno.test("connectToNode() dials from cached lists without asking the cluster", async () => {
+  const cluster = await testCluster("c1");
+  const node = await startFakeNode(cluster, { hostname: "web1" });
+  await using proxy = await startFakeSshProxy(cluster, [node]);
+  const base = context(cluster, await userKeys(cluster), proxy.server.addr.port, [], []);
+  const live = { nodes: [node.resource], proxies: [proxy.resource] };
+  await using c = await cachedContext(base, live);
+  await (await connectToNode(c.ctx, { target: "web1", login: "root" })).close();
+  assert.deepEqual(c.calls, { nodes: 1, proxies: 1 });
+  await using conn = await connectToNode(c.ctx, { target: "web1", login: "root" });
+  assert.equal((await conn.client.exec("uptime")).exitCode, 0);
+  assert.deepEqual(c.calls, { nodes: 1, proxies: 1 });
+});
+
+Deno.test("connectToNode() asks again when a cached entry is missing or wrong", async (t) => {
+  const cluster = await testCluster("c1");
+  const keys = await userKeys(cluster);
+  const node = await startFakeNode(cluster, { hostname: "web1" });
+  await using proxy = await startFakeSshProxy(cluster, [node]);
+  const base = context(cluster, keys, proxy.server.addr.port, [], []);
+  // The same node name under a key the node does not have (it re-registered since).
+  const oldCert = await cluster.hostCert({
+    key: await generateSshKeyPair("ed25519"),
+    principals: [node.uuid],
+    role: "Node",
+  });
+  const oldNode = { ...node.resource, spec: { ...node.resource.spec, host_cert: oldCert } };
+  const otherProxyCert = await cluster.hostCert({
+    key: await generateSshKeyPair("ed25519"),
+    principals: ["x"],
+    role: "Proxy",
+  });
+  const oldProxy = {
+    ...proxy.resource,
+    spec: { ...proxy.resource.spec, host_cert: otherProxyCert },
+  };
+
+  await t.step("a node and a proxy the cached lists do not have", async () => {
+    const live = { nodes: [] as ServerResource[], proxies: [] as ProxyResource[] };
+    await using c = await cachedContext(base, live);
+    await c.ctx.api.listNodes();
+    await c.ctx.api.listProxies();
+    live.nodes = [node.resource];
+    live.proxies = [proxy.resource];
+    await using conn = await connectToNode(c.ctx, { target: "web1", login: "root" });
+    assert.equal((await conn.client.exec("uptime")).exitCode, 0);
+    assert.deepEqual(c.calls, { nodes: 2, proxies: 2 });
+  });
+
+  await t.step("host certificates of older keys", async () => {
+    const live: { nodes: ServerResource[]; proxies: ProxyResource[] } = {
+      nodes: [oldNode],
+      proxies: [oldProxy],
+    };
+    await using c = await cachedContext(base, live);
+    await c.ctx.api.listNodes();
+    await c.ctx.api.listProxies();
+    live.nodes = [node.resource];
+    live.proxies = [proxy.resource];
+    await using conn = await connectToNode(c.ctx, { target: "web1", login: "root" });
+    assert.equal((await conn.client.exec("uptime")).exitCode, 0);
+    assert.deepEqual(c.calls, { nodes: 2, proxies: 2 });
+  });
+
+  await t.step("the cluster still says the same: refused once, not retried", async () => {
+    const live: { nodes: ServerResource[]; proxies: ProxyResource[] } = {
+      nodes: [oldNode],
+      proxies: [proxy.resource],
+    };
+    await using c = await cachedContext(base, live);
+    await assert.rejects(
+      connectToNode(c.ctx, { target: "web1", login: "root" }),
+      /Cannot trust the SSH host key of node "web1"/,
+    );
+    assert.equal(c.calls.nodes, 2);
+    assert.equal(proxy.subsystems.filter((s) => s === `proxy:${node.uuid}:0`).length, 4);
+  });
 });
 
 Deno.test("resolveNode() matches UUID, name, name.cluster and address; refuses ambiguity", () => {

@@ -51,7 +51,12 @@ export {
   wantsOtp,
 } from "./login.ts";
 export { LinePrompter, type PromptInput, type PromptOutput } from "./prompt.ts";
-export { type ClusterApi, openClusterApi } from "./cluster.ts";
+export { type ClusterApi, type ListOptions, openClusterApi } from "./cluster.ts";
+export {
+  DEFAULT_LIST_CACHE_MAX_AGE_MS,
+  type ListCacheOptions,
+  withListCache,
+} from "./list_cache.ts";
 export { verifyHostCertificate, type VerifyHostCertificateOptions } from "./host_cert.ts";
 export {
   type ClientContext,

@@ -14,6 +14,8 @@
  *                                               apart from the SSH key (Ed25519)
  * keys/<proxy>/<user>-x509.pem                  TLS user certificate
  * keys/<proxy>/cas/<cluster>.pem                host CA TLS certificates (trust for the auth API)
+ * keys/<proxy>/<user>-cache/<cluster>.json      node and proxy lists, kept a few minutes
+ *                                               (list_cache.ts)
  * ```
  *
  * The profile file holds `web_proxy_addr`, `ssh_proxy_addr`, `user`, `cluster`,
@@ -84,6 +86,8 @@ export interface ProfilePaths {
   tlsKey: string;
   tlsCert: string;
   hostCas: string;
+  /** The node and proxy list cache (list_cache.ts). */
+  listCache: string;
 }
 
 /**
@@ -213,6 +217,7 @@ export class ProfileStore {
       tlsKey: `${keysDir}/${user}-tls.key`,
       tlsCert: `${keysDir}/${user}-x509.pem`,
       hostCas: `${keysDir}/cas/${cluster}.pem`,
+      listCache: `${keysDir}/${user}-cache/${cluster}.json`,
     };
   }
 

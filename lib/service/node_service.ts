@@ -26,7 +26,7 @@ import {
   renewHostIdentityIfNamesChanged,
   reRegisterWithAuth,
 } from "./host_identity.ts";
-import { type IdentityFile, writeIdentityFile } from "../identity/mod.ts";
+import type { IdentityFile } from "../identity/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
 import { loadHostUuid } from "./data_dir.ts";
 import { HostCredentials, type HostCredentialsChange } from "./host_credentials.ts";

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { connect as netConnect, type Socket } from "node:net";
-import { Writable } from "node:stream";
+import { connect as netConnect, createServer, type Socket } from "node:net";
+import { Duplex as DuplexStream, Writable } from "node:stream";
 import { setImmediate } from "node:timers";
 import type { Duplex } from "node:stream";
 import { generateSshKeyPair } from "../ca/mod.ts";
 import { bytesEqual, serve, testCa } from "./_testing.ts";
 import { connectSsh } from "./client.ts";
 import { coalesceWrites } from "./coalesce.ts";
-import type { SessionRequest } from "./server.ts";
+import { type SessionRequest, startSshServer } from "./server.ts";
 
 /** A Writable that records each chunk its `write()` passed down. */
 function recorder(): { stream: Writable; chunks: Uint8Array[] } {
@@ -80,6 +80,105 @@ Deno.test("coalesceWrites() writes at once when a turn gathers 64 KiB or more", 
   assert.equal(chunks.length, 2);
   assert.equal(chunks[1]!.length, 16 * 1024);
   assert.ok(chunks[1]!.every((b) => b === 4));
+});
+
+/** A Duplex whose written chunks are recorded and whose readable side the test pushes. */
+function loop(): { stream: Duplex; chunks: string[]; written: Promise<void> } {
+  const chunks: string[] = [];
+  const written = Promise.withResolvers<void>();
+  const stream = new DuplexStream({
+    read() {},
+    write(chunk: Uint8Array, _enc, cb) {
+      chunks.push(new TextDecoder().decode(chunk));
+      written.resolve();
+      cb();
+    },
+  });
+  return { stream, chunks, written: written.promise };
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+Deno.test("coalesceWrites() holds the first writes until the first read, then adds the answer", async () => {
+  const { stream, chunks } = loop();
+  coalesceWrites(stream, { holdUntilFirstRead: true, firstReadWaitMs: 60_000 });
+  stream.on("data", (d: Uint8Array) => {
+    stream.write(Buffer.from(`kexinit(${new TextDecoder().decode(d)})`));
+  });
+  stream.write(Buffer.from("ident:"));
+  await turn();
+  await turn();
+  assert.deepEqual(chunks, []); // still held after the turns end
+  stream.push(Buffer.from("client"));
+  await turn();
+  await turn();
+  assert.deepEqual(chunks, ["ident:kexinit(client)"]);
+  // After the first read, turns flush as usual.
+  stream.write(Buffer.from("a"));
+  stream.write(Buffer.from("b"));
+  await turn();
+  assert.deepEqual(chunks, ["ident:kexinit(client)", "ab"]);
+  stream.destroy();
+});
+
+Deno.test("coalesceWrites() releases held writes when the peer waits, and on end() and destroy()", async () => {
+  const waiting = loop();
+  coalesceWrites(waiting.stream, { holdUntilFirstRead: true, firstReadWaitMs: 1 });
+  waiting.stream.write(Buffer.from("ident"));
+  await waiting.written; // the peer that reads first still hears us
+  assert.deepEqual(waiting.chunks, ["ident"]);
+  waiting.stream.destroy();
+
+  const ended = loop();
+  coalesceWrites(ended.stream, { holdUntilFirstRead: true, firstReadWaitMs: 60_000 });
+  ended.stream.write(Buffer.from("a"));
+  ended.stream.end(Buffer.from("b"));
+  assert.deepEqual(ended.chunks, ["a", "b"]);
+  ended.stream.destroy();
+
+  const destroyed = loop();
+  coalesceWrites(destroyed.stream, { holdUntilFirstRead: true, firstReadWaitMs: 60_000 });
+  destroyed.stream.write(Buffer.from("disconnect"));
+  destroyed.stream.destroy();
+  assert.deepEqual(destroyed.chunks, ["disconnect"]);
+});
+
+Deno.test("SshServer answers the client's identification with its own and its KEXINIT in one write", async () => {
+  const ca = await testCa();
+  const host = await generateSshKeyPair("ed25519");
+  await using server = await startSshServer<unknown>({
+    hostKey: host,
+    hostCertificate: (await ca.host(["127.0.0.1"], { key: host })).cert,
+    authenticate: () => ({ ok: false, reason: "no logins in this test" }),
+    handlers: {},
+  });
+  const firstWrite = Promise.withResolvers<Uint8Array>();
+  const tcp = createServer((s) => {
+    const write = s.write as (...args: unknown[]) => boolean;
+    s.write = function (this: Socket, ...args: unknown[]) {
+      firstWrite.resolve(Uint8Array.from(args[0] as Uint8Array));
+      return write.apply(this, args);
+    } as typeof s.write;
+    server.handleSocket(s);
+  });
+  await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
+  const client = netConnect({ host: "127.0.0.1", port: (tcp.address() as { port: number }).port });
+  client.setNoDelay(true);
+  try {
+    await new Promise((r) => client.once("connect", r));
+    client.write("SSH-2.0-test\r\n");
+    const first = await firstWrite.promise;
+    const ident = "SSH-2.0-Teleport\r\n";
+    assert.equal(new TextDecoder().decode(first.subarray(0, ident.length)), ident);
+    // The KEXINIT packet follows in the same write: uint32 length, padding length, msg 20.
+    const packet = first.subarray(ident.length);
+    assert.ok(packet.length > 6, `only ${packet.length} bytes after the identification`);
+    assert.equal(new DataView(packet.buffer, packet.byteOffset).getUint32(0) + 4, packet.length);
+    assert.equal(packet[5], 20);
+  } finally {
+    client.destroy();
+    await new Promise<void>((r) => tcp.close(() => r()));
+  }
 });
 
 /** A server whose exec "echo" sends stdin back and "sink" counts it. */

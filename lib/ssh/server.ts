@@ -5,8 +5,9 @@
  * Connection lifecycle:
  *
  * 1. A socket arrives (own node:net listener or {@link SshServer.handleSocket}); no-delay is
- *    set, writes are coalesced per event-loop turn (coalesce.ts: one SSH packet, one write)
- *    and the handshake/auth timer starts.
+ *    set, writes are coalesced per event-loop turn (coalesce.ts: one SSH packet, one write;
+ *    our identification waits for the client's and leaves with our KEXINIT) and the
+ *    handshake/auth timer starts.
  * 2. Version exchange (`SSH-2.0-Teleport`) and KEX; the host certificate is offered first,
  *    then the plain host key (adaptations A1/A2 in _ssh2.ts).
  * 3. userauth: only "publickey" with a user certificate (Ed25519, ECDSA, or RSA as
@@ -616,7 +617,8 @@ export class SshServer<T> implements AsyncDisposable {
       return;
     }
     sock.setNoDelay?.(true);
-    coalesceWrites(socket);
+    // The identification leaves with the KEXINIT, once the client's arrived (coalesce.ts).
+    coalesceWrites(socket, { holdUntilFirstRead: true });
     const state: ConnState<T> = {
       id: crypto.randomUUID(),
       socket: sock,
