@@ -8,7 +8,8 @@
  * - **Descriptors.** The process never lets accepted connections use its last descriptors: a
  *   connection is refused (accepted and closed at once, so it costs a descriptor for
  *   microseconds, never more) while `open files + 3 > limit - reserve` (3: what a pass-through
- *   to auth in this process costs). The open-files count is
+ *   to auth in this process costs; a connection still in its handshake counts as 3 for the same
+ *   reason, since it may yet become one). The open-files count is
  *   read from `/proc/self/fd` at most once per `recountIntervalMs` and moved by the
  *   descriptors the guard hands out in between, so a flood cannot outrun it. Deno panics when it
  *   runs out of descriptors (the stack-size probe opens /proc/self/maps), which takes every
@@ -537,8 +538,12 @@ export class ConnectionGuard {
         this.#addedSinceCount = 0;
       }
     }
-    if (this.#counted === undefined) return this.#held;
-    return this.#counted + this.#addedSinceCount + this.#unopened;
+    // A connection still in its handshake may yet become a pass-through to auth in this
+    // process (three descriptors): it counts as that until it is established or closed, so a
+    // flood of handshakes cannot outgrow the reserve once its dials start.
+    const pendingGrowth = (ADMISSION_COST - 1) * this.#pending;
+    if (this.#counted === undefined) return this.#held + pendingGrowth;
+    return this.#counted + this.#addedSinceCount + this.#unopened + pendingGrowth;
   }
 }
 

@@ -81,14 +81,18 @@ Deno.test("ConnectionGuard.admit() keeps the descriptor reserve free", () => {
   // limit 1000 - reserve 100 = 900 usable; 878 counted + what the guard hands out + 3 for the
   // next connection (what a pass-through may cost).
   const conns: GuardedConnection[] = [];
-  for (let i = 0; i < 20; i++) conns.push(admitted(g.admit("auth", `10.0.${i}.1`)));
+  for (let i = 0; i < 20; i++) {
+    const c = admitted(g.admit("auth", `10.0.${i}.1`));
+    c.established(); // (pending connections count as three: see the next test)
+    conns.push(c);
+  }
   assert.equal(g.admit("auth", "10.1.0.1"), "descriptors");
   // A release is believed only when the next count shows it (closing may lag)…
   g.release(conns.pop()!);
   assert.equal(g.admit("auth", "10.1.0.1"), "descriptors");
   clock.advance(100);
   open = 897;
-  admitted(g.admit("auth", "10.1.0.1"));
+  admitted(g.admit("auth", "10.1.0.1")).established();
   // An upstream socket counts at once (897 counted + 1 admitted + 1 held + 3 > 900).
   conns[0]!.holdDescriptor();
   assert.equal(g.admit("auth", "10.1.0.3"), "descriptors");
@@ -97,6 +101,17 @@ Deno.test("ConnectionGuard.admit() keeps the descriptor reserve free", () => {
   clock.advance(1000);
   admitted(g.admit("auth", "10.1.0.2"));
   assert.equal(g.stats.refused.descriptors, 3);
+});
+
+Deno.test("ConnectionGuard counts a connection in its handshake as a possible pass-through", () => {
+  const { g } = guard({ countOpenFiles: () => 800 });
+  // 800 counted; each pending connection counts 3 (it may still dial auth): 800 + 3n + 3 ≤ 900.
+  const conns: GuardedConnection[] = [];
+  for (let i = 0; i < 33; i++) conns.push(admitted(g.admit("proxy web", `10.2.${i}.1`)));
+  assert.equal(g.admit("proxy web", "10.3.0.1"), "descriptors");
+  // Once established, only what it really holds counts (1 each here).
+  for (const c of conns) c.established();
+  admitted(g.admit("proxy web", "10.3.0.1"));
 });
 
 Deno.test("ConnectionGuard logs a flood of refusals once per 10 s with a count", () => {
@@ -274,6 +289,7 @@ Deno.test("ConnectionGuard counts a held descriptor on top of real counts until 
   let open = 896;
   const { g, clock } = guard({ countOpenFiles: () => open });
   const conn = admitted(g.admit("proxy web", "10.0.0.1"));
+  conn.established();
   const hold = conn.holdDescriptor(); // the upstream dial is under way
   clock.advance(1000);
   open = 897; // the real count sees the connection, not the dial
