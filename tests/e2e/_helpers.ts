@@ -324,3 +324,46 @@ export async function captureClientHello(alpn: string): Promise<Uint8Array> {
   server.close();
   return hello;
 }
+
+/** Options of {@link writeClusterConfig}. */
+export interface ClusterConfigOptions {
+  nodeName: string;
+  clusterName: string;
+  /** The node's SSH port. @default {freePort()} */
+  nodePort?: number;
+  /** More YAML lines for `teleport:` (indented two spaces). */
+  teleport?: string;
+  /** More YAML lines for `ssh_service:` (indented two spaces). */
+  ssh?: string;
+}
+
+/**
+ * Writes `<dir>/teleport.yaml` for an all-in-one cluster on free 127.0.0.1 ports: auth, proxy
+ * (multiplex) and node, local users with OTP. Returns the path.
+ */
+export async function writeClusterConfig(dir: string, o: ClusterConfigOptions): Promise<string> {
+  const path = `${dir}/teleport.yaml`;
+  await Deno.writeTextFile(
+    path,
+    `version: v3
+teleport:
+  nodename: ${o.nodeName}
+  data_dir: ${dir}/data
+${o.teleport ?? ""}auth_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${freePort()}
+  cluster_name: ${o.clusterName}
+  proxy_listener_mode: multiplex
+  authentication:
+    type: local
+    second_factor: otp
+proxy_service:
+  enabled: true
+  web_listen_addr: 127.0.0.1:${freePort()}
+ssh_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${o.nodePort ?? freePort()}
+${o.ssh ?? ""}`,
+  );
+  return path;
+}

@@ -26,6 +26,7 @@ import {
   runCli,
   startTeleport,
   tempDir,
+  writeClusterConfig,
 } from "./_helpers.ts";
 import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
@@ -42,30 +43,12 @@ Deno.test({
   sanitizeOps: false,
   async fn(t) {
     await using dir = await tempDir("tp-e2e-caddr-");
-    const config = `${dir.path}/teleport.yaml`;
     const nodePort = freePort();
-    await Deno.writeTextFile(
-      config,
-      `version: v3
-teleport:
-  nodename: ${NODE}
-  data_dir: ${dir.path}/data
-auth_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${freePort()}
-  cluster_name: ${CLUSTER}
-  proxy_listener_mode: multiplex
-  authentication:
-    type: local
-    second_factor: otp
-proxy_service:
-  enabled: true
-  web_listen_addr: 127.0.0.1:${freePort()}
-ssh_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${nodePort}
-`,
-    );
+    const config = await writeClusterConfig(dir.path, {
+      nodeName: NODE,
+      clusterName: CLUSTER,
+      nodePort,
+    });
     await ensureOsUser(ALICE);
     const home = `${dir.path}/tsh`;
     let tp = await startTeleport(["-c", config]);

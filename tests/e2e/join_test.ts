@@ -12,11 +12,11 @@ import { skipGroup } from "../../tools/prereqs.ts";
 import {
   ensureOsUser,
   eventually,
-  freePort,
   REPO,
   runCli,
   startTeleport,
   tempDir,
+  writeClusterConfig,
 } from "./_helpers.ts";
 import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
@@ -104,29 +104,10 @@ Deno.test({
   sanitizeOps: false,
   async fn(t) {
     await using dir = await tempDir("tp-e2e-join-");
-    const config = `${dir.path}/teleport.yaml`;
-    await Deno.writeTextFile(
-      config,
-      `version: v3
-teleport:
-  nodename: ${NODE}
-  data_dir: ${dir.path}/data
-auth_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${freePort()}
-  cluster_name: ${CLUSTER}
-  proxy_listener_mode: multiplex
-  authentication:
-    type: local
-    second_factor: otp
-proxy_service:
-  enabled: true
-  web_listen_addr: 127.0.0.1:${freePort()}
-ssh_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${freePort()}
-`,
-    );
+    const config = await writeClusterConfig(dir.path, {
+      nodeName: NODE,
+      clusterName: CLUSTER,
+    });
     await using tp = await startTeleport(["-c", config]);
     await ensureOsUser(LOGIN);
     const tctl = (...args: string[]) => runCli(["tctl", "-c", config, ...args]);

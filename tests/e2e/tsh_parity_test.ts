@@ -10,11 +10,11 @@ import { skipGroup } from "../../tools/prereqs.ts";
 import {
   ensureOsUser,
   eventually,
-  freePort,
   REPO,
   runCli,
   startTeleport,
   tempDir,
+  writeClusterConfig,
 } from "./_helpers.ts";
 import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
@@ -64,31 +64,13 @@ Deno.test({
   sanitizeOps: false,
   async fn(t) {
     await using dir = await tempDir("tp-e2e-parity-");
-    const config = `${dir.path}/teleport.yaml`;
-    await Deno.writeTextFile(
-      config,
-      `version: v3
-teleport:
-  nodename: ${NODE}
-  data_dir: ${dir.path}/data
-auth_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${freePort()}
-  cluster_name: ${CLUSTER}
-  proxy_listener_mode: multiplex
-  authentication:
-    type: local
-    second_factor: otp
-proxy_service:
-  enabled: true
-  web_listen_addr: 127.0.0.1:${freePort()}
-ssh_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${freePort()}
-  labels:
+    const config = await writeClusterConfig(dir.path, {
+      nodeName: NODE,
+      clusterName: CLUSTER,
+      ssh: `  labels:
     env: prod
 `,
-    );
+    });
     await using tp = await startTeleport(["-c", config]);
     const uid = await ensureOsUser(ALICE);
     const home = (await Deno.readTextFile("/etc/passwd")).split("\n")
