@@ -411,7 +411,7 @@ try {
   out();
   out(
     `CONNECTs to ${ip}:${webPort} during the ${RUNS} timed runs through each: tinyproxy ` +
-      `${connects.length}, squid ${squidConnects.length} (tsh opens several connections per run)`,
+      `${connects.length}, squid ${squidConnects.length} (tsh dials from its cached node and proxy lists: one CONNECT per run once warm)`,
   );
   out();
   out("ratios (ours / OpenSSH -J; latency >1 = slower, throughput <1 = slower)");
