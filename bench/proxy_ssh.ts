@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { benchSetup, eachLine, out, percentile, settle, startDaemon, timed } from "./_common.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
 import { findTool, freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
+import { nonLoopbackIpv4 } from "../lib/net/mod.ts";
 import { inviteAndEnroll, TEST_PASSWORD, tshLogin } from "../tests/e2e/_proxy.ts";
 
 const { values } = parseArgs({
@@ -45,16 +46,6 @@ async function find(dir: string, re: RegExp): Promise<string> {
     } else if (re.test(p)) return p;
   }
   throw new Error(`no file matching ${re} under ${dir}`);
-}
-
-/** The first global IPv4 address of this machine (CONNECT proxies are bypassed for loopback). */
-async function nonLoopbackIpv4(): Promise<string> {
-  const r = await run("ip", ["-4", "-o", "addr", "show", "scope", "global"]);
-  const m = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(r.out);
-  if (r.code !== 0 || m === null) {
-    throw new Error(`Cannot find a non-loopback IPv4 address (ip -4 -o addr): ${r.out}${r.err}`);
-  }
-  return m[1]!;
 }
 
 /**
@@ -266,7 +257,10 @@ try {
   out(`tunnel node bench-tunnel ready in ${(tunnelNode.startMs / 1000).toFixed(1)} s`);
 
   // HTTP CONNECT: tinyproxy, and a second profile logged in to a non-loopback address through it.
-  const ip = await nonLoopbackIpv4();
+  // CONNECT proxies are bypassed for loopback targets: a test address the bench adds to `lo`
+  // (never this machine's real interface address).
+  const ip = nonLoopbackIpv4();
+  if (ip === undefined) throw new Error("Cannot set up the test address (needs root and ip)");
   await using tinyproxy = await startTinyproxy(dir, "bench", "bench-proxy-pass");
   const connectEnv = { TELEPORT_HOME: `${dir}/tsh-connect`, HTTPS_PROXY: tinyproxy.url };
   while (Math.floor((Date.now() + 30_000) / 30_000) <= usedStep) await settle(500);

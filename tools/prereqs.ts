@@ -209,14 +209,15 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     id: "tinyproxy-dial",
     title: "dialing through a real tinyproxy",
     files: ["lib/net/dial_test.ts"],
-    tools: ["tinyproxy"],
-    nonLoopbackIpv4: true,
+    root: true,
+    tools: ["tinyproxy", "ip"],
   },
   {
     id: "web-client-proxy-env",
     title: "tsh's web client through HTTPS_PROXY",
     files: ["lib/client/web_test.ts"],
-    nonLoopbackIpv4: true,
+    root: true,
+    tools: ["ip"],
   },
 ]);
 
