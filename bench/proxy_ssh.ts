@@ -11,9 +11,8 @@
  * - `tsh ssh` to a tunnel node: a second `teleport start --roles=node --proxy-server=…` process
  *   that reaches the proxy only through its reverse tunnel (TLS routing on the web port);
  * - `tsh ssh` through an HTTP CONNECT proxy (tinyproxy with Basic auth, and squid, each through
- *   `HTTPS_PROXY`): the web listener binds 0.0.0.0 and that profile logs in to a non-loopback
- *   address of this machine, since loopback destinations always bypass the proxy; the bench
- *   fails unless each proxy logged a CONNECT for every run.
+ *   `HTTPS_PROXY`, with `TELEPORT_PROXY_LOOPBACK=yes` so that 127.0.0.1 is proxied too); the
+ *   bench fails unless each proxy logged a CONNECT for every run.
  *
  * Run as root (it creates the OS user `td_bench`):
  *   npx -y deno@2.9.6 run -A bench/proxy_ssh.ts [--runs=30] [--mib=128]
@@ -23,7 +22,6 @@ import { parseArgs } from "node:util";
 import { benchSetup, eachLine, out, percentile, settle, startDaemon, timed } from "./_common.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
 import { findTool, freePort, run, runCli, startTeleport } from "../tests/e2e/_helpers.ts";
-import { nonLoopbackIpv4 } from "../lib/net/mod.ts";
 import { inviteAndEnroll, TEST_PASSWORD, tshLogin } from "../tests/e2e/_proxy.ts";
 
 const { values } = parseArgs({
@@ -256,13 +254,15 @@ try {
   }
   out(`tunnel node bench-tunnel ready in ${(tunnelNode.startMs / 1000).toFixed(1)} s`);
 
-  // HTTP CONNECT: tinyproxy, and a second profile logged in to a non-loopback address through it.
-  // CONNECT proxies are bypassed for loopback targets: a test address the bench adds to `lo`
-  // (never this machine's real interface address).
-  const ip = nonLoopbackIpv4();
-  if (ip === undefined) throw new Error("Cannot set up the test address (needs root and ip)");
+  // HTTP CONNECT: tinyproxy, and a second profile logged in through it. Loopback targets bypass
+  // CONNECT proxies unless TELEPORT_PROXY_LOOPBACK says otherwise (benchmarks and tests only).
+  const ip = "127.0.0.1";
   await using tinyproxy = await startTinyproxy(dir, "bench", "bench-proxy-pass");
-  const connectEnv = { TELEPORT_HOME: `${dir}/tsh-connect`, HTTPS_PROXY: tinyproxy.url };
+  const connectEnv = {
+    TELEPORT_HOME: `${dir}/tsh-connect`,
+    HTTPS_PROXY: tinyproxy.url,
+    TELEPORT_PROXY_LOOPBACK: "yes",
+  };
   while (Math.floor((Date.now() + 30_000) / 30_000) <= usedStep) await settle(500);
   const login2 = await runCli(
     ["tsh", "login", `--proxy=${ip}:${webPort}`, "--user=bench", "--insecure"],
@@ -279,7 +279,7 @@ try {
   }
 
   await using squid = await startSquid(dir);
-  const squidEnv = { TELEPORT_HOME: connectEnv.TELEPORT_HOME, HTTPS_PROXY: squid.url };
+  const squidEnv = { ...connectEnv, HTTPS_PROXY: squid.url };
 
   type Way = { name: string; cmd: (remote: string) => [string, string[], Record<string, string>?] };
   const tsh = (target: string, r: string): [string, string[]] => [

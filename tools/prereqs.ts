@@ -65,8 +65,6 @@ export interface TestGroup {
   root?: boolean;
   /** Commands that must be installed. */
   tools?: readonly string[];
-  /** Needs an IPv4 address other than loopback (so traffic does not bypass a proxy). */
-  nonLoopbackIpv4?: boolean;
 }
 
 /** The groups of tests that are skipped when something is missing. */
@@ -209,15 +207,12 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     id: "tinyproxy-dial",
     title: "dialing through a real tinyproxy",
     files: ["lib/net/dial_test.ts"],
-    root: true,
-    tools: ["tinyproxy", "ip"],
+    tools: ["tinyproxy"],
   },
   {
     id: "web-client-proxy-env",
     title: "tsh's web client through HTTPS_PROXY",
     files: ["lib/client/web_test.ts"],
-    root: true,
-    tools: ["ip"],
   },
 ]);
 
@@ -233,16 +228,6 @@ export function findCommand(name: string, path = Deno.env.get("PATH") ?? ""): st
     }
   }
   return undefined;
-}
-
-function hasNonLoopbackIpv4(): boolean {
-  try {
-    return Deno.networkInterfaces().some((i) =>
-      i.family === "IPv4" && !i.address.startsWith("127.")
-    );
-  } catch {
-    return false;
-  }
 }
 
 /** The Debian package that provides command `tool`, when the table knows it. */
@@ -264,9 +249,6 @@ export function missingFor(group: TestGroup): string[] {
         }).join(", ")
       }`,
     );
-  }
-  if (group.nonLoopbackIpv4 === true && !hasNonLoopbackIpv4()) {
-    reasons.push("needs an IPv4 address other than 127.x");
   }
   return reasons;
 }

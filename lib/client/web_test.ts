@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { nonLoopbackIpv4, selfSignedCertificate, startFakeConnectProxy } from "../net/mod.ts";
+import { selfSignedCertificate, startFakeConnectProxy } from "../net/mod.ts";
 
 /**
  * tsh reads HTTPS_PROXY / NO_PROXY from its environment. The environment is process-wide, so
@@ -10,7 +10,7 @@ import { nonLoopbackIpv4, selfSignedCertificate, startFakeConnectProxy } from ".
  * test process. Loopback targets always bypass the proxy, so the web server listens on this
  * machine's non-loopback address.
  */
-const HOST_IP = nonLoopbackIpv4();
+const HOST_IP = "127.0.0.1";
 const ROOT = new URL("../../", import.meta.url);
 
 const SCRIPT = `
@@ -32,7 +32,16 @@ async function pingInChild(
 ): Promise<{ cluster_name?: string; error?: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--config", new URL("deno.json", ROOT).pathname, SCRIPT],
-    env: { NO_PROXY: "", no_proxy: "", HTTP_PROXY: "", http_proxy: "", https_proxy: "", ...env },
+    env: {
+      NO_PROXY: "",
+      no_proxy: "",
+      HTTP_PROXY: "",
+      http_proxy: "",
+      https_proxy: "",
+      // The proxy and the web server are both on 127.0.0.1 (tests use nothing else).
+      TELEPORT_PROXY_LOOPBACK: "yes",
+      ...env,
+    },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -149,40 +149,6 @@ export async function startEchoServer(
   return { port: (server.address() as AddressInfo).port, close, [Symbol.asyncDispose]: close };
 }
 
-/** The address {@linkcode nonLoopbackIpv4} adds to `lo` (RFC 2544 benchmark range). */
-export const TEST_IPV4 = "198.18.0.1";
-
-function ip(args: string[]): { ok: boolean; err: string } {
-  try {
-    const out = new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).outputSync();
-    return { ok: out.success, err: new TextDecoder().decode(out.stderr) };
-  } catch (err) {
-    return { ok: false, err: String(err) };
-  }
-}
-
-/**
- * A non-loopback IPv4 address for tests that need one (CONNECT proxies bypass loopback
- * destinations): {@linkcode TEST_IPV4}, which the tests add to the loopback device `lo` (root
- * and `ip` needed; idempotent, safe when test files run in parallel; the kernel here has no
- * dummy interfaces). Traffic to it never leaves `lo`, and it is never one of the machine's real
- * interface addresses. Undefined when it cannot be set up.
- */
-export function nonLoopbackIpv4(): string | undefined {
-  const present = () => {
-    try {
-      return Deno.networkInterfaces().some((i) => i.address === TEST_IPV4);
-    } catch {
-      return false;
-    }
-  };
-  if (present()) return TEST_IPV4;
-  if (Deno.uid() !== 0) return undefined;
-  const addr = ip(["addr", "add", `${TEST_IPV4}/32`, "dev", "lo"]);
-  if (!addr.ok && !/exists/i.test(addr.err)) return undefined;
-  return present() ? TEST_IPV4 : undefined;
-}
-
 /** A self-signed certificate for `names` (openssl). */
 export async function selfSignedCertificate(
   names: string[],

@@ -6,12 +6,7 @@ import { Buffer } from "node:buffer";
 import { isKind } from "../errors/mod.ts";
 import { testLogger } from "../log/mod.ts";
 import { dialTcp, type HttpProxySettings } from "./mod.ts";
-import {
-  nonLoopbackIpv4,
-  selfSignedCertificate,
-  startEchoServer,
-  startFakeConnectProxy,
-} from "./_testing.ts";
+import { selfSignedCertificate, startEchoServer, startFakeConnectProxy } from "./_testing.ts";
 
 /** A name the fake proxy "resolves": dialTcp never resolves it (not loopback, so proxied). */
 const TARGET_HOST = "node.example.test";
@@ -331,7 +326,7 @@ Deno.test("dialTcp() speaks TLS to an https:// proxy and verifies it", async () 
 // --- Against real tinyproxy (Debian package; CI installs it). ---------------------------------
 
 const TINYPROXY = "/usr/bin/tinyproxy";
-const HOST_IP = nonLoopbackIpv4();
+const HOST_IP = "127.0.0.1";
 
 /** Runs tinyproxy on a free loopback port with `BasicAuth user pass`, all CONNECT ports allowed. */
 async function startTinyproxy(): Promise<AsyncDisposable & { port: number }> {
@@ -395,11 +390,11 @@ Deno.test({
   name: "dialTcp() tunnels through real tinyproxy and reports a wrong password as access denied",
   ignore: skipGroup("tinyproxy-dial"),
   fn: async () => {
-    // The target must not be loopback, or dialTcp would (rightly) bypass the proxy.
+    // A loopback target is dialled directly unless the settings say otherwise (tests only).
     await using echo = await startEchoServer(HOST_IP);
     await using tiny = await startTinyproxy();
     const s = await dialTcp(HOST_IP!, echo.port, {
-      proxy: { httpsProxy: `http://user:pass@127.0.0.1:${tiny.port}` },
+      proxy: { httpsProxy: `http://user:pass@127.0.0.1:${tiny.port}`, proxyLoopback: true },
     });
     try {
       s.write("through tinyproxy");
@@ -409,13 +404,15 @@ Deno.test({
     }
     await rejectsWith(
       dialTcp(HOST_IP!, echo.port, {
-        proxy: { httpsProxy: `http://user:wrong@127.0.0.1:${tiny.port}` },
+        proxy: { httpsProxy: `http://user:wrong@127.0.0.1:${tiny.port}`, proxyLoopback: true },
       }),
       "AccessDenied",
       /the proxy refused the credentials \(HTTP 40[17] /,
     );
     await rejectsWith(
-      dialTcp(HOST_IP!, echo.port, { proxy: { httpsProxy: `127.0.0.1:${tiny.port}` } }),
+      dialTcp(HOST_IP!, echo.port, {
+        proxy: { httpsProxy: `127.0.0.1:${tiny.port}`, proxyLoopback: true },
+      }),
       "AccessDenied",
       /the proxy asks for credentials/,
     );

@@ -61,6 +61,7 @@ export {
 export {
   type HttpProxySettings,
   parseProxyUrl,
+  PROXY_LOOPBACK_ENV,
   proxyFor,
   proxySettingsFromEnv,
   type ProxyUrl,
@@ -79,7 +80,6 @@ export {
   type ConnectRequest,
   type FakeConnectProxy,
   type FakeConnectProxyOptions,
-  nonLoopbackIpv4,
   selfSignedCertificate,
   startEchoServer,
   startFakeConnectProxy,

@@ -26,6 +26,13 @@ export interface HttpProxySettings {
   httpProxy?: string;
   /** `NO_PROXY`: destinations dialled directly. */
   noProxy?: string;
+  /**
+   * `TELEPORT_PROXY_LOOPBACK=yes`: send loopback destinations through the proxy too. Only for
+   * tests and benchmarks that run a CONNECT proxy and its target on one host (they may only use
+   * 127.0.0.0/8); production never needs it.
+   * @default {false}
+   */
+  proxyLoopback?: boolean;
 }
 
 /** A parsed proxy URL. */
@@ -64,12 +71,17 @@ export function proxySettingsFromEnv(
   const httpsProxy = any("HTTPS_PROXY", "https_proxy");
   const httpProxy = any("HTTP_PROXY", "http_proxy");
   const noProxy = any("NO_PROXY", "no_proxy");
+  const proxyLoopback = /^(1|yes|true)$/i.test(any(PROXY_LOOPBACK_ENV) ?? "");
   return {
     ...(httpsProxy === undefined ? {} : { httpsProxy }),
     ...(httpProxy === undefined ? {} : { httpProxy }),
     ...(noProxy === undefined ? {} : { noProxy }),
+    ...(proxyLoopback ? { proxyLoopback } : {}),
   };
 }
+
+/** Sends loopback destinations through the proxy too (tests and benchmarks only). */
+export const PROXY_LOOPBACK_ENV = "TELEPORT_PROXY_LOOPBACK";
 
 /** Default port of each proxy scheme. */
 const DEFAULT_PORTS = { http: 80, https: 443 } as const;
@@ -206,7 +218,9 @@ export function resolveRoute(settings: HttpProxySettings, host: string, port: nu
   const http = nonEmpty(settings.httpProxy);
   if (https === undefined && http === undefined) return { direct: "no proxy set" };
   const target = normalizeHost(host);
-  if (isLoopbackHost(target)) return { direct: "loopback destination" };
+  if (settings.proxyLoopback !== true && isLoopbackHost(target)) {
+    return { direct: "loopback destination" };
+  }
   const noProxy = nonEmpty(settings.noProxy);
   if (noProxy !== undefined && matchesNoProxy(noProxy, target, port)) {
     return { direct: "NO_PROXY match" };

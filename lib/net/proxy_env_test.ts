@@ -187,3 +187,18 @@ Deno.test("proxyFor() follows NO_PROXY entries: *, domains, IPs, CIDRs and ports
     if (direct) assert.deepEqual(route, { direct: "NO_PROXY match" });
   }
 });
+
+Deno.test("resolveRoute() proxies loopback destinations only when TELEPORT_PROXY_LOOPBACK says so", () => {
+  const env = (vars: Record<string, string>) => ({ get: (n: string) => vars[n] });
+  const plain = proxySettingsFromEnv(env({ HTTPS_PROXY: "127.0.0.1:3128" }));
+  assert.deepEqual(resolveRoute(plain, "127.0.0.1", 443), { direct: "loopback destination" });
+  const tests = proxySettingsFromEnv(
+    env({ HTTPS_PROXY: "127.0.0.1:3128", TELEPORT_PROXY_LOOPBACK: "yes" }),
+  );
+  assert.equal(tests.proxyLoopback, true);
+  assert.equal(resolveRoute(tests, "localhost", 443).proxy?.port, 3128);
+  // NO_PROXY still wins.
+  assert.deepEqual(resolveRoute({ ...tests, noProxy: "127.0.0.1" }, "127.0.0.1", 443), {
+    direct: "NO_PROXY match",
+  });
+});
