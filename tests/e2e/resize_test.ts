@@ -16,6 +16,7 @@ import {
   runCli,
   startTeleport,
   tempDir,
+  writeClusterConfig,
 } from "./_helpers.ts";
 import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
@@ -109,29 +110,11 @@ Deno.test({
     await using dir = await tempDir("tp-e2e-resize-");
     const d = dir.path;
     const nodePort = freePort();
-    const config = `${d}/teleport.yaml`;
-    await Deno.writeTextFile(
-      config,
-      `version: v3
-teleport:
-  nodename: ${NODE}
-  data_dir: ${d}/data
-auth_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${freePort()}
-  cluster_name: ${CLUSTER}
-  proxy_listener_mode: multiplex
-  authentication:
-    type: local
-    second_factor: otp
-proxy_service:
-  enabled: true
-  web_listen_addr: 127.0.0.1:${freePort()}
-ssh_service:
-  enabled: true
-  listen_addr: 127.0.0.1:${nodePort}
-`,
-    );
+    const config = await writeClusterConfig(d, {
+      nodeName: NODE,
+      clusterName: CLUSTER,
+      nodePort,
+    });
     await using tp = await startTeleport(["-c", config]);
     await ensureOsUser(ALICE);
     const home = `${d}/tsh`;
