@@ -7,14 +7,20 @@
  * - `["w", "seq"]` holds the number of the last change-log entry.
  * - `["w", "log", seq]` holds one change (`put` with key, value, expiry; or `delete`).
  *
- * Every write commits the data, its log entry and the new `seq` in one atomic operation, and
- * commits are serialized inside the process, so log order is commit order. Watchers
- * `kv.watch` the `seq` key and list the log entries after their cursor (KV watches take exact
- * keys only). Log entries expire after {@link LOG_TTL_MS}; a watcher that falls further behind
- * ends with LimitExceededError.
+ * Every write commits the data, its log entry and the new `seq` in one atomic operation that
+ * also checks the `seq` it read, so log order is commit order even with another process writing
+ * the same file (commits are serialized inside a process; a commit that lost to another process
+ * is retried). Watchers read `seq` and list the log entries after their cursor: at once after a
+ * commit of this process, and every {@link KvBackendOptions.pollIntervalMs} for commits of
+ * other processes (`kv.watch` fires only for writes of its own process). Log entries expire
+ * after {@link LOG_TTL_MS}; a watcher that falls further behind ends with LimitExceededError.
+ * SQLite answers "database is locked" while another process commits; every operation retries
+ * that for up to {@link LOCKED_RETRY_MS}.
  *
- * A file-backed store has a single writer: opening takes an exclusive non-blocking `flock`
- * on `<path>.lock` (`Deno.FsFile.tryLock`), which holds until {@link Backend.close}.
+ * A file-backed store has one owner: opening takes an exclusive non-blocking `flock` on
+ * `<path>.lock` (`Deno.FsFile.tryLock`), which holds until {@link Backend.close}. The one
+ * exception is a graceful restart: the new process opens the file while the old one still
+ * holds it ({@link KvBackendOptions.successor}) and takes the lock when the old one lets go.
  */
 
 import { type Clock, RealClock } from "../clock/mod.ts";
@@ -60,6 +66,21 @@ export interface KvBackendOptions {
    * @default {new RealClock()}
    */
   clock?: Clock;
+  /**
+   * Open even though another process holds the lock: this process takes over from it in a
+   * graceful restart (HUP), both write the file for a while, and the lock passes to this
+   * process once the other one closes the backend.
+   *
+   * @default {false}
+   */
+  successor?: boolean;
+  /**
+   * How often (ms, real time) watchers look for changes committed by another process on the
+   * same file; changes of this process wake them at once.
+   *
+   * @default {250}
+   */
+  pollIntervalMs?: number;
 }
 
 /** How long change-log entries live (real time): how far behind a watcher may fall. */
@@ -71,11 +92,20 @@ const LOG_TTL_MS = 10 * 60_000;
  */
 const EXPIRY_GRACE_MS = 60_000;
 
-/** Keys deleted per atomic commit in deleteRange (KV allows 100 checks and 1000 mutations). */
-const DELETE_BATCH = 100;
+/** Keys deleted per atomic commit in deleteRange (KV allows 100 checks, one is `seq`). */
+const DELETE_BATCH = 99;
 
-/** Attempts of a conditional commit before giving up (only another writer makes one fail). */
-const MAX_ATTEMPTS = 10;
+/**
+ * Attempts of a conditional commit before giving up: a commit fails only when another process
+ * committed in between (every commit checks `seq`), so two busy processes may need several.
+ */
+const MAX_ATTEMPTS = 100;
+
+/** How long an operation retries SQLite's "database is locked" (another process commits). */
+const LOCKED_RETRY_MS = 10_000;
+
+/** How often a successor tries to take the lock its predecessor holds. */
+const LOCK_TAKEOVER_POLL_MS = 1000;
 
 const DATA = "d";
 const SEQ_KEY: Deno.KvKey = ["w", "seq"];
@@ -102,34 +132,41 @@ export async function openKvBackend(options: KvBackendOptions): Promise<Backend>
   if (typeof path !== "string" || path === "") {
     throw new BadParameterError('Cannot open backend: path must be a file path or ":memory:"');
   }
-  const lock = path === ":memory:" ? undefined : await lockFile(path);
+  const lock = path === ":memory:" ? undefined : await lockFile(path, options.successor ?? false);
   let kv: Deno.Kv;
   try {
     if (lock !== undefined) await makeDbFilesPrivate(path);
     kv = await Deno.openKv(path);
   } catch (err) {
-    lock?.close();
+    lock?.file.close();
     throw new ConnectionProblemError(
       `Cannot open backend ${JSON.stringify(path)}: ${messageOf(err)}`,
       { cause: err },
     );
   }
-  try {
-    const seq = await kv.get<number>(SEQ_KEY);
-    return new KvBackend(kv, options.clock ?? new RealClock(), seq.value ?? 0, lock);
-  } catch (err) {
-    kv.close();
-    lock?.close();
-    throw err;
-  }
+  return new KvBackend(kv, {
+    clock: options.clock ?? new RealClock(),
+    lock,
+    pollIntervalMs: options.pollIntervalMs ?? 250,
+  });
 }
 
-/** Takes the single-writer lock `<path>.lock`, recording our pid in it. */
-async function lockFile(path: string): Promise<Deno.FsFile> {
+/** The owner lock `<path>.lock`: held, or (successor) still the predecessor's. */
+interface OwnerLock {
+  file: Deno.FsFile;
+  held: boolean;
+}
+
+/**
+ * Takes the owner lock `<path>.lock`, recording our pid in it. A successor opens the file
+ * without the lock when another process holds it.
+ */
+async function lockFile(path: string, successor: boolean): Promise<OwnerLock> {
   const lockPath = `${path}.lock`;
   const file = await Deno.open(lockPath, { read: true, write: true, create: true, mode: 0o600 });
   try {
     if (!await file.tryLock(true)) {
+      if (successor) return { file, held: false };
       const pid = await readPid(lockPath);
       throw new AlreadyExistsError(
         `Cannot open backend ${
@@ -137,13 +174,38 @@ async function lockFile(path: string): Promise<Deno.FsFile> {
         }: another teleport process (pid ${pid}) holds it; stop it first`,
       );
     }
-    await file.truncate(0);
-    const bytes = new TextEncoder().encode(`${Deno.pid}\n`);
-    for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-    return file;
+    await writeOwnerPid(file);
+    return { file, held: true };
   } catch (err) {
     file.close();
     throw err;
+  }
+}
+
+async function writeOwnerPid(file: Deno.FsFile): Promise<void> {
+  await file.truncate(0);
+  await file.seek(0, Deno.SeekMode.Start);
+  const bytes = new TextEncoder().encode(`${Deno.pid}\n`);
+  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
+}
+
+/** True for SQLite's answer while another process holds the write lock. */
+function isLocked(err: unknown): boolean {
+  return err instanceof Error && /database is locked|SQLITE_BUSY/i.test(err.message);
+}
+
+/** Runs `fn` again while SQLite says "database is locked", for up to {@link LOCKED_RETRY_MS}. */
+async function whileLocked<T>(fn: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  let delay = 1;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isLocked(err) || performance.now() - t0 > LOCKED_RETRY_MS) throw err;
+      await new Promise((r) => setTimeout(r, delay * (1 + Math.random())));
+      delay = Math.min(delay * 2, 50);
+    }
   }
 }
 
@@ -188,25 +250,59 @@ async function readPid(lockPath: string): Promise<string> {
 class KvBackend implements Backend {
   #kv: Deno.Kv;
   #clock: Clock;
-  #seq: number;
-  #lock: Deno.FsFile | undefined;
+  #lock: OwnerLock | undefined;
+  #lockPoll: ReturnType<typeof setInterval> | undefined;
+  #pollIntervalMs: number;
   #tail: Promise<unknown> = Promise.resolve();
   #inflight = new Set<Promise<unknown>>();
   #watchStops = new Set<() => void>();
+  /** Watchers waiting for a change: woken by this process's commits. */
+  #wakers = new Set<() => void>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  constructor(kv: Deno.Kv, clock: Clock, seq: number, lock: Deno.FsFile | undefined) {
+  constructor(
+    kv: Deno.Kv,
+    o: { clock: Clock; lock: OwnerLock | undefined; pollIntervalMs: number },
+  ) {
     this.#kv = kv;
-    this.#clock = clock;
-    this.#seq = seq;
-    this.#lock = lock;
+    this.#clock = o.clock;
+    this.#lock = o.lock;
+    this.#pollIntervalMs = o.pollIntervalMs;
+    if (o.lock !== undefined && !o.lock.held) this.#takeLockWhenFree(o.lock);
+  }
+
+  /** A successor takes the owner lock once the predecessor has let it go. */
+  #takeLockWhenFree(lock: OwnerLock): void {
+    let trying = false;
+    this.#lockPoll = setInterval(async () => {
+      if (trying || this.#closed) return;
+      trying = true;
+      try {
+        if (await lock.file.tryLock(true)) {
+          clearInterval(this.#lockPoll);
+          this.#lockPoll = undefined;
+          lock.held = true;
+          await writeOwnerPid(lock.file);
+        }
+      } catch {
+        // tried again at the next tick
+      } finally {
+        trying = false;
+      }
+    }, LOCK_TAKEOVER_POLL_MS);
+    Deno.unrefTimer(this.#lockPoll);
+  }
+
+  /** False while a successor still waits for its predecessor's lock. */
+  get ownsLock(): boolean {
+    return this.#lock?.held ?? true;
   }
 
   get(key: Key): Promise<Item> {
     return this.#op("get item", async () => {
       validateKey(key, "get item");
-      const entry = await this.#kv.get<StoredItem>(dataKey(key));
+      const entry = await whileLocked(() => this.#kv.get<StoredItem>(dataKey(key)));
       if (!this.#isLive(entry)) throw notFoundError("get", key);
       return toItem(key, entry.value, entry.versionstamp);
     });
@@ -217,14 +313,16 @@ class KvBackend implements Backend {
       const limit = validateRange(range, opts, "get range");
       if (isEmptyRange(range)) return [];
       const now = this.#now();
-      const items: Item[] = [];
       const batchSize = limit > 0 ? Math.min(1000, limit + 16) : 500;
-      for await (const entry of this.#kv.list<StoredItem>(selector(range), { batchSize })) {
-        if (isExpired(entry.value.e, now)) continue;
-        items.push(toItem(entry.key.slice(1) as string[], entry.value, entry.versionstamp));
-        if (items.length === limit) break;
-      }
-      return items;
+      return await whileLocked(async () => {
+        const items: Item[] = [];
+        for await (const entry of this.#kv.list<StoredItem>(selector(range), { batchSize })) {
+          if (isExpired(entry.value.e, now)) continue;
+          items.push(toItem(entry.key.slice(1) as string[], entry.value, entry.versionstamp));
+          if (items.length === limit) break;
+        }
+        return items;
+      });
     });
   }
 
@@ -320,14 +418,15 @@ class KvBackend implements Backend {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      clearInterval(this.#lockPoll);
       for (const stop of this.#watchStops) stop();
       await Promise.allSettled(this.#inflight);
       this.#kv.close();
       // Release the flock explicitly: closing the fd alone releases it only once Deno
       // drops the file resource, which a just-finished op can delay (a reopen right
       // after close() then still saw the lock held).
-      await this.#lock?.unlock().catch(() => {});
-      this.#lock?.close();
+      if (this.#lock?.held) await this.#lock.file.unlock().catch(() => {});
+      this.#lock?.file.close();
     })();
     return this.#closing;
   }
@@ -381,10 +480,13 @@ class KvBackend implements Backend {
     return this.#serial(async () => {
       const dk = dataKey(key);
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = await this.#kv.get<StoredItem>(dk);
+        const [current, last] = await whileLocked(() =>
+          this.#kv.getMany<[StoredItem, number]>([dk, SEQ_KEY])
+        );
         const decision = plan(this.#isLive(current), current);
-        const seq = this.#seq + 1;
-        const op = this.#kv.atomic().check({ key: dk, versionstamp: current.versionstamp });
+        const seq = (last.value ?? 0) + 1;
+        const op = this.#kv.atomic().check({ key: dk, versionstamp: current.versionstamp })
+          .check(last);
         let log: LogEntry;
         if ("put" in decision) {
           const { v, e } = decision.put;
@@ -395,9 +497,9 @@ class KvBackend implements Backend {
           log = { t: "delete", k: [...key] };
         }
         op.set([...LOG_PREFIX, seq], log, { expireIn: LOG_TTL_MS }).set(SEQ_KEY, seq);
-        const result = await op.commit();
+        const result = await whileLocked(() => op.commit());
         if (!result.ok) continue;
-        this.#seq = seq;
+        this.#wake();
         const value = "put" in decision ? decision.put : current.value!;
         return toItem(key, value, result.versionstamp);
       }
@@ -409,36 +511,40 @@ class KvBackend implements Backend {
 
   async #deleteRangeLocked(range: KeyRange): Promise<number> {
     let deleted = 0;
-    let batch: Deno.KvEntry<StoredItem>[] = [];
-    // The list cursor moves past each key before it is deleted, so batches commit as it goes.
-    for await (const entry of this.#kv.list<StoredItem>(selector(range), { batchSize: 500 })) {
-      batch.push(entry);
-      if (batch.length < DELETE_BATCH) continue;
-      deleted += await this.#deleteBatchLocked(batch);
-      batch = [];
-    }
-    if (batch.length > 0) deleted += await this.#deleteBatchLocked(batch);
+    // The list cursor moves past each key before it is deleted, so batches commit as it goes;
+    // a listing cut short by "database is locked" starts over on what is left.
+    await whileLocked(async () => {
+      let batch: Deno.KvEntry<StoredItem>[] = [];
+      for await (const entry of this.#kv.list<StoredItem>(selector(range), { batchSize: 500 })) {
+        batch.push(entry);
+        if (batch.length < DELETE_BATCH) continue;
+        deleted += await this.#deleteBatchLocked(batch);
+        batch = [];
+      }
+      if (batch.length > 0) deleted += await this.#deleteBatchLocked(batch);
+    });
     return deleted;
   }
 
   /** Deletes listed entries in one commit; returns how many were live. */
   async #deleteBatchLocked(batch: Deno.KvEntry<StoredItem>[]): Promise<number> {
     const now = this.#now();
-    const op = this.#kv.atomic();
-    let seq = this.#seq;
+    const last = await whileLocked(() => this.#kv.get<number>(SEQ_KEY));
+    const op = this.#kv.atomic().check(last);
+    const first = last.value ?? 0;
+    let seq = first;
     for (const entry of batch) {
       op.check(entry).delete(entry.key);
       if (isExpired(entry.value.e, now)) continue;
       const log: LogEntry = { t: "delete", k: entry.key.slice(1) as string[] };
       op.set([...LOG_PREFIX, ++seq], log, { expireIn: LOG_TTL_MS });
     }
-    if (seq !== this.#seq) op.set(SEQ_KEY, seq);
-    if ((await op.commit()).ok) {
-      const live = seq - this.#seq;
-      this.#seq = seq;
-      return live;
+    if (seq !== first) op.set(SEQ_KEY, seq);
+    if ((await whileLocked(() => op.commit())).ok) {
+      this.#wake();
+      return seq - first;
     }
-    // Another writer touched the batch: delete its keys one by one, as they are now.
+    // Another writer committed meanwhile: delete the keys one by one, as they are now.
     let live = 0;
     for (const entry of batch) live += await this.#deleteOneLocked(entry.key);
     return live;
@@ -446,22 +552,46 @@ class KvBackend implements Backend {
 
   async #deleteOneLocked(dk: Deno.KvKey): Promise<number> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await this.#kv.get<StoredItem>(dk);
+      const [current, last] = await whileLocked(() =>
+        this.#kv.getMany<[StoredItem, number]>([dk, SEQ_KEY])
+      );
       if (current.versionstamp === null) return 0;
       const op = this.#kv.atomic().check(current).delete(dk);
       const live = this.#isLive(current);
-      const seq = this.#seq + 1;
       if (live) {
+        const seq = (last.value ?? 0) + 1;
         const log: LogEntry = { t: "delete", k: dk.slice(1) as string[] };
-        op.set([...LOG_PREFIX, seq], log, { expireIn: LOG_TTL_MS }).set(SEQ_KEY, seq);
+        op.check(last).set([...LOG_PREFIX, seq], log, { expireIn: LOG_TTL_MS }).set(SEQ_KEY, seq);
       }
-      if (!(await op.commit()).ok) continue;
-      if (live) this.#seq = seq;
+      if (!(await whileLocked(() => op.commit())).ok) continue;
+      if (live) this.#wake();
       return live ? 1 : 0;
     }
     throw new CompareFailedError(
       `Cannot delete range: another writer kept changing ${JSON.stringify(dk.slice(1))}`,
     );
+  }
+
+  /** Wakes the watchers of this process after a commit. */
+  #wake(): void {
+    const wakers = [...this.#wakers];
+    this.#wakers.clear();
+    for (const w of wakers) w();
+  }
+
+  /** Resolves at this process's next commit, after the poll interval, or when `stopped`. */
+  #nextChange(stopped: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wakers.delete(done);
+        stopped.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.#pollIntervalMs);
+      this.#wakers.add(done);
+      stopped.addEventListener("abort", done, { once: true });
+    });
   }
 
   /** Real-time TTL handed to KV for an item expiring at `expires` by our clock. */
@@ -471,34 +601,45 @@ class KvBackend implements Backend {
 
   async *#watch(prefixes: Key[], signal?: AbortSignal): AsyncGenerator<BackendEvent> {
     if (signal?.aborted || this.#closed) return;
-    const reader = this.#kv.watch<[number]>([SEQ_KEY]).getReader();
-    const stop = () => void reader.cancel().catch(() => {});
+    const stopper = new AbortController();
+    const stop = () => stopper.abort();
     signal?.addEventListener("abort", stop, { once: true });
     this.#watchStops.add(stop);
-    const ended = () => this.#closed || signal?.aborted === true;
+    const ended = () => this.#closed || stopper.signal.aborted;
+    const readSeq = async () => (await whileLocked(() => this.#kv.get<number>(SEQ_KEY))).value ?? 0;
     try {
-      const first = await reader.read();
-      if (first.done || ended()) return;
-      let cursor = first.value[0].value ?? 0;
+      let cursor = await readSeq();
+      if (ended()) return;
       yield { type: "init" };
       while (!ended()) {
-        const next = await reader.read();
-        if (next.done || ended()) return;
-        const seq = next.value[0].value ?? 0;
-        if (seq <= cursor) continue;
+        // Registered before reading seq: a commit of this process right after the read wakes
+        // this watcher instead of waiting for the poll.
+        const changed = this.#nextChange(stopper.signal);
+        const seq = await readSeq();
+        if (ended()) return;
+        if (seq <= cursor) {
+          await changed;
+          continue;
+        }
         const entries = this.#kv.list<LogEntry>({
           start: [...LOG_PREFIX, cursor + 1],
           end: [...LOG_PREFIX, seq + 1],
         }, { batchSize: 1000 });
-        for await (const entry of entries) {
-          const n = entry.key[2] as number;
-          if (n !== cursor + 1) throw fellBehind(cursor);
-          cursor = n;
-          const event = toEvent(entry.value, entry.versionstamp);
-          const key = event.type === "put" ? event.item.key : event.key;
-          if (!prefixes.some((p) => hasPrefix(key, p))) continue;
-          if (ended()) return;
-          yield event;
+        try {
+          for await (const entry of entries) {
+            const n = entry.key[2] as number;
+            if (n !== cursor + 1) throw fellBehind(cursor);
+            cursor = n;
+            const event = toEvent(entry.value, entry.versionstamp);
+            const key = event.type === "put" ? event.item.key : event.key;
+            if (!prefixes.some((p) => hasPrefix(key, p))) continue;
+            if (ended()) return;
+            yield event;
+          }
+        } catch (err) {
+          // Another process was committing: list again from the cursor.
+          if (isLocked(err)) continue;
+          throw err;
         }
         if (cursor !== seq) throw fellBehind(cursor);
       }
@@ -508,7 +649,7 @@ class KvBackend implements Backend {
     } finally {
       signal?.removeEventListener("abort", stop);
       this.#watchStops.delete(stop);
-      await reader.cancel().catch(() => {});
+      stopper.abort();
     }
   }
 }
