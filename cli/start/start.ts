@@ -1,6 +1,7 @@
 /**
  * `teleport start`: load config, start the services; TERM/INT stop fast, QUIT drains, USR1
- * logs a diagnostic report (lib/service Supervisor).
+ * logs a diagnostic report, USR2 starts a second process beside this one, HUP hands over to a
+ * new process and drains (lib/service Supervisor and handover.ts).
  */
 import {
   FAST_SHUTDOWN_TIMEOUT_MS,
@@ -15,7 +16,9 @@ import { configureLogging, getComponentLogger } from "../../lib/log/mod.ts";
 import {
   type AuthReady,
   type NodeReady,
+  predecessorFromEnv,
   type ProxyReady,
+  startSuccessor,
   TeleportProcess,
 } from "../../lib/service/mod.ts";
 import { caPin } from "../../lib/ca/mod.ts";
@@ -133,7 +136,13 @@ export async function startCommand(args: string[]): Promise<number> {
   };
   globalThis.addEventListener("unhandledrejection", keepRunning);
   globalThis.addEventListener("error", keepRunning);
-  const proc = await TeleportProcess.start({ config: cfg, hostname: Deno.hostname() });
+  // Started by a running teleport's SIGHUP/SIGUSR2 to take over its ports.
+  const predecessor = predecessorFromEnv();
+  const proc = await TeleportProcess.start({
+    config: cfg,
+    hostname: Deno.hostname(),
+    successor: predecessor !== undefined,
+  });
   using _signals = proc.supervisor.listenForSignals({
     drainTimeoutMs: cfg.drainTimeoutMs,
     fastStopTimeoutMs: FAST_SHUTDOWN_TIMEOUT_MS,
@@ -142,6 +151,7 @@ export async function startCommand(args: string[]): Promise<number> {
       Deno.exit(1);
     },
     report: () => proc.diagnosticReport(),
+    startSuccessor: () => startSuccessor({ logger: getComponentLogger("service") }),
   });
   try {
     const auth = cfg.roles.auth
@@ -153,7 +163,16 @@ export async function startCommand(args: string[]): Promise<number> {
     const node = cfg.roles.node
       ? await proc.supervisor.waitFor("node.ready") as NodeReady
       : undefined;
-    printReady(cfg, proc, { auth, proxy, node });
+    if (predecessor !== undefined) {
+      await predecessor.notifyReady().catch((err) =>
+        crashLog.warn("Cannot tell the old process that this one is ready: {error}", {
+          error: err instanceof Error ? err.message : String(err),
+        })
+      );
+      crashLog.info("Took over from the old process; it drains its connections and exits");
+    } else {
+      printReady(cfg, proc, { auth, proxy, node });
+    }
     await proc.supervisor.wait();
   } finally {
     await proc.close();
@@ -264,7 +283,8 @@ function printReady(
   }
   lines.push(
     "",
-    "Stop with Ctrl-C (or SIGTERM); SIGQUIT drains (waits for sessions to end); SIGUSR1 logs a report.",
+    "Stop with Ctrl-C (or SIGTERM); SIGQUIT drains (waits for sessions to end); SIGHUP restarts\n" +
+      "without dropping connections (a new process takes the ports, this one drains); SIGUSR1 logs a report.",
   );
   print(lines.join("\n"));
 }

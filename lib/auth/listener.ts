@@ -26,6 +26,7 @@ import {
   ConnectionGuard,
   guardOf,
   guardServer,
+  listenOptions,
   type RateLimit,
   RateLimiter,
 } from "../net/mod.ts";
@@ -562,7 +563,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
 
   await new Promise<void>((resolve, reject) => {
     httpsServer.once("error", reject);
-    httpsServer.listen(opts.port, opts.host, () => {
+    httpsServer.listen(listenOptions(opts.host, opts.port), () => {
       httpsServer.off("error", reject);
       resolve();
     });

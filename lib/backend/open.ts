@@ -14,6 +14,13 @@ export interface OpenBackendOptions {
    * @default {new RealClock()}
    */
   clock?: Clock;
+  /**
+   * Deno KV file only: open it beside the process this one takes over from (graceful
+   * restart); see `KvBackendOptions.successor`.
+   *
+   * @default {false}
+   */
+  successor?: boolean;
 }
 
 const ACCEPTED_FORMS = '"memory:", "kv::memory:", "kv:/abs/path" or a plain file path';
@@ -33,7 +40,7 @@ export function openBackend(uri: string, options: OpenBackendOptions = {}): Prom
   if (uri.startsWith("kv:")) {
     const path = uri.slice("kv:".length);
     if (path === "") return Promise.reject(badUri(uri, "the path is empty"));
-    return openKvBackend({ ...opts, path });
+    return openKvBackend({ ...opts, path, successor: options.successor ?? false });
   }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(uri)?.[1];
   const windowsDrive = /^[A-Za-z]:[\\/]/.test(uri);
@@ -42,7 +49,7 @@ export function openBackend(uri: string, options: OpenBackendOptions = {}): Prom
       badUri(uri, uri === "" ? "the URI is empty" : `unknown scheme ${JSON.stringify(scheme)}`),
     );
   }
-  return openKvBackend({ ...opts, path: uri });
+  return openKvBackend({ ...opts, path: uri, successor: options.successor ?? false });
 }
 
 function badUri(uri: string, detail: string): BadParameterError {

@@ -690,6 +690,21 @@ export interface GuardedListener extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * Listen options for a server's fixed address: a fixed port is bound with `SO_REUSEPORT`, so
+ * that a successor process (graceful restart, SIGHUP) can bind it too while this one still
+ * serves; the kernel spreads new connections over both until this one closes. Port 0 (tests)
+ * stays exclusive. A second teleport started by mistake is still refused: the start checks
+ * each address with an exclusive bind first (lib/service checkListenAddrs).
+ */
+export function listenOptions(host: string, port: number): {
+  host: string;
+  port: number;
+  reusePort?: boolean;
+} {
+  return port === 0 ? { host, port } : { host, port, reusePort: true };
+}
+
 /** Binds a node:net server guarded by `guard`; resolves once it listens. */
 export async function listenGuarded(opts: ListenGuardedOptions): Promise<GuardedListener> {
   const server = createServer();
@@ -700,7 +715,7 @@ export async function listenGuarded(opts: ListenGuardedOptions): Promise<Guarded
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: opts.host, port: opts.port }, () => {
+    server.listen(listenOptions(opts.host, opts.port), () => {
       server.off("error", reject);
       resolve();
     });

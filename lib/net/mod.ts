@@ -27,6 +27,7 @@ export {
   type GuardedServerHandle,
   guardOf,
   guardServer,
+  listenOptions,
   type GuardServerOptions,
   listenGuarded,
   type ListenGuardedOptions,

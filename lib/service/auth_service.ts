@@ -53,7 +53,9 @@ export async function startAuthService(
     await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
     backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
   }
-  const backend: Backend = new ReportingBackend(await openBackend(backendUri, { clock }), {
+  const backend: Backend = new ReportingBackend(
+    await openBackend(backendUri, { clock, successor: opts.successor ?? false }),
+    {
     metrics: host.metrics,
   });
   host.backend = backend;

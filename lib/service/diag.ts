@@ -23,6 +23,7 @@ import {
   clientKey,
   type ConnectionGuard,
   guardServer,
+  listenOptions,
   markEstablished,
   type RateLimit,
   RateLimiter,
@@ -170,7 +171,7 @@ export async function startDiagServer(o: DiagServerOptions): Promise<DiagServer>
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: o.host, port: o.port }, () => {
+    server.listen(listenOptions(o.host, o.port), () => {
       server.off("error", reject);
       resolve();
     });

@@ -11,7 +11,15 @@
  * @module
  */
 export { ensureDataDir, loadHostUuid } from "./data_dir.ts";
-export { type PidFile, writePidFile } from "./pid_file.ts";
+export { type PidFile, replacePidFile, writePidFile } from "./pid_file.ts";
+export {
+  HANDOVER_ENV,
+  HANDOVER_TIMEOUT_MS,
+  predecessorFromEnv,
+  type PredecessorLink,
+  startSuccessor,
+  type Successor,
+} from "./handover.ts";
 export { TeleportProcess } from "./process.ts";
 export type { TeleportProcessOptions } from "./service_host.ts";
 export { ADMIN_IDENTITY_FILE, type AuthReady } from "./auth_service.ts";

@@ -4,6 +4,10 @@
  * live teleport: procps `pkill -L` refuses a pid file nobody holds locked. A process killed with
  * KILL leaves the file behind, but the kernel drops its lock, so the next start takes it over.
  * Removed on stop, only while it still names this process.
+ *
+ * After a graceful restart the pid file follows the live process: the successor writes a new
+ * file beside it, locks it and renames it over the old one ({@link replacePidFile}); the old
+ * process's lock stays on the replaced file, and its release leaves the new one alone.
  */
 import { AccessDeniedError } from "../errors/mod.ts";
 
@@ -39,6 +43,32 @@ export async function writePidFile(path: string): Promise<PidFile> {
   }
   await file.truncate(0);
   await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+  return held(path, file);
+}
+
+/**
+ * A successor's pid file: this process's pid in a new locked file renamed over `path`, so
+ * that `pkill -L -F path` reaches this process from now on (see the module doc).
+ */
+export async function replacePidFile(path: string): Promise<PidFile> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  const file = await Deno.open(tmp, { read: true, write: true, create: true, mode: 0o644 });
+  try {
+    if (!(await file.tryLock(true))) {
+      throw new AccessDeniedError(`Cannot write pid file ${tmp}: another process holds it`);
+    }
+    await file.truncate(0);
+    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    file.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  return held(path, file);
+}
+
+function held(path: string, file: Deno.FsFile): PidFile {
   let released = false;
   const ours = (text: string) => text.trim() === String(Deno.pid);
   const drop = () => {

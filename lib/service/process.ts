@@ -30,7 +30,7 @@ import { type ProxyReady, startProxyService } from "./proxy_service.ts";
 import type { ServiceHost, TeleportProcessOptions } from "./service_host.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import { ensureDataDir, loadHostUuid } from "./data_dir.ts";
-import { type PidFile, writePidFile } from "./pid_file.ts";
+import { type PidFile, replacePidFile, writePidFile } from "./pid_file.ts";
 import { formatFields, Supervisor } from "./supervisor.ts";
 import { type DiagServer, startDiagServer } from "./diag.ts";
 import { ProcessHealth } from "./health.ts";
@@ -177,22 +177,27 @@ export class TeleportProcess implements ServiceHost, AsyncDisposable {
     try {
       // Before anything is created (data dir contents, CAs): a port that cannot be bound is a
       // config error naming its key.
-      checkListenAddrs(listenAddrsOf(cfg));
+      // A successor shares the addresses with the process it takes over from.
+      if (!opts.successor) checkListenAddrs(listenAddrsOf(cfg));
       if (cfg.diagAddr !== undefined) await proc.#startDiag(opts, cfg.diagAddr);
       await ensureDataDir(cfg.dataDir);
-      if (cfg.pidFile !== undefined) {
-        const pid = await writePidFile(cfg.pidFile);
-        proc.pidFile = pid;
-        proc.addCleanup(() => pid.release());
-      }
+      if (cfg.pidFile !== undefined && !opts.successor) await proc.#holdPidFile(writePidFile);
       if (cfg.roles.auth) await startAuthService(proc, opts);
       if (cfg.roles.proxy) await proc.#startProxy(opts);
       if (cfg.roles.node) await startNodeService(proc, opts);
+      // The pid file follows the live process: a successor takes it once it can serve.
+      if (cfg.pidFile !== undefined && opts.successor) await proc.#holdPidFile(replacePidFile);
     } catch (err) {
       await proc.close();
       throw err;
     }
     return proc;
+  }
+
+  async #holdPidFile(write: (path: string) => Promise<PidFile>): Promise<void> {
+    const pid = await write(this.config.pidFile!);
+    this.pidFile = pid;
+    this.addCleanup(() => pid.release());
   }
 
   /** The diagnostics endpoint, up before the services so that it reports them starting. */
@@ -248,6 +253,7 @@ export class TeleportProcess implements ServiceHost, AsyncDisposable {
       signal: stop.signal,
       guard: this.guard,
       metrics: this.metrics,
+      handedOver: () => this.supervisor.handedOver,
       onHeartbeat: (err) =>
         err === undefined
           ? this.health.ok("proxy")

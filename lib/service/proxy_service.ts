@@ -81,6 +81,13 @@ export interface ProxyServiceOptions {
   guard: ConnectionGuard;
   /** Where `teleport_reverse_tunnels_connected` is reported. @default {not reported} */
   metrics?: MetricsRegistry;
+  /**
+   * True once a successor process took over (graceful restart): it announces the same proxy
+   * (same host id), so this one does not withdraw the presence when it drains or stops.
+   *
+   * @default {() => false}
+   */
+  handedOver?: () => boolean;
   /** Told the outcome of each heartbeat to auth (readiness). */
   onHeartbeat?: (err?: unknown) => void;
 }
@@ -443,8 +450,12 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       : undefined;
     if (tunnelMux !== undefined) cleanups.push(() => tunnelMux.close());
     // Runs first on close: agents are told to go elsewhere while the listeners still work.
-    cleanups.push(async () => {
+    const withdraw = async () => {
+      if (o.handedOver?.() === true) return;
       await auth.request("DELETE", `/v1/proxies/${encodeURIComponent(o.hostId)}`).catch(() => {});
+    };
+    cleanups.push(async () => {
+      await withdraw();
       await tunnel.drain(3000);
     });
     const webAddr = { host: p.webListenAddr.host, port: mux.addr.port };
@@ -579,7 +590,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     );
     const drain = async (deadline: AbortSignal) => {
       await Promise.all([mux.close(), tunnelMux?.close()]);
-      await auth.request("DELETE", `/v1/proxies/${encodeURIComponent(o.hostId)}`).catch(() => {});
+      await withdraw();
       await Promise.all([
         sshProxy.drain(deadline),
         tunnel.drain(Number.MAX_SAFE_INTEGER, deadline),

@@ -25,6 +25,15 @@ export interface TeleportProcessOptions {
    * @default {HEARTBEAT_CHECK_PERIOD_MS}
    */
   healthCheckIntervalMs?: number;
+  /**
+   * This process takes over from a running one (graceful restart, handover.ts): the addresses
+   * are not checked for exclusive use (the old process holds them, bound with SO_REUSEPORT),
+   * the embedded backend is opened beside the old process, and the pid file is replaced once
+   * every service is ready.
+   *
+   * @default {false}
+   */
+  successor?: boolean;
 }
 
 /** The process as the roles see it. */

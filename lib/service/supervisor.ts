@@ -10,7 +10,9 @@
  *   as `last` (auth, which the others' sessions still report to) run after the rest; then stop.
  *
  * {@link Supervisor.listenForSignals} maps process signals onto these: TERM/INT fast stop
- * (forced exit if it overruns), QUIT drain, USR1 a diagnostic report to the log.
+ * (forced exit if it overruns), QUIT drain, USR1 a diagnostic report to the log, USR2 start a
+ * successor process that serves beside this one, HUP start a successor and, once it is ready,
+ * drain (handover.ts). A successor that fails leaves this process serving.
  */
 import { messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
@@ -37,6 +39,11 @@ export interface SignalOptions {
   onForcedExit: () => void;
   /** The USR1 report: one multi-line text for the log. */
   report: () => Promise<string>;
+  /**
+   * Starts a successor process on the same ports (USR2, HUP); resolves once it is ready,
+   * rejects with the reason it is not. Without it USR2 and HUP are logged and ignored.
+   */
+  startSuccessor?: () => Promise<unknown>;
 }
 
 interface DrainStep {
@@ -62,6 +69,8 @@ export class Supervisor implements AsyncDisposable {
   readonly #drains: DrainStep[] = [];
   readonly #reports: Array<{ name: string; fn: ReportFn }> = [];
   #draining: Promise<void> | undefined;
+  #successor: Promise<boolean> | undefined;
+  #handedOver = false;
 
   constructor(opts: { logger: Logger }) {
     this.#log = opts.logger;
@@ -142,6 +151,60 @@ export class Supervisor implements AsyncDisposable {
         return `${name}: cannot report: ${messageOf(err)}`;
       }
     }));
+  }
+
+  /**
+   * True once a successor process took over (HUP): its services now own the cluster presence
+   * this process shares with it (same host id), so this one must not withdraw it on stop.
+   */
+  get handedOver(): boolean {
+    return this.#handedOver;
+  }
+
+  /**
+   * Starts a successor (one at a time); true once it is ready. On HUP (`handOver`), then
+   * drains this process. Failures are logged; this process keeps serving.
+   */
+  #startSuccessor(
+    start: () => Promise<unknown>,
+    signal: string,
+    handOver: boolean,
+    drainTimeoutMs: number,
+  ): void {
+    if (this.#successor !== undefined) {
+      this.#log.warn("Received {signal} while a new process is starting; ignored", { signal });
+      return;
+    }
+    if (this.#draining !== undefined || this.#stop.signal.aborted) {
+      this.#log.warn("Received {signal} while stopping; ignored", { signal });
+      return;
+    }
+    this.#log.info(
+      handOver
+        ? "Received {signal}: starting a new process; this one drains once it is ready"
+        : "Received {signal}: starting a new process that serves beside this one",
+      { signal },
+    );
+    this.#successor = start().then(
+      () => {
+        if (handOver && !this.#stop.signal.aborted) {
+          this.#handedOver = true;
+          this.#log.info("The new process is ready; this one stops accepting and drains");
+          void this.drain(drainTimeoutMs);
+        } else {
+          this.#log.info("The new process is ready and serves beside this one");
+        }
+        return true;
+      },
+      (err) => {
+        this.#log.error("Cannot hand over to a new process: {message}; this process keeps serving", {
+          message: messageOf(err),
+        });
+        return false;
+      },
+    ).finally(() => {
+      this.#successor = undefined;
+    });
   }
 
   /** True once {@link drain} was called. */
@@ -226,11 +289,22 @@ export class Supervisor implements AsyncDisposable {
           }),
       );
     };
+    const successor = (signal: string, handOver: boolean) => () => {
+      if (o.startSuccessor === undefined) {
+        this.#log.warn("Received {signal}: this process cannot start a successor; ignored", {
+          signal,
+        });
+        return;
+      }
+      this.#startSuccessor(o.startSuccessor, signal, handOver, o.drainTimeoutMs);
+    };
     const handlers: Array<[Deno.Signal, () => void]> = [
       ["SIGTERM", onTerm],
       ["SIGINT", onInt],
       ["SIGQUIT", onQuit],
       ["SIGUSR1", onUsr1],
+      ["SIGUSR2", successor("SIGUSR2", false)],
+      ["SIGHUP", successor("SIGHUP", true)],
     ];
     for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
     return {
