@@ -192,6 +192,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["pkill", "curl", "useradd"],
   },
   {
+    id: "reload",
+    title: "graceful restart (SIGHUP) under load, in a network namespace, with the stock ssh",
+    files: ["tests/e2e/reload_test.ts"],
+    root: true,
+    tools: ["ip", "ssh", "pkill", "curl"],
+  },
+  {
     id: "systemd-unit",
     title: "the unit teleport install systemd writes, checked by systemd-analyze verify",
     files: ["cli/start/install_test.ts"],

@@ -151,6 +151,11 @@ export interface Multiplexer extends AsyncDisposable {
   setKeyPairs(pairs: KeyPairPem[]): void;
   /** Stops listening and destroys the connections not handed over yet. */
   close(): Promise<void>;
+  /**
+   * Graceful stop: stops listening; connections accepted already are still routed to their
+   * handlers. Resolves once none is left to route (each is bounded by its deadline).
+   */
+  stopAccepting(): Promise<void>;
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
@@ -263,6 +268,8 @@ class PortMultiplexer implements Multiplexer {
   #listener: GuardedListener | undefined;
   #pairs: LoadedKeyPair[];
   #pending = new Set<Conn>();
+  /** Woken once no connection is left to route ({@link stopAccepting}). */
+  #idle: Array<() => void> = [];
   #closing = false;
   #addr: { host: string; port: number } = { host: "", port: 0 };
 
@@ -301,6 +308,14 @@ class PortMultiplexer implements Multiplexer {
     const pending = [...this.#pending];
     for (const conn of pending) this.#destroy(conn);
     await Promise.all(pending.map((c) => c.closed));
+  }
+
+  async stopAccepting(): Promise<void> {
+    await this.#listener?.stopAccepting();
+    if (this.#pending.size === 0) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#idle.push(resolve);
+    await promise;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -579,6 +594,8 @@ class PortMultiplexer implements Multiplexer {
   /** The connection is closed: nothing left to own. */
   #forget(conn: Conn): void {
     this.#pending.delete(conn);
+    if (this.#pending.size > 0 || this.#idle.length === 0) return;
+    for (const wake of this.#idle.splice(0)) wake();
   }
 
   /** The connection now belongs to a handler. */

@@ -688,6 +688,11 @@ export interface GuardedListener extends AsyncDisposable {
    * their handlers, which close them.
    */
   close(): Promise<void>;
+  /**
+   * Stops accepting only (graceful stop): connections already accepted go on through their
+   * handshake, under their deadline.
+   */
+  stopAccepting(): Promise<void>;
 }
 
 /**
@@ -731,15 +736,17 @@ export async function listenGuarded(opts: ListenGuardedOptions): Promise<Guarded
     server.close();
     throw new BadParameterError(`Cannot listen for ${opts.name}: the listener has no TCP address`);
   }
+  let stopped = false;
+  const stopAccepting = () => {
+    // node:net calls back once every accepted socket is closed; those belong to handlers, so
+    // only the stop of accepting matters here.
+    if (!stopped) server.close(() => {});
+    stopped = true;
+    return Promise.resolve();
+  };
   let closed: Promise<void> | undefined;
   const close = () => {
-    closed ??= new Promise<void>((resolve) => {
-      // node:net calls back once every accepted socket is closed; those belong to handlers, so
-      // only the stop of accepting matters here.
-      server.close(() => {});
-      handle.destroyPending();
-      resolve();
-    });
+    closed ??= stopAccepting().then(() => handle.destroyPending());
     return closed;
   };
   return {
@@ -748,6 +755,7 @@ export async function listenGuarded(opts: ListenGuardedOptions): Promise<Guarded
       return handle.connections;
     },
     close,
+    stopAccepting,
     [Symbol.asyncDispose]: close,
   };
 }

@@ -38,7 +38,10 @@ export interface ClientAddrListenerOptions {
 /** A bound listener. */
 export interface ClientAddrListener {
   readonly addr: { hostname: string; port: number };
+  /** Stops accepting and closes the sockets not served yet. */
   close(): Promise<void>;
+  /** Stops accepting only: sockets accepted already are still served (graceful stop). */
+  stopAccepting(): Promise<void>;
 }
 
 /** Decides who is on the other end of `socket`, then serves it or closes it. */
@@ -100,5 +103,6 @@ export async function listenWithClientAddr(
       });
       return closed;
     },
+    stopAccepting: () => listener.stopAccepting(),
   };
 }

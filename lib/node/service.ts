@@ -383,12 +383,12 @@ export class NodeService implements AsyncDisposable {
   }
 
   /**
-   * Graceful stop: stops accepting (the listener closes, connections handed over from tunnels
-   * are refused) and resolves once the SSH connections in flight have ended by themselves, or
-   * when `deadline` aborts. Heartbeats go on; {@link close} ends the rest.
+   * Graceful stop: stops accepting at the listener and resolves once the SSH connections in
+   * flight (those still in their handshake included) have ended by themselves, or when
+   * `deadline` aborts. Heartbeats go on; {@link close} ends the rest.
    */
   async drain(deadline: AbortSignal): Promise<void> {
-    await this.#listener?.close();
+    await this.#listener?.stopAccepting();
     await this.#server?.drain(deadline);
   }
 

@@ -56,8 +56,9 @@ export async function startAuthService(
   const backend: Backend = new ReportingBackend(
     await openBackend(backendUri, { clock, successor: opts.successor ?? false }),
     {
-    metrics: host.metrics,
-  });
+      metrics: host.metrics,
+    },
+  );
   host.backend = backend;
   host.addCleanup(() => backend.close());
   const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);

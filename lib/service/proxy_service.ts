@@ -589,12 +589,20 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       },
     );
     const drain = async (deadline: AbortSignal) => {
-      await Promise.all([mux.close(), tunnelMux?.close()]);
+      // Stop listening; what was accepted already is still routed and served (a restart's
+      // successor takes the new connections, SIGHUP).
+      await Promise.all([mux.stopAccepting(), tunnelMux?.stopAccepting()]);
       await withdraw();
       await Promise.all([
         sshProxy.drain(deadline),
         tunnel.drain(Number.MAX_SAFE_INTEGER, deadline),
-        webServer.close(),
+        (async () => {
+          // Web connections serve one request each: let those handed over send theirs.
+          for (let i = 0; i < 100 && webServer.connections > 0 && !deadline.aborted; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          await webServer.close();
+        })(),
       ]);
     };
     return {

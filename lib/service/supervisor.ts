@@ -197,9 +197,12 @@ export class Supervisor implements AsyncDisposable {
         return true;
       },
       (err) => {
-        this.#log.error("Cannot hand over to a new process: {message}; this process keeps serving", {
-          message: messageOf(err),
-        });
+        this.#log.error(
+          "Cannot hand over to a new process: {message}; this process keeps serving",
+          {
+            message: messageOf(err),
+          },
+        );
         return false;
       },
     ).finally(() => {

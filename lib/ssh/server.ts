@@ -677,24 +677,26 @@ export class SshServer<T> implements AsyncDisposable {
   }
 
   /**
-   * Graceful stop: stops accepting (the listener closes, handed-over sockets are refused), closes
-   * connections that have not authenticated, and resolves once every other connection has ended
-   * by itself, or when `deadline` aborts. {@link close} closes whatever is left.
+   * Graceful stop: stops accepting at the listener, and resolves once every connection has
+   * ended by itself, or when `deadline` aborts; {@link close} closes whatever is left.
+   * Connections accepted already, and sockets still handed over by a router that was accepting
+   * them, are served to their end: a client in its handshake when a restart begins (SIGHUP)
+   * logs in and works as if nothing happened. Each one is bounded by its login deadline.
    */
   async drain(deadline?: AbortSignal): Promise<void> {
-    if (!this.#closing) {
-      this.#closing = true;
-      await this.#net?.close();
+    await this.#net?.stopAccepting();
+    while (this.#conns.size > 0 && deadline?.aborted !== true) {
+      const oneEnded = Promise.race([...this.#conns].map((s) => s.closed.promise));
+      if (deadline === undefined) {
+        await oneEnded;
+        continue;
+      }
+      const aborted = Promise.withResolvers<void>();
+      const onAbort = () => aborted.resolve();
+      deadline.addEventListener("abort", onAbort, { once: true });
+      await Promise.race([oneEnded, aborted.promise]);
+      deadline.removeEventListener("abort", onAbort);
     }
-    for (const s of this.#conns) if (s.conn === undefined) s.socket.destroy();
-    const ended = Promise.all([...this.#conns].map((s) => s.closed.promise));
-    if (deadline === undefined) return void await ended;
-    if (deadline.aborted) return;
-    const aborted = Promise.withResolvers<void>();
-    const onAbort = () => aborted.resolve();
-    deadline.addEventListener("abort", onAbort, { once: true });
-    await Promise.race([ended, aborted.promise]);
-    deadline.removeEventListener("abort", onAbort);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
