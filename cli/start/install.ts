@@ -70,7 +70,11 @@ PIDFile=${pidFile}
 # Stop: SIGTERM closes every connection at once. To drain instead (no new connections; the
 # running sessions end by themselves, up to teleport.drain_timeout):
 #   systemctl kill --kill-whom=main -s QUIT teleport
-# No ExecReload: a reload that hands the ports to a new process (SIGHUP) is not implemented.
+# Reload (systemctl reload teleport): SIGHUP starts a new process that takes the ports over
+# (SO_REUSEPORT) and the pid file; once it is ready this one drains and exits. Nothing is
+# dropped; with a broken config the new process fails and this one keeps serving. Upgrade:
+# replace the binary, then reload.
+ExecReload=/bin/sh -c "exec pkill -HUP -L -F ${pidFile}"
 # Every connection costs a descriptor (a pass-through to auth three). The process keeps a tenth
 # of this limit in reserve and refuses connections before it runs out (connection_limits).
 LimitNOFILE=${fdLimit}

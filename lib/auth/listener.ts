@@ -115,7 +115,13 @@ export interface AuthApiServer extends AsyncDisposable {
    * connections keep theirs.
    */
   setCertificate(cert: { certPem: string; keyPem: string }): void;
+  /** Stops accepting and closes every connection. */
   close(): Promise<void>;
+  /**
+   * Stops accepting only (graceful stop): open connections go on being served until
+   * {@link close}; clients that dial again reach a successor process on the same port.
+   */
+  stopAccepting(): void;
 }
 
 /** The request target as path and query; undefined when it is not an origin-form path. */
@@ -587,6 +593,9 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
       httpsServer.setSecureContext(secureContext());
     },
     close,
+    stopAccepting: () => {
+      if (closed === undefined && httpsServer.listening) httpsServer.close();
+    },
     [Symbol.asyncDispose]: close,
   };
 }

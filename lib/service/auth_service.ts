@@ -170,8 +170,9 @@ export async function startAuthService(
     listener: `${api.host}:${api.port}`,
     backend: await probeBackend(backend),
   }));
-  // Last: the sessions the other services drain still send their events to auth.
-  host.supervisor.onDrain("auth", () => api.close(), { last: true });
+  // Last: the sessions the other services drain still send their events to auth. Open
+  // connections are served until the process stops (its own services keep theirs).
+  host.supervisor.onDrain("auth", () => Promise.resolve(api.stopAccepting()), { last: true });
   host.supervisor.run("auth.api", async (signal) => {
     await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
     await api.close();
