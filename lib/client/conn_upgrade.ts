@@ -96,14 +96,16 @@ async function probe(o: ConnUpgradeOptions): Promise<boolean> {
       ...(o.proxy === undefined ? {} : { proxy: o.proxy }),
     });
   } catch (err) {
-    // TLS alert 120: the server knows ALPN and shares no protocol with us.
-    if (/no.application.protocol|alert number 120|NO_APPLICATION_PROTOCOL/i.test(messageOf(err))) {
-      return true;
-    }
+    if (sharesNoProtocol(err)) return true;
     throw err;
   }
   conn.socket.destroy();
   return conn.alpnProtocol !== ALPN_PROXY_SSH;
+}
+
+/** TLS alert 120: the server knows ALPN and shares no protocol with us. */
+function sharesNoProtocol(err: unknown): boolean {
+  return /no.application.protocol|alert number 120|NO_APPLICATION_PROTOCOL/i.test(messageOf(err));
 }
 
 /**
@@ -145,8 +147,8 @@ export async function dialUpgraded(o: ConnUpgradeOptions): Promise<Duplex> {
 export async function dialSshRoutingTls(
   o: ConnUpgradeOptions & { alpnProtocols: string[] },
 ): Promise<WebTlsConnection & { upgraded: boolean }> {
-  if (!(await connectionUpgradeRequired(o))) {
-    const conn = await dialWebTls({
+  const direct = () =>
+    dialWebTls({
       addr: o.addr,
       alpnProtocols: o.alpnProtocols,
       trust: o.trust,
@@ -154,8 +156,42 @@ export async function dialSshRoutingTls(
       ...(o.signal === undefined ? {} : { signal: o.signal }),
       ...(o.proxy === undefined ? {} : { proxy: o.proxy }),
     });
-    return { ...conn, upgraded: false };
+  const forced = fromEnv(o.env ?? ((n) => Deno.env.get(n)));
+  const key = formatHostPort(o.addr);
+  const known = forced === undefined ? decisions.get(key) : Promise.resolve(forced);
+  if (known === undefined) {
+    // Nothing known yet: the direct attempt is the test, so a proxy that answers TLS itself
+    // costs no extra handshake.
+    const decided = Promise.withResolvers<boolean>();
+    decisions.set(key, decided.promise);
+    decided.promise.catch(() => decisions.delete(key));
+    let conn: WebTlsConnection;
+    try {
+      conn = await direct();
+    } catch (err) {
+      if (!sharesNoProtocol(err)) {
+        decided.reject(err);
+        throw err;
+      }
+      decided.resolve(true);
+      return await insideUpgrade(o);
+    }
+    if (conn.alpnProtocol !== false && o.alpnProtocols.includes(conn.alpnProtocol)) {
+      decided.resolve(false);
+      return { ...conn, upgraded: false };
+    }
+    conn.socket.destroy();
+    decided.resolve(true);
+    return await insideUpgrade(o);
   }
+  if (!(await known)) return { ...(await direct()), upgraded: false };
+  return await insideUpgrade(o);
+}
+
+/** TLS with `o.alpnProtocols` inside an upgraded connection, not checked (module doc). */
+async function insideUpgrade(
+  o: ConnUpgradeOptions & { alpnProtocols: string[] },
+): Promise<WebTlsConnection & { upgraded: boolean }> {
   const stream = await dialUpgraded(o);
   const where = formatHostPort(o.addr);
   return await new Promise((resolve, reject) => {

@@ -149,6 +149,27 @@ Deno.test("dialSshRoutingTls() upgrades by itself behind a TLS-terminating balan
   conn.socket.destroy();
 });
 
+Deno.test("dialSshRoutingTls() dials once, with no test handshake, when the proxy answers", async () => {
+  forgetConnUpgradeDecisions();
+  await using proxy = await startProxy(false);
+  const o = {
+    addr: { host: "127.0.0.1", port: proxy.port },
+    trust: { insecure: true },
+    alpnProtocols: [ALPN_PROXY_SSH],
+    env: NO_ENV,
+  };
+  const conn = await dialSshRoutingTls(o);
+  assert.equal(conn.upgraded, false);
+  assert.equal(conn.alpnProtocol, ALPN_PROXY_SSH);
+  // The attempt decided for this address: no further test.
+  assert.equal(await connectionUpgradeRequired(o), false);
+  const echoed = once(conn.socket, "data");
+  conn.socket.write("x\n");
+  await echoed;
+  assert.equal(proxy.ssh.length, 1);
+  conn.socket.destroy();
+});
+
 Deno.test("dialTlsRoutingStream() dials plain TCP when no balancer is in the way", async () => {
   forgetConnUpgradeDecisions();
   await using proxy = await startProxy(false);
