@@ -125,6 +125,14 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["haproxy", "openssl", "curl", "useradd"],
   },
   {
+    id: "l7-lb-e2e",
+    title:
+      "the proxy behind haproxy mode http: tsh and tunnel agents use /webapi/connectionupgrade",
+    files: ["tests/e2e/l7_lb_test.ts"],
+    root: true,
+    tools: ["haproxy", "openssl", "curl", "ssh", "useradd"],
+  },
+  {
     id: "resize-e2e",
     title: "terminal resizes in tmux with ssh -tt and tsh ssh -t, recorded and replayed",
     files: ["tests/e2e/resize_test.ts"],

@@ -4,12 +4,15 @@
  * unterminated to an auth server (teleport-protocol-notes §1). The client presents the user's
  * TLS certificate and verifies the server against the cluster's host CA certificates as
  * `teleport.cluster.local`. The web port is used whether or not `tls_routing_enabled` is set:
- * the proxy routes ALPN on its web port in every listener mode.
+ * the proxy routes ALPN on its web port in every listener mode. Behind an HTTP-only load
+ * balancer the TLS runs inside `/webapi/connectionupgrade` (conn_upgrade.ts).
  */
 import { AuthClient } from "../authclient/mod.ts";
 import { authAlpn } from "../multiplex/mod.ts";
 import type { ProxyResource, ServerResource, SessionTracker } from "../resource/mod.ts";
 import type { Profile, ProfileKeys } from "./profile.ts";
+import { dialTlsRoutingStream } from "./conn_upgrade.ts";
+import type { WebTrust } from "./web.ts";
 
 /** How fresh a list must be. */
 export interface ListOptions {
@@ -38,9 +41,14 @@ export interface ClusterApi {
 
 /**
  * Opens the auth API of the profile's cluster through its proxy (lazily connected). Every list
- * is asked live; see withListCache for cached answers.
+ * is asked live; see withListCache for cached answers. `trust` (the web port's) is needed only
+ * when a load balancer in front calls for a connection upgrade.
  */
-export function openClusterApi(profile: Profile, keys: ProfileKeys): ClusterApi {
+export function openClusterApi(
+  profile: Profile,
+  keys: ProfileKeys,
+  trust: WebTrust = {},
+): ClusterApi {
   const client = new AuthClient({
     host: profile.webProxyAddr.host,
     port: profile.webProxyAddr.port,
@@ -48,6 +56,7 @@ export function openClusterApi(profile: Profile, keys: ProfileKeys): ClusterApi 
     identity: { certPem: keys.tlsCertPem, keyPem: keys.tlsKeyPem },
     alpnProtocols: [authAlpn(profile.cluster)],
     via: "proxy",
+    dial: () => dialTlsRoutingStream({ addr: profile.webProxyAddr, trust }),
   });
   return {
     listNodes: async () =>

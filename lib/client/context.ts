@@ -19,7 +19,11 @@ export interface OpenClientContextOptions {
   /** @default {new RealClock()} */
   clock?: Clock;
   /** Builds the cluster API (tests inject a fake). @default {openClusterApi} */
-  openApi?: (profile: Profile, keys: ClientContext["keys"]) => ClusterApi;
+  openApi?: (
+    profile: Profile,
+    keys: ClientContext["keys"],
+    trust: ClientContext["trust"],
+  ) => ClusterApi;
   /** Time allowed for each connection and login, in ms. @default {30000} */
   timeoutMs?: number;
   /**
@@ -64,11 +68,12 @@ export async function openClientContext(
       `Cannot open the profile of ${profile.name}: listMaxAgeMs must be >= 0, got ${listMaxAgeMs}`,
     );
   }
-  const api = (o.openApi ?? openClusterApi)(profile, keys);
+  const trust = webTrustOf(profile, { insecure: o.insecure === true });
+  const api = (o.openApi ?? openClusterApi)(profile, keys, trust);
   return {
     profile,
     keys,
-    trust: webTrustOf(profile, { insecure: o.insecure === true }),
+    trust,
     api: withListCache(api, {
       path: store.paths(profile.name, profile.user, profile.cluster).listCache,
       sshCert: keys.sshCert,

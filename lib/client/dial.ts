@@ -2,7 +2,8 @@
  * Reaching SSH servers through the proxy.
  *
  * {@linkcode dialProxySsh}: log in to the proxy's SSH server, over TLS routing (TLS to the web
- * port with ALPN `teleport-proxy-ssh`, same trust as the web calls) or plain TCP to its SSH
+ * port with ALPN `teleport-proxy-ssh`, same trust as the web calls; through an HTTP-only load
+ * balancer, inside `/webapi/connectionupgrade`, see conn_upgrade.ts) or plain TCP to its SSH
  * port; its host key must match a proxy host certificate the cluster publishes. Both dial with
  * lib/net `dialTcp`, so `HTTPS_PROXY` / `NO_PROXY` apply.
  *
@@ -45,7 +46,8 @@ import { AGENT_CHANNEL_TYPE, agentChannelHandler } from "./agent.ts";
 import type { ClusterApi } from "./cluster.ts";
 import { verifyHostCertificate } from "./host_cert.ts";
 import type { Profile, ProfileKeys } from "./profile.ts";
-import { dialWebTls, type WebTrust } from "./web.ts";
+import type { WebTrust } from "./web.ts";
+import { dialSshRoutingTls } from "./conn_upgrade.ts";
 
 /** A logged-in profile ready to dial: its keys, the trust for the web port and the cluster API. */
 export interface ClientContext {
@@ -150,7 +152,8 @@ export async function dialProxySsh(
       });
       return await connectSsh({ ...common, socket });
     }
-    const conn = await dialWebTls({
+    // Through an HTTP-only load balancer: inside /webapi/connectionupgrade (conn_upgrade.ts).
+    const conn = await dialSshRoutingTls({
       addr: p.webProxyAddr,
       alpnProtocols: [ALPN_PROXY_SSH],
       trust: ctx.trust,

@@ -30,6 +30,15 @@ export {
   validateClusterName,
 } from "./profile.ts";
 export {
+  CONN_UPGRADE_ENV,
+  connectionUpgradeRequired,
+  type ConnUpgradeOptions,
+  dialSshRoutingTls,
+  dialTlsRoutingStream,
+  dialUpgraded,
+  forgetConnUpgradeDecisions,
+} from "./conn_upgrade.ts";
+export {
   type CreateSshCertsRequest,
   dialWebTls,
   type DialWebTlsOptions,

@@ -28,7 +28,7 @@ import {
   messageOf,
   newError,
 } from "../errors/mod.ts";
-import { dialTcp } from "../net/mod.ts";
+import { dialTcp, type HttpProxySettings } from "../net/mod.ts";
 import { formatHostPort, type HostPort } from "./addr.ts";
 
 /** How to trust the proxy's web certificate. */
@@ -53,6 +53,8 @@ export interface DialWebTlsOptions {
   /** Time allowed for connect and handshake, in ms. @default {30000} */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** HTTP CONNECT proxy settings for the TCP dial. @default {from the environment} */
+  proxy?: HttpProxySettings;
 }
 
 /** A verified TLS connection to the proxy's web port. */
@@ -105,6 +107,7 @@ export function dialWebTls(o: DialWebTlsOptions): Promise<WebTlsConnection> {
     dialTcp(o.addr.host, o.addr.port, {
       timeoutMs,
       ...(o.signal === undefined ? {} : { signal: o.signal }),
+      ...(o.proxy === undefined ? {} : { proxy: o.proxy }),
     }).then((stream) => {
       if (settled) return void stream.destroy();
       raw = stream;

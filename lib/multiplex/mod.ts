@@ -45,6 +45,14 @@
  * We serve HTTP/1.1 only. A client that offers `h2` (or `acme-tls/1`) without `http/1.1` gets
  * no ALPN selected and talks HTTP/1.1; ACME TLS-ALPN-01 challenge certificates are not served.
  *
+ * ## L7 load balancers
+ *
+ * `GET /webapi/connectionupgrade` with `Upgrade: alpn` / `alpn-ping` (or a WebSocket with
+ * subprotocol `alpn` / `alpn-ping`) reaches the web handler like any request; the web server
+ * hands it to {@linkcode Multiplexer.upgrade}, which answers `101` and routes the TLS connection
+ * inside through the table above (connection_upgrade.ts). {@linkcode requestConnectionUpgrade}
+ * is the client side.
+ *
  * To serve reverse tunnels on this port, give `handlers.reverseTunnel` (it receives the
  * terminated TLS stream, SSH inside); the route already exists. A new route is a rule in
  * {@linkcode ALPN_ROUTES} plus a handler in {@linkcode MultiplexerHandlers}.
@@ -84,6 +92,41 @@ export {
   type ProxyProtocolMode,
   startMultiplexer,
 } from "./multiplexer.ts";
+export {
+  acceptUpgrade,
+  type AcceptUpgradeOptions,
+  checkUpgradeRequest,
+  CONNECTION_UPGRADE_PATH,
+  DEFAULT_UPGRADE_PING_INTERVAL_MS,
+  requestConnectionUpgrade,
+  type RequestUpgradeOptions,
+  TELEPORT_UPGRADE_HEADER,
+  type UpgradeCheck,
+  type UpgradeProtocol,
+  upgradeRefusal,
+  type UpgradeRequest,
+  type UpgradeType,
+} from "./connection_upgrade.ts";
+export {
+  encodePingFrame,
+  MAX_PING_FRAME_READ,
+  MAX_PING_FRAME_WRITE,
+  pingConn,
+  type PingConnOptions,
+  PingFrameReader,
+} from "./ping_conn.ts";
+export {
+  encodeWebsocketFrame,
+  isWebsocketKey,
+  MAX_WEBSOCKET_FRAME_READ,
+  MAX_WEBSOCKET_FRAME_WRITE,
+  newWebsocketKey,
+  websocketAccept,
+  websocketConn,
+  type WebsocketConnOptions,
+  type WebsocketFrame,
+  WebsocketFrameReader,
+} from "./websocket.ts";
 export {
   HTTP_METHODS,
   MAX_SNIFF_BYTES,

@@ -27,8 +27,14 @@
  *
  * A `LOCAL` header (load balancer health checks) or one without addresses keeps the socket's
  * own addresses. Every handler receives the {@linkcode ConnectionSource} it should report.
+ *
+ * Connection upgrades (`GET /webapi/connectionupgrade`, see connection_upgrade.ts): the web
+ * server passes such requests to {@linkcode Multiplexer.upgrade}, which answers `101` and routes
+ * the TLS connection inside exactly as in step 3 and 4, on the same guarded connection (its
+ * handshake deadline still runs) and with the same {@linkcode ConnectionSource}.
  */
 import { Buffer } from "node:buffer";
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket, type TLSSocketOptions } from "node:tls";
@@ -48,6 +54,7 @@ import { type Route, routeForAlpn, type RouteName } from "./alpn.ts";
 import { type ClientHello, parseClientHello } from "./client_hello.ts";
 import { type KeyPairPem, type LoadedKeyPair, loadKeyPairs, pickKeyPair } from "./_key_pairs.ts";
 import { sniffProtocol, type SniffResult } from "./sniff.ts";
+import { acceptUpgrade, checkUpgradeRequest, upgradeRefusal } from "./connection_upgrade.ts";
 
 export type { KeyPairPem };
 
@@ -89,7 +96,7 @@ export interface MultiplexerHandlers {
    * TLS passed through (ALPN `teleport-auth@…`): the raw socket, ClientHello bytes put back.
    * It is still under the handshake deadline: the handler declares it established.
    */
-  auth?: (socket: Socket, hello: ClientHello, source: ConnectionSource) => void;
+  auth?: (socket: Duplex, hello: ClientHello, source: ConnectionSource) => void;
   /** TLS terminated, ALPN `teleport-reversetunnel` (or `…v2`): the stream inside is SSH. */
   reverseTunnel?: (socket: Duplex, source: ConnectionSource) => void;
 }
@@ -138,6 +145,8 @@ export interface MultiplexerOptions {
    * @default {false}
    */
   plainHttp?: boolean;
+  /** Ping interval of `alpn-ping` connection upgrades. @default {30000} */
+  upgradePingIntervalMs?: number;
 }
 
 /** A running multiplexer. */
@@ -149,6 +158,13 @@ export interface Multiplexer extends AsyncDisposable {
    * BadParameterError (and keeps the old ones) when a pair does not load.
    */
   setKeyPairs(pairs: KeyPairPem[]): void;
+  /**
+   * Serves an HTTP upgrade request (node:http's `upgrade` event) that arrived on a connection
+   * this multiplexer handed to `handlers.web`: `GET /webapi/connectionupgrade` gets `101` and
+   * its inner TLS connection is routed by ALPN like a connection to the port; anything else is
+   * answered with its 4xx and closed.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Uint8Array): void;
   /** Stops listening and destroys the connections not handed over yet. */
   close(): Promise<void>;
   /**
@@ -180,6 +196,7 @@ interface ResolvedOptions {
   sshLoginTimeoutMs: number;
   proxyProtocol: ProxyProtocolMode;
   plainHttp: boolean;
+  upgradePingIntervalMs: number | undefined;
 }
 
 const PROXY_PROTOCOL_MODES: readonly ProxyProtocolMode[] = ["on", "off", "unspecified"];
@@ -232,6 +249,7 @@ function resolveOptions(opts: MultiplexerOptions): ResolvedOptions {
     ),
     proxyProtocol,
     plainHttp: opts.plainHttp ?? false,
+    upgradePingIntervalMs: opts.upgradePingIntervalMs,
   };
 }
 
@@ -243,13 +261,16 @@ function hostPort(host: string | undefined, port: number | undefined): string {
 
 /** A connection the multiplexer still owns. */
 interface Conn {
-  raw: Socket;
+  /** The accepted socket, or the stream inside an upgraded connection. */
+  raw: Duplex;
   tls?: TLSSocket;
   guarded?: GuardedConnection;
   remote: string;
   source: ConnectionSource;
   closed: Promise<void>;
   handedOver: boolean;
+  /** It is the stream inside a connection upgrade. */
+  upgraded?: boolean;
 }
 
 const HOST_HEADER = /\r\nhost:[ \t]*([^\r\n]*)\r\n/i;
@@ -270,6 +291,8 @@ class PortMultiplexer implements Multiplexer {
   #pending = new Set<Conn>();
   /** Woken once no connection is left to route ({@link stopAccepting}). */
   #idle: Array<() => void> = [];
+  /** Sources of the sockets handed to the web handler (for their upgrades). */
+  #webSources = new WeakMap<object, ConnectionSource>();
   #closing = false;
   #addr: { host: string; port: number } = { host: "", port: 0 };
 
@@ -322,18 +345,9 @@ class PortMultiplexer implements Multiplexer {
     return this.close();
   }
 
-  #accept(raw: Socket): void {
-    const remote = hostPort(raw.remoteAddress, raw.remotePort);
-    if (this.#closing) {
-      raw.destroy();
-      return;
-    }
+  /** Owns `raw` (and its guard) until it is handed over or closed. */
+  #track(raw: Duplex, remote: string, source: ConnectionSource): Conn {
     const { promise: closed, resolve } = Promise.withResolvers<void>();
-    const source: ConnectionSource = {
-      remoteAddr: raw.remoteAddress ?? "",
-      remotePort: raw.remotePort ?? 0,
-      proxied: false,
-    };
     const conn: Conn = { raw, remote, source, closed, handedOver: false };
     const guarded = guardOf(raw);
     if (guarded !== undefined) conn.guarded = guarded;
@@ -341,6 +355,83 @@ class PortMultiplexer implements Multiplexer {
     raw.once("close", () => {
       this.#forget(conn);
       resolve();
+    });
+    return conn;
+  }
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Uint8Array): void {
+    const source = this.#webSources.get(socket);
+    const peer = socket as Partial<Socket>;
+    const remote = source === undefined
+      ? hostPort(peer.remoteAddress, peer.remotePort)
+      : hostPort(source.remoteAddr, source.remotePort);
+    const check = source === undefined
+      ? {
+        ok: false as const,
+        status: 400,
+        message:
+          "Cannot upgrade the connection: it is inside an upgrade already, or came through another port",
+      }
+      : this.#closing
+      ? {
+        ok: false as const,
+        status: 503,
+        message: "Cannot upgrade the connection: the proxy is shutting down; connect again",
+      }
+      : checkUpgradeRequest(req);
+    if (!check.ok || source === undefined) {
+      const why = check.ok ? "" : check.message;
+      this.#log.debug("Refused a connection upgrade from {remote}: {why}", { remote, why });
+      socket.end(upgradeRefusal(check.ok ? 400 : check.status, why));
+      return;
+    }
+    const guarded = guardOf(socket);
+    let inner: Duplex;
+    try {
+      inner = acceptUpgrade(socket, check, head, {
+        ...(this.#opts.upgradePingIntervalMs === undefined
+          ? {}
+          : { pingIntervalMs: this.#opts.upgradePingIntervalMs }),
+      });
+    } catch (err) {
+      this.#log.debug("Cannot upgrade the connection from {remote}: {error}", {
+        remote,
+        error: messageOf(err),
+      });
+      socket.destroy();
+      return;
+    }
+    if (guarded !== undefined) attachGuard(inner, guarded);
+    inner.on("error", (err: Error) => {
+      this.#log.debug("Upgraded connection from {remote} failed: {error}", {
+        remote,
+        error: err.message,
+      });
+      socket.destroy();
+    });
+    this.#log.debug(
+      "Upgraded a connection from {remote} ({type}{protocol}) at /webapi/connectionupgrade; routing the TLS connection inside by ALPN",
+      {
+        remote,
+        type: check.type,
+        protocol: check.type === "websocket" ? `, subprotocol ${check.protocol}` : "",
+      },
+    );
+    const conn = this.#track(inner, `${remote} (upgraded)`, source);
+    conn.upgraded = true;
+    this.#readHello(conn, Buffer.alloc(0));
+  }
+
+  #accept(raw: Socket): void {
+    const remote = hostPort(raw.remoteAddress, raw.remotePort);
+    if (this.#closing) {
+      raw.destroy();
+      return;
+    }
+    const conn = this.#track(raw, remote, {
+      remoteAddr: raw.remoteAddress ?? "",
+      remotePort: raw.remotePort ?? 0,
+      proxied: false,
     });
 
     let buffered: Buffer = Buffer.alloc(0);
@@ -388,6 +479,7 @@ class PortMultiplexer implements Multiplexer {
           if (kind === "http" && this.#opts.plainHttp) {
             raw.off("data", onData);
             const web = this.#opts.handlers.web;
+            this.#webSources.set(raw, conn.source);
             this.#handOverRaw(conn, buffered, () => web(raw, conn.source));
           } else if (kind === "http") {
             phase = "drain"; // keep reading so that closing does not reset the response
@@ -400,21 +492,40 @@ class PortMultiplexer implements Multiplexer {
         }
         phase = "hello";
       }
+      raw.off("data", onData);
+      this.#readHello(conn, buffered);
+    };
+    raw.on("data", onData);
+  }
+
+  /** Reads (under the connection's deadline) until the ClientHello is whole, then routes. */
+  #readHello(conn: Conn, first: Buffer): void {
+    const raw = conn.raw;
+    let buffered = first;
+    const check = (): boolean => {
       const result = parseClientHello(buffered);
-      if (result.kind === "incomplete") return;
+      if (result.kind === "incomplete") return false;
       raw.off("data", onData);
       raw.pause();
       if (result.kind === "error") {
         this.#log.debug("Closed TLS connection from {remote}: bad ClientHello: {reason}", {
-          remote,
+          remote: conn.remote,
           reason: result.reason,
         });
         this.#destroy(conn);
-        return;
+        return true;
       }
       this.#onHello(conn, result.hello, buffered);
+      return true;
     };
+    const onData = (chunk: Buffer) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      check();
+    };
+    if (buffered.length > 0 && check()) return;
     raw.on("data", onData);
+    // An upgraded stream may arrive paused (node:http pauses a socket it hands over).
+    raw.resume();
   }
 
   /**
@@ -449,7 +560,7 @@ class PortMultiplexer implements Multiplexer {
 
   /** Answers plain HTTP with a 400 that names the https:// address, then closes. */
   #refuseHttp(conn: Conn, buffered: Buffer): void {
-    const hint = httpsHint(buffered, conn.raw);
+    const hint = httpsHint(buffered, conn.raw as Socket);
     this.#log.debug("Plain HTTP from {remote} refused: this port speaks HTTPS", {
       remote: conn.remote,
     });
@@ -472,7 +583,7 @@ class PortMultiplexer implements Multiplexer {
     const ssh = this.#opts.handlers.ssh;
     if (kind === "ssh" && ssh !== undefined) {
       conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
-      this.#handOverRaw(conn, buf, () => ssh(conn.raw, conn.source));
+      this.#handOverRaw(conn, buf, () => ssh(conn.raw as Socket, conn.source));
       return;
     }
     const why = kind === "ssh" ? "plain SSH is not served on this port" : "unknown protocol";
@@ -565,6 +676,9 @@ class PortMultiplexer implements Multiplexer {
       // server has read their whole first request.
       if (route.route !== "web") conn.guarded?.setDeadline(this.#opts.sshLoginTimeoutMs);
       this.#release(conn);
+      // Its upgrade requests come back to upgrade(), which knows the source; a connection that
+      // is itself inside an upgrade may not upgrade again.
+      if (route.route === "web" && conn.upgraded !== true) this.#webSources.set(tls, conn.source);
       this.#call(conn, route.route, () => handler(tls, conn.source));
     });
   }

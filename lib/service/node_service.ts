@@ -4,7 +4,7 @@
  * reaches auth through them, serves SSH only on tunnel channels).
  */
 import { importSshPrivateKey, parseAuthorizedKey, parseSshCertificate } from "../ca/mod.ts";
-import { WebClient } from "../client/mod.ts";
+import { dialTlsRoutingStream, WebClient } from "../client/mod.ts";
 import { dialTcp } from "../net/mod.ts";
 import { AgentPool, type FindSettings, parseHostPort, resolveTunnelAddr } from "../tunnel/mod.ts";
 import { type Clock, RealClock } from "../clock/mod.ts";
@@ -316,6 +316,14 @@ async function startTunnelNode(
       });
     },
     dial,
+    // The tunnel's own TLS is not checked against web PKI (SSH inside authenticates the proxy),
+    // and neither is a load balancer's in front (conn_upgrade.ts in lib/client).
+    dialTls: (host, port) =>
+      dialTlsRoutingStream({
+        addr: { host, port },
+        trust: { insecure: true },
+        proxy: cfg.proxyEnv,
+      }),
     serveLocalNode: (stream, req) => {
       const node = late.node;
       if (node === undefined) return stream.destroy();

@@ -143,7 +143,7 @@ function dialAuthAddr(auth: Addr): Promise<Duplex> {
  * a PROXY v2 header signed by this proxy that tells auth the client's address.
  */
 function passToAuth(
-  sock: Socket,
+  sock: Duplex,
   client: ConnectionSource,
   auth: Addr,
   sign: { signer: ProxySigner; clock: Clock; guard?: ConnectionGuard },
@@ -473,6 +473,8 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       proxySettings: settings,
       publicAddrs: p.publicAddrs.map(formatAddr),
       serverVersion: VERSION,
+      // `/webapi/connectionupgrade` (L7 load balancers): back to the router, TLS inside.
+      onUpgrade: (req, sock, head) => mux.upgrade(req, sock, head),
     });
     late.web = webServer;
     cleanups.push(() => webServer.close());

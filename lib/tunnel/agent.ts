@@ -68,6 +68,12 @@ export interface AgentPoolOptions {
   resolve: () => Promise<TunnelAddr>;
   /** Opens the TCP stream (lib/net: honours HTTPS_PROXY and NO_PROXY). */
   dial: (host: string, port: number) => Promise<Duplex>;
+  /**
+   * Dials the stream the TLS (ALPN `teleport-reversetunnel`) runs over on a TLS-routing
+   * address, e.g. inside `/webapi/connectionupgrade` behind an HTTP-only load balancer.
+   * @default {dial}
+   */
+  dialTls?: (host: string, port: number) => Promise<Duplex>;
   /** Serves a connection the proxy forwards to this node's SSH service. */
   serveLocalNode: (stream: Duplex, request: DialRequest) => void;
   /** Answered to the proxy's version request. */
@@ -254,7 +260,8 @@ export class AgentPool implements AsyncDisposable {
       discovery: undefined,
     };
     state.hostCert.promise.catch(() => {});
-    let stream = await withAbort(o.dial(addr.host, addr.port), abort, where);
+    const dial = addr.tls && o.dialTls !== undefined ? o.dialTls : o.dial;
+    let stream = await withAbort(dial(addr.host, addr.port), abort, where);
     if (addr.tls) stream = await startTls(stream, addr.host, abort, where);
     const client = await connectSsh({
       socket: stream,

@@ -107,6 +107,12 @@ export interface WebServerOptions {
    * @default {the socket's remoteAddress}
    */
   remoteAddrOf?: (socket: Duplex) => string | undefined;
+  /**
+   * Takes HTTP upgrade requests (`Connection: Upgrade`, e.g. `/webapi/connectionupgrade`) off
+   * this server: the socket leaves its bookkeeping and belongs to the hook.
+   * @default {none: node:http answers them}
+   */
+  onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Uint8Array) => void;
 }
 
 /** What the caller of {@link WebServer.handleConnection} knows about the connection. */
@@ -666,6 +672,17 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
     socket.destroy();
   });
+
+  const onUpgrade = options.onUpgrade;
+  if (onUpgrade !== undefined) {
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
+      const state = states.get(socket);
+      if (state !== undefined) clearTimeout(state.timer);
+      states.delete(socket);
+      if (states.size === 0) allClosed?.resolve();
+      onUpgrade(req, socket, head);
+    });
+  }
 
   const handleConnection = (socket: Duplex, info?: WebConnectionInfo) => {
     if (closed) {

@@ -335,6 +335,8 @@ export interface ClusterConfigOptions {
   teleport?: string;
   /** More YAML lines for `ssh_service:` (indented two spaces). */
   ssh?: string;
+  /** More YAML lines for `proxy_service:` (indented two spaces). */
+  proxy?: string;
 }
 
 /**
@@ -360,7 +362,7 @@ ${o.teleport ?? ""}auth_service:
 proxy_service:
   enabled: true
   web_listen_addr: 127.0.0.1:${freePort()}
-ssh_service:
+${o.proxy ?? ""}ssh_service:
   enabled: true
   listen_addr: 127.0.0.1:${o.nodePort ?? freePort()}
 ${o.ssh ?? ""}`,
