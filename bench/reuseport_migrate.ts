@@ -1,5 +1,5 @@
 /**
- * Groundwork for the HUP hand-over (not implemented yet): two SO_REUSEPORT listeners on one
+ * The kernel mechanism under the HUP hand-over (lib/service/handover.ts): two SO_REUSEPORT listeners on one
  * port, as an old and a new process would hold them. The kernel spreads new connections over
  * both; listener A never accepts (an old process that stops accepting), then closes. Counts the
  * clients queued on A that are reset versus served by B, under the current

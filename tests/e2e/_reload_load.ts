@@ -20,16 +20,18 @@
 
 /** What the load script is told. */
 export interface LoadOptions {
-  /** `-J` destination: `login@127.0.0.1:port` of the proxy. */
-  jump: string;
-  /** `login@node`. */
+  /** `-J` destination: `login@127.0.0.1:port` of the proxy; without it, `target` directly. */
+  jump?: string;
+  /** `login@node` (with `jump`), or `login@127.0.0.1`. */
   target: string;
+  /** The target's port without `jump`. */
+  port?: number;
   /** Private key (its certificate at `<key>-cert.pub`). */
   key: string;
   /** known_hosts with the cluster's host CA (`@cert-authority`). */
   knownHosts: string;
   /** HostKeyAlias for the node (`<node>.<cluster>`). */
-  alias: string;
+  alias?: string;
   rate: number;
   sessions: number;
   pingMs: number;
@@ -64,18 +66,15 @@ function sshArgs(o: LoadOptions, extra: string[], command: string): string[] {
     ...opt(`CertificateFile=${o.key}-cert.pub`),
   ];
   // The jump leg gets the same key and known_hosts through its own -o options.
+  const alias = o.alias === undefined ? [] : opt(`HostKeyAlias=${o.alias}`);
+  if (o.jump === undefined) {
+    return [...common, "-p", String(o.port ?? 22), ...alias, ...extra, o.target, command];
+  }
   // The proxy shares the node's host id in this all-in-one process, so its host certificate
   // carries the node's `<node>.<cluster>` name too.
-  const jump = ["ssh", ...common, "-o", `HostKeyAlias=${o.alias}`].join(" ") +
+  const jump = ["ssh", ...common, ...alias].join(" ") +
     ` -W %h:%p -p ${o.jump.split(":").at(-1)} ` + o.jump.replace(/:\d+$/, "");
-  return [
-    ...common,
-    ...opt(`ProxyCommand=${jump}`),
-    ...opt(`HostKeyAlias=${o.alias}`),
-    ...extra,
-    o.target,
-    command,
-  ];
+  return [...common, ...opt(`ProxyCommand=${jump}`), ...alias, ...extra, o.target, command];
 }
 
 /** One interactive session: a remote PTY running a loop that answers every line. */

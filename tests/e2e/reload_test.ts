@@ -9,76 +9,17 @@
  */
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
-import { REPO, writeClusterConfig } from "./_helpers.ts";
-import { type Host, note, type Proc, Topology } from "./_netns.ts";
-import type { LoadOptions, LoadResult } from "./_reload_load.ts";
-
-const LOAD = `${REPO}tests/e2e/_reload_load.ts`;
-const NODE = "reloadnode";
-const CLUSTER = "reload.test";
-
-async function pkill(args: string[]): Promise<{ code: number; err: string }> {
-  const r = await new Deno.Command("pkill", { args, stdout: "null", stderr: "piped" }).output();
-  return { code: r.code, err: new TextDecoder().decode(r.stderr) };
-}
-
-async function readPid(path: string): Promise<number> {
-  return Number((await Deno.readTextFile(path)).trim());
-}
-
-function alive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves once `cond` holds, checked after each new output of `proc` (and every 200 ms). */
-async function until(what: string, proc: Proc, cond: () => boolean, timeoutMs = 60_000) {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > timeoutMs) {
-      throw new Error(`Timed out waiting for ${what}:\n${proc.report(60)}`);
-    }
-    await proc.waitForOutput(/\n/, 200).catch(() => {});
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Sends HUP through the pid file; resolves with the new pid once the successor took over. */
-async function reload(tp: Proc, pidFile: string, takeovers: number): Promise<number> {
-  const old = await readPid(pidFile);
-  const r = await pkill(["-HUP", "-L", "-F", pidFile]);
-  assert.equal(r.code, 0, `pkill -HUP -L -F: ${r.err}`);
-  await until(
-    `takeover ${takeovers}`,
-    tp,
-    () => tp.matches(/Took over from the old process/).length >= takeovers,
-  );
-  const pid = await readPid(pidFile);
-  assert.notEqual(pid, old, "the pid file names the new process");
-  assert.ok(alive(pid));
-  return pid;
-}
-
-async function setUp(srv: Host, dir: string) {
-  const cfg = await writeClusterConfig(dir, { nodeName: NODE, clusterName: CLUSTER });
-  const pidFile = `${dir}/teleport.pid`;
-  const tp = srv.teleport(["start", "-c", cfg, `--pid-file=${pidFile}`]);
-  await tp.waitForOutput(/Stop with/, 90_000);
-  const tctl = async (...args: string[]) => {
-    const r = await srv.cli(["tctl", "-c", cfg, ...args]);
-    assert.equal(r.code, 0, `tctl ${args.join(" ")}: ${r.stderr}`);
-    return r.stdout;
-  };
-  await tctl("users", "add", "loader", "--roles=access", "--logins=root");
-  await tctl("auth", "sign", "--user=loader", `--out=${dir}/loader`, "--ttl=2h");
-  await Deno.writeTextFile(`${dir}/known_hosts`, await tctl("auth", "export", "--type=host"));
-  const web = /web_listen_addr: (\S+)/.exec(await Deno.readTextFile(cfg))![1]!;
-  return { cfg, pidFile, tp, web };
-}
+import { note, Topology } from "./_netns.ts";
+import {
+  alive,
+  loadOptions,
+  pkill,
+  readPid,
+  reload,
+  runLoad,
+  startReloadCluster,
+  until,
+} from "./_reload.ts";
 
 Deno.test({
   name: "teleport HUP under load: new connections, sessions and a bulk upload all survive",
@@ -89,7 +30,7 @@ Deno.test({
     await using topo = await Topology.create({ label: "reload" });
     const lan = await topo.addLan("lan", "10.91.0.0/24");
     const srv = await topo.addHost("srv", { lans: [{ lan, ip: "10.91.0.2" }] });
-    const { cfg, pidFile, tp, web } = await setUp(srv, topo.dir);
+    const { cfg, pidFile, tp, web } = await startReloadCluster(srv, topo.dir);
     const first = await readPid(pidFile);
 
     await topo.step(t, "a HUP with a broken config keeps the running process serving", async () => {
@@ -106,31 +47,13 @@ Deno.test({
     });
 
     await topo.step(t, "three HUPs in a row drop nothing", async () => {
-      const options: LoadOptions = {
-        jump: `root@${web}`,
-        target: `root@${NODE}`,
-        key: `${topo.dir}/loader`,
-        knownHosts: `${topo.dir}/known_hosts`,
-        alias: `${NODE}.${CLUSTER}`,
-        // bench/reload.ts runs the heavier load (20/s) and reports the numbers; the test keeps
-        // to what a loaded CI machine sustains without client time-outs.
-        rate: 10,
-        sessions: 10,
-        pingMs: 300,
-        bulkMiB: 16,
-        bulkSeconds: 8,
-      };
-      const load = srv.spawn(
-        Deno.execPath(),
-        ["run", "-A", "--cached-only", LOAD, JSON.stringify(options)],
-        { stdin: "piped", name: "load" },
-      );
-      await load.waitForOutput(/sessions-ready/, 90_000);
+      // bench/reload.ts runs the heavier load (20/s) and reports the numbers; the test keeps
+      // to what a loaded CI machine sustains without client time-outs.
+      const options = loadOptions(topo.dir, web, { rate: 10, bulkMiB: 16, bulkSeconds: 8 });
       const pids = [first];
-      for (let k = 1; k <= 3; k++) pids.push(await reload(tp, pidFile, k));
-      await load.write("finish\n");
-      const m = await load.waitForOutput(/RESULT (\{.*\})/, 120_000);
-      const result = JSON.parse(m[1]!) as LoadResult;
+      const result = await runLoad(srv, options, async () => {
+        for (let k = 1; k <= 3; k++) pids.push(await reload(tp, pidFile, k));
+      });
       note(`reload under load: ${JSON.stringify(result)}`);
       assert.deepEqual(result.connections.failed, [], "no connection refused, reset or failed");
       assert.ok(result.connections.attempted >= 10, `${result.connections.attempted} attempts`);
