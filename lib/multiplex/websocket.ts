@@ -190,18 +190,31 @@ export function websocketConn(stream: Duplex, options: WebsocketConnOptions): Du
     },
     destroy(err, callback) {
       clearInterval(timer);
-      stream.destroy();
+      // After a close frame for a protocol error the stream ends by itself (see fail()).
+      if (!failing) stream.destroy();
       callback(err);
     },
   });
+  /**
+   * A protocol error: the close frame goes out before the connection ends (destroying the
+   * socket at once could drop it), and a peer that does not close is cut after 2 s.
+   */
+  let failing = false;
+  const fail = (code: number, err: Error) => {
+    failing = true;
+    sendClose(code);
+    stream.end();
+    const cut = setTimeout(() => stream.destroy(), 2000);
+    stream.once("close", () => clearTimeout(cut));
+    conn.destroy(err);
+  };
   stream.on("data", (chunk: Buffer) => {
-    if (ended) return;
+    if (ended || failing) return;
     let frames: WebsocketFrame[];
     try {
       frames = reader.push(chunk);
     } catch (err) {
-      sendClose(/larger than/.test((err as Error).message) ? 1009 : 1002);
-      conn.destroy(err as Error);
+      fail(/larger than/.test((err as Error).message) ? 1009 : 1002, err as Error);
       return;
     }
     for (const f of frames) {
@@ -216,8 +229,8 @@ export function websocketConn(stream: Duplex, options: WebsocketConnOptions): Du
         conn.push(null);
         return;
       } else if (f.opcode !== OP_PONG) {
-        sendClose(1003);
-        conn.destroy(
+        fail(
+          1003,
           bad(
             f.opcode === OP_TEXT
               ? "a text frame arrived; only binary frames carry the connection"
