@@ -115,8 +115,11 @@ export interface AuthApiServer extends AsyncDisposable {
    * connections keep theirs.
    */
   setCertificate(cert: { certPem: string; keyPem: string }): void;
-  /** Stops accepting and closes every connection. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting and closes every connection; with `graceMs`, first lets the answers in
+   * flight finish (up to that long) and closes idle connections cleanly.
+   */
+  close(o?: { graceMs?: number }): Promise<void>;
   /**
    * Stops accepting only (graceful stop): open connections go on being served until
    * {@link close}; clients that dial again reach a successor process on the same port.
@@ -510,6 +513,9 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   };
 
   let credentials = { cert: opts.certPem, key: opts.keyPem };
+  /** Requests being answered, and who waits for there to be none (a graceful close). */
+  let inFlight = 0;
+  const quiet: Array<() => void> = [];
   /** The TLS context: our certificate, and the client CAs trusted now. */
   const secureContext = () => {
     const cas = server.clientCaCertPems();
@@ -520,7 +526,14 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     requestCert: true,
     rejectUnauthorized: false,
     ALPNProtocols: authListenerAlpn(server.clusterName),
-  }, (req, res) => void onRequest(req, res));
+  }, (req, res) => {
+    inFlight++;
+    res.once("close", () => {
+      inFlight--;
+      if (inFlight === 0) { for (const wake of quiet.splice(0)) wake(); }
+    });
+    void onRequest(req, res);
+  });
   // A rotation changes the trusted client CAs: new connections verify against the new set.
   const unwatch = server.watchAuthorities(() => httpsServer.setSecureContext(secureContext()));
   httpsServer.headersTimeout = 10_000;
@@ -576,8 +589,31 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   });
   const addr = httpsServer.address() as AddressInfo;
   let closed: Promise<void> | undefined;
-  const close = () => {
+  let idleSweep: ReturnType<typeof setInterval> | undefined;
+  const stopAccepting = () => {
+    if (closed !== undefined || idleSweep !== undefined) return;
+    if (httpsServer.listening) httpsServer.close();
+    // Kept-alive connections of other processes' clients go as soon as they are idle, so
+    // their next request opens a connection to the successor instead of to this process.
+    httpsServer.closeIdleConnections?.();
+    idleSweep = setInterval(() => httpsServer.closeIdleConnections?.(), 500);
+    Deno.unrefTimer(idleSweep);
+  };
+  const close = async (o: { graceMs?: number } = {}) => {
+    if (closed === undefined && (o.graceMs ?? 0) > 0) {
+      // Graceful: no new connections, idle ones closed, answers in flight finish first.
+      stopAccepting();
+      if (inFlight > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          new Promise<void>((r) => quiet.push(r)),
+          new Promise<void>((r) => timer = setTimeout(r, o.graceMs)),
+        ]);
+        clearTimeout(timer);
+      }
+    }
     unwatch();
+    clearInterval(idleSweep);
     closed ??= new Promise<void>((resolve) => {
       httpsServer.close(() => resolve());
       httpsServer.closeAllConnections?.();
@@ -593,9 +629,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
       httpsServer.setSecureContext(secureContext());
     },
     close,
-    stopAccepting: () => {
-      if (closed === undefined && httpsServer.listening) httpsServer.close();
-    },
+    stopAccepting,
     [Symbol.asyncDispose]: close,
   };
 }

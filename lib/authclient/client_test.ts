@@ -14,7 +14,7 @@ const ALPN = "teleport-auth@6578616d706c65.teleport.cluster.local";
  * An HTTPS server answering ping (or never answering, with `hang`), with a certificate for
  * `dnsNames`, recording ALPN and SNI.
  */
-async function startServer(dnsNames: string[], hang = false) {
+async function startServer(dnsNames: string[], hang = false, dropSecondRequest = false) {
   const now = Date.now();
   const validity = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000) };
   const ca = await createX509Ca({ commonName: "example", ...validity });
@@ -28,10 +28,18 @@ async function startServer(dnsNames: string[], hang = false) {
     ...validity,
   });
   const seen: Array<{ alpn: string | false | null; sni: string | undefined }> = [];
+  let dropped = 0;
   const server = https.createServer(
     { cert, key: key.privateKeyPem, ALPNProtocols: [ALPN, "http/1.1"] },
-    (_req, res) => {
+    (req, res) => {
       if (hang) return;
+      // A server that went away while the connection sat idle in the client's pool.
+      const sock = req.socket as Socket & { served?: number };
+      sock.served = (sock.served ?? 0) + 1;
+      if (dropSecondRequest && sock.served === 2) {
+        dropped++;
+        return void sock.destroy();
+      }
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ cluster_name: "example" }));
     },
@@ -48,6 +56,9 @@ async function startServer(dnsNames: string[], hang = false) {
     caPem: ca.certPem,
     port: (server.address() as AddressInfo).port,
     seen,
+    get dropped() {
+      return dropped;
+    },
     [Symbol.asyncDispose]: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -75,6 +86,18 @@ Deno.test("AuthClient sends the given ALPN protocols and SNI but verifies the AP
   }
   assert.equal(srv.seen[1]?.sni, "teleport.cluster.local");
   assert.ok(srv.seen[1]?.alpn !== ALPN);
+});
+
+Deno.test("AuthClient recovers when the server dropped a kept-alive connection unanswered", async () => {
+  await using srv = await startServer(["teleport.cluster.local"], false, true);
+  using client = new AuthClient({ host: "127.0.0.1", port: srv.port, caCertPems: [srv.caPem] });
+  // Calls until one goes out on a pooled connection, which the server drops unanswered (an auth
+  // process that exits after a graceful restart): Deno's HTTP client sends that call again on a
+  // new connection, so it succeeds like the others. Our code relies on that.
+  for (let i = 0; i < 50 && srv.dropped === 0; i++) {
+    assert.equal((await client.ping()).cluster_name, "example");
+  }
+  assert.equal(srv.dropped, 1, "a pooled connection was reused and dropped");
 });
 
 Deno.test("AuthClient refuses a server certificate without the API name, whatever the SNI", async () => {

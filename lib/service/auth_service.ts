@@ -37,6 +37,9 @@ export interface AuthReady {
   adminIdentityPath: string;
 }
 
+/** How long a drained auth API waits for its answers in flight before closing. */
+const AUTH_CLOSE_GRACE_MS = 5000;
+
 /** File name of the admin identity inside the data dir. */
 export const ADMIN_IDENTITY_FILE = "admin.identity";
 
@@ -175,7 +178,9 @@ export async function startAuthService(
   host.supervisor.onDrain("auth", () => Promise.resolve(api.stopAccepting()), { last: true });
   host.supervisor.run("auth.api", async (signal) => {
     await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
-    await api.close();
+    // After a drain (QUIT, or handing over on HUP), requests in flight are answered first:
+    // clients of other processes (the successor's) share this listener's port.
+    await api.close(host.supervisor.draining ? { graceMs: AUTH_CLOSE_GRACE_MS } : {});
   });
   // Moves semi-automatic rotations on, and picks up rotations made by another auth server.
   host.supervisor.run("auth.rotation", (signal) =>

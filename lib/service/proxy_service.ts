@@ -67,6 +67,12 @@ export interface ProxyReady {
   hostId: string;
 }
 
+/**
+ * How long a dial to a tunnel node without a tunnel here waits for its agent (which reconnects
+ * within a second or two after this proxy started or its predecessor asked it to move).
+ */
+const TUNNEL_WAIT_MS = 10_000;
+
 /** Inputs of {@link startProxyService}. */
 export interface ProxyServiceOptions {
   config: ProcessConfig;
@@ -333,19 +339,29 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         });
       }
       if (node.spec.use_tunnel === true) {
-        return Promise.reject(
-          new ConnectionProblemError(
-            `node ${node.spec.hostname} is reachable only through a reverse tunnel, and it has ` +
-              "none to this proxy now: it is offline, restarting, or still connecting; try again " +
-              "in a few seconds, and ask your administrator if it stays unreachable",
-          ),
-        );
+        return waitForTunnel(node, client);
       }
       return dialRegisteredAddr(node, {
         ...(client.source === undefined ? {} : { source: client.source }),
         signer,
         clock: o.clock,
       });
+    };
+    /**
+     * A tunnel node with no tunnel here yet: its agent may be on its way (this proxy just
+     * started or took over from a restarting one, or the node is reconnecting), so wait a
+     * little before giving up.
+     */
+    const waitForTunnel = async (
+      node: ServerResource,
+      client: NodeDialClient,
+    ): Promise<Duplex> => {
+      if (await tunnel.waitFor(node.metadata.name, TUNNEL_WAIT_MS)) return dialNode(node, client);
+      throw new ConnectionProblemError(
+        `node ${node.spec.hostname} is reachable only through a reverse tunnel, and it has ` +
+          "none to this proxy now: it is offline, restarting, or still connecting; try again " +
+          "in a few seconds, and ask your administrator if it stays unreachable",
+      );
     };
     const sshProxy = await SshProxy.start({
       dialNode,
@@ -592,13 +608,17 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     );
     const drain = async (deadline: AbortSignal) => {
       // Stop listening; what was accepted already is still routed and served (a restart's
-      // successor takes the new connections, SIGHUP).
-      await Promise.all([mux.stopAccepting(), tunnelMux?.stopAccepting()]);
-      await withdraw();
+      // successor takes the new connections, SIGHUP). Tunnel agents are told to reconnect at
+      // once, so that they reach the successor before users need them there.
       await Promise.all([
-        sshProxy.drain(deadline),
         tunnel.drain(Number.MAX_SAFE_INTEGER, deadline),
         (async () => {
+          await Promise.all([mux.stopAccepting(), tunnelMux?.stopAccepting()]);
+          await withdraw();
+          await sshProxy.drain(deadline);
+        })(),
+        (async () => {
+          await mux.stopAccepting();
           // Web connections serve one request each: let those handed over send theirs.
           for (let i = 0; i < 100 && webServer.connections > 0 && !deadline.aborted; i++) {
             await new Promise((r) => setTimeout(r, 50));

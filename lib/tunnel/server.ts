@@ -196,6 +196,20 @@ export class TunnelServer implements AsyncDisposable {
     return [...this.#tunnels.values()].flatMap((set) => [...set].map((t) => ({ ...t.info })));
   }
 
+  /**
+   * Resolves true once `hostId` has a tunnel to this proxy, or false when `timeoutMs` passed
+   * first (or the server drains).
+   */
+  async waitFor(hostId: string, timeoutMs: number): Promise<boolean> {
+    const deadline = this.#o.clock.now().getTime() + timeoutMs;
+    while (!this.has(hostId)) {
+      const left = deadline - this.#o.clock.now().getTime();
+      if (left <= 0 || this.#draining) return false;
+      await Promise.race([this.changed(), this.#o.clock.sleep(Math.min(left, 250))]);
+    }
+    return true;
+  }
+
   /** Resolves the next time a tunnel connects or disconnects (for tests and readiness). */
   changed(): Promise<void> {
     return new Promise((resolve) => this.#changed.add(resolve));

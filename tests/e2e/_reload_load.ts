@@ -32,6 +32,8 @@ export interface LoadOptions {
   knownHosts: string;
   /** HostKeyAlias for the node (`<node>.<cluster>`). */
   alias?: string;
+  /** HostKeyAlias for the proxy (the jump leg). @default {alias} */
+  jumpAlias?: string;
   rate: number;
   sessions: number;
   pingMs: number;
@@ -72,7 +74,8 @@ function sshArgs(o: LoadOptions, extra: string[], command: string): string[] {
   }
   // The proxy shares the node's host id in this all-in-one process, so its host certificate
   // carries the node's `<node>.<cluster>` name too.
-  const jump = ["ssh", ...common, ...alias].join(" ") +
+  const jumpAlias = o.jumpAlias === undefined ? alias : opt(`HostKeyAlias=${o.jumpAlias}`);
+  const jump = ["ssh", ...common, ...jumpAlias].join(" ") +
     ` -W %h:%p -p ${o.jump.split(":").at(-1)} ` + o.jump.replace(/:\d+$/, "");
   return [...common, ...opt(`ProxyCommand=${jump}`), ...alias, ...extra, o.target, command];
 }

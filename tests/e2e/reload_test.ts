@@ -10,9 +10,13 @@
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { note, Topology } from "./_netns.ts";
+import { addToken } from "./_topology_enroll.ts";
 import {
   alive,
+  CLUSTER,
   loadOptions,
+  LOGIN,
+  NODE,
   pkill,
   readPid,
   reload,
@@ -32,6 +36,7 @@ Deno.test({
     const srv = await topo.addHost("srv", { lans: [{ lan, ip: "10.91.0.2" }] });
     const { cfg, pidFile, tp, web } = await startReloadCluster(srv, topo.dir);
     const first = await readPid(pidFile);
+    let lastPid = first;
 
     await topo.step(t, "a HUP with a broken config keeps the running process serving", async () => {
       const good = await Deno.readTextFile(cfg);
@@ -77,6 +82,48 @@ Deno.test({
         tp,
         () => Deno.readTextFileSync(lockFile).trim() === String(last),
       );
+      lastPid = last;
+    });
+
+    await topo.step(t, "a tunnel node and the proxy it tunnels to reload under load", async () => {
+      const { token, pins } = await addToken(srv, cfg, "node");
+      const tnPid = `${topo.dir}/tunnel.pid`;
+      const tn = srv.teleport([
+        "start",
+        "--roles=node",
+        `--proxy-server=${web}`,
+        `--token=${token}`,
+        ...pins.map((p) => `--ca-pin=${p}`),
+        "--insecure",
+        `--data-dir=${topo.dir}/tunnel`,
+        "--nodename=tunnelnode",
+        `--pid-file=${tnPid}`,
+      ], { name: "tunnel-node" });
+      await tn.waitForOutput(/Stop with/, 90_000);
+      const options = loadOptions(topo.dir, web, {
+        target: `${LOGIN}@tunnelnode`,
+        alias: `tunnelnode.${CLUSTER}`,
+        jumpAlias: `${NODE}.${CLUSTER}`,
+        rate: 5,
+        sessions: 4,
+        bulkMiB: 8,
+        bulkSeconds: 6,
+      });
+      const result = await runLoad(srv, options, async () => {
+        // The proxy's process first (its tunnel agents are told to reconnect), then the node's.
+        lastPid = await reload(tp, pidFile, 4);
+        await reload(tn, tnPid, 1);
+      });
+      note(`tunnel node reload under load: ${JSON.stringify(result)}`);
+      assert.deepEqual(result.connections.failed, [], "no connection to the tunnel node failed");
+      assert.equal(result.connections.ok, result.connections.attempted);
+      assert.deepEqual(result.sessions.failed, [], "no tunnel session dropped");
+      assert.ok(result.bulk.ok, result.bulk.detail);
+      assert.equal((await pkill(["-TERM", "-L", "-F", tnPid])).code, 0);
+    });
+
+    await topo.step(t, "TERM through the pid file stops the last process", async () => {
+      const last = lastPid;
       // TERM through the pid file stops it; the pid file goes with it.
       assert.equal((await pkill(["-TERM", "-L", "-F", pidFile])).code, 0);
       await until("the last process to exit", tp, () => !alive(last));
