@@ -353,6 +353,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       ...(separate ? { listen: { hostname: sshListen.host, port: sshListen.port } } : {}),
       guard: o.guard,
       loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
+      proxyProtocol: p.proxyProtocol,
     });
     cleanups.push(() => sshProxy.close());
 
