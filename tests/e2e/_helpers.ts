@@ -335,6 +335,10 @@ export interface ClusterConfigOptions {
   teleport?: string;
   /** More YAML lines for `ssh_service:` (indented two spaces). */
   ssh?: string;
+  /** `auth_service.proxy_listener_mode`. @default {"multiplex"} */
+  proxyListenerMode?: "multiplex" | "separate";
+  /** More YAML lines for `proxy_service:` (indented two spaces). */
+  proxy?: string;
 }
 
 /**
@@ -353,14 +357,14 @@ ${o.teleport ?? ""}auth_service:
   enabled: true
   listen_addr: 127.0.0.1:${freePort()}
   cluster_name: ${o.clusterName}
-  proxy_listener_mode: multiplex
+  proxy_listener_mode: ${o.proxyListenerMode ?? "multiplex"}
   authentication:
     type: local
     second_factor: otp
 proxy_service:
   enabled: true
   web_listen_addr: 127.0.0.1:${freePort()}
-ssh_service:
+${o.proxy ?? ""}ssh_service:
   enabled: true
   listen_addr: 127.0.0.1:${o.nodePort ?? freePort()}
 ${o.ssh ?? ""}`,

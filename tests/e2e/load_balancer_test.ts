@@ -21,6 +21,7 @@ import {
   startTeleport,
   tempDir,
 } from "./_helpers.ts";
+import { startHaproxy } from "./_haproxy.ts";
 import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
 const ALICE = "td_e2e_lbalice";
@@ -28,39 +29,6 @@ const CLUSTER = "e2e-lb.example";
 const NODE = "e2e-lb-node";
 /** haproxy's own source address towards teleport. */
 const LB_SOURCE = "127.0.0.9";
-
-/** Starts haproxy in the foreground on `cfg`; resolves once `port` accepts connections. */
-async function startHaproxy(cfg: string, port: number): Promise<AsyncDisposable> {
-  const child = new Deno.Command("haproxy", {
-    args: ["-db", "-f", cfg],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const errDone = (async () => {
-    for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) stderr += c;
-  })();
-  const exited = child.status;
-  await eventually(`haproxy listening on ${port}`, async () => {
-    const status = await Promise.race([exited, Promise.resolve(undefined)]);
-    if (status !== undefined) throw new Error(`haproxy exited: ${stderr}`);
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return true;
-    } catch {
-      return undefined;
-    }
-  });
-  return {
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGTERM");
-      await exited;
-      await errDone;
-    },
-  };
-}
 
 /** A self-signed certificate and key for haproxy (`crt` wants them in one file). */
 async function lbCertificate(dir: string): Promise<string> {
