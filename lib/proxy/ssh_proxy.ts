@@ -262,6 +262,7 @@ export class SshProxy {
           const user = await verifyUserCertificate({
             certificate: req.certificate,
             remoteAddr: req.remoteAddr,
+            remotePort: req.remotePort,
             userCaKeys: o.userCaKeys(),
             now: o.clock.now(),
             roles: (names) => roles.get(names),
