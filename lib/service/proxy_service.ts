@@ -36,7 +36,13 @@ import {
   SshProxy,
 } from "../proxy/mod.ts";
 import { TunnelServer } from "../tunnel/mod.ts";
-import type { Resource, Role, ServerResource } from "../resource/mod.ts";
+import {
+  type CertAuthority,
+  type Resource,
+  type Role,
+  type ServerResource,
+  trustedKeys,
+} from "../resource/mod.ts";
 import {
   createWebServer,
   makeProxySettings,
@@ -463,6 +469,11 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       proxySettings: settings,
       publicAddrs: p.publicAddrs.map(formatAddr),
       serverVersion: VERSION,
+      // tsh refreshes its trusted host CAs here during a host CA rotation (lib/client host_ca.ts).
+      hostCertAuthority: async () => {
+        const keys = trustedKeys(await auth.getResource("cert_authority", "host") as CertAuthority);
+        return { sshKeys: keys.ssh, tlsCerts: keys.tls };
+      },
     });
     late.web = webServer;
     cleanups.push(() => webServer.close());
