@@ -174,9 +174,9 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
   },
   {
     id: "rotation",
-    title: "host and user CA rotation on a running cluster, checked by the stock ssh",
+    title: "host and user CA rotation on a running cluster, checked by the stock ssh and tsh",
     files: ["tests/integration/rotation_test.ts"],
-    tools: ["ssh"],
+    tools: ["ssh", "curl"],
   },
   {
     id: "openssh-sshd",
