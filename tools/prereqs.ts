@@ -120,9 +120,9 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
   {
     id: "lb-e2e",
     title: "the proxy behind haproxy: TLS termination, --insecure-no-tls, PROXY protocol",
-    files: ["tests/e2e/load_balancer_test.ts"],
+    files: ["tests/e2e/load_balancer_test.ts", "tests/e2e/proxy_protocol_ssh_test.ts"],
     root: true,
-    tools: ["haproxy", "openssl", "curl", "useradd"],
+    tools: ["haproxy", "openssl", "curl", "useradd", "ssh"],
   },
   {
     id: "l7-lb-e2e",
@@ -182,9 +182,9 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
   },
   {
     id: "rotation",
-    title: "host and user CA rotation on a running cluster, checked by the stock ssh",
+    title: "host and user CA rotation on a running cluster, checked by the stock ssh and tsh",
     files: ["tests/integration/rotation_test.ts"],
-    tools: ["ssh"],
+    tools: ["ssh", "curl"],
   },
   {
     id: "openssh-sshd",

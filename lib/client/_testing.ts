@@ -141,6 +141,8 @@ export interface FakeWebProxyOptions {
   /** Roles and logins put in the certificates. */
   roles?: string[];
   logins?: string[];
+  /** What `GET /webapi/hostca` lists. @default {the cluster's host CA key and certificate} */
+  hostCas?: () => { sshKeys: string[]; tlsCerts: string[] };
 }
 
 function b64(text: string): string {
@@ -209,6 +211,17 @@ export async function startFakeWebProxy(o: FakeWebProxyOptions): Promise<FakeWeb
               domain_name: o.cluster.name,
               checking_keys: [b64(o.cluster.hostCaLine)],
               tls_certs: [b64(o.cluster.tlsCa.certPem)],
+            }],
+          });
+        }
+        if (req.method === "GET" && req.url === "/webapi/hostca") {
+          const cas = o.hostCas?.() ??
+            { sshKeys: [o.cluster.hostCaLine], tlsCerts: [o.cluster.tlsCa.certPem] };
+          return send(res, 200, {
+            host_signers: [{
+              domain_name: o.cluster.name,
+              checking_keys: cas.sshKeys.map(b64),
+              tls_certs: cas.tlsCerts.map(b64),
             }],
           });
         }

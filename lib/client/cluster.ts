@@ -8,6 +8,7 @@
  * balancer the TLS runs inside `/webapi/connectionupgrade` (conn_upgrade.ts).
  */
 import { AuthClient } from "../authclient/mod.ts";
+import { AccessDeniedError, messageOf } from "../errors/mod.ts";
 import { authAlpn } from "../multiplex/mod.ts";
 import type { ProxyResource, ServerResource, SessionTracker } from "../resource/mod.ts";
 import type { Profile, ProfileKeys } from "./profile.ts";
@@ -37,6 +38,8 @@ export interface ClusterApi {
   downloadRecording(sid: string): Promise<Uint8Array | ReadableStream<Uint8Array>>;
   /** Releases pooled connections. */
   close(): void;
+  /** Trusts these host CA certificates (PEM) from the next connection on (a CA rotation). */
+  setHostCaCerts?(pems: string[]): void;
 }
 
 /**
@@ -67,5 +70,62 @@ export function openClusterApi(
     getSessionTracker: (sid) => client.getSessionTracker(sid),
     downloadRecording: (sid) => client.downloadRecording(sid),
     close: () => client.close(),
+    setHostCaCerts: (pems) => client.setCredentials({ caCertPems: pems }),
+  };
+}
+
+/** TLS verification failures that a CA the client does not know yet explains. */
+const UNKNOWN_ISSUER =
+  /UnknownIssuer|unknown ca|unable to (?:get (?:local )?issuer|verify the first)|UNABLE_TO_(?:GET_ISSUER|VERIFY_LEAF)|certificate signature failure|CERT_SIGNATURE_FAILURE|BadSignature|self[- ]signed certificate/i;
+
+/** True when `err` (or a cause) says the server's certificate chains to no trusted CA. */
+export function isUnknownIssuerError(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (UNKNOWN_ISSUER.test(e.message) || (typeof code === "string" && UNKNOWN_ISSUER.test(code))) {
+      return true;
+    }
+    e = e.cause;
+  }
+  return false;
+}
+
+/**
+ * `api` whose calls, when the auth server's certificate is signed by a CA this profile does not
+ * know (a host CA rotation reached update_servers), refresh the trusted host CAs once
+ * (`refresh` resolves true when they changed and `api` was told) and try again.
+ */
+export function withHostCaRefresh(api: ClusterApi, refresh: () => Promise<boolean>): ClusterApi {
+  const retrying = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (err) {
+      if (!isUnknownIssuerError(err)) throw err;
+      let changed: boolean;
+      try {
+        changed = await refresh();
+      } catch (refreshErr) {
+        throw new AccessDeniedError(
+          `${messageOf(err)}; and the cluster's host CAs cannot be refreshed: ${
+            messageOf(refreshErr)
+          }`,
+          { cause: err },
+        );
+      }
+      if (!changed) throw err;
+      return await call();
+    }
+  };
+  return {
+    listNodes: (options) => retrying(() => api.listNodes(options)),
+    listProxies: (options) => retrying(() => api.listProxies(options)),
+    listSessionTrackers: () => retrying(() => api.listSessionTrackers()),
+    getSessionTracker: (sid) => retrying(() => api.getSessionTracker(sid)),
+    downloadRecording: (sid) => retrying(() => api.downloadRecording(sid)),
+    close: () => api.close(),
+    ...(api.setHostCaCerts === undefined
+      ? {}
+      : { setHostCaCerts: (pems: string[]) => api.setHostCaCerts!(pems) }),
   };
 }

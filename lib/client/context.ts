@@ -3,7 +3,8 @@ import type { Clock } from "../clock/mod.ts";
 import { RealClock } from "../clock/mod.ts";
 import { parseSshCertificate } from "../ca/mod.ts";
 import { AccessDeniedError, BadParameterError, NotFoundError } from "../errors/mod.ts";
-import { type ClusterApi, openClusterApi } from "./cluster.ts";
+import { type ClusterApi, openClusterApi, withHostCaRefresh } from "./cluster.ts";
+import { fetchHostCas } from "./host_ca.ts";
 import { DEFAULT_LIST_CACHE_MAX_AGE_MS, withListCache } from "./list_cache.ts";
 import { type ClientContext, webTrustOf } from "./dial.ts";
 import type { Profile, ProfileStore } from "./profile.ts";
@@ -69,18 +70,48 @@ export async function openClientContext(
     );
   }
   const trust = webTrustOf(profile, { insecure: o.insecure === true });
-  const api = (o.openApi ?? openClusterApi)(profile, keys, trust);
+  const api = withListCache((o.openApi ?? openClusterApi)(profile, keys, trust), {
+    path: store.paths(profile.name, profile.user, profile.cluster).listCache,
+    sshCert: keys.sshCert,
+    clock,
+  });
+  // At most one refresh per command; every caller shares its outcome.
+  let refreshing: Promise<boolean> | undefined;
+  const refreshHostCas = () =>
+    refreshing ??= (async () => {
+      const fresh = await fetchHostCas({
+        addr: profile.webProxyAddr,
+        trust,
+        cluster: profile.cluster,
+        current: keys,
+        ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+      });
+      if (
+        sameSet(fresh.hostCaKeys, keys.hostCaKeys) &&
+        sameSet(fresh.hostCaTlsCerts.map(pemBody), keys.hostCaTlsCerts.map(pemBody))
+      ) {
+        return false;
+      }
+      await store.saveHostCas(profile, fresh);
+      keys.hostCaKeys = fresh.hostCaKeys;
+      keys.hostCaTlsCerts = fresh.hostCaTlsCerts;
+      api.setHostCaCerts?.(fresh.hostCaTlsCerts);
+      return true;
+    })();
   return {
     profile,
     keys,
     trust,
-    api: withListCache(api, {
-      path: store.paths(profile.name, profile.user, profile.cluster).listCache,
-      sshCert: keys.sshCert,
-      clock,
-    }),
+    api: withHostCaRefresh(api, refreshHostCas),
     clock,
     listMaxAgeMs,
+    refreshHostCas,
     ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
   };
 }
+
+const sameSet = (a: string[], b: string[]) =>
+  a.length === b.length && a.every((x) => b.includes(x));
+
+/** A PEM's base64 body, for comparisons that ignore line wrapping. */
+const pemBody = (pem: string) => pem.replace(/-----[^-]+-----|\s/g, "");

@@ -68,6 +68,22 @@ export interface ClientContext {
   listMaxAgeMs?: number;
   /** @default {getComponentLogger("client")} */
   logger?: Logger;
+  /**
+   * Refreshes the cluster's trusted host CAs (host_ca.ts) when a host presents a certificate of
+   * an unknown CA key: updates `keys` and resolves true when they changed. @default {no refresh}
+   */
+  refreshHostCas?: () => Promise<boolean>;
+}
+
+/** The `refreshTrustedCaKeys` of verifyHostCertificate for a context. */
+function refreshKeysOf(
+  ctx: ClientContext,
+): { refreshTrustedCaKeys?: () => Promise<string[] | undefined> } {
+  const refresh = ctx.refreshHostCas;
+  if (refresh === undefined) return {};
+  return {
+    refreshTrustedCaKeys: async () => (await refresh()) ? ctx.keys.hostCaKeys : undefined,
+  };
 }
 
 /**
@@ -208,6 +224,7 @@ async function verifyProxyHostKey(
       clusterName: ctx.profile.cluster,
       role: "Proxy",
       now,
+      ...refreshKeysOf(ctx),
       hostLabel: `${where} (${proxy.spec.hostname || proxy.metadata.name})`,
     });
     return;
@@ -405,6 +422,7 @@ async function reachNode(
               principal: node.metadata.name,
               now: (ctx.clock ?? new RealClock()).now(),
               hostLabel: nodeLabel(node),
+              ...refreshKeysOf(ctx),
             });
             return true;
           } catch (err) {

@@ -34,6 +34,13 @@ export interface VerifyHostCertificateOptions {
   now: Date;
   /** How errors name the host, e.g. `node "web1" (4f…)`. */
   hostLabel: string;
+  /**
+   * Called once when the certificate is signed by a key not in `trustedCaKeys` (a host CA
+   * rotation this client has not seen yet): resolves to the cluster's refreshed host CA keys, or
+   * undefined when they did not change; the certificate is then checked against them. Throws
+   * (saying why) when the keys cannot be refreshed. @default {no refresh}
+   */
+  refreshTrustedCaKeys?: () => Promise<string[] | undefined>;
 }
 
 /**
@@ -62,12 +69,39 @@ export async function verifyHostCertificate(
       "ask your administrator to check the server",
     );
   }
-  const trusted: Uint8Array[] = [];
-  for (const line of o.trustedCaKeys) {
+  const blobsOf = (lines: string[]) => {
+    const blobs: Uint8Array[] = [];
+    for (const line of lines) {
+      try {
+        blobs.push(parseAuthorizedKey(line).blob);
+      } catch {
+        // a malformed CA key trusts nothing
+      }
+    }
+    return blobs;
+  };
+  let trusted = blobsOf(o.trustedCaKeys);
+  let refreshed = false;
+  if (
+    o.refreshTrustedCaKeys !== undefined &&
+    !trusted.some((k) => bytesEqual(k, cert.signatureKeyBlob))
+  ) {
+    // Signed by a key we do not know: a host CA rotation may be under way.
+    let fresh: string[] | undefined;
     try {
-      trusted.push(parseAuthorizedKey(line).blob);
-    } catch {
-      // a malformed CA key trusts nothing
+      fresh = await o.refreshTrustedCaKeys();
+    } catch (err) {
+      return deny(
+        `its certificate is signed by host CA key ${sshFingerprint(cert.signatureKeyBlob)}, ` +
+          `which this profile does not trust, and the trusted keys cannot be refreshed (${
+            messageOf(err)
+          })`,
+        'run "tsh login" again',
+      );
+    }
+    if (fresh !== undefined) {
+      trusted = blobsOf(fresh);
+      refreshed = true;
     }
   }
   try {
@@ -79,8 +113,11 @@ export async function verifyHostCertificate(
     });
   } catch (err) {
     return deny(
-      messageOf(err).replace(/^Cannot verify SSH certificate "[^"]*": /, ""),
-      `if the cluster's CAs were rotated, run "tsh login" again`,
+      messageOf(err).replace(/^Cannot verify SSH certificate "[^"]*": /, "") +
+        (refreshed ? " (also after refreshing the cluster's host CA keys)" : ""),
+      refreshed
+        ? "tell your administrator: this host is not certified by the cluster (this may be a man-in-the-middle)"
+        : `if the cluster's CAs were rotated, run "tsh login" again`,
     );
   }
   const authority = cert.extensions["x-teleport-authority"];

@@ -75,3 +75,57 @@ Deno.test("verifyHostCertificate() refuses a missing certificate, wrong role or 
     /host certificate does not parse/,
   );
 });
+
+Deno.test("verifyHostCertificate() refreshes the trusted keys once when a rotated CA signed the certificate", async () => {
+  const { base, key, uuid, cluster } = await setup();
+  const rotated = await testCluster("c1");
+  const hostCert = await rotated.hostCert({ key, principals: [uuid], role: "Node" });
+  let calls = 0;
+  const refreshTrustedCaKeys = () => {
+    calls++;
+    return Promise.resolve([cluster.hostCaLine, rotated.hostCaLine]);
+  };
+  const cert = await verifyHostCertificate({ ...base, hostCert, refreshTrustedCaKeys });
+  assert.ok(cert.principals.includes(uuid));
+  assert.equal(calls, 1);
+  // A certificate of a trusted key needs no refresh.
+  await verifyHostCertificate({ ...base, refreshTrustedCaKeys });
+  assert.equal(calls, 1);
+});
+
+Deno.test("verifyHostCertificate() still refuses a host no refreshed key certifies, and says why", async () => {
+  const { base, key, uuid, cluster } = await setup();
+  const stranger = await testCluster("c1");
+  const hostCert = await stranger.hostCert({ key, principals: [uuid], role: "Node" });
+  await assert.rejects(
+    verifyHostCertificate({
+      ...base,
+      hostCert,
+      refreshTrustedCaKeys: () => Promise.resolve([cluster.hostCaLine]),
+    }),
+    (err: Error) =>
+      isKind(err, "AccessDenied") &&
+      /not signed by a trusted authority \(also after refreshing the cluster's host CA keys\); tell your administrator/
+        .test(err.message),
+  );
+  await assert.rejects(
+    verifyHostCertificate({
+      ...base,
+      hostCert,
+      refreshTrustedCaKeys: () => Promise.reject(new Error("the proxy is unreachable")),
+    }),
+    (err: Error) =>
+      isKind(err, "AccessDenied") &&
+      /signed by host CA key SHA256:\S+, which this profile does not trust, and the trusted keys cannot be refreshed \(the proxy is unreachable\); run "tsh login" again/
+        .test(err.message),
+  );
+  // Unchanged keys (undefined): the usual refusal.
+  await assert.rejects(
+    verifyHostCertificate({
+      ...base,
+      hostCert,
+      refreshTrustedCaKeys: () => Promise.resolve(undefined),
+    }),
+    /not signed by a trusted authority; if the cluster's CAs were rotated/,
+  );
+});

@@ -106,6 +106,9 @@ export function withListCache(api: ClusterApi, o: ListCacheOptions): ClusterApi 
     getSessionTracker: (sid) => api.getSessionTracker(sid),
     downloadRecording: (sid) => api.downloadRecording(sid),
     close: () => api.close(),
+    ...(api.setHostCaCerts === undefined
+      ? {}
+      : { setHostCaCerts: (pems: string[]) => api.setHostCaCerts!(pems) }),
   };
 }
 

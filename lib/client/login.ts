@@ -17,10 +17,8 @@ import {
   formatAuthorizedKey,
   generateSshKeyPair,
   generateTlsKeyPair,
-  parseAuthorizedKey,
   parseSshCertificate,
   parseX509Certificate,
-  splitPemCertificates,
   type SshCertificate,
 } from "../ca/mod.ts";
 import { AccessDeniedError, BadParameterError, NotImplementedError } from "../errors/mod.ts";
@@ -32,6 +30,7 @@ import {
   type ProfileStore,
   validateClusterName,
 } from "./profile.ts";
+import { hostCasOf } from "./host_ca.ts";
 import { WebClient, type WebPingResponse, type WebTrust } from "./web.ts";
 
 /** The proxy's SSH port when ping names none (Teleport's default). */
@@ -155,23 +154,7 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
     if (err instanceof AccessDeniedError) throw err;
     return bad("holds no valid TLS certificate");
   }
-  const signers = Array.isArray(resp.host_signers) ? resp.host_signers : [];
-  const signer = signers.find((s) => s?.domain_name === cluster);
-  if (signer === undefined) bad(`names no host CA for cluster ${cluster}`);
-  const hostCaKeys: string[] = [];
-  for (const k of signer!.checking_keys ?? []) {
-    try {
-      hostCaKeys.push(formatAuthorizedKey(parseAuthorizedKey(decodeText(k, "")).blob));
-    } catch {
-      bad("holds a host CA key that does not parse");
-    }
-  }
-  const hostCaTlsCerts = (signer!.tls_certs ?? []).flatMap((c) =>
-    splitPemCertificates(decodeText(c, "-----BEGIN"))
-  );
-  if (hostCaKeys.length === 0 || hostCaTlsCerts.length === 0) {
-    bad(`lacks the host CA keys or certificates of cluster ${cluster}`);
-  }
+  const { hostCaKeys, hostCaTlsCerts } = hostCasOf(resp.host_signers, cluster, "log in");
 
   const sshUntil = sshCert.validBefore === "forever" ? tlsNotAfter : sshCert.validBefore;
   const validUntil = new Date(Math.min(sshUntil.getTime(), tlsNotAfter.getTime()));

@@ -318,6 +318,23 @@ export class ProfileStore {
   }
 
   /**
+   * Replaces the cluster's trusted host CAs of `profile` (its CA certificates file and its
+   * known_hosts lines, which `tsh config` points OpenSSH at): a host CA rotation seen after login.
+   */
+  async saveHostCas(
+    profile: Profile,
+    cas: Pick<ProfileKeys, "hostCaKeys" | "hostCaTlsCerts">,
+  ): Promise<void> {
+    const p = this.paths(profile.name, profile.user, profile.cluster);
+    await writeFileAtomic(p.hostCas, cas.hostCaTlsCerts.map((c) => c.trim() + "\n").join(""));
+    const known = await readOptional(p.knownHosts) ?? "";
+    await writeFileAtomic(
+      p.knownHosts,
+      replaceKnownHostsCaKeys(known, profile.cluster, profile.name, cas.hostCaKeys),
+    );
+  }
+
+  /**
    * Removes profile `name`: its keys directory, its profile file, the cluster's known_hosts
    * lines (unless another profile uses that cluster) and `current-profile` when it names it.
    * Returns false when there was no such profile.

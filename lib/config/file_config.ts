@@ -155,6 +155,13 @@ export type ProxyProtocolMode = "on" | "off" | "unspecified";
 /** The `ssh_service:` section. */
 export interface SshServiceSection extends ServiceSection {
   listenAddr?: Addr;
+  /**
+   * `proxy_protocol` (ours: Teleport documents the key for the auth and proxy services only):
+   * `on` requires a load balancer's PROXY header on the node's SSH port, `off` refuses unsigned
+   * headers; unset means `off`, since nodes are not expected behind a load balancer. Headers
+   * signed by the cluster's proxies are accepted in every mode.
+   */
+  proxyProtocol?: "on" | "off";
   publicAddrs: Addr[];
   labels: Record<string, string>;
 }
@@ -274,7 +281,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
     "restricted_session",
     "ssh_file_copy",
     "port_forwarding",
-    "proxy_protocol",
     "bpf",
   ],
 };
@@ -647,6 +653,22 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
   const ssh = cfg.sshService;
   let httpsKeyFile: [string, number] | undefined;
   let httpsCertFile: [string, number] | undefined;
+  // Teleport accepts exactly "on" and "off"; absent is each service's default.
+  const proxyProtocolOf = (
+    n: YamlNode | null,
+    p: string,
+    l: number,
+    unset: string,
+  ): "on" | "off" => {
+    if (!isScalar(n) || !["on", "off"].includes(scalarText(n).trim())) {
+      const got = isScalar(n) ? `"${scalarText(n)}"` : kindOfNode(n);
+      w.fail(
+        w.lineOf(n, l),
+        `"${p}" must be "on" (a load balancer sends PROXY headers) or "off" (none may), not ${got}; leave it out ${unset}`,
+      );
+    }
+    return scalarText(n).trim() as "on" | "off";
+  };
 
   w.map(root, "", {
     version: (n, p, l) => {
@@ -882,15 +904,12 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
             : w.duration(n, p, l);
         },
         proxy_protocol: (n, p, l) => {
-          // Teleport accepts exactly "on" and "off"; absent is "unspecified".
-          if (!isScalar(n) || !["on", "off"].includes(scalarText(n).trim())) {
-            const got = isScalar(n) ? `"${scalarText(n)}"` : kindOfNode(n);
-            w.fail(
-              w.lineOf(n, l),
-              `"${p}" must be "on" (a load balancer sends PROXY headers) or "off" (none may), not ${got}; leave it out to accept headers with the source port zeroed`,
-            );
-          }
-          proxy.proxyProtocol = scalarText(n).trim() as "on" | "off";
+          proxy.proxyProtocol = proxyProtocolOf(
+            n,
+            p,
+            l,
+            "to accept headers with the source port zeroed",
+          );
         },
         https_key_file: (n, p, l) => {
           const v = w.str(n, p, l).trim();
@@ -912,6 +931,9 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         },
         public_addr: (n, p, l) => {
           ssh.publicAddrs = w.addrList(n, p, l, NODE_SSH_PORT);
+        },
+        proxy_protocol: (n, p, l) => {
+          ssh.proxyProtocol = proxyProtocolOf(n, p, l, "to refuse them");
         },
         labels: (n, p, l) => {
           const labels: [string, string][] = [];

@@ -608,6 +608,21 @@ Deno.test("parseFileConfig() reads proxy_protocol on and off and leaves it unset
   }
 });
 
+Deno.test("parseFileConfig() reads ssh_service.proxy_protocol on and off and refuses other values", () => {
+  const read = (v: string) =>
+    parseFileConfig(`ssh_service:\n  proxy_protocol: ${v}\n`).sshService.proxyProtocol;
+  assert.equal(read("on"), "on");
+  assert.equal(read("off"), "off");
+  assert.equal(
+    parseFileConfig("ssh_service:\n  enabled: yes\n").sshService.proxyProtocol,
+    undefined,
+  );
+  assertBad(
+    "ssh_service:\n  proxy_protocol: yes\n",
+    /line 2: "ssh_service.proxy_protocol" must be "on" .* leave it out to refuse them/,
+  );
+});
+
 Deno.test("parseFileConfig() reads https_keypairs_reload_interval with 0 as off and refuses junk", () => {
   const read = (v: string) =>
     parseFileConfig(`proxy_service:\n  https_keypairs_reload_interval: ${v}\n`).proxyService

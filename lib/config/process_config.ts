@@ -153,7 +153,13 @@ export interface ProcessConfig {
     /** `--insecure-no-tls`: the web port serves plain HTTP (a TLS-terminating LB in front). */
     disableTls: boolean;
   };
-  ssh: { listenAddr: Addr; publicAddrs: Addr[]; labels: Record<string, string> };
+  ssh: {
+    listenAddr: Addr;
+    publicAddrs: Addr[];
+    labels: Record<string, string>;
+    /** PROXY headers from a load balancer on the node's port (`ssh_service.proxy_protocol`). */
+    proxyProtocol: "on" | "off";
+  };
   /** `TELEPORT_TUNNEL_PUBLIC_ADDR`: the proxy address an agent's tunnel expects (seed 003). */
   tunnelPublicAddr?: Addr;
   /** `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` as found in the environment (unparsed). */
@@ -420,6 +426,7 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
       labels: flags.labels !== undefined
         ? parseLabels(flags.labels, "--labels")
         : { ...fs?.labels },
+      proxyProtocol: fs?.proxyProtocol ?? "off",
     },
     proxyEnv,
     drainTimeoutMs: t?.drainTimeoutMs ?? GRACEFUL_SHUTDOWN_TIMEOUT_MS,

@@ -74,7 +74,12 @@ Deno.test("resolveProcessConfig() gives an all-in-one local cluster when there i
       proxyProtocol: "unspecified",
       disableTls: false,
     },
-    ssh: { listenAddr: { host: "0.0.0.0", port: 3022 }, publicAddrs: [], labels: {} },
+    ssh: {
+      listenAddr: { host: "0.0.0.0", port: 3022 },
+      publicAddrs: [],
+      labels: {},
+      proxyProtocol: "off",
+    },
     proxyEnv: {},
   });
 });

@@ -55,6 +55,14 @@ export {
   unmapIp,
 } from "./proxy_protocol.ts";
 export {
+  type ClientSource,
+  type ClientSourceResult,
+  PROXY_PROTOCOL_MODES,
+  type ProxyProtocolMode,
+  readClientSource,
+  type ReadClientSourceOptions,
+} from "./client_source.ts";
+export {
   readProxyHeader,
   type ReadProxyHeaderOptions,
   type ReadProxyHeaderResult,

@@ -6,7 +6,7 @@ import { getComponentLogger } from "../log/mod.ts";
 import type { Role } from "../resource/mod.ts";
 import { ACCESS_ROLE } from "../rbac/mod.ts";
 import { authorizeUserCertificate } from "./authorize.ts";
-import { matchSourceAddress, RoleCache } from "../rbac/mod.ts";
+import { matchSourceAddress, RoleCache, verifyUserCertificate } from "../rbac/mod.ts";
 
 const NOW = new Date(Date.UTC(2026, 10, 21, 12));
 const HOUR = 3_600_000;
@@ -158,6 +158,26 @@ Deno.test("authorizeUserCertificate() refuses each failed check with its reason"
   assert.equal(ok.permitPortForwarding, false);
   assert.equal(ok.permitAgentForwarding, false);
   assert.equal(ok.permitFileCopy, false);
+});
+
+Deno.test("verifyUserCertificate() refuses a source-address pinned certificate when the port is 0 (unverified PROXY header)", async () => {
+  const ca = await generateSshKeyPair("ed25519");
+  const pinned = await userCert(ca, { critical: { "source-address": "10.0.0.0/8" } });
+  const base = { userCaKeys: [ca.publicKeyBlob], now: NOW, roles: lookup, remoteAddr: "10.0.0.5" };
+  await denied(
+    verifyUserCertificate({ ...base, certificate: pinned, remotePort: 0 }),
+    /came from an unverified PROXY header/,
+  );
+  assert.equal(
+    (await verifyUserCertificate({ ...base, certificate: pinned, remotePort: 4000 })).user,
+    "alice",
+  );
+  // Without a pin, port 0 changes nothing.
+  const plain = await userCert(ca, {});
+  assert.equal(
+    (await verifyUserCertificate({ ...base, certificate: plain, remotePort: 0 })).user,
+    "alice",
+  );
 });
 
 Deno.test("matchSourceAddress() matches IPv4, IPv6 and mapped addresses by CIDR", () => {

@@ -1,16 +1,27 @@
 /**
  * The node's SSH listener and where its clients are. A proxy that relays a user writes a PROXY v2
  * header signed with its host certificate first (lib/identity signClientAddrHeader); the node
- * believes the client address in it only when it verifies. Any other header, signed or not,
- * closes the connection with a warning naming why: the node never falls back to trusting it, and
- * never to the proxy's address either. A connection without a header is a direct client, at the
+ * believes the client address in it only when it verifies, and a signed header that does not
+ * verify closes the connection with a warning naming why: the node never falls back to trusting
+ * it, and never to the proxy's address either.
+ *
+ * Unsigned headers come from a load balancer in front of the port and follow
+ * `ssh_service.proxy_protocol` (lib/net readClientSource): `off` (the default here: nodes are
+ * not expected behind one, so nobody can claim another address) refuses them, `on` requires
+ * one, `unspecified` takes its address with the port zeroed. A signed header may follow the load
+ * balancer's, and its client wins. A connection without a header is a direct client, at the
  * socket's own address.
  */
 import type { Socket } from "node:net";
 import { messageOf } from "../errors/mod.ts";
-import type { ClientAddrVerifier } from "../identity/mod.ts";
+import { type ClientAddrVerifier, PP2_TYPE_SIGNED_CLIENT_ADDR } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { ConnectionGuard, guardOf, listenGuarded, readProxyHeader } from "../net/mod.ts";
+import {
+  ConnectionGuard,
+  listenGuarded,
+  type ProxyProtocolMode,
+  readClientSource,
+} from "../net/mod.ts";
 import type { SocketAddresses } from "../ssh/mod.ts";
 
 /** Options of {@linkcode listenWithClientAddr}. */
@@ -33,6 +44,12 @@ export interface ClientAddrListenerOptions {
   guard?: ConnectionGuard;
   /** Time from accept until the client authenticated. @default {30000} */
   loginTimeoutMs?: number;
+  /**
+   * PROXY headers from a load balancer in front (`ssh_service.proxy_protocol`); headers signed
+   * by the cluster's proxies are checked by `verifier` in every mode.
+   * @default {"off"}
+   */
+  proxyProtocol?: ProxyProtocolMode;
 }
 
 /** A bound listener. */
@@ -52,25 +69,27 @@ export async function acceptClientSocket(
   socket.setNoDelay(true);
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
   const local = { addr: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-  const found = await readProxyHeader(socket, { timeoutMs: o.firstBytesTimeoutMs ?? 3000 });
-  if (found.kind === "none" || found.kind === "silent") {
-    o.serve(socket, {});
+  const found = await readClientSource(socket, {
+    mode: o.proxyProtocol ?? "off",
+    setting: "ssh_service.proxy_protocol",
+    logger: o.logger,
+    timeoutMs: o.firstBytesTimeoutMs ?? 3000,
+    signed: {
+      tlvType: PP2_TYPE_SIGNED_CLIENT_ADDR,
+      verify: (header) => o.verifier.verify(header, local),
+    },
+  });
+  if (socket.destroyed) return;
+  if (!found.ok) {
+    o.logger.warn("Refused SSH connection from {peer}: {reason}", { peer, reason: found.reason });
+    socket.destroy();
     return;
   }
-  const refuse = (reason: string) => {
-    o.logger.warn("Refused SSH connection from {peer}: {reason}", { peer, reason });
-    socket.destroy();
-  };
-  if (found.kind === "error") return refuse(`bad PROXY header: ${found.reason}`);
-  try {
-    const client = await o.verifier.verify(found.header, local);
-    if (socket.destroyed) return;
-    // The per-address caps count the client, not the proxy that relays it.
-    if (guardOf(socket)?.rekey(client.addr) === false) return void socket.destroy();
-    o.serve(socket, { remoteAddr: client.addr, remotePort: client.port });
-  } catch (err) {
-    refuse(messageOf(err));
-  }
+  const { source } = found;
+  o.serve(
+    socket,
+    source.proxied ? { remoteAddr: source.remoteAddr, remotePort: source.remotePort } : {},
+  );
 }
 
 /** Listens for SSH clients and proxies; resolves once bound. */

@@ -7,10 +7,10 @@ import { ClientAddrVerifier, signClientAddrHeader } from "../identity/mod.ts";
 import { testLogger } from "../log/mod.ts";
 import { formatProxyHeaderV2 } from "../net/mod.ts";
 import type { SocketAddresses } from "../ssh/mod.ts";
-import { listenWithClientAddr } from "./client_addr.ts";
+import { type ClientAddrListenerOptions, listenWithClientAddr } from "./client_addr.ts";
 
 /** A listener whose `serve` reports each connection's addresses and first bytes. */
-async function setup() {
+async function setup(extra: Partial<ClientAddrListenerOptions> = {}) {
   const ca = await generateSshKeyPair("ed25519");
   const clock = new FakeClock(Date.now());
   const { logger, records } = testLogger();
@@ -36,6 +36,7 @@ async function setup() {
     },
     logger,
     firstBytesTimeoutMs: 60_000,
+    ...extra,
   });
   const connect = async (first: Uint8Array) => {
     const c = net.connect({
@@ -108,7 +109,7 @@ Deno.test("listenWithClientAddr() closes connections whose header it cannot trus
         Promise.resolve(formatProxyHeaderV2({
           source: { addr: "192.0.2.10", port: 1 },
           destination: { addr: "127.0.0.1", port: s.listener.addr.port },
-        })), /not signed by a proxy/],
+        })), /header arrived and ssh_service\.proxy_protocol is off/],
       ["signed by a node", async () =>
         signClientAddrHeader({
           signer: await s.proxyCert("Node"),
@@ -133,5 +134,45 @@ Deno.test("listenWithClientAddr() closes connections whose header it cannot trus
     }
   } finally {
     await s.listener.close();
+  }
+});
+
+Deno.test("listenWithClientAddr() takes a load balancer's client, and a proxy's after it, when proxyProtocol is on", async () => {
+  const s = await setup({ proxyProtocol: "on" });
+  try {
+    const lb = formatProxyHeaderV2({
+      source: { addr: "192.0.2.20", port: 2020 },
+      destination: { addr: "127.0.0.1", port: s.listener.addr.port },
+    });
+    const direct = await s.connect(lb);
+    assert.deepEqual((await s.served()).addrs, { remoteAddr: "192.0.2.20", remotePort: 2020 });
+    await direct.closed;
+  } finally {
+    await s.listener.close();
+  }
+  const t = await setup({ proxyProtocol: "on" });
+  try {
+    const lb = formatProxyHeaderV2({
+      source: { addr: "192.0.2.20", port: 2020 },
+      destination: { addr: "127.0.0.1", port: t.listener.addr.port },
+    });
+    const signed = await signClientAddrHeader({
+      signer: await t.proxyCert("Proxy"),
+      source: { addr: "192.0.2.10", port: 5555 },
+      destination: { addr: "127.0.0.1", port: t.listener.addr.port },
+      now: t.clock.now(),
+    });
+    const viaLb = await t.connect(new Uint8Array([...lb, ...signed]));
+    assert.deepEqual((await t.served()).addrs, { remoteAddr: "192.0.2.10", remotePort: 5555 });
+    await viaLb.closed;
+    const bare = await t.connect(new Uint8Array(0));
+    await bare.closed;
+    const warn = t.records.findLast((r) => r.level === "warn");
+    assert.match(
+      String(warn?.properties?.reason),
+      /no PROXY header, and ssh_service\.proxy_protocol is on/,
+    );
+  } finally {
+    await t.listener.close();
   }
 });

@@ -22,7 +22,7 @@ import { ClientAddrVerifier } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Resource, Role, ServerResource, SessionTracker } from "../resource/mod.ts";
 import { type SocketAddresses, type SshServer, startSshServer } from "../ssh/mod.ts";
-import { ConnectionGuard } from "../net/mod.ts";
+import { ConnectionGuard, type ProxyProtocolMode } from "../net/mod.ts";
 import type { Duplex } from "node:stream";
 import { authorizeUserCertificate, type UserAccess } from "./authorize.ts";
 import { type ClientAddrListener, listenWithClientAddr } from "./client_addr.ts";
@@ -66,6 +66,12 @@ export interface NodeServiceOptions {
   listen?: { hostname: string; port: number };
   /** Address announced in heartbeats (`host:port`); default: derived from the listener. */
   advertiseAddr?: string;
+  /**
+   * PROXY headers from a load balancer in front of the listener (`ssh_service.proxy_protocol`,
+   * see client_addr.ts); proxy-signed headers are checked in every mode.
+   * @default {"off"}
+   */
+  proxyProtocol?: ProxyProtocolMode;
   labels: Record<string, string>;
   /** Where recordings wait for upload (`<data_dir>/log/upload`). */
   recordingsDir: string;
@@ -287,6 +293,7 @@ export class NodeService implements AsyncDisposable {
           : { firstBytesTimeoutMs: o.firstBytesTimeoutMs }),
         ...(o.guard === undefined ? {} : { guard: o.guard }),
         ...(o.loginTimeoutMs === undefined ? {} : { loginTimeoutMs: o.loginTimeoutMs }),
+        ...(o.proxyProtocol === undefined ? {} : { proxyProtocol: o.proxyProtocol }),
       });
     }
     this.#advertiseAddr = o.listen === undefined

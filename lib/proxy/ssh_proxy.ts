@@ -13,14 +13,26 @@
  * reverse tunnel the dial request names the client (the agent trusts the
  * proxy it authenticated). `source-address` of the user certificate is
  * checked here against the client's address, and again by the node.
+ *
+ * The own listener (3023) may sit behind a load balancer that adds PROXY headers:
+ * `proxy_service.proxy_protocol` decides (lib/net readClientSource), as on the web port, and
+ * the client it names is the one audited, checked and vouched for to nodes.
  */
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { Clock } from "../clock/mod.ts";
-import { messageOf } from "../errors/mod.ts";
+import { BadParameterError, messageOf } from "../errors/mod.ts";
 import { type ProxySigner, signClientAddrHeader } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { type ConnectionGuard, parseIp, type ProxyEndpoint } from "../net/mod.ts";
+import {
+  ConnectionGuard,
+  type GuardedListener,
+  listenGuarded,
+  parseIp,
+  type ProxyEndpoint,
+  type ProxyProtocolMode,
+  readClientSource,
+} from "../net/mod.ts";
 import type { Role, ServerResource } from "../resource/mod.ts";
 import { type CertifiedUser, RoleCache, verifyUserCertificate } from "../rbac/mod.ts";
 import {
@@ -64,6 +76,19 @@ export interface SshProxyOptions {
   guard?: ConnectionGuard;
   /** Time a client has from connecting until authenticated. @default {30000} */
   loginTimeoutMs?: number;
+  /**
+   * PROXY headers on the own listener from a load balancer in front
+   * (`proxy_service.proxy_protocol`): `on` requires one, `off` refuses them, `unspecified` takes
+   * the client's IP from one with the port zeroed (and a warning).
+   * @default {"off"}
+   */
+  proxyProtocol?: ProxyProtocolMode;
+  /**
+   * How long a client on the own listener may take to send its first bytes (or its PROXY header)
+   * before it is served without a header.
+   * @default {3000}
+   */
+  firstBytesTimeoutMs?: number;
   /**
    * Connects to a node for a client; the default dials its registered address over TCP with a
    * signed client address header (see {@linkcode dialRegisteredAddr}).
@@ -155,10 +180,59 @@ function connectRegisteredAddr(node: ServerResource): Promise<net.Socket> {
 export class SshProxy {
   #o: SshProxyOptions;
   readonly #server: SshServer<ProxyUser>;
+  #listener: GuardedListener | undefined;
+  /** Sockets on the own listener still waiting for their PROXY header. */
+  readonly #deciding = new Set<Duplex>();
 
   private constructor(o: SshProxyOptions, server: SshServer<ProxyUser>) {
     this.#o = o;
     this.#server = server;
+  }
+
+  /** Binds the own listener: each client is served once its PROXY header (if any) is read. */
+  async #listen(listen: { hostname: string; port: number }): Promise<void> {
+    const o = this.#o;
+    this.#listener = await listenGuarded({
+      host: listen.hostname,
+      port: listen.port,
+      name: "proxy SSH",
+      guard: o.guard ?? new ConnectionGuard({ logger: o.logger }),
+      logger: o.logger,
+      handshakeTimeoutMs: o.loginTimeoutMs ?? 30_000,
+      onConnection: (socket) => {
+        this.#deciding.add(socket);
+        const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+        readClientSource(socket, {
+          mode: o.proxyProtocol ?? "off",
+          setting: "proxy_service.proxy_protocol",
+          logger: o.logger,
+          timeoutMs: o.firstBytesTimeoutMs ?? 3000,
+        }).then((found) => {
+          if (socket.destroyed) return;
+          if (!found.ok) {
+            o.logger.info("Refused SSH connection to the proxy from {peer}: {reason}", {
+              peer,
+              reason: found.reason,
+            });
+            return void socket.destroy();
+          }
+          const { remoteAddr, remotePort } = found.source;
+          this.#server.handleSocket(socket, { remoteAddr, remotePort });
+        }).catch((err) => {
+          o.logger.warn("Cannot serve SSH connection from {peer}: {reason}", {
+            peer,
+            reason: messageOf(err),
+          });
+          socket.destroy();
+        }).finally(() => this.#deciding.delete(socket));
+      },
+    });
+  }
+
+  /** Stops the own listener and drops the clients not served yet. */
+  async #stopListening(): Promise<void> {
+    await this.#listener?.close();
+    for (const s of this.#deciding) s.destroy();
   }
 
   /**
@@ -180,7 +254,6 @@ export class SshProxy {
       hostKey: o.hostKey,
       hostCertificate: o.hostCertificate,
       logger: log,
-      ...(o.listen === undefined ? {} : { listen: o.listen }),
       ...(o.guard === undefined ? {} : { guard: o.guard }),
       ...(o.loginTimeoutMs === undefined ? {} : { handshakeTimeoutMs: o.loginTimeoutMs }),
       name: "proxy SSH",
@@ -189,6 +262,7 @@ export class SshProxy {
           const user = await verifyUserCertificate({
             certificate: req.certificate,
             remoteAddr: req.remoteAddr,
+            remotePort: req.remotePort,
             userCaKeys: o.userCaKeys(),
             now: o.clock.now(),
             roles: (names) => roles.get(names),
@@ -249,12 +323,23 @@ export class SshProxy {
       },
     });
     self.proxy = new SshProxy(o, server);
+    if (o.listen !== undefined) {
+      try {
+        await self.proxy.#listen(o.listen);
+      } catch (err) {
+        await server.close();
+        throw err;
+      }
+    }
     return self.proxy;
   }
 
   /** Where the own listener is bound (separate mode only). */
   get addr(): { hostname: string; port: number } {
-    return this.#server.addr;
+    if (this.#listener === undefined) {
+      throw new BadParameterError("Cannot get the proxy SSH address: it has no own listener");
+    }
+    return { hostname: this.#listener.addr.host, port: this.#listener.addr.port };
   }
 
   /** SSH connections open (authenticated or not). */
@@ -314,14 +399,18 @@ export class SshProxy {
 
   /**
    * Graceful stop: no new connections; resolves once the connections in flight have ended by
-   * themselves, or when `deadline` aborts.
+   * themselves (those still deciding included), or when `deadline` aborts.
    */
-  drain(deadline: AbortSignal): Promise<void> {
-    return this.#server.drain(deadline);
+  async drain(deadline: AbortSignal): Promise<void> {
+    // Clients accepted already (still sending their PROXY header, or in their SSH handshake)
+    // are served to their end, as the SSH server's drain does (a reload drops nothing).
+    await this.#listener?.stopAccepting();
+    await this.#server.drain(deadline);
   }
 
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
+    await this.#stopListening();
     await this.#server.close();
   }
 }

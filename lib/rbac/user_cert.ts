@@ -36,6 +36,12 @@ export interface VerifyUserCertificateOptions {
   principal?: string;
   /** Client IP address (for `source-address`). */
   remoteAddr: string;
+  /**
+   * Client port. 0 marks an address taken from a PROXY header nobody vouched for
+   * (`proxy_protocol` unset): a certificate pinned with `source-address` is refused then, since
+   * anyone may have written that header. @default {unknown: no such refusal}
+   */
+  remotePort?: number;
   /** The user CA's public key blobs. */
   userCaKeys: Uint8Array[];
   now: Date;
@@ -67,6 +73,11 @@ export async function verifyUserCertificate(
     now: o.now,
   });
   const sourceAddress = cert.criticalOptions["source-address"];
+  if (sourceAddress !== undefined && o.remotePort === 0) {
+    throw new AccessDeniedError(
+      `certificate may be used only from ${sourceAddress}, and this connection's address ${o.remoteAddr} came from an unverified PROXY header (proxy_protocol is unset: set it to on behind a load balancer that sends headers, or off)`,
+    );
+  }
   if (sourceAddress !== undefined && !matchSourceAddress(sourceAddress, o.remoteAddr)) {
     throw new AccessDeniedError(
       `certificate may be used only from ${sourceAddress}, not from ${o.remoteAddr}`,

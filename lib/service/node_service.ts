@@ -191,6 +191,7 @@ async function serveNode(host: ServiceHost, o: {
     ...(o.listen !== undefined ? { listen: o.listen } : {}),
     ...(o.advertiseAddr !== undefined ? { advertiseAddr: o.advertiseAddr } : {}),
     labels: cfg.ssh.labels,
+    proxyProtocol: cfg.ssh.proxyProtocol,
     guard: host.guard,
     loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
     // tsh ls tells offline nodes by these (NODE_OFFLINE_AFTER_MS).

@@ -36,7 +36,13 @@ import {
   SshProxy,
 } from "../proxy/mod.ts";
 import { TunnelServer } from "../tunnel/mod.ts";
-import type { Resource, Role, ServerResource } from "../resource/mod.ts";
+import {
+  type CertAuthority,
+  type Resource,
+  type Role,
+  type ServerResource,
+  trustedKeys,
+} from "../resource/mod.ts";
 import {
   createWebServer,
   makeProxySettings,
@@ -376,6 +382,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       ...(separate ? { listen: { hostname: sshListen.host, port: sshListen.port } } : {}),
       guard: o.guard,
       loginTimeoutMs: cfg.connectionLimits.sshLoginTimeoutMs,
+      proxyProtocol: p.proxyProtocol,
     });
     cleanups.push(() => sshProxy.close());
 
@@ -491,6 +498,11 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       serverVersion: VERSION,
       // `/webapi/connectionupgrade` (L7 load balancers): back to the router, TLS inside.
       onUpgrade: (req, sock, head) => mux.upgrade(req, sock, head),
+      // tsh refreshes its trusted host CAs here during a host CA rotation (lib/client host_ca.ts).
+      hostCertAuthority: async () => {
+        const keys = trustedKeys(await auth.getResource("cert_authority", "host") as CertAuthority);
+        return { sshKeys: keys.ssh, tlsCerts: keys.tls };
+      },
     });
     late.web = webServer;
     cleanups.push(() => webServer.close());

@@ -41,6 +41,8 @@ export type {
   AuthPing,
   AutoUpdateSettings,
   ChangePasswordWithTokenRequest,
+  HostCaResponse,
+  HostSigner,
   PingAuthSettings,
   ProxySettings,
   SshLoginResponse,

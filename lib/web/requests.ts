@@ -11,6 +11,7 @@ import { DEFAULT_SESSION_TTL_MS } from "./ping.ts";
 import type {
   AuthenticateSshUserRequest,
   ChangePasswordWithTokenRequest,
+  HostSigner,
   SshLoginResponse,
   UserTokenDetails,
   UserTokenResponse,
@@ -184,11 +185,20 @@ export function formatSshLoginResponse(
     username: user,
     ...(certs.sshCert === undefined ? {} : { cert: encodeBase64Text(certs.sshCert) }),
     ...(certs.tlsCert === undefined ? {} : { tls_cert: encodeBase64Text(certs.tlsCert) }),
-    host_signers: [{
-      domain_name: clusterName,
-      checking_keys: certs.hostCaKeys.map(encodeBase64Text),
-      tls_certs: certs.tlsCaCerts.map(encodeBase64Text),
-    }],
+    host_signers: [formatHostSigner(clusterName, certs.hostCaKeys, certs.tlsCaCerts)],
+  };
+}
+
+/** One `host_signers` entry: the cluster's host CA keys and certificates, base64 each. */
+export function formatHostSigner(
+  clusterName: string,
+  sshKeys: string[],
+  tlsCerts: string[],
+): HostSigner {
+  return {
+    domain_name: clusterName,
+    checking_keys: sshKeys.map(encodeBase64Text),
+    tls_certs: tlsCerts.map(encodeBase64Text),
   };
 }
 

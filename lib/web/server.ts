@@ -61,13 +61,14 @@ import {
 import { checkRequestOrigin } from "./origin.ts";
 import {
   checkUserToken,
+  formatHostSigner,
   formatSshLoginResponse,
   formatUserTokenResponse,
   parseChangePasswordRequest,
   parseCreateSshCertRequest,
   parseRegisterRequest,
 } from "./requests.ts";
-import type { ProxySettings, WebAuthApi } from "./types.ts";
+import type { HostCaResponse, ProxySettings, WebAuthApi } from "./types.ts";
 
 /** Options of {@link createWebServer}. */
 export interface WebServerOptions {
@@ -113,6 +114,11 @@ export interface WebServerOptions {
    * @default {none: node:http answers them}
    */
   onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Uint8Array) => void;
+  /**
+   * The host CA keys (authorized_keys lines) and certificates (PEM) the cluster trusts now,
+   * served at `GET /webapi/hostca`. @default {none: that route answers 404}
+   */
+  hostCertAuthority?: () => Promise<{ sshKeys: string[]; tlsCerts: string[] }>;
 }
 
 /** What the caller of {@link WebServer.handleConnection} knows about the connection. */
@@ -339,6 +345,26 @@ export function createWebServer(options: WebServerOptions): WebServer {
       action: "answer find",
       limiter: "public",
       handler: () => pingReply(buildFindResponse),
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/hostca$/,
+      action: "read the cluster's host CA",
+      limiter: "public",
+      handler: async () => {
+        const read = options.hostCertAuthority;
+        if (read === undefined) {
+          return errorReply(
+            404,
+            "Cannot read the cluster's host CA: this proxy does not publish it",
+          );
+        }
+        const [ping, cas] = await Promise.all([pingCache.get(), read()]);
+        const reply: HostCaResponse = {
+          host_signers: [formatHostSigner(ping.cluster_name, cas.sshKeys, cas.tlsCerts)],
+        };
+        return jsonReply(200, reply);
+      },
     },
     {
       method: "POST",

@@ -678,3 +678,26 @@ Deno.test("createWebServer() limits ping, find and pages per address, and logs i
   }
   assert.equal(t.records.filter((r) => /Throttled/.test(r.message)).length, 1);
 });
+
+Deno.test("createWebServer() answers /webapi/hostca with every trusted host CA key and certificate", async () => {
+  const keys = ["ssh-ed25519 AAAAold", "ssh-ed25519 AAAAnew"];
+  const certs = ["-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n"];
+  await using t = await startTestWeb({
+    extra: { hostCertAuthority: () => Promise.resolve({ sshKeys: keys, tlsCerts: certs }) },
+  });
+  const res = await t.fetch("/webapi/hostca");
+  assert.equal(res.status, 200);
+  const body = await res.json() as {
+    host_signers: Array<{ domain_name: string; checking_keys: string[]; tls_certs: string[] }>;
+  };
+  assert.equal(body.host_signers.length, 1);
+  const decode = (s: string) => Buffer.from(s, "base64").toString("utf8");
+  assert.deepEqual(body.host_signers[0]!.checking_keys.map(decode), keys);
+  assert.deepEqual(body.host_signers[0]!.tls_certs.map(decode), certs);
+  assert.equal(body.host_signers[0]!.domain_name, "example");
+
+  await using bare = await startTestWeb();
+  const missing = await bare.fetch("/webapi/hostca");
+  assert.equal(missing.status, 404);
+  await missing.body?.cancel();
+});

@@ -105,6 +105,15 @@ export interface WebFindResponse {
   auto_update: AutoUpdateSettings;
 }
 
+/** The host CA of a cluster as the web API hands it out (Teleport's `host_signers` entries). */
+export interface HostSigner {
+  domain_name: string;
+  /** base64 of each host CA key's authorized_keys line. */
+  checking_keys: string[];
+  /** base64 of each host CA certificate PEM. */
+  tls_certs: string[];
+}
+
 /** `POST /webapi/ssh/certs` response (Teleport's SSHLoginResponse). */
 export interface SshLoginResponse {
   username: string;
@@ -112,13 +121,15 @@ export interface SshLoginResponse {
   cert?: string;
   /** base64 of the TLS certificate PEM; absent when no TLS key was sent. */
   tls_cert?: string;
-  host_signers: Array<{
-    domain_name: string;
-    /** base64 of each host CA key's authorized_keys line. */
-    checking_keys: string[];
-    /** base64 of each host CA certificate PEM. */
-    tls_certs: string[];
-  }>;
+  host_signers: HostSigner[];
+}
+
+/**
+ * `GET /webapi/hostca` response: every host CA key and certificate the cluster trusts now (both
+ * generations while a host CA rotation runs), for clients that logged in before it began.
+ */
+export interface HostCaResponse {
+  host_signers: HostSigner[];
 }
 
 /** `GET /webapi/users/password/token/<token>` response. */

@@ -335,6 +335,8 @@ export interface ClusterConfigOptions {
   teleport?: string;
   /** More YAML lines for `ssh_service:` (indented two spaces). */
   ssh?: string;
+  /** `auth_service.proxy_listener_mode`. @default {"multiplex"} */
+  proxyListenerMode?: "multiplex" | "separate";
   /** More YAML lines for `proxy_service:` (indented two spaces). */
   proxy?: string;
 }
@@ -355,7 +357,7 @@ ${o.teleport ?? ""}auth_service:
   enabled: true
   listen_addr: 127.0.0.1:${freePort()}
   cluster_name: ${o.clusterName}
-  proxy_listener_mode: multiplex
+  proxy_listener_mode: ${o.proxyListenerMode ?? "multiplex"}
   authentication:
     type: local
     second_factor: otp

@@ -177,7 +177,7 @@ Deno.test({
         await eventually(
           "the warning",
           inLogs(
-            /Refused SSH connection from .*: Cannot trust PROXY header: it is not signed by a proxy/,
+            /Refused SSH connection from .*: a PROXY protocol v2 header arrived and ssh_service\.proxy_protocol is off/,
           ),
         );
       });

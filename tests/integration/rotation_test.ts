@@ -28,6 +28,7 @@ import {
 import { type NodeReady, type ProxyReady, TeleportProcess } from "../../lib/service/mod.ts";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { runCli } from "../e2e/_helpers.ts";
+import { enrollInvite, tshLogin } from "../e2e/_proxy.ts";
 import { startTestCluster } from "./_cluster.ts";
 
 const LOGIN = Deno.env.get("USER") ?? "root";
@@ -42,6 +43,12 @@ async function waitUntil(what: string, check: () => Promise<boolean>): Promise<v
     if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, REFRESH_MS));
   }
+}
+
+/** The CA keys of a known_hosts file written by writeKnownHosts or tctl auth export. */
+async function readKnown(path: string): Promise<string[]> {
+  return (await Deno.readTextFile(path)).split("\n").filter((l) => l.startsWith("@cert-authority"))
+    .map((l) => formatAuthorizedKey(parseAuthorizedKey(l.split(/\s+/).slice(2, 4).join(" ")).blob));
 }
 
 /** A user's key and certificate files for the stock ssh. */
@@ -194,7 +201,7 @@ Deno.test({
     const direct = await proc.supervisor.waitFor("node.ready") as NodeReady;
     const proxy = await proc.supervisor.waitFor("proxy.ready") as ProxyReady;
     using admin = cluster.adminClient();
-    await admin.createUser({
+    const invite = await admin.createUser({
       kind: "user",
       version: "v2",
       metadata: { name: "alice" },
@@ -269,6 +276,36 @@ Deno.test({
     };
     await reachAll("before", knownAll);
 
+    // tsh logged in before the rotation: it must follow the host CA without a new login.
+    const tshHome = `${dir}/tsh`;
+    const totp = await enrollInvite({
+      webPort: proxy.webPort,
+      token: invite.token.token,
+      user: "alice",
+    });
+    const tshIn = await tshLogin({ home: tshHome, webPort: proxy.webPort, user: "alice", totp });
+    assert.equal(tshIn.code, 0, tshIn.stderr + tshIn.stdout);
+    const tsh = (...args: string[]) =>
+      runCli(["tsh", ...args], { env: { TELEPORT_HOME: tshHome } });
+    const tshKnownHosts = `${tshHome}/known_hosts`;
+    const tshCaKeys = async () =>
+      (await Deno.readTextFile(tshKnownHosts)).split("\n").filter((l) =>
+        l.startsWith("@cert-authority")
+      ).map((l) => l.split(/\s+/).slice(2, 4).join(" "));
+    const tshReachAll = async (phase: string) => {
+      // As after a while without tsh: the cached node and proxy lists have expired.
+      await Deno.remove(`${tshHome}/keys/127.0.0.1/alice-cache`, { recursive: true }).catch(
+        () => {},
+      );
+      for (const node of nodes) {
+        const r = await tsh("ssh", `${LOGIN}@${node}`, "echo", `${phase}-tsh-ok`);
+        assert.equal(r.code, 0, `tsh ssh, ${phase}, ${node}: ${r.stderr}${r.stdout}`);
+        assert.match(r.stdout, new RegExp(`${phase}-tsh-ok`));
+      }
+    };
+    await tshReachAll("before");
+    assert.equal((await tshCaKeys()).length, 1);
+
     // Sessions opened before any rotation, answered at the end.
     const held = nodes.map((node) =>
       new HeldSession({
@@ -281,6 +318,21 @@ Deno.test({
     );
     await Promise.all(held.map((h) => h.started));
 
+    /**
+     * The admin client follows the host CA as tctl does (it reads the admin identity, which auth
+     * rewrites on every host CA change), once the file trusts `caCount` CA certificates.
+     */
+    const followAdmin = async (caCount: number) => {
+      let id: IdentityFile | undefined;
+      await waitUntil(`the admin identity trusts ${caCount} host CAs`, async () => {
+        id = await readIdentityFile(cluster.ready.adminIdentityPath);
+        return id.tlsCaCertPems.length === caCount;
+      });
+      admin.setCredentials({
+        caCertPems: id!.tlsCaCertPems,
+        identity: { certPem: id!.tlsCertPem, keyPem: id!.keyPem },
+      });
+    };
     const rotate = (type: "host" | "user", phase: RotationPhase) =>
       admin.rotateCertAuthority(type, { phase, mode: "manual" });
 
@@ -302,6 +354,7 @@ Deno.test({
       "every host trusts both host CA generations",
       async () => (await readAll()).every((id) => id.tlsCaCertPems.length === 2),
     );
+    await followAdmin(2);
     const bothPins = (await admin.status()).authorities.find((a) => a.type === "host")!.pins;
     assert.equal(bothPins.length, 2);
     const statusOut = (await tctl("status")).stdout;
@@ -312,6 +365,7 @@ Deno.test({
     assert.equal(exported.stdout.trim().split("\n").length, 2, exported.stdout);
     await Deno.writeTextFile(knownAll, exported.stdout);
     await reachAll("host-init", knownAll);
+    await tshReachAll("host-init");
 
     const clients = await tctl(
       "auth",
@@ -322,6 +376,7 @@ Deno.test({
     );
     assert.equal(clients.code, 0, clients.stderr);
     await reachAll("host-update-clients", knownAll);
+    await tshReachAll("host-update-clients");
 
     const servers = await tctl(
       "auth",
@@ -331,12 +386,22 @@ Deno.test({
       "--phase=update_servers",
     );
     assert.equal(servers.code, 0, servers.stderr);
+    await followAdmin(2);
     const newHostKey = await activeHostKey();
     await waitUntil(
       "every host serves a certificate of the new host CA key",
       async () => (await readAll()).every((id) => signedBy(id) === newHostKey),
     );
     await reachAll("host-update-servers", knownAll);
+    // Hosts and the auth API now present certificates of the new key: tsh refreshes its trusted
+    // host CAs from the proxy and goes on, and its known_hosts (tsh config) lists both keys.
+    await tshReachAll("host-update-servers");
+    assert.deepEqual((await tshCaKeys()).toSorted(), (await readKnown(knownAll)).toSorted());
+    assert.equal((await tshCaKeys()).length, 2);
+    const tshConfig = await tsh("config");
+    assert.equal(tshConfig.code, 0, tshConfig.stderr);
+    assert.equal(tshConfig.stderr, "");
+    await reachAll("host-update-servers-tsh-known-hosts", tshKnownHosts);
 
     const standby = await tctl("auth", "rotate", "--manual", "--type=host", "--phase=standby");
     assert.equal(standby.code, 0, standby.stderr);
@@ -344,9 +409,15 @@ Deno.test({
       "every host trusts only the new host CA",
       async () => (await readAll()).every((id) => id.tlsCaCertPems.length === 1),
     );
+    await followAdmin(1);
     const knownNew = `${dir}/known_hosts_new`;
     assert.deepEqual(await writeKnownHosts(admin, knownNew), [newHostKey]);
     await reachAll("host-standby", knownNew);
+    await tshReachAll("host-standby");
+    // tsh config drops the old key once the cluster no longer trusts it.
+    assert.equal((await tsh("config")).code, 0);
+    assert.deepEqual(await tshCaKeys(), [newHostKey]);
+    await reachAll("host-standby-tsh-known-hosts", tshKnownHosts);
     assert.equal(rotationOf(await hostCa()).phase, "standby");
 
     // The old pin no longer joins; the new one does.
