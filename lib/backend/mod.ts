@@ -1,7 +1,8 @@
 /**
  * Storage backends: the {@linkcode Backend} interface (sorted keys, revisions,
  * compare-and-swap, TTLs, prefix watches), {@linkcode MemoryBackend}, a Deno KV backend
- * ({@linkcode openKvBackend}), {@linkcode openBackend} to pick one from a URI, and
+ * ({@linkcode openKvBackend}), {@linkcode openBackend} to pick one from a URI (including
+ * `postgresql://…` for several auth servers, see postgres.ts), and
  * {@linkcode runBackendConformance}, the suite every implementation must pass.
  *
  * ```ts

@@ -69,6 +69,7 @@ import {
   validateRange,
   validateWatch,
 } from "./_validate.ts";
+import { maskConnString } from "./_conn_string.ts";
 
 /** Options of {@link openPostgresBackend}. */
 export interface PostgresBackendOptions {
@@ -262,24 +263,6 @@ interface ParsedConn {
   url: string;
   masked: string;
   options: postgres.Options<Record<string, postgres.PostgresType>>;
-}
-
-/**
- * The connection string with its password replaced by `***`, for logs and messages.
- *
- * ```ts
- * import { maskConnString } from "./postgres.ts";
- * maskConnString("postgresql://u:secret@db:5432/teleport"); // "postgresql://u:***@db:5432/teleport"
- * ```
- */
-export function maskConnString(connString: string): string {
-  try {
-    const url = new URL(connString);
-    if (url.password !== "") url.password = "***";
-    return url.toString();
-  } catch {
-    return connString.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
-  }
 }
 
 async function readPem(path: string, param: string, masked: string): Promise<string> {

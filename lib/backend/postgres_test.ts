@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { FakeClock } from "../clock/mod.ts";
 import { AccessDeniedError, ConnectionProblemError } from "../errors/mod.ts";
-import { type Backend, type BackendEvent, runBackendConformance } from "./mod.ts";
-import { decodeKey, maskConnString, MIGRATIONS, openPostgresBackend } from "./postgres.ts";
+import { type Backend, type BackendEvent, openBackend, runBackendConformance } from "./mod.ts";
+import { decodeKey, MIGRATIONS, openPostgresBackend } from "./postgres.ts";
+import { maskConnString } from "./_conn_string.ts";
 import { encodeKey } from "./_key_codec.ts";
 import { type PgServer, startPostgres } from "./_pg_testing.ts";
 
@@ -294,5 +295,117 @@ Deno.test({
     if (e.type === "put") assert.equal(e.item.revision, after.revision);
     controller.abort();
     assert.equal((await next(it)).done, true);
+  },
+});
+
+/** Runs openssl; fails the test with its stderr. */
+async function openssl(args: string[]): Promise<void> {
+  const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+}
+
+/** A CA and a certificate it signs (`cn`, optional IP SAN) as PEM files under `dir`. */
+async function issue(dir: string, ca: string, name: string, cn: string, ip?: string) {
+  await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"].concat([
+    "-out",
+    `${dir}/${name}.key`,
+  ]));
+  await openssl([
+    "req",
+    "-new",
+    "-key",
+    `${dir}/${name}.key`,
+    "-subj",
+    `/CN=${cn}`,
+    "-out",
+    `${dir}/${name}.csr`,
+  ]);
+  const ext = `${dir}/${name}.ext`;
+  await Deno.writeTextFile(
+    ext,
+    ip === undefined ? "basicConstraints=CA:FALSE\n" : `subjectAltName=IP:${ip}\n`,
+  );
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${dir}/${name}.csr`,
+    "-CA",
+    `${dir}/${ca}.crt`,
+    "-CAkey",
+    `${dir}/${ca}.key`,
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    ext,
+    "-out",
+    `${dir}/${name}.crt`,
+  ]);
+}
+
+async function makeCa(dir: string, name: string): Promise<void> {
+  await openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-subj",
+    `/CN=${name}`,
+    "-days",
+    "2",
+    "-keyout",
+    `${dir}/${name}.key`,
+    "-out",
+    `${dir}/${name}.crt`,
+  ]);
+}
+
+Deno.test({
+  name: "openPostgresBackend() connects with a client certificate and sslmode=verify-full",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pg_tls_test_" });
+    try {
+      await makeCa(dir, "ca");
+      await makeCa(dir, "otherca");
+      await issue(dir, "ca", "server", "localhost", "127.0.0.1");
+      await issue(dir, "ca", "client", "teleport");
+      await using pg = await startPostgres({
+        tls: {
+          certFile: `${dir}/server.crt`,
+          keyFile: `${dir}/server.key`,
+          caFile: `${dir}/ca.crt`,
+        },
+      });
+      const base = `postgresql://teleport@127.0.0.1:${pg.port}/teleport?sslmode=verify-full` +
+        `&sslcert=${dir}/client.crt&sslkey=${dir}/client.key`;
+      {
+        await using b = await openBackend(`${base}&sslrootcert=${dir}/ca.crt`);
+        await b.put({ key: ["tls"], value: encoder.encode("ok") });
+        assert.equal(decoder.decode((await b.get(["tls"])).value), "ok");
+      }
+      // A server certificate from another CA is refused.
+      await assert.rejects(openBackend(`${base}&sslrootcert=${dir}/otherca.crt`), (err) => {
+        assert.ok(err instanceof ConnectionProblemError, String(err));
+        assert.match(err.message, /certificate/i);
+        return true;
+      });
+      // So is a connection without a client certificate (the server asks for one).
+      await assert.rejects(
+        openBackend(
+          `postgresql://teleport@127.0.0.1:${pg.port}/teleport?sslmode=verify-full&sslrootcert=${dir}/ca.crt`,
+        ),
+        (err) => {
+          assert.match(String(err), /certificate/i);
+          return true;
+        },
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

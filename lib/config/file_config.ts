@@ -84,7 +84,18 @@ export interface TeleportSection {
   drainTimeoutMs?: number;
   /** `connection_limits` (see {@link ConnectionLimitsSection}). */
   connectionLimits: ConnectionLimitsSection;
+  /** `storage`: where auth keeps cluster state; absent = Deno KV in the data dir. */
+  storage?: StorageSection;
 }
+
+/**
+ * `teleport.storage` (Teleport's keys): `type: dir` (Deno KV file, default `path`
+ * `<data_dir>/backend`) or `type: postgresql` with `conn_string` and optional
+ * `password_file`.
+ */
+export type StorageSection =
+  | { type: "dir"; path?: string }
+  | { type: "postgresql"; connString: string; passwordFile?: string };
 
 /**
  * `teleport.connection_limits`: admission control shared by every listener of the process.
@@ -187,6 +198,8 @@ interface Entry {
   value: YamlNode | null;
 }
 
+const STORAGE_TYPES: readonly ("dir" | "postgresql")[] = ["dir", "postgresql"];
+
 const SECRET_HINT = "(value not shown)";
 
 /**
@@ -210,7 +223,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
   ],
   teleport: [
     "advertise_ip",
-    "storage",
     "cache",
     "ciphersuites",
     "ciphers",
@@ -728,6 +740,45 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         },
         drain_timeout: (n, p, l) => {
           t.drainTimeoutMs = w.duration(n, p, l);
+        },
+        storage: (n, p, l) => {
+          let type: "dir" | "postgresql" | undefined;
+          let path: string | undefined;
+          let connString: string | undefined;
+          let passwordFile: string | undefined;
+          w.map(n, p, {
+            type: (n, p, l) => {
+              type = w.oneOf<"dir" | "postgresql">(n, p, l, STORAGE_TYPES, {
+                postgres: "postgresql",
+              });
+            },
+            path: (n, p, l) => {
+              path = w.str(n, p, l).trim() || undefined;
+            },
+            conn_string: (n, p, l) => {
+              connString = w.str(n, p, l, { secret: true }).trim();
+              if (!/^postgres(ql)?:\/\//.test(connString)) {
+                w.fail(l, `"${p}" must be a postgresql:// URL`);
+              }
+            },
+            password_file: (n, p, l) => {
+              passwordFile = w.str(n, p, l).trim() || undefined;
+            },
+          }, l);
+          if (type === "postgresql") {
+            if (connString === undefined) {
+              w.fail(l, `"${p}.conn_string" is required with type postgresql`);
+            }
+            if (path !== undefined) w.fail(l, `"${p}.path" is for type dir only`);
+            t.storage = passwordFile === undefined
+              ? { type, connString }
+              : { type, connString, passwordFile };
+          } else {
+            if (connString !== undefined || passwordFile !== undefined) {
+              w.fail(l, `"${p}.conn_string" and "${p}.password_file" need type: postgresql`);
+            }
+            t.storage = path === undefined ? { type: "dir" } : { type: "dir", path };
+          }
         },
         connection_limits: (n, p, l) =>
           w.map(n, p, {

@@ -44,6 +44,7 @@ import {
   type Role,
   type SecondFactor,
   type StaticToken,
+  type StorageSection,
   VALID_ROLES,
 } from "./file_config.ts";
 
@@ -110,6 +111,11 @@ export interface ProcessConfig {
   insecure: boolean;
   /** How often CA rotation state is checked (auth moves it on, hosts follow it). */
   caRefreshIntervalMs: number;
+  /**
+   * Where the auth role keeps cluster state (`teleport.storage`); unset means Deno KV under
+   * `<dataDir>/backend`, as `type: dir` without a path.
+   */
+  storage?: StorageSection;
   /** Admission control shared by every listener (`teleport.connection_limits`). */
   connectionLimits: {
     maxConnectionsPerIp: number;
@@ -379,6 +385,7 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
     authServers,
     insecure: flags.insecure ?? false,
     caRefreshIntervalMs: CA_REFRESH_INTERVAL_MS,
+    ...(t?.storage === undefined ? {} : { storage: t.storage }),
     connectionLimits: {
       maxConnectionsPerIp: t?.connectionLimits.maxConnections ?? MAX_CONNECTIONS_PER_IP,
       maxPendingPerIp: t?.connectionLimits.maxPendingConnections ??

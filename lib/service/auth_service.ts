@@ -1,6 +1,7 @@
 /**
  * Wiring of the auth role. Start-up, in order:
- *  1. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer (lib/backend);
+ *  1. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer, or PostgreSQL
+ *     with `teleport.storage.type: postgresql` (lib/backend);
  *  2. AuthServer.init(): cluster name checked, CAs and built-in roles created (lib/auth);
  *  3. auth's TLS identity issued from the host CA, HTTPS API bound (lib/auth/listener.ts);
  *  4. admin identity written to `<data_dir>/admin.identity` (0600) for tctl;
@@ -49,11 +50,22 @@ export async function startAuthService(
   const clock = opts.clock ?? new RealClock();
   const log = getComponentLogger("auth");
   let backendUri = opts.backendUri;
-  if (backendUri === undefined) {
-    await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
-    backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
+  let passwordFile: string | undefined;
+  if (backendUri === undefined && cfg.storage?.type === "postgresql") {
+    backendUri = cfg.storage.connString;
+    passwordFile = cfg.storage.passwordFile;
+  } else if (backendUri === undefined) {
+    const dir = cfg.storage?.type === "dir" && cfg.storage.path !== undefined
+      ? cfg.storage.path
+      : `${cfg.dataDir}/backend`;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    backendUri = `kv:${dir}/kv.db`;
   }
-  const backend: Backend = new ReportingBackend(await openBackend(backendUri, { clock }), {
+  const opened = await openBackend(backendUri, {
+    clock,
+    ...(passwordFile === undefined ? {} : { passwordFile }),
+  });
+  const backend: Backend = new ReportingBackend(opened, {
     metrics: host.metrics,
   });
   host.backend = backend;
