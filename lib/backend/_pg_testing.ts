@@ -1,11 +1,10 @@
 /**
- * Test helper: a throw-away PostgreSQL 15 server of our own. `initdb` runs into a temporary
+ * Test and bench helper: a throw-away PostgreSQL 15 server of our own (no npm package: SQL
+ * goes through psql, so lib/backend/mod.ts may export it). `initdb` runs into a temporary
  * directory as the `postgres` OS user (root cannot run postgres), the server listens on
  * 127.0.0.1 on a free port with its socket in the temporary directory, and
  * {@link PgServer.stop} removes everything. Tests that use it ask `skipGroup("postgres")`.
  */
-
-import postgres from "postgres";
 
 /** Binaries of Debian's `postgresql-15` package. */
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
@@ -34,8 +33,11 @@ export interface PgServer {
   passwordFile: string;
   /** TCP port on 127.0.0.1. */
   port: number;
-  /** Runs SQL as the superuser over the Unix socket (database `teleport`). */
-  admin: ReturnType<typeof postgres>;
+  /**
+   * Runs SQL with `psql` as the superuser over the Unix socket; returns the rows as
+   * unaligned text (`|` between columns, one row a line).
+   */
+  psql(sql: string, database?: string): Promise<string>;
   /** Stops the server (fast shutdown); it keeps its data. */
   stopServer(): Promise<void>;
   /** Starts the server again on the same port. */
@@ -45,18 +47,19 @@ export interface PgServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-async function run(cmd: string, args: string[], what: string): Promise<void> {
+async function run(cmd: string, args: string[], what: string): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
     .output();
+  const stdout = new TextDecoder().decode(out.stdout);
   if (!out.success) {
-    const detail = new TextDecoder().decode(out.stderr).trim() ||
-      new TextDecoder().decode(out.stdout).trim();
+    const detail = new TextDecoder().decode(out.stderr).trim() || stdout.trim();
     throw new Error(`Cannot ${what}: ${cmd} exited with ${out.code}: ${detail}`);
   }
+  return stdout;
 }
 
 /** Runs a PostgreSQL binary as the `postgres` OS user. */
-function asPostgres(bin: string, args: string[], what: string): Promise<void> {
+function asPostgres(bin: string, args: string[], what: string): Promise<string> {
   return run("runuser", ["-u", "postgres", "--", `${PG_BIN}/${bin}`, ...args], what);
 }
 
@@ -101,18 +104,16 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     );
     running = true;
   };
-  const admin = postgres({
-    host: sockets,
-    port,
-    user: "postgres",
-    database: "teleport",
-    max: 1,
-    onnotice: () => {},
-  });
+  const psql = (sql: string, database = "teleport") =>
+    run(
+      `${PG_BIN}/psql`,
+      ["-h", sockets, "-p", String(port), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1"]
+        .concat(["-At", "-c", sql]),
+      "run psql",
+    );
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    await admin.end({ timeout: 1 }).catch(() => {});
     try {
       await stopServer();
     } finally {
@@ -156,28 +157,8 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     }
     await Deno.writeTextFile(`${data}/postgresql.conf`, conf.join("\n") + "\n", { append: true });
     await startServer();
-    await run(
-      `${PG_BIN}/psql`,
-      [
-        "-h",
-        sockets,
-        "-p",
-        String(port),
-        "-U",
-        "postgres",
-        "-d",
-        "postgres",
-        "-v",
-        "ON_ERROR_STOP=1",
-      ]
-        .concat([
-          "-c",
-          `CREATE ROLE teleport LOGIN PASSWORD '${ROLE_PASSWORD}'`,
-          "-c",
-          "CREATE DATABASE teleport OWNER teleport",
-        ]),
-      "create the test role and database",
-    );
+    await psql(`CREATE ROLE teleport LOGIN PASSWORD '${ROLE_PASSWORD}'`, "postgres");
+    await psql("CREATE DATABASE teleport OWNER teleport", "postgres");
     const passwordFile = `${dir}/password`;
     await Deno.writeTextFile(passwordFile, ROLE_PASSWORD + "\n");
     return {
@@ -185,7 +166,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       password: ROLE_PASSWORD,
       passwordFile,
       port,
-      admin,
+      psql,
       stopServer,
       startServer,
       stop,

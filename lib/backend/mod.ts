@@ -33,6 +33,7 @@ export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";
 export { type KvBackendOptions, openKvBackend } from "./kv.ts";
 export { openBackend, type OpenBackendOptions } from "./open.ts";
 export { type BackendFactory, type BackendFixture, runBackendConformance } from "./_suite.ts";
+export { type PgServer, startPostgres, type StartPostgresOptions } from "./_pg_testing.ts";
 export {
   type BackendRequestKind,
   ReportingBackend,

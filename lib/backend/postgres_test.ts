@@ -2,11 +2,17 @@ import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { FakeClock } from "../clock/mod.ts";
 import { AccessDeniedError, ConnectionProblemError } from "../errors/mod.ts";
-import { type Backend, type BackendEvent, openBackend, runBackendConformance } from "./mod.ts";
+import {
+  type Backend,
+  type BackendEvent,
+  openBackend,
+  type PgServer,
+  runBackendConformance,
+  startPostgres,
+} from "./mod.ts";
 import { decodeKey, MIGRATIONS, openPostgresBackend } from "./postgres.ts";
 import { maskConnString } from "./_conn_string.ts";
 import { encodeKey } from "./_key_codec.ts";
-import { type PgServer, startPostgres } from "./_pg_testing.ts";
 
 const ignore = skipGroup("postgres");
 const encoder = new TextEncoder();
@@ -15,7 +21,7 @@ const WORKER = new URL("./_pg_worker.ts", import.meta.url).pathname;
 
 /** A fresh database owned by the test role; returns its connection string. */
 async function freshDatabase(pg: PgServer, name: string): Promise<string> {
-  await pg.admin.unsafe(`CREATE DATABASE ${name} OWNER teleport`);
+  await pg.psql(`CREATE DATABASE ${name} OWNER teleport`);
   return pg.url.replace(/\/teleport$/, `/${name}`);
 }
 
@@ -108,8 +114,8 @@ Deno.test({
     const opened = await Promise.all(
       [1, 2, 3].map(() => openPostgresBackend({ connString: pg.url })),
     );
-    const rows = await pg.admin`SELECT version FROM teleport_schema_version ORDER BY version`;
-    assert.deepEqual(rows.map((r) => r.version), MIGRATIONS.map((_, i) => i + 1));
+    const rows = await pg.psql("SELECT version FROM teleport_schema_version ORDER BY version");
+    assert.deepEqual(rows.trim().split("\n").map(Number), MIGRATIONS.map((_, i) => i + 1));
     await opened[0]!.put({ key: ["kept"], value: encoder.encode("v") });
     await Promise.all(opened.map((b) => b.close()));
     await using again = await openPostgresBackend({ connString: pg.url });
@@ -122,8 +128,8 @@ Deno.test({
   ignore,
   async fn() {
     await using pg = await startPostgres();
-    await pg.admin.unsafe("CREATE ROLE weak LOGIN PASSWORD 'weak-password-1'");
-    await pg.admin.unsafe("CREATE DATABASE weakdb");
+    await pg.psql("CREATE ROLE weak LOGIN PASSWORD 'weak-password-1'");
+    await pg.psql("CREATE DATABASE weakdb");
     const weak = `postgresql://weak:weak-password-1@127.0.0.1:${pg.port}/weakdb`;
     await assert.rejects(openPostgresBackend({ connString: weak }), (err: unknown) => {
       assert.ok(err instanceof AccessDeniedError, String(err));
@@ -142,7 +148,7 @@ Deno.test({
       assert.match(err.message, /role "weak" lacks SELECT on table teleport_schema_version/);
       return true;
     });
-    await pg.admin.unsafe("GRANT SELECT ON teleport_schema_version TO weak");
+    await pg.psql("GRANT SELECT ON teleport_schema_version TO weak");
     await assert.rejects(openPostgresBackend({ connString: onTeleport }), (err: unknown) => {
       assert.ok(err instanceof AccessDeniedError, String(err));
       assert.match(err.message, /lacks SELECT, INSERT, UPDATE, DELETE on table kv;/);
