@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { skipGroup } from "../../tools/prereqs.ts";
+import { AuthClient } from "../../lib/authclient/mod.ts";
+import { startPostgres } from "../../lib/backend/mod.ts";
+import { resolveProcessConfig } from "../../lib/config/mod.ts";
+import { readIdentityFile } from "../../lib/identity/mod.ts";
+import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
+
+/** Resolves once `proc`'s health reaches `state`. */
+async function healthBecomes(proc: TeleportProcess, state: string): Promise<void> {
+  while (proc.health.state !== state) await proc.health.changed();
+}
+
+Deno.test({
+  name: "two auth servers share teleport.storage postgresql and outlive a PostgreSQL restart",
+  ignore: skipGroup("postgres"),
+  async fn() {
+    await using pg = await startPostgres();
+    const dirs: string[] = [];
+    const procs: TeleportProcess[] = [];
+    const start = async () => {
+      const dataDir = await Deno.makeTempDir({ prefix: "tp-pg-" });
+      dirs.push(dataDir);
+      const config = resolveProcessConfig({
+        flags: { roles: "auth", dataDir, clusterName: "example" },
+        hostname: "testhost",
+        env: {},
+      });
+      config.auth.listenAddr = { host: "127.0.0.1", port: 0 };
+      config.connectionLimits.unauthenticatedRate = { burst: 10_000, perMinute: 10_000 };
+      // The password comes from password_file, as teleport.yaml would give it.
+      config.storage = {
+        type: "postgresql",
+        connString: pg.url.replace(`:${pg.password}@`, "@"),
+        passwordFile: pg.passwordFile,
+      };
+      const proc = await TeleportProcess.start({
+        config,
+        hostname: "testhost",
+        healthCheckIntervalMs: 100,
+      });
+      procs.push(proc);
+      const ready = await proc.supervisor.waitFor("auth.ready") as AuthReady;
+      const admin = await readIdentityFile(ready.adminIdentityPath);
+      return {
+        proc,
+        admin,
+        client: new AuthClient({
+          host: "127.0.0.1",
+          port: ready.port,
+          caCertPems: admin.tlsCaCertPems,
+          identity: { certPem: admin.tlsCertPem, keyPem: admin.keyPem },
+        }),
+      };
+    };
+    try {
+      const a = await start();
+      const b = await start();
+      // One cluster: the same host CA, and state written through one is read through the other.
+      assert.deepEqual(b.admin.tlsCaCertPems, a.admin.tlsCaCertPems);
+      const token = await a.client.createToken({ roles: ["node"], ttlMs: 600_000 });
+      const seen = await b.client.getResource("token", token.metadata.name);
+      assert.equal(seen.metadata.name, token.metadata.name);
+
+      await healthBecomes(a.proc, "ok");
+      await pg.stopServer();
+      await healthBecomes(a.proc, "degraded");
+      await assert.rejects(b.client.listResources("token"));
+      await pg.startServer();
+      await healthBecomes(a.proc, "ok");
+      await healthBecomes(b.proc, "ok");
+      const again = await a.client.createToken({ roles: ["node"], ttlMs: 600_000 });
+      const names = (await b.client.listResources("token")).map((t) => t.metadata.name);
+      assert.ok(names.includes(again.metadata.name));
+    } finally {
+      for (const proc of procs) await proc.close();
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
