@@ -876,9 +876,15 @@ class PostgresBackend implements Backend {
     this.#log.info("PostgreSQL change feed of {target} resumed; watchers resync", {
       target: this.#conn.masked,
     });
+    this.#resync(this.#cursor);
+  }
+
+  /** Moves the cursor to `id` and sends every started watcher a fresh init event. */
+  #resync(id: bigint): void {
+    this.#cursor = id;
     for (const watcher of this.#watchers) {
       if (watcher.from === undefined) continue;
-      watcher.from = this.#cursor;
+      watcher.from = id;
       this.#enqueue(watcher, { type: "init" });
     }
   }
@@ -917,6 +923,20 @@ class PostgresBackend implements Backend {
         WHERE id > ${from.toString()}::bigint ORDER BY kv_events.id LIMIT ${EVENT_BATCH}`;
       // A resync moved the cursor meanwhile: these rows belong to the old stream.
       if (this.#cursor !== from) continue;
+      if (rows.length > 0 && from > 0n && BigInt(rows[0]!.id) > from + 1n) {
+        // A gap: a rolled-back write, or events this backend never read were swept away
+        // (nothing at or before the cursor is left). Then only a resync is safe.
+        const kept = await this.#sql<{ kept: boolean }[]>`
+          SELECT EXISTS (SELECT 1 FROM kv_events WHERE id <= ${from.toString()}::bigint) AS kept`;
+        if (this.#cursor !== from) continue;
+        if (!kept[0]!.kept) {
+          this.#log.warn("The PostgreSQL change feed of {target} fell behind; watchers resync", {
+            target: this.#conn.masked,
+          });
+          this.#resync(BigInt(rows.at(-1)!.id));
+          continue;
+        }
+      }
       for (const row of rows) {
         const id = BigInt(row.id);
         const key = decodeKey(row.key);
