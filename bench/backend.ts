@@ -8,13 +8,21 @@
  * - watch latency: from the start of a put until a watcher in the same process receives its
  *   event (p50/p99/max), one put at a time.
  *
+ * With `--audit=N` (N > 0) it also fills a PostgreSQL audit log (lib/events/pg_audit_log.ts)
+ * with N events spread over 30 days (inserted with generate_series, one every few seconds)
+ * and times the searches `tctl audit ls --since=24h` makes: the first and a later page of 500,
+ * newest first, filtered by event type, and by session id.
+ *
  * Run as root (the server runs as the `postgres` OS user):
- *   npx -y deno@2.9.6 task bench:backend [--ops=2000] [--parallel=16] [--pg-url=postgresql://…]
+ *   npx -y deno@2.9.6 task bench:backend [--ops=2000] [--parallel=16] [--audit=1000000]
+ *     [--pg-url=postgresql://…]
  * The server of its own runs with `fsync = off` (as in the tests); a real deployment fsyncs on
  * commit, which costs more per write on slow disks. Not a test: it asserts nothing.
  */
 import { parseArgs } from "node:util";
-import { type Backend, openBackend, startPostgres } from "../lib/backend/mod.ts";
+import { type Backend, openBackend, type PgServer, startPostgres } from "../lib/backend/mod.ts";
+import { openPostgresAuditLog } from "../lib/events/mod.ts";
+import { testLogger } from "../lib/log/mod.ts";
 import { out, percentile } from "./_common.ts";
 
 const args = parseArgs({
@@ -23,6 +31,7 @@ const args = parseArgs({
     ops: { type: "string", default: "2000" },
     parallel: { type: "string", default: "16" },
     "pg-url": { type: "string" },
+    audit: { type: "string", default: "0" },
   },
 });
 const OPS = Number(args.values.ops);
@@ -87,6 +96,70 @@ async function measure(b: Backend): Promise<Result> {
   return r;
 }
 
+/** Fills an audit log with `n` events over 30 days and times 24-hour searches. */
+async function measureAudit(server: PgServer, n: number): Promise<void> {
+  await server.psql("CREATE DATABASE audit OWNER teleport");
+  const uri = server.url.replace(/\/teleport$/, "/audit");
+  await using log = await openPostgresAuditLog({ uri, logger: testLogger().logger });
+  const now = Date.now();
+  const span = 30 * 86_400_000;
+  const t0 = performance.now();
+  // Event i happens at now - span + i * span / n; every 10th is session.start of sid s<i/10>.
+  await server.psql(
+    `INSERT INTO audit_events (time_ms, event, sid, data)
+     SELECT t, ev, sid, json_build_object('event', ev, 'code', 'T0000I', 'uid', 'u' || i,
+       'time', to_char(to_timestamp(t / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+       'cluster_name', 'bench', 'user', 'user' || (i % 50), 'sid', sid)::text
+     FROM (SELECT i, ${now - span} + i * ${span / n}::bigint AS t,
+       CASE WHEN i % 10 = 0 THEN 'session.start' ELSE 'exec' END AS ev,
+       'sid' || (i / 10) AS sid FROM generate_series(0, ${n - 1}) AS i) AS g`,
+    "audit",
+  );
+  await server.psql("ANALYZE audit_events", "audit");
+  out();
+  out(
+    `audit log: ${n} events over 30 days inserted in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s`,
+  );
+  const since = { from: new Date(now - 86_400_000), to: new Date(now) };
+  const timeIt = async (label: string, fn: () => Promise<unknown>) => {
+    const runs: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const start = performance.now();
+      await fn();
+      runs.push(performance.now() - start);
+    }
+    runs.sort((a, b) => a - b);
+    out(
+      `${label.padEnd(60)} p50 ${percentile(runs, 50).toFixed(2)} ms, max ${
+        runs.at(-1)!.toFixed(2)
+      } ms`,
+    );
+  };
+  const first = await log.search({ ...since, order: "desc", limit: 500 });
+  await timeIt(
+    "search --since=24h, newest 500",
+    () => log.search({ ...since, order: "desc", limit: 500 }),
+  );
+  await timeIt(
+    "search --since=24h, second page of 500",
+    () => log.search({ ...since, order: "desc", limit: 500, startKey: first.lastKey! }),
+  );
+  await timeIt(
+    "search --since=24h, types=[session.start], 500",
+    () => log.search({ ...since, types: ["session.start"], limit: 500 }),
+  );
+  const sid = `sid${Math.floor(n / 10) - 5}`;
+  await timeIt(`search --since=24h, sid=${sid}`, () => log.search({ ...since, sid }));
+  const plan = await server.psql(
+    `EXPLAIN SELECT id FROM audit_events WHERE time_ms >= ${now - 86_400_000}
+       AND time_ms <= ${now} ORDER BY time_ms DESC, id DESC LIMIT 501`,
+    "audit",
+  );
+  out(`plan: ${plan.trim().split("\n").map((l) => l.trim()).join(" | ")}`);
+}
+
 const dir = await Deno.makeTempDir({ prefix: "bench_backend_" });
 try {
   out(`bench:backend: ${OPS} sequential ops per kind, ${PARALLEL} parallel writers`);
@@ -104,8 +177,12 @@ try {
     pg = await measure(b);
   } else {
     await using server = await startPostgres();
-    await using b = await openBackend(server.url);
-    pg = await measure(b);
+    {
+      await using b = await openBackend(server.url);
+      pg = await measure(b);
+    }
+    const audit = Number(args.values.audit);
+    if (audit > 0) await measureAudit(server, audit);
   }
   const pad = (s: string, n: number) => s.padStart(n);
   out(`${"metric".padEnd(32)}${pad("Deno KV", 12)}${pad("PostgreSQL", 12)}${pad("PG/KV", 8)}`);

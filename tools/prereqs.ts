@@ -217,7 +217,11 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
   {
     id: "postgres",
     title: "the PostgreSQL backend against a PostgreSQL 15 of its own (initdb as user postgres)",
-    files: ["lib/backend/postgres_test.ts", "tests/integration/pg_storage_test.ts"],
+    files: [
+      "lib/backend/postgres_test.ts",
+      "lib/events/pg_audit_log_test.ts",
+      "tests/integration/pg_storage_test.ts",
+    ],
     root: true,
     tools: ["/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_ctl", "runuser"],
   },

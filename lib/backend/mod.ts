@@ -35,6 +35,13 @@ export { openBackend, type OpenBackendOptions } from "./open.ts";
 export { type BackendFactory, type BackendFixture, runBackendConformance } from "./_suite.ts";
 export { type PgServer, startPostgres, type StartPostgresOptions } from "./_pg_testing.ts";
 export {
+  maskConnString,
+  type ParseConnStringOptions,
+  type ParsedConn,
+  parsePostgresConnString,
+  type PostgresTls,
+} from "./_conn_string.ts";
+export {
   type BackendRequestKind,
   ReportingBackend,
   type ReportingBackendOptions,

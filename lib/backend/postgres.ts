@@ -69,7 +69,7 @@ import {
   validateRange,
   validateWatch,
 } from "./_validate.ts";
-import { maskConnString } from "./_conn_string.ts";
+import { type ParsedConn, parsePostgresConnString } from "./_conn_string.ts";
 
 /** Options of {@link openPostgresBackend}. */
 export interface PostgresBackendOptions {
@@ -258,130 +258,6 @@ interface Watcher {
   wake?: () => void;
 }
 
-/** A parsed connection string: driver options plus a masked form for messages. */
-interface ParsedConn {
-  url: string;
-  masked: string;
-  options: postgres.Options<Record<string, postgres.PostgresType>>;
-}
-
-async function readPem(path: string, param: string, masked: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw new BadParameterError(
-      `Cannot open backend ${masked}: cannot read ${param} ${JSON.stringify(path)}: ${
-        messageOf(err)
-      }`,
-    );
-  }
-}
-
-const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
-
-async function parseConnString(opts: PostgresBackendOptions): Promise<ParsedConn> {
-  const masked = maskConnString(opts.connString);
-  let url: URL;
-  try {
-    url = new URL(opts.connString);
-  } catch {
-    throw new BadParameterError(
-      `Cannot open backend ${masked}: not a URL; expected postgresql://user@host:port/database`,
-    );
-  }
-  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
-    throw new BadParameterError(
-      `Cannot open backend ${masked}: scheme must be postgresql://, received ${url.protocol}//`,
-    );
-  }
-  if (url.hostname === "" || url.pathname.length <= 1) {
-    throw new BadParameterError(
-      `Cannot open backend ${masked}: host and database are required, as in ` +
-        "postgresql://teleport@db.example.com:5432/teleport",
-    );
-  }
-  const params = url.searchParams;
-  const take = (name: string) => {
-    const value = params.get(name) ?? undefined;
-    params.delete(name);
-    return value;
-  };
-  const sslmode = take("sslmode");
-  const rootcert = take("sslrootcert");
-  const certFile = take("sslcert");
-  const keyFile = take("sslkey");
-  const poolMax = take("pool_max_conns");
-  const connectTimeout = take("connect_timeout");
-  const appName = take("application_name");
-  const unknown = [...params.keys()];
-  if (unknown.length > 0) {
-    throw new BadParameterError(
-      `Cannot open backend ${masked}: unknown parameter ${JSON.stringify(unknown[0])}; ` +
-        "known: sslmode, sslrootcert, sslcert, sslkey, pool_max_conns, connect_timeout, " +
-        "application_name",
-    );
-  }
-  if (sslmode !== undefined && !SSL_MODES.includes(sslmode)) {
-    throw new BadParameterError(
-      `Cannot open backend ${masked}: sslmode ${JSON.stringify(sslmode)} is not one of ${
-        SSL_MODES.join(", ")
-      }`,
-    );
-  }
-  const positive = (name: string, value: string | undefined, fallback: number) => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n <= 0) {
-      throw new BadParameterError(
-        `Cannot open backend ${masked}: ${name} must be a positive integer, received ${
-          JSON.stringify(value)
-        }`,
-      );
-    }
-    return n;
-  };
-  const tlsFiles: { ca?: string; cert?: string; key?: string } = {};
-  if (rootcert !== undefined) tlsFiles.ca = await readPem(rootcert, "sslrootcert", masked);
-  if (certFile !== undefined) tlsFiles.cert = await readPem(certFile, "sslcert", masked);
-  if (keyFile !== undefined) tlsFiles.key = await readPem(keyFile, "sslkey", masked);
-  const mode = sslmode ?? (Object.keys(tlsFiles).length > 0 ? "require" : "disable");
-  if ((mode === "verify-ca" || mode === "verify-full") && tlsFiles.ca === undefined) {
-    throw new BadParameterError(
-      `Cannot open backend ${masked}: sslmode=${mode} needs sslrootcert=<CA file>`,
-    );
-  }
-  let ssl: postgres.Options<Record<string, postgres.PostgresType>>["ssl"];
-  if (mode === "disable") ssl = false;
-  else if (mode === "allow" || mode === "prefer") ssl = mode;
-  else if (mode === "verify-full") ssl = { ...tlsFiles, rejectUnauthorized: true };
-  else if (mode === "verify-ca" || tlsFiles.ca !== undefined) {
-    ssl = { ...tlsFiles, rejectUnauthorized: true, checkServerIdentity: () => undefined };
-  } else ssl = { ...tlsFiles, rejectUnauthorized: false };
-  let password: string | undefined;
-  if (opts.passwordFile !== undefined) {
-    try {
-      password = (await Deno.readTextFile(opts.passwordFile)).replace(/\r?\n$/, "");
-    } catch (err) {
-      throw new BadParameterError(
-        `Cannot open backend ${masked}: cannot read password_file ${
-          JSON.stringify(opts.passwordFile)
-        }: ${messageOf(err)}`,
-      );
-    }
-  }
-  const options: ParsedConn["options"] = {
-    ssl,
-    max: positive("pool_max_conns", poolMax, 10),
-    connect_timeout: positive("connect_timeout", connectTimeout, 10),
-    connection: { application_name: appName ?? "teleport" },
-    onnotice: () => {},
-    fetch_types: false,
-    prepare: true,
-  };
-  if (password !== undefined) options.password = password;
-  return { url: url.toString(), masked, options };
-}
-
 /** True for errors that mean the server is unreachable or the connection died. */
 function isConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
@@ -458,7 +334,15 @@ function toItem(key: Key, row: Row): Item {
  * reached and AccessDeniedError naming the missing privilege when the role lacks one.
  */
 export async function openPostgresBackend(options: PostgresBackendOptions): Promise<Backend> {
-  const conn = await parseConnString(options);
+  const conn = await parsePostgresConnString(options.connString, {
+    what: "backend",
+    ...(options.passwordFile === undefined ? {} : { passwordFile: options.passwordFile }),
+  });
+  if ([...conn.fragment.keys()].length > 0) {
+    throw new BadParameterError(
+      `Cannot open backend ${conn.masked}: the URL fragment (#…) is for audit_events_uri only`,
+    );
+  }
   const sql = postgres(conn.url, conn.options);
   try {
     await migrate(sql, conn.masked);

@@ -140,6 +140,8 @@ export interface AuthServiceSection extends ServiceSection {
   tokens: StaticToken[];
   proxyListenerMode?: ProxyListenerMode;
   authentication: { type?: "local"; secondFactor?: SecondFactor; webauthnRpId?: string };
+  /** `audit_events_uri`: one `postgresql://…` or `file:///dir` URI (a one-entry list too). */
+  auditEventsUri?: string;
 }
 
 /** The `proxy_service:` section. `https_key_file`/`https_cert_file` become the first key pair. */
@@ -246,7 +248,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
     "message_of_the_day",
     "routing_strategy",
     "web_idle_timeout",
-    "audit_events_uri",
     "audit_sessions_uri",
     "authorities",
   ],
@@ -837,6 +838,22 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         },
         listen_addr: (n, p, l) => {
           auth.listenAddr = w.addr(n, p, l, AUTH_PORT);
+        },
+        audit_events_uri: (n, p, l) => {
+          const uris = w.strList(n, p, l, { orSingle: true }).map((u) => u.trim()).filter((u) =>
+            u !== ""
+          );
+          if (uris.length > 1) {
+            w.fail(l, `"${p}" takes one URI; several audit destinations are not supported`);
+          }
+          const uri = uris[0];
+          if (uri !== undefined && !/^(postgres(ql)?|file):\/\//.test(uri)) {
+            w.fail(l, `"${p}" must be a postgresql:// or file:/// URI`);
+          }
+          if (uri !== undefined && uri.startsWith("file://") && !uri.startsWith("file:///")) {
+            w.fail(l, `"${p}" must name an absolute directory, as in file:///var/lib/teleport/log`);
+          }
+          auth.auditEventsUri = uri;
         },
         cluster_name: (n, p, l) => {
           const name = w.str(n, p, l).trim();

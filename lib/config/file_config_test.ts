@@ -668,3 +668,24 @@ Deno.test("parseFileConfig() rejects an incomplete or mixed teleport.storage", (
     /"teleport.storage.type" must be one of dir, postgresql, not "etcd"/,
   );
 });
+
+Deno.test("parseFileConfig() reads auth_service.audit_events_uri as a string or one-entry list", () => {
+  const uri = "postgresql://teleport@db/teleport_audit#retention_period=720h";
+  for (const value of [`"${uri}"`, `["${uri}"]`]) {
+    const cfg = parseFileConfig(`auth_service:\n  audit_events_uri: ${value}\n`, PATH);
+    assert.equal(cfg.authService.auditEventsUri, uri);
+  }
+  assert.equal(
+    parseFileConfig("auth_service:\n  audit_events_uri: file:///var/log/tp\n", PATH)
+      .authService.auditEventsUri,
+    "file:///var/log/tp",
+  );
+  assertBad(
+    `auth_service:\n  audit_events_uri: ["${uri}", "file:///x"]\n`,
+    /"auth_service.audit_events_uri" takes one URI/,
+  );
+  assertBad(
+    "auth_service:\n  audit_events_uri: dynamodb://events\n",
+    /must be a postgresql:\/\/ or file:\/\/\/ URI/,
+  );
+});

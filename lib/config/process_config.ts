@@ -138,6 +138,8 @@ export interface ProcessConfig {
     proxyListenerMode: ProxyListenerMode;
     secondFactor: SecondFactor;
     webauthnRpId?: string;
+    /** `audit_events_uri`: `postgresql://…` or `file:///dir`; unset, `<dataDir>/log/events`. */
+    auditEventsUri?: string;
   };
   proxy: {
     /**
@@ -440,6 +442,7 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
   if (diagFlag !== undefined) cfg.diagAddr = parseAddr(diagFlag, DIAG_PORT, "--diag-addr");
   else if (t?.diagAddr !== undefined) cfg.diagAddr = t.diagAddr;
   if (clusterName !== undefined) cfg.auth.clusterName = clusterName;
+  if (fa?.auditEventsUri !== undefined) cfg.auth.auditEventsUri = fa.auditEventsUri;
   if (fa?.authentication.webauthnRpId !== undefined) {
     cfg.auth.webauthnRpId = fa.authentication.webauthnRpId;
   }

@@ -1,6 +1,7 @@
 /**
  * Audit events and session recordings: the event model (Teleport's names and codes),
  * {@linkcode AuditLog} storage and search ({@linkcode FileAuditLog}, {@linkcode MemoryAuditLog},
+ * {@linkcode openPostgresAuditLog} for several auth servers,
  * {@linkcode runAuditLogConformance}), {@linkcode BufferedEmitter} for senders on other hosts,
  * and recordings ({@linkcode SessionRecorder} on the node, {@linkcode RecordingStore} on auth,
  * {@linkcode readRecording} for playback). The recording format is described in
@@ -48,6 +49,11 @@ export {
   type SearchResult,
 } from "./audit_log.ts";
 export { FileAuditLog, type FileAuditLogOptions } from "./file_audit_log.ts";
+export {
+  DEFAULT_AUDIT_RETENTION_MS,
+  openPostgresAuditLog,
+  type PostgresAuditLogOptions,
+} from "./pg_audit_log.ts";
 export {
   type AuditLogFactory,
   type AuditLogFixture,

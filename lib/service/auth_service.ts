@@ -21,7 +21,12 @@ import {
   USER_INVITE_TTL_MS,
   VERSION,
 } from "../config/mod.ts";
-import { FileAuditLog, RecordingStore } from "../events/mod.ts";
+import {
+  type AuditLog,
+  FileAuditLog,
+  openPostgresAuditLog,
+  RecordingStore,
+} from "../events/mod.ts";
 import { writeIdentityFile } from "../identity/mod.ts";
 import { isKind, messageOf, NotFoundError } from "../errors/mod.ts";
 import { runPeriodic } from "../node/mod.ts";
@@ -71,12 +76,25 @@ export async function startAuthService(
   host.backend = backend;
   host.addCleanup(() => backend.close());
   const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
-  // Audit events and recordings are files under <data_dir>/log, never in the backend.
-  const auditLog = new FileAuditLog({
-    dir: `${cfg.dataDir}/log/events`,
-    clock,
-    logger: getComponentLogger("auth:audit"),
-  });
+  // Audit events: files under <data_dir>/log, or PostgreSQL (audit_events_uri) for several
+  // auth servers. Recordings are files under <data_dir>/log. Never in the backend.
+  const auditLogger = getComponentLogger("auth:audit");
+  const auditUri = cfg.auth.auditEventsUri;
+  let auditLog: AuditLog;
+  if (auditUri !== undefined && /^postgres(ql)?:\/\//.test(auditUri)) {
+    // Without a password in the URI, the storage's password_file serves the audit log too.
+    const passwordFile = cfg.storage?.type === "postgresql" ? cfg.storage.passwordFile : undefined;
+    auditLog = await openPostgresAuditLog({
+      uri: auditUri,
+      logger: auditLogger,
+      ...(passwordFile === undefined ? {} : { passwordFile }),
+    });
+  } else {
+    const dir = auditUri === undefined
+      ? `${cfg.dataDir}/log/events`
+      : decodeURIComponent(new URL(auditUri).pathname);
+    auditLog = new FileAuditLog({ dir, clock, logger: auditLogger });
+  }
   host.addCleanup(() => auditLog.close());
   const recordings = new RecordingStore({
     dir: `${cfg.dataDir}/log/records`,

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { AuthClient } from "../../lib/authclient/mod.ts";
 import { startPostgres } from "../../lib/backend/mod.ts";
+import { RealClock } from "../../lib/clock/mod.ts";
 import { resolveProcessConfig } from "../../lib/config/mod.ts";
+import { EventType, newAuditEvent } from "../../lib/events/mod.ts";
 import { readIdentityFile } from "../../lib/identity/mod.ts";
 import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
 
@@ -12,7 +14,7 @@ async function healthBecomes(proc: TeleportProcess, state: string): Promise<void
 }
 
 Deno.test({
-  name: "two auth servers share teleport.storage postgresql and outlive a PostgreSQL restart",
+  name: "two auth servers share storage and audit_events_uri on PostgreSQL and outlive its restart",
   ignore: skipGroup("postgres"),
   async fn() {
     await using pg = await startPostgres();
@@ -34,6 +36,7 @@ Deno.test({
         connString: pg.url.replace(`:${pg.password}@`, "@"),
         passwordFile: pg.passwordFile,
       };
+      config.auth.auditEventsUri = pg.url.replace(/\/teleport$/, "/audit");
       const proc = await TeleportProcess.start({
         config,
         hostname: "testhost",
@@ -53,6 +56,7 @@ Deno.test({
         }),
       };
     };
+    await pg.psql("CREATE DATABASE audit OWNER teleport");
     try {
       const a = await start();
       const b = await start();
@@ -61,6 +65,19 @@ Deno.test({
       const token = await a.client.createToken({ roles: ["node"], ttlMs: 600_000 });
       const seen = await b.client.getResource("token", token.metadata.name);
       assert.equal(seen.metadata.name, token.metadata.name);
+      // One audit log: what A records, B finds.
+      const day = { from: new Date(Date.now() - 3600_000), to: new Date(Date.now() + 3600_000) };
+      const before = (await b.client.searchEvents(day)).events.length;
+      await a.client.emitEvents([
+        newAuditEvent(EventType.Exec, { user: "alice", command: "true" }, {
+          clusterName: "example",
+          clock: new RealClock(),
+        }),
+      ]);
+      const after = await b.client.searchEvents({ ...day, types: [EventType.Exec] });
+      assert.equal(after.events.length, 1);
+      assert.equal(after.events[0]!.command, "true");
+      assert.ok((await b.client.searchEvents(day)).events.length > before);
 
       await healthBecomes(a.proc, "ok");
       await pg.stopServer();
