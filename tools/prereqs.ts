@@ -220,6 +220,7 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: [
       "lib/backend/postgres_test.ts",
       "lib/events/pg_audit_log_test.ts",
+      "lib/events/pg_recording_store_test.ts",
       "tests/integration/pg_storage_test.ts",
     ],
     root: true,

@@ -142,6 +142,8 @@ export interface AuthServiceSection extends ServiceSection {
   authentication: { type?: "local"; secondFactor?: SecondFactor; webauthnRpId?: string };
   /** `audit_events_uri`: one `postgresql://…` or `file:///dir` URI (a one-entry list too). */
   auditEventsUri?: string;
+  /** `audit_sessions_uri`: recordings in `postgresql://…` or a shared `file:///dir`. */
+  auditSessionsUri?: string;
 }
 
 /** The `proxy_service:` section. `https_key_file`/`https_cert_file` become the first key pair. */
@@ -248,7 +250,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
     "message_of_the_day",
     "routing_strategy",
     "web_idle_timeout",
-    "audit_sessions_uri",
     "authorities",
   ],
   "auth_service.authentication": [
@@ -838,6 +839,13 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         },
         listen_addr: (n, p, l) => {
           auth.listenAddr = w.addr(n, p, l, AUTH_PORT);
+        },
+        audit_sessions_uri: (n, p, l) => {
+          const uri = w.str(n, p, l).trim();
+          if (uri !== "" && !/^(postgres(ql)?:\/\/|file:\/\/\/)/.test(uri)) {
+            w.fail(l, `"${p}" must be a postgresql:// URI or an absolute file:/// directory`);
+          }
+          auth.auditSessionsUri = uri || undefined;
         },
         audit_events_uri: (n, p, l) => {
           const uris = w.strList(n, p, l, { orSingle: true }).map((u) => u.trim()).filter((u) =>

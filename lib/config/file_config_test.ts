@@ -689,3 +689,14 @@ Deno.test("parseFileConfig() reads auth_service.audit_events_uri as a string or 
     /must be a postgresql:\/\/ or file:\/\/\/ URI/,
   );
 });
+
+Deno.test("parseFileConfig() reads auth_service.audit_sessions_uri", () => {
+  for (const uri of ["postgresql://teleport@db/teleport_audit", "file:///mnt/shared/records"]) {
+    const cfg = parseFileConfig(`auth_service:\n  audit_sessions_uri: "${uri}"\n`, PATH);
+    assert.equal(cfg.authService.auditSessionsUri, uri);
+  }
+  assertBad(
+    "auth_service:\n  audit_sessions_uri: s3://bucket/records\n",
+    /must be a postgresql:\/\/ URI or an absolute file:\/\/\/ directory/,
+  );
+});

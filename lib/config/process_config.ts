@@ -140,6 +140,8 @@ export interface ProcessConfig {
     webauthnRpId?: string;
     /** `audit_events_uri`: `postgresql://…` or `file:///dir`; unset, `<dataDir>/log/events`. */
     auditEventsUri?: string;
+    /** `audit_sessions_uri`: `postgresql://…` or `file:///dir`; unset, `<dataDir>/log/records`. */
+    auditSessionsUri?: string;
   };
   proxy: {
     /**
@@ -443,6 +445,7 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
   else if (t?.diagAddr !== undefined) cfg.diagAddr = t.diagAddr;
   if (clusterName !== undefined) cfg.auth.clusterName = clusterName;
   if (fa?.auditEventsUri !== undefined) cfg.auth.auditEventsUri = fa.auditEventsUri;
+  if (fa?.auditSessionsUri !== undefined) cfg.auth.auditSessionsUri = fa.auditSessionsUri;
   if (fa?.authentication.webauthnRpId !== undefined) {
     cfg.auth.webauthnRpId = fa.authentication.webauthnRpId;
   }

@@ -3,7 +3,8 @@
  * {@linkcode AuditLog} storage and search ({@linkcode FileAuditLog}, {@linkcode MemoryAuditLog},
  * {@linkcode openPostgresAuditLog} for several auth servers,
  * {@linkcode runAuditLogConformance}), {@linkcode BufferedEmitter} for senders on other hosts,
- * and recordings ({@linkcode SessionRecorder} on the node, {@linkcode RecordingStore} on auth,
+ * and recordings ({@linkcode SessionRecorder} on the node, {@linkcode RecordingStore} or
+ * {@linkcode openPostgresRecordingStore} on auth,
  * {@linkcode readRecording} for playback). The recording format is described in
  * `recording.ts`.
  *
@@ -79,7 +80,13 @@ export {
   validateSessionId,
 } from "./recording.ts";
 export {
+  type RecordingStorage,
   RecordingStore,
   type RecordingStoreOptions,
   type SaveRecordingOptions,
 } from "./recording_store.ts";
+export {
+  CHUNK_BYTES,
+  openPostgresRecordingStore,
+  type PostgresRecordingStoreOptions,
+} from "./pg_recording_store.ts";

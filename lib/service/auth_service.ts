@@ -25,6 +25,8 @@ import {
   type AuditLog,
   FileAuditLog,
   openPostgresAuditLog,
+  openPostgresRecordingStore,
+  type RecordingStorage,
   RecordingStore,
 } from "../events/mod.ts";
 import { writeIdentityFile } from "../identity/mod.ts";
@@ -77,7 +79,7 @@ export async function startAuthService(
   host.addCleanup(() => backend.close());
   const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
   // Audit events: files under <data_dir>/log, or PostgreSQL (audit_events_uri) for several
-  // auth servers. Recordings are files under <data_dir>/log. Never in the backend.
+  // auth servers. Never in the backend.
   const auditLogger = getComponentLogger("auth:audit");
   const auditUri = cfg.auth.auditEventsUri;
   let auditLog: AuditLog;
@@ -96,10 +98,26 @@ export async function startAuthService(
     auditLog = new FileAuditLog({ dir, clock, logger: auditLogger });
   }
   host.addCleanup(() => auditLog.close());
-  const recordings = new RecordingStore({
-    dir: `${cfg.dataDir}/log/records`,
-    logger: getComponentLogger("auth:recordings"),
-  });
+  // Recordings: files under <data_dir>/log/records, a shared directory, or PostgreSQL
+  // (audit_sessions_uri), so that every auth server serves every recording.
+  const recordingsLogger = getComponentLogger("auth:recordings");
+  const sessionsUri = cfg.auth.auditSessionsUri;
+  let recordings: RecordingStorage;
+  if (sessionsUri !== undefined && /^postgres(ql)?:\/\//.test(sessionsUri)) {
+    const passwordFile = cfg.storage?.type === "postgresql" ? cfg.storage.passwordFile : undefined;
+    const store = await openPostgresRecordingStore({
+      uri: sessionsUri,
+      logger: recordingsLogger,
+      ...(passwordFile === undefined ? {} : { passwordFile }),
+    });
+    host.addCleanup(() => store.close());
+    recordings = store;
+  } else {
+    const dir = sessionsUri === undefined
+      ? `${cfg.dataDir}/log/records`
+      : decodeURIComponent(new URL(sessionsUri).pathname);
+    recordings = new RecordingStore({ dir, logger: recordingsLogger });
+  }
   const auth = new AuthServer({
     backend,
     clock,

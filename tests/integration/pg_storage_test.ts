@@ -4,9 +4,30 @@ import { AuthClient } from "../../lib/authclient/mod.ts";
 import { startPostgres } from "../../lib/backend/mod.ts";
 import { RealClock } from "../../lib/clock/mod.ts";
 import { resolveProcessConfig } from "../../lib/config/mod.ts";
-import { EventType, newAuditEvent } from "../../lib/events/mod.ts";
+import { EventType, newAuditEvent, newSessionId, RECORDING_FORMAT } from "../../lib/events/mod.ts";
 import { readIdentityFile } from "../../lib/identity/mod.ts";
 import { type AuthReady, TeleportProcess } from "../../lib/service/mod.ts";
+
+/** A minimal gzip recording of session `sid`: its header and an end record. */
+async function recordingOf(sid: string): Promise<Uint8Array> {
+  const header = {
+    format: RECORDING_FORMAT,
+    version: 1,
+    sid,
+    cluster_name: "example",
+    server_id: "s",
+    user: "alice",
+    login: "root",
+    started: new Date().toISOString(),
+    cols: 80,
+    rows: 24,
+  };
+  const text = `${JSON.stringify(header)}\n{"t":0,"type":"end"}\n`;
+  const stream = ReadableStream.from([new TextEncoder().encode(text)]).pipeThrough(
+    new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+  );
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
 
 /** Resolves once `proc`'s health reaches `state`. */
 async function healthBecomes(proc: TeleportProcess, state: string): Promise<void> {
@@ -14,7 +35,8 @@ async function healthBecomes(proc: TeleportProcess, state: string): Promise<void
 }
 
 Deno.test({
-  name: "two auth servers share storage and audit_events_uri on PostgreSQL and outlive its restart",
+  name:
+    "two auth servers share state, audit log and recordings on PostgreSQL and outlive a restart",
   ignore: skipGroup("postgres"),
   async fn() {
     await using pg = await startPostgres();
@@ -37,6 +59,7 @@ Deno.test({
         passwordFile: pg.passwordFile,
       };
       config.auth.auditEventsUri = pg.url.replace(/\/teleport$/, "/audit");
+      config.auth.auditSessionsUri = pg.url.replace(/\/teleport$/, "/audit");
       const proc = await TeleportProcess.start({
         config,
         hostname: "testhost",
@@ -78,6 +101,13 @@ Deno.test({
       assert.equal(after.events.length, 1);
       assert.equal(after.events[0]!.command, "true");
       assert.ok((await b.client.searchEvents(day)).events.length > before);
+      // One recording store: uploaded through A, played through B; a second upload keeps it.
+      const sid = newSessionId();
+      const gzip = await recordingOf(sid);
+      await a.client.uploadRecording(sid, ReadableStream.from([gzip]));
+      assert.deepEqual(await b.client.downloadRecording(sid), gzip);
+      assert.ok((await b.client.listRecordings()).includes(sid));
+      await assert.rejects(b.client.uploadRecording(sid, ReadableStream.from([gzip])));
 
       await healthBecomes(a.proc, "ok");
       await pg.stopServer();
