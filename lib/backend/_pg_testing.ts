@@ -47,9 +47,15 @@ export interface PgServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-async function run(cmd: string, args: string[], what: string): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-    .output();
+async function run(cmd: string, args: string[], what: string, cwd = "/"): Promise<string> {
+  // cwd "/": the postgres user may not enter the caller's directory (a 0700 checkout).
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const stdout = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     const detail = new TextDecoder().decode(out.stderr).trim() || stdout.trim();
