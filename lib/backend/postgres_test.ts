@@ -451,3 +451,32 @@ Deno.test({
     controller.abort();
   },
 });
+
+Deno.test({
+  name: "openPostgresBackend() sweeps expired rows without events",
+  ignore,
+  async fn() {
+    await using pg = await startPostgres();
+    const clock = new FakeClock();
+    await using b = await openPostgresBackend({ connString: pg.url, clock, expiryIntervalMs: 20 });
+    const controller = new AbortController();
+    const it = b.watch({ prefixes: [["s"]], signal: controller.signal })[Symbol.asyncIterator]();
+    assert.deepEqual(await event(it), { type: "init" });
+    const soon = new Date(clock.now().getTime() + 1000);
+    await b.put({ key: ["s", "gone"], value: encoder.encode("x"), expires: soon });
+    await b.put({ key: ["s", "kept"], value: encoder.encode("y") });
+    assert.equal((await event(it)).type, "put");
+    assert.equal((await event(it)).type, "put");
+    clock.advance(1000);
+    // The sweep runs every 20 ms of real time; wait (bounded) until the row is gone.
+    for (let i = 0; (await pg.psql("SELECT count(*) FROM kv")).trim() !== "1"; i++) {
+      assert.ok(i < 500, "expired row never swept");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Expiry is not a delete: the next event the watcher sees is the next write.
+    const next = await b.put({ key: ["s", "after"], value: encoder.encode("z") });
+    const e = await event(it);
+    assert.equal(e.type === "put" ? e.item.revision : e.type, next.revision);
+    controller.abort();
+  },
+});
