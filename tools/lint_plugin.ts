@@ -66,6 +66,7 @@ export const NPM_EDGES: Readonly<Record<string, readonly string[]>> = Object.fre
   "yaml": ["lib/config", "lib/resource"],
   "@logtape/logtape": ["lib/log", "lib/service", "cli"],
   "otpauth": ["lib/auth"],
+  "postgres": ["lib/backend", "lib/events"],
 });
 
 /** Where a repo-relative path sits in the layering. */

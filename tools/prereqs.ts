@@ -34,7 +34,7 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "passwd", tools: ["useradd"], usedBy: "test OS users (as root)" },
   {
     name: "util-linux",
-    tools: ["setpriv", "prlimit"],
+    tools: ["setpriv", "prlimit", "runuser"],
     usedBy: "sessions as other users, flood test",
   },
   { name: "bsdutils", tools: ["script"], usedBy: "PTY tests with the stock ssh" },
@@ -46,6 +46,11 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "squid", tools: ["squid"], usedBy: "bench:proxy (a second CONNECT proxy)" },
   { name: "tmux", tools: ["tmux"], usedBy: "terminal tests in a real terminal (resize)" },
   { name: "procps", tools: ["pkill"], usedBy: "signals through the pid file (pkill -L -F)" },
+  {
+    name: "postgresql-15",
+    tools: ["/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_ctl"],
+    usedBy: "the PostgreSQL backend tests and bench:backend",
+  },
   {
     name: "systemd",
     tools: ["systemd-analyze"],
@@ -225,6 +230,18 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["tinyproxy"],
   },
   {
+    id: "postgres",
+    title: "the PostgreSQL backend against a PostgreSQL 15 of its own (initdb as user postgres)",
+    files: [
+      "lib/backend/postgres_test.ts",
+      "lib/events/pg_audit_log_test.ts",
+      "lib/events/pg_recording_store_test.ts",
+      "tests/integration/pg_storage_test.ts",
+    ],
+    root: true,
+    tools: ["/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_ctl", "runuser"],
+  },
+  {
     id: "web-client-proxy-env",
     title: "tsh's web client through HTTPS_PROXY",
     files: ["lib/client/web_test.ts"],
@@ -235,6 +252,13 @@ const SYSTEM_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin
 
 /** Path of command `name` in the system directories or on the PATH, or undefined. */
 export function findCommand(name: string, path = Deno.env.get("PATH") ?? ""): string | undefined {
+  if (name.startsWith("/")) {
+    try {
+      return Deno.statSync(name).isFile ? name : undefined;
+    } catch {
+      return undefined;
+    }
+  }
   for (const dir of [...SYSTEM_DIRS, ...path.split(":").filter((d) => d !== "")]) {
     try {
       if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;

@@ -92,7 +92,7 @@ import {
   type AuditLog,
   MemoryAuditLog,
   newAuditEvent,
-  type RecordingStore,
+  type RecordingStorage,
   type SearchQuery,
   type SearchResult,
   validateAuditEvent,
@@ -127,7 +127,7 @@ export interface AuthServerOptions {
   /** Where audit events go. @default {a MemoryAuditLog (tests)} */
   auditLog?: AuditLog;
   /** Where uploaded session recordings are kept; without it uploads are refused. */
-  recordings?: RecordingStore;
+  recordings?: RecordingStorage;
   /** Largest recording accepted. @default {1 GiB} */
   maxRecordingBytes?: number;
   /** How passwords are hashed and checked. @default {scrypt, N=2^15, r=8, p=1} */
@@ -1634,7 +1634,7 @@ export class AuthServer {
     return this.#recordingStore().list();
   }
 
-  #recordingStore(): RecordingStore {
+  #recordingStore(): RecordingStorage {
     if (this.#opts.recordings === undefined) {
       throw new NotImplementedError("this auth server keeps no session recordings");
     }

@@ -1,7 +1,8 @@
 /**
  * The storage abstraction every service writes through: a sorted key/value store with
- * revisions, compare-and-swap, TTLs and prefix watches. Implementations: memory (memory.ts)
- * and Deno KV (kv.ts); all of them pass the conformance suite in _suite.ts.
+ * revisions, compare-and-swap, TTLs and prefix watches. Implementations: memory (memory.ts),
+ * Deno KV (kv.ts) and PostgreSQL (postgres.ts); all of them pass the conformance suite in
+ * _suite.ts.
  */
 
 import { encodeKey } from "./_key_codec.ts";
@@ -54,7 +55,11 @@ export interface GetRangeOptions {
 
 /** An event delivered by {@link Backend.watch}. */
 export type BackendEvent =
-  /** First event of every watch: the watch is established. */
+  /**
+   * First event of every watch: the watch is established. A network backend sends it again
+   * after it lost and re-established its change feed (resync): events may have been missed,
+   * so the watcher reloads its state as at the start.
+   */
   | { type: "init" }
   /** An item was written (created, put, updated, swapped or kept alive). */
   | { type: "put"; item: Item }

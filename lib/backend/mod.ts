@@ -1,7 +1,8 @@
 /**
  * Storage backends: the {@linkcode Backend} interface (sorted keys, revisions,
  * compare-and-swap, TTLs, prefix watches), {@linkcode MemoryBackend}, a Deno KV backend
- * ({@linkcode openKvBackend}), {@linkcode openBackend} to pick one from a URI, and
+ * ({@linkcode openKvBackend}), {@linkcode openBackend} to pick one from a URI (including
+ * `postgresql://…` for several auth servers, see postgres.ts), and
  * {@linkcode runBackendConformance}, the suite every implementation must pass.
  *
  * ```ts
@@ -32,6 +33,14 @@ export { MemoryBackend, type MemoryBackendOptions } from "./memory.ts";
 export { type KvBackendOptions, openKvBackend } from "./kv.ts";
 export { openBackend, type OpenBackendOptions } from "./open.ts";
 export { type BackendFactory, type BackendFixture, runBackendConformance } from "./_suite.ts";
+export { type PgServer, startPostgres, type StartPostgresOptions } from "./_pg_testing.ts";
+export {
+  maskConnString,
+  type ParseConnStringOptions,
+  type ParsedConn,
+  parsePostgresConnString,
+  type PostgresTls,
+} from "./_conn_string.ts";
 export {
   type BackendRequestKind,
   ReportingBackend,

@@ -84,7 +84,18 @@ export interface TeleportSection {
   drainTimeoutMs?: number;
   /** `connection_limits` (see {@link ConnectionLimitsSection}). */
   connectionLimits: ConnectionLimitsSection;
+  /** `storage`: where auth keeps cluster state; absent = Deno KV in the data dir. */
+  storage?: StorageSection;
 }
+
+/**
+ * `teleport.storage` (Teleport's keys): `type: dir` (Deno KV file, default `path`
+ * `<data_dir>/backend`) or `type: postgresql` with `conn_string` and optional
+ * `password_file`.
+ */
+export type StorageSection =
+  | { type: "dir"; path?: string }
+  | { type: "postgresql"; connString: string; passwordFile?: string };
 
 /**
  * `teleport.connection_limits`: admission control shared by every listener of the process.
@@ -129,6 +140,10 @@ export interface AuthServiceSection extends ServiceSection {
   tokens: StaticToken[];
   proxyListenerMode?: ProxyListenerMode;
   authentication: { type?: "local"; secondFactor?: SecondFactor; webauthnRpId?: string };
+  /** `audit_events_uri`: one `postgresql://…` or `file:///dir` URI (a one-entry list too). */
+  auditEventsUri?: string;
+  /** `audit_sessions_uri`: recordings in `postgresql://…` or a shared `file:///dir`. */
+  auditSessionsUri?: string;
 }
 
 /** The `proxy_service:` section. `https_key_file`/`https_cert_file` become the first key pair. */
@@ -194,6 +209,8 @@ interface Entry {
   value: YamlNode | null;
 }
 
+const STORAGE_TYPES: readonly ("dir" | "postgresql")[] = ["dir", "postgresql"];
+
 const SECRET_HINT = "(value not shown)";
 
 /**
@@ -217,7 +234,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
   ],
   teleport: [
     "advertise_ip",
-    "storage",
     "cache",
     "ciphersuites",
     "ciphers",
@@ -241,8 +257,6 @@ const UNSUPPORTED: Record<string, readonly string[]> = {
     "message_of_the_day",
     "routing_strategy",
     "web_idle_timeout",
-    "audit_events_uri",
-    "audit_sessions_uri",
     "authorities",
   ],
   "auth_service.authentication": [
@@ -751,6 +765,45 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         drain_timeout: (n, p, l) => {
           t.drainTimeoutMs = w.duration(n, p, l);
         },
+        storage: (n, p, l) => {
+          let type: "dir" | "postgresql" | undefined;
+          let path: string | undefined;
+          let connString: string | undefined;
+          let passwordFile: string | undefined;
+          w.map(n, p, {
+            type: (n, p, l) => {
+              type = w.oneOf<"dir" | "postgresql">(n, p, l, STORAGE_TYPES, {
+                postgres: "postgresql",
+              });
+            },
+            path: (n, p, l) => {
+              path = w.str(n, p, l).trim() || undefined;
+            },
+            conn_string: (n, p, l) => {
+              connString = w.str(n, p, l, { secret: true }).trim();
+              if (!/^postgres(ql)?:\/\//.test(connString)) {
+                w.fail(l, `"${p}" must be a postgresql:// URL`);
+              }
+            },
+            password_file: (n, p, l) => {
+              passwordFile = w.str(n, p, l).trim() || undefined;
+            },
+          }, l);
+          if (type === "postgresql") {
+            if (connString === undefined) {
+              w.fail(l, `"${p}.conn_string" is required with type postgresql`);
+            }
+            if (path !== undefined) w.fail(l, `"${p}.path" is for type dir only`);
+            t.storage = passwordFile === undefined
+              ? { type, connString }
+              : { type, connString, passwordFile };
+          } else {
+            if (connString !== undefined || passwordFile !== undefined) {
+              w.fail(l, `"${p}.conn_string" and "${p}.password_file" need type: postgresql`);
+            }
+            t.storage = path === undefined ? { type: "dir" } : { type: "dir", path };
+          }
+        },
         connection_limits: (n, p, l) =>
           w.map(n, p, {
             max_connections: (n, p, l) => {
@@ -808,6 +861,29 @@ export function parseFileConfig(text: string, path?: string): FileConfig {
         },
         listen_addr: (n, p, l) => {
           auth.listenAddr = w.addr(n, p, l, AUTH_PORT);
+        },
+        audit_sessions_uri: (n, p, l) => {
+          const uri = w.str(n, p, l).trim();
+          if (uri !== "" && !/^(postgres(ql)?:\/\/|file:\/\/\/)/.test(uri)) {
+            w.fail(l, `"${p}" must be a postgresql:// URI or an absolute file:/// directory`);
+          }
+          auth.auditSessionsUri = uri || undefined;
+        },
+        audit_events_uri: (n, p, l) => {
+          const uris = w.strList(n, p, l, { orSingle: true }).map((u) => u.trim()).filter((u) =>
+            u !== ""
+          );
+          if (uris.length > 1) {
+            w.fail(l, `"${p}" takes one URI; several audit destinations are not supported`);
+          }
+          const uri = uris[0];
+          if (uri !== undefined && !/^(postgres(ql)?|file):\/\//.test(uri)) {
+            w.fail(l, `"${p}" must be a postgresql:// or file:/// URI`);
+          }
+          if (uri !== undefined && uri.startsWith("file://") && !uri.startsWith("file:///")) {
+            w.fail(l, `"${p}" must name an absolute directory, as in file:///var/lib/teleport/log`);
+          }
+          auth.auditEventsUri = uri;
         },
         cluster_name: (n, p, l) => {
           const name = w.str(n, p, l).trim();

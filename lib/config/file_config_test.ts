@@ -640,3 +640,78 @@ Deno.test("parseFileConfig() reads https_keypairs_reload_interval with 0 as off 
     /line 2: "proxy_service.https_keypairs_reload_interval" must be a positive duration/,
   );
 });
+
+Deno.test("parseFileConfig() reads teleport.storage for dir and postgresql", () => {
+  assert.equal(parseFileConfig("teleport:\n  data_dir: /d\n", PATH).teleport.storage, undefined);
+  assert.deepEqual(
+    parseFileConfig("teleport:\n  storage:\n    type: dir\n    path: /srv/kv\n", PATH)
+      .teleport.storage,
+    { type: "dir", path: "/srv/kv" },
+  );
+  const pg = parseFileConfig(
+    "teleport:\n  storage:\n    type: postgresql\n" +
+      '    conn_string: "postgresql://teleport@db:5432/teleport?sslmode=verify-full&' +
+      'sslrootcert=/ca.pem&sslcert=/c.pem&sslkey=/k.pem"\n' +
+      "    password_file: /etc/teleport/pg-password\n",
+    PATH,
+  ).teleport.storage;
+  assert.deepEqual(pg, {
+    type: "postgresql",
+    connString:
+      "postgresql://teleport@db:5432/teleport?sslmode=verify-full&sslrootcert=/ca.pem&sslcert=/c.pem&sslkey=/k.pem",
+    passwordFile: "/etc/teleport/pg-password",
+  });
+});
+
+Deno.test("parseFileConfig() rejects an incomplete or mixed teleport.storage", () => {
+  assertBad(
+    "teleport:\n  storage:\n    type: postgresql\n",
+    /"teleport.storage.conn_string" is required with type postgresql/,
+  );
+  assertBad(
+    "teleport:\n  storage:\n    type: dir\n    conn_string: postgresql://u:hunter2pw@db/t\n",
+    /need type: postgresql/,
+    "hunter2pw",
+  );
+  assertBad(
+    "teleport:\n  storage:\n    type: postgresql\n    conn_string: mysql://u:hunter2pw@db/t\n",
+    /"teleport.storage.conn_string" must be a postgresql:\/\/ URL/,
+    "hunter2pw",
+  );
+  assertBad(
+    "teleport:\n  storage:\n    type: etcd\n",
+    /"teleport.storage.type" must be one of dir, postgresql, not "etcd"/,
+  );
+});
+
+Deno.test("parseFileConfig() reads auth_service.audit_events_uri as a string or one-entry list", () => {
+  const uri = "postgresql://teleport@db/teleport_audit#retention_period=720h";
+  for (const value of [`"${uri}"`, `["${uri}"]`]) {
+    const cfg = parseFileConfig(`auth_service:\n  audit_events_uri: ${value}\n`, PATH);
+    assert.equal(cfg.authService.auditEventsUri, uri);
+  }
+  assert.equal(
+    parseFileConfig("auth_service:\n  audit_events_uri: file:///var/log/tp\n", PATH)
+      .authService.auditEventsUri,
+    "file:///var/log/tp",
+  );
+  assertBad(
+    `auth_service:\n  audit_events_uri: ["${uri}", "file:///x"]\n`,
+    /"auth_service.audit_events_uri" takes one URI/,
+  );
+  assertBad(
+    "auth_service:\n  audit_events_uri: dynamodb://events\n",
+    /must be a postgresql:\/\/ or file:\/\/\/ URI/,
+  );
+});
+
+Deno.test("parseFileConfig() reads auth_service.audit_sessions_uri", () => {
+  for (const uri of ["postgresql://teleport@db/teleport_audit", "file:///mnt/shared/records"]) {
+    const cfg = parseFileConfig(`auth_service:\n  audit_sessions_uri: "${uri}"\n`, PATH);
+    assert.equal(cfg.authService.auditSessionsUri, uri);
+  }
+  assertBad(
+    "auth_service:\n  audit_sessions_uri: s3://bucket/records\n",
+    /must be a postgresql:\/\/ URI or an absolute file:\/\/\/ directory/,
+  );
+});

@@ -106,6 +106,7 @@ export {
   type ServiceSection,
   type SshServiceSection,
   type StaticToken,
+  type StorageSection,
   type TeleportSection,
   VALID_ROLES,
 } from "./file_config.ts";

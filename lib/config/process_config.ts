@@ -44,6 +44,7 @@ import {
   type Role,
   type SecondFactor,
   type StaticToken,
+  type StorageSection,
   VALID_ROLES,
 } from "./file_config.ts";
 
@@ -110,6 +111,11 @@ export interface ProcessConfig {
   insecure: boolean;
   /** How often CA rotation state is checked (auth moves it on, hosts follow it). */
   caRefreshIntervalMs: number;
+  /**
+   * Where the auth role keeps cluster state (`teleport.storage`); unset means Deno KV under
+   * `<dataDir>/backend`, as `type: dir` without a path.
+   */
+  storage?: StorageSection;
   /** Admission control shared by every listener (`teleport.connection_limits`). */
   connectionLimits: {
     maxConnectionsPerIp: number;
@@ -132,6 +138,10 @@ export interface ProcessConfig {
     proxyListenerMode: ProxyListenerMode;
     secondFactor: SecondFactor;
     webauthnRpId?: string;
+    /** `audit_events_uri`: `postgresql://…` or `file:///dir`; unset, `<dataDir>/log/events`. */
+    auditEventsUri?: string;
+    /** `audit_sessions_uri`: `postgresql://…` or `file:///dir`; unset, `<dataDir>/log/records`. */
+    auditSessionsUri?: string;
   };
   proxy: {
     /**
@@ -385,6 +395,7 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
     authServers,
     insecure: flags.insecure ?? false,
     caRefreshIntervalMs: CA_REFRESH_INTERVAL_MS,
+    ...(t?.storage === undefined ? {} : { storage: t.storage }),
     connectionLimits: {
       maxConnectionsPerIp: t?.connectionLimits.maxConnections ?? MAX_CONNECTIONS_PER_IP,
       maxPendingPerIp: t?.connectionLimits.maxPendingConnections ??
@@ -440,6 +451,8 @@ export function resolveProcessConfig(opts: ResolveProcessConfigOptions): Process
   if (diagFlag !== undefined) cfg.diagAddr = parseAddr(diagFlag, DIAG_PORT, "--diag-addr");
   else if (t?.diagAddr !== undefined) cfg.diagAddr = t.diagAddr;
   if (clusterName !== undefined) cfg.auth.clusterName = clusterName;
+  if (fa?.auditEventsUri !== undefined) cfg.auth.auditEventsUri = fa.auditEventsUri;
+  if (fa?.auditSessionsUri !== undefined) cfg.auth.auditSessionsUri = fa.auditSessionsUri;
   if (fa?.authentication.webauthnRpId !== undefined) {
     cfg.auth.webauthnRpId = fa.authentication.webauthnRpId;
   }

@@ -1,8 +1,10 @@
 /**
  * Audit events and session recordings: the event model (Teleport's names and codes),
  * {@linkcode AuditLog} storage and search ({@linkcode FileAuditLog}, {@linkcode MemoryAuditLog},
+ * {@linkcode openPostgresAuditLog} for several auth servers,
  * {@linkcode runAuditLogConformance}), {@linkcode BufferedEmitter} for senders on other hosts,
- * and recordings ({@linkcode SessionRecorder} on the node, {@linkcode RecordingStore} on auth,
+ * and recordings ({@linkcode SessionRecorder} on the node, {@linkcode RecordingStore} or
+ * {@linkcode openPostgresRecordingStore} on auth,
  * {@linkcode readRecording} for playback). The recording format is described in
  * `recording.ts`.
  *
@@ -49,6 +51,11 @@ export {
 } from "./audit_log.ts";
 export { FileAuditLog, type FileAuditLogOptions } from "./file_audit_log.ts";
 export {
+  DEFAULT_AUDIT_RETENTION_MS,
+  openPostgresAuditLog,
+  type PostgresAuditLogOptions,
+} from "./pg_audit_log.ts";
+export {
   type AuditLogFactory,
   type AuditLogFixture,
   runAuditLogConformance,
@@ -73,7 +80,13 @@ export {
   validateSessionId,
 } from "./recording.ts";
 export {
+  type RecordingStorage,
   RecordingStore,
   type RecordingStoreOptions,
   type SaveRecordingOptions,
 } from "./recording_store.ts";
+export {
+  CHUNK_BYTES,
+  openPostgresRecordingStore,
+  type PostgresRecordingStoreOptions,
+} from "./pg_recording_store.ts";

@@ -22,6 +22,29 @@ export interface RecordingStoreOptions {
   logger: Logger;
 }
 
+/**
+ * Where auth keeps finished recordings: {@linkcode RecordingStore} (files) or the PostgreSQL
+ * store of pg_recording_store.ts, which every auth server shares.
+ */
+export interface RecordingStorage {
+  /**
+   * Stores the gzip `body` of session `sid` and returns its size; AlreadyExists when the
+   * session has a recording (the first is kept), BadParameter for a body that is not its
+   * recording, LimitExceeded past `maxBytes`. Nothing partial is ever visible.
+   */
+  save(
+    sid: string,
+    body: ReadableStream<Uint8Array>,
+    options: SaveRecordingOptions,
+  ): Promise<{ size: number }>;
+  /** The gzip bytes of session `sid`'s recording; NotFoundError when there is none. */
+  open(sid: string): Promise<ReadableStream<Uint8Array>>;
+  /** True when session `sid` has a recording. */
+  has(sid: string): Promise<boolean>;
+  /** Session ids with a recording, sorted. */
+  list(): Promise<string[]>;
+}
+
 /** Options of {@linkcode RecordingStore.save}. */
 export interface SaveRecordingOptions {
   /** Largest accepted body (compressed bytes); larger uploads fail with LimitExceeded. */
@@ -35,7 +58,7 @@ const STORED = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\
  * checks it and then links it into place atomically, so readers never see half a recording and
  * a recording is never replaced.
  */
-export class RecordingStore {
+export class RecordingStore implements RecordingStorage {
   readonly #dir: string;
   readonly #logger: Logger;
   #ready: Promise<void> | undefined;

@@ -1,6 +1,7 @@
 /**
  * Wiring of the auth role. Start-up, in order:
- *  1. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer (lib/backend);
+ *  1. backend opened: Deno KV at `<data_dir>/backend/kv.db`, single writer, or PostgreSQL
+ *     with `teleport.storage.type: postgresql` (lib/backend);
  *  2. AuthServer.init(): cluster name checked, CAs and built-in roles created (lib/auth);
  *  3. auth's TLS identity issued from the host CA, HTTPS API bound (lib/auth/listener.ts);
  *  4. admin identity written to `<data_dir>/admin.identity` (0600) for tctl;
@@ -20,7 +21,14 @@ import {
   USER_INVITE_TTL_MS,
   VERSION,
 } from "../config/mod.ts";
-import { FileAuditLog, RecordingStore } from "../events/mod.ts";
+import {
+  type AuditLog,
+  FileAuditLog,
+  openPostgresAuditLog,
+  openPostgresRecordingStore,
+  type RecordingStorage,
+  RecordingStore,
+} from "../events/mod.ts";
 import { writeIdentityFile } from "../identity/mod.ts";
 import { isKind, messageOf, NotFoundError } from "../errors/mod.ts";
 import { runPeriodic } from "../node/mod.ts";
@@ -52,30 +60,68 @@ export async function startAuthService(
   const clock = opts.clock ?? new RealClock();
   const log = getComponentLogger("auth");
   let backendUri = opts.backendUri;
-  if (backendUri === undefined) {
-    await Deno.mkdir(`${cfg.dataDir}/backend`, { recursive: true, mode: 0o700 });
-    backendUri = `kv:${cfg.dataDir}/backend/kv.db`;
+  let passwordFile: string | undefined;
+  if (backendUri === undefined && cfg.storage?.type === "postgresql") {
+    backendUri = cfg.storage.connString;
+    passwordFile = cfg.storage.passwordFile;
+  } else if (backendUri === undefined) {
+    const dir = cfg.storage?.type === "dir" && cfg.storage.path !== undefined
+      ? cfg.storage.path
+      : `${cfg.dataDir}/backend`;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    backendUri = `kv:${dir}/kv.db`;
   }
-  const backend: Backend = new ReportingBackend(
-    await openBackend(backendUri, { clock, successor: opts.successor ?? false }),
-    {
-      metrics: host.metrics,
-    },
-  );
+  const opened = await openBackend(backendUri, {
+    clock,
+    successor: opts.successor ?? false,
+    ...(passwordFile === undefined ? {} : { passwordFile }),
+  });
+  const backend: Backend = new ReportingBackend(opened, {
+    metrics: host.metrics,
+  });
   host.backend = backend;
   host.addCleanup(() => backend.close());
   const clusterName = cfg.auth.clusterName ?? defaultClusterName(opts.hostname);
-  // Audit events and recordings are files under <data_dir>/log, never in the backend.
-  const auditLog = new FileAuditLog({
-    dir: `${cfg.dataDir}/log/events`,
-    clock,
-    logger: getComponentLogger("auth:audit"),
-  });
+  // Audit events: files under <data_dir>/log, or PostgreSQL (audit_events_uri) for several
+  // auth servers. Never in the backend.
+  const auditLogger = getComponentLogger("auth:audit");
+  const auditUri = cfg.auth.auditEventsUri;
+  let auditLog: AuditLog;
+  if (auditUri !== undefined && /^postgres(ql)?:\/\//.test(auditUri)) {
+    // Without a password in the URI, the storage's password_file serves the audit log too.
+    const passwordFile = cfg.storage?.type === "postgresql" ? cfg.storage.passwordFile : undefined;
+    auditLog = await openPostgresAuditLog({
+      uri: auditUri,
+      logger: auditLogger,
+      ...(passwordFile === undefined ? {} : { passwordFile }),
+    });
+  } else {
+    const dir = auditUri === undefined
+      ? `${cfg.dataDir}/log/events`
+      : decodeURIComponent(new URL(auditUri).pathname);
+    auditLog = new FileAuditLog({ dir, clock, logger: auditLogger });
+  }
   host.addCleanup(() => auditLog.close());
-  const recordings = new RecordingStore({
-    dir: `${cfg.dataDir}/log/records`,
-    logger: getComponentLogger("auth:recordings"),
-  });
+  // Recordings: files under <data_dir>/log/records, a shared directory, or PostgreSQL
+  // (audit_sessions_uri), so that every auth server serves every recording.
+  const recordingsLogger = getComponentLogger("auth:recordings");
+  const sessionsUri = cfg.auth.auditSessionsUri;
+  let recordings: RecordingStorage;
+  if (sessionsUri !== undefined && /^postgres(ql)?:\/\//.test(sessionsUri)) {
+    const passwordFile = cfg.storage?.type === "postgresql" ? cfg.storage.passwordFile : undefined;
+    const store = await openPostgresRecordingStore({
+      uri: sessionsUri,
+      logger: recordingsLogger,
+      ...(passwordFile === undefined ? {} : { passwordFile }),
+    });
+    host.addCleanup(() => store.close());
+    recordings = store;
+  } else {
+    const dir = sessionsUri === undefined
+      ? `${cfg.dataDir}/log/records`
+      : decodeURIComponent(new URL(sessionsUri).pathname);
+    recordings = new RecordingStore({ dir, logger: recordingsLogger });
+  }
   const auth = new AuthServer({
     backend,
     clock,
