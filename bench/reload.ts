@@ -83,7 +83,7 @@ const tpResult = await runLoad(srv, loadOptions(topo.dir, web, load), async () =
   const start = performance.now();
   for (let k = 1; k <= HUPS; k++) {
     const t0 = performance.now();
-    await reload(tp, pidFile, k);
+    await reload(tp, pidFile);
     tpHups.push((performance.now() - t0) / 1000);
   }
   await rest(start);

@@ -169,7 +169,11 @@ export async function startCommand(args: string[]): Promise<number> {
           error: err instanceof Error ? err.message : String(err),
         })
       );
-      crashLog.info("Took over from the old process; it drains its connections and exits");
+      crashLog.info(
+        "Took over beside the old process (pid {pid}): on SIGHUP it drains and exits, on SIGUSR2 " +
+          "it serves on",
+        { pid: Deno.ppid },
+      );
     } else {
       printReady(cfg, proc, { auth, proxy, node });
     }

@@ -269,6 +269,9 @@ export class SessionRecorder {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(part, { write: true, createNew: true, mode: 0o600 });
+      // Held while the session runs: another process scanning for crashed recordings (a
+      // successor during a graceful restart) sees the file is alive (listPendingRecordings).
+      await file.tryLock(true);
     } catch (err) {
       if (err instanceof Deno.errors.AlreadyExists) {
         throw new AlreadyExistsError(
@@ -343,8 +346,10 @@ export class SessionRecorder {
       while (this.#writing) await this.#writing;
       try {
         if (this.#error === undefined) await this.#file.sync();
+        // Renamed while still open and locked: no scanner can take it for a crashed one.
+        if (this.#error === undefined) await Deno.rename(this.partPath, this.path);
       } catch (err) {
-        this.#error = err;
+        this.#error ??= err;
       } finally {
         this.#file.close();
       }
@@ -354,7 +359,6 @@ export class SessionRecorder {
           { cause: this.#error },
         );
       }
-      await Deno.rename(this.partPath, this.path);
       return this.path;
     })();
     return this.#closing;
@@ -686,27 +690,43 @@ export async function listPendingRecordings(
     const sid = m[1]!;
     if (options.activeSids?.has(sid)) continue;
     const part = `${dir}/${name}`;
-    const stat = await Deno.stat(part);
-    if (staleAfter > 0 && stat.mtime !== null && now - stat.mtime.getTime() < staleAfter) continue;
-    const done = `${dir}/${sid}.rec`;
-    const problem = found.has(sid)
-      ? `${done} exists as well`
-      : await finalizePart(part, sid).then(() => undefined, (err) => messageOf(err));
-    if (problem !== undefined) {
-      const corrupted = `${dir}/${sid}.rec.corrupted`;
-      options.logger?.warn(
-        "Recording {path} cannot be uploaded ({problem}); moved to {corrupted}",
-        {
-          path: part,
-          problem,
-          corrupted,
-        },
-      );
-      await Deno.rename(part, corrupted);
-      continue;
+    // A live session's recorder holds its part file locked, in this process or another one
+    // (the old process of a graceful restart); the kernel drops the lock of a dead one.
+    let lock: Deno.FsFile;
+    try {
+      lock = await Deno.open(part, { read: true, write: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) continue; // finished meanwhile
+      throw err;
     }
-    await Deno.rename(part, done);
-    found.set(sid, { sid, path: done, crashed: true });
+    try {
+      if (!(await lock.tryLock(true))) continue;
+      const stat = await lock.stat();
+      if (staleAfter > 0 && stat.mtime !== null && now - stat.mtime.getTime() < staleAfter) {
+        continue;
+      }
+      const done = `${dir}/${sid}.rec`;
+      const problem = found.has(sid)
+        ? `${done} exists as well`
+        : await finalizePart(part, sid).then(() => undefined, (err) => messageOf(err));
+      if (problem !== undefined) {
+        const corrupted = `${dir}/${sid}.rec.corrupted`;
+        options.logger?.warn(
+          "Recording {path} cannot be uploaded ({problem}); moved to {corrupted}",
+          {
+            path: part,
+            problem,
+            corrupted,
+          },
+        );
+        await Deno.rename(part, corrupted);
+        continue;
+      }
+      await Deno.rename(part, done);
+      found.set(sid, { sid, path: done, crashed: true });
+    } finally {
+      lock.close();
+    }
   }
   return [...found.values()].sort((a, b) => a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0);
 }

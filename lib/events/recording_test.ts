@@ -387,3 +387,19 @@ Deno.test("listPendingRecordings() with staleAfterMs 0 finalizes every part at s
     ]);
   });
 });
+
+Deno.test("listPendingRecordings() leaves a part alone while its recorder runs, whatever its age", async () => {
+  await withDir(async (dir) => {
+    const clock = new FakeClock(Date.now());
+    // The recorder of a live session (here, or in the old process of a graceful restart) holds
+    // its part file locked; a scan at the next process's start must not take it for a crash.
+    const rec = await SessionRecorder.create(options(dir, clock));
+    clock.advance(2 * 3600_000);
+    assert.deepEqual(await listPendingRecordings(dir, { clock, staleAfterMs: 0 }), []);
+    await Deno.stat(`${dir}/${SID}.rec.part`);
+    await rec.close();
+    assert.deepEqual(await listPendingRecordings(dir, { clock, staleAfterMs: 0 }), [
+      { sid: SID, path: `${dir}/${SID}.rec`, crashed: false },
+    ]);
+  });
+});

@@ -376,12 +376,28 @@ export class NodeService implements AsyncDisposable {
         activeSids: this.#activeRecordings,
       });
       for (const rec of pending) {
+        // One uploader per file, also across processes (the two of a graceful restart share
+        // the directory); a file another one uploaded meanwhile is gone.
+        let lock: Deno.FsFile;
         try {
-          await this.#o.auth.uploadRecording(rec.sid, await gzipRecordingFile(rec.path));
+          lock = await Deno.open(rec.path, { read: true });
         } catch (err) {
-          if (!/already exists/i.test(messageOf(err))) throw err;
+          if (err instanceof Deno.errors.NotFound) continue;
+          throw err;
         }
-        await Deno.remove(rec.path);
+        try {
+          if (!(await lock.tryLock(true))) continue;
+          try {
+            await this.#o.auth.uploadRecording(rec.sid, await gzipRecordingFile(rec.path));
+          } catch (err) {
+            if (!/already exists/i.test(messageOf(err))) throw err;
+          }
+          await Deno.remove(rec.path).catch((err) => {
+            if (!(err instanceof Deno.errors.NotFound)) throw err;
+          });
+        } finally {
+          lock.close();
+        }
         this.#o.logger.debug("Uploaded recording of session {sid}", { sid: rec.sid });
       }
     };

@@ -317,6 +317,12 @@ export class SshProxy {
             );
             spliceChannel(open.accept(), sock);
           } catch (err) {
+            log.info("Cannot forward {user} to {host}:{port}: {reason}", {
+              user: open.conn.username,
+              host: open.destHost,
+              port: open.destPort,
+              reason: messageOf(err),
+            });
             open.reject({ reason: "connect-failed", message: messageOf(err) });
           }
         },

@@ -98,13 +98,29 @@ interface AgentConn {
   addr: string;
   client: SshClient;
   draining: boolean;
-  /** Transport channels being served; a draining connection closes when none is left. */
+  /**
+   * A draining connection still takes transports until its replacement is up or
+   * {@link DRAIN_GRACE_MS} passed (its proxy may still serve clients it accepted before it
+   * began draining: a graceful restart); then it is retired: it takes no more and closes when
+   * none is left.
+   */
+  retired: boolean;
+  graceTimer?: ReturnType<typeof setTimeout>;
+  /** Transport channels being served; a retired connection closes when none is left. */
   active: number;
 }
+
+/** How long a transport that arrives before the proxy is verified waits for that check. */
+const VERIFY_WAIT_MS = 10_000;
+
+/** How long a connection whose proxy asked it to move still takes transports. */
+const DRAIN_GRACE_MS = 10_000;
 
 /** The state of one connection while it is set up. */
 interface Pending {
   verified: boolean;
+  /** Settles true once the proxy is verified, false if the connection ends first. */
+  settled: PromiseWithResolvers<boolean>;
   draining: boolean;
   hostCert: PromiseWithResolvers<Uint8Array>;
   discovery: string[] | undefined;
@@ -195,6 +211,7 @@ export class AgentPool implements AsyncDisposable {
   /** Closes every tunnel and stops dialling. */
   async close(): Promise<void> {
     this.#ac.abort();
+    for (const c of this.#conns.values()) clearTimeout(c.graceTimer);
     this.#notify();
     await Promise.all([...this.#conns.values()].map((c) => c.client.close().catch(() => {})));
     await this.#loop;
@@ -255,6 +272,7 @@ export class AgentPool implements AsyncDisposable {
     const abort = AbortSignal.any([this.#ac.signal, AbortSignal.timeout(timeoutMs)]);
     const state: Pending = {
       verified: false,
+      settled: Promise.withResolvers<boolean>(),
       draining: false,
       hostCert: Promise.withResolvers<Uint8Array>(),
       discovery: undefined,
@@ -306,9 +324,11 @@ export class AgentPool implements AsyncDisposable {
       ]);
       proxyId = await this.#verifyProxy(certBlob, client.hostKey, addr.host, where);
     } catch (err) {
+      state.settled.resolve(false);
       await client.close().catch(() => {});
       throw err;
     }
+    void client.closed.then(() => state.settled.resolve(false));
     const existing = this.#conns.get(proxyId);
     if (existing !== undefined && !existing.draining) {
       this.#log.debug("Proxy {proxy} at {addr} already has a tunnel; trying again", {
@@ -323,11 +343,16 @@ export class AgentPool implements AsyncDisposable {
       addr: where,
       client,
       draining: state.draining,
+      retired: state.draining,
       active: 0,
     };
     this.#conns.set(proxyId, conn);
+    // The connection this one replaces (its proxy, or a restarted one with the same id, asked
+    // the agent to move) takes no more transports.
+    if (existing !== undefined) this.#retire(existing);
     state.conn = conn;
     state.verified = true;
+    state.settled.resolve(true);
     if (state.discovery !== undefined) this.#setExpected(state.discovery);
     this.#log.info("Reverse tunnel to proxy {proxy} at {addr} is up", {
       proxy: proxyId,
@@ -335,6 +360,7 @@ export class AgentPool implements AsyncDisposable {
     });
     void this.#heartbeat(conn);
     client.closed.then(() => {
+      clearTimeout(conn.graceTimer);
       if (this.#conns.get(proxyId) === conn) this.#conns.delete(proxyId);
       this.#log.info("Reverse tunnel to proxy {proxy} at {addr} is down", {
         proxy: proxyId,
@@ -406,12 +432,14 @@ export class AgentPool implements AsyncDisposable {
         state.draining = true;
         req.accept();
         if (state.conn !== undefined) {
-          state.conn.draining = true;
+          const conn = state.conn;
+          conn.draining = true;
           this.#log.info("Proxy {proxy} is shutting down; connecting to another proxy", {
-            proxy: state.conn.proxyId,
+            proxy: conn.proxyId,
           });
-          this.#expected.delete(state.conn.proxyId);
-          this.#closeIfIdle(state.conn);
+          this.#expected.delete(conn.proxyId);
+          conn.graceTimer ??= setTimeout(() => this.#retire(conn), DRAIN_GRACE_MS);
+          Deno.unrefTimer(conn.graceTimer);
         }
         this.#notify();
         return;
@@ -420,11 +448,25 @@ export class AgentPool implements AsyncDisposable {
     }
   }
 
-  #onTransport(state: Pending, open: IncomingChannelOpen): void {
+  #onTransport(state: Pending, open: IncomingChannelOpen): void | Promise<void> {
     if (!state.verified) {
-      return open.reject({ message: "the proxy's host certificate is not verified yet" });
+      // The proxy may use the tunnel as soon as it logged the agent in, a moment before the
+      // agent has checked the proxy's certificate (a proxy that just started dials at once):
+      // the channel waits for that check instead of failing.
+      // (The returned promise keeps the open unanswered until then.)
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([
+        state.settled.promise,
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), VERIFY_WAIT_MS)),
+      ]).then((ok) => {
+        clearTimeout(timer);
+        if (ok && state.verified) return this.#onTransport(state, open);
+        open.reject({ message: "the proxy's host certificate is not verified" });
+      });
     }
-    if (state.draining) return open.reject({ message: "agent connection is draining" });
+    if (state.conn === undefined ? state.draining : state.conn.retired) {
+      return open.reject({ message: "agent connection is draining" });
+    }
     const ch = open.accept();
     const stream = copyingStream(ch);
     stream.on("error", () => {});
@@ -485,9 +527,16 @@ export class AgentPool implements AsyncDisposable {
     });
   }
 
-  /** A draining connection goes once the sessions it carries have ended. */
+  /** A retired connection goes once the sessions it carries have ended. */
+  #retire(conn: AgentConn): void {
+    clearTimeout(conn.graceTimer);
+    conn.draining = true;
+    conn.retired = true;
+    this.#closeIfIdle(conn);
+  }
+
   #closeIfIdle(conn: AgentConn): void {
-    if (!conn.draining || conn.active > 0) return;
+    if (!conn.retired || conn.active > 0) return;
     this.#log.debug("Closing the drained tunnel to proxy {proxy}", { proxy: conn.proxyId });
     void conn.client.close().catch(() => {});
   }

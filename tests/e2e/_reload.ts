@@ -50,14 +50,15 @@ export async function until(what: string, proc: Proc, cond: () => boolean, timeo
 }
 
 /** Sends HUP through the pid file; resolves with the new pid once the successor took over. */
-export async function reload(tp: Proc, pidFile: string, takeovers: number): Promise<number> {
+export async function reload(tp: Proc, pidFile: string): Promise<number> {
   const old = await readPid(pidFile);
+  const before = tp.matches(/Took over beside the old process/).length;
   const r = await pkill(["-HUP", "-L", "-F", pidFile]);
   assert.equal(r.code, 0, `pkill -HUP -L -F: ${r.err}`);
   await until(
-    `takeover ${takeovers}`,
+    "the new process to take over",
     tp,
-    () => tp.matches(/Took over from the old process/).length >= takeovers,
+    () => tp.matches(/Took over beside the old process/).length > before,
   );
   const pid = await readPid(pidFile);
   assert.notEqual(pid, old, "the pid file names the new process");

@@ -51,13 +51,37 @@ Deno.test({
       assert.match(ping.stdout, /"cluster_name"/);
     });
 
+    await topo.step(
+      t,
+      "USR2 starts a second process beside; QUIT then stops the first",
+      async () => {
+        assert.equal((await pkill(["-USR2", "-L", "-F", pidFile])).code, 0);
+        await tp.waitForOutput(/The new process is ready and serves beside this one/, 90_000);
+        await tp.waitForOutput(/Took over beside the old process/);
+        const second = await readPid(pidFile);
+        assert.notEqual(second, first, "the pid file names the new process");
+        assert.ok(alive(first) && alive(second), "both processes run");
+        const ping = await srv.run("curl", [
+          "-sk",
+          "--max-time",
+          "10",
+          `https://${web}/webapi/ping`,
+        ]);
+        assert.equal(ping.code, 0, ping.stderr);
+        Deno.kill(first, "SIGQUIT");
+        await until("the first process to drain and exit", tp, () => !alive(first));
+        assert.equal(await readPid(pidFile), second, "the pid file still names the second one");
+        lastPid = second;
+      },
+    );
+
     await topo.step(t, "three HUPs in a row drop nothing", async () => {
       // bench/reload.ts runs the heavier load (20/s) and reports the numbers; the test keeps
       // to what a loaded CI machine sustains without client time-outs.
       const options = loadOptions(topo.dir, web, { rate: 10, bulkMiB: 16, bulkSeconds: 8 });
-      const pids = [first];
+      const pids = [lastPid];
       const result = await runLoad(srv, options, async () => {
-        for (let k = 1; k <= 3; k++) pids.push(await reload(tp, pidFile, k));
+        for (let k = 1; k <= 3; k++) pids.push(await reload(tp, pidFile));
       });
       note(`reload under load: ${JSON.stringify(result)}`);
       assert.deepEqual(result.connections.failed, [], "no connection refused, reset or failed");
@@ -111,8 +135,8 @@ Deno.test({
       });
       const result = await runLoad(srv, options, async () => {
         // The proxy's process first (its tunnel agents are told to reconnect), then the node's.
-        lastPid = await reload(tp, pidFile, 4);
-        await reload(tn, tnPid, 1);
+        lastPid = await reload(tp, pidFile);
+        await reload(tn, tnPid);
       });
       note(`tunnel node reload under load: ${JSON.stringify(result)}`);
       assert.deepEqual(result.connections.failed, [], "no connection to the tunnel node failed");
