@@ -162,9 +162,31 @@ export interface TestWebOptions {
   connectionInfo?: WebConnectionInfo;
 }
 
-/** Starts {@link createWebServer} behind node:tls on 127.0.0.1:0. */
-export async function startTestWeb(opts: TestWebOptions = {}): Promise<TestWeb> {
-  const cert = await testServerCert();
+/** The web server without sockets: its handler is called with `new Request(…)`. */
+export interface HandlerWeb extends AsyncDisposable {
+  web: WebServer;
+  auth: FakeAuth;
+  clock: FakeClock;
+  records: LoggedRecord[];
+  /** Calls the handler with `https://proxy.example.com:3080<path>` from `remoteAddr`. */
+  request(path: string, init?: RequestInit, remoteAddr?: string): Promise<Response>;
+}
+
+/** {@link createWebServer} with the test options, for handler-level tests. */
+export function createHandlerWeb(opts: TestWebOptions = {}): HandlerWeb {
+  const { web, auth, clock, records } = makeTestWebServer(opts);
+  return {
+    web,
+    auth,
+    clock,
+    records,
+    request: (path, init, remoteAddr = "127.0.0.1") =>
+      web.handler(new Request(`https://proxy.example.com:3080${path}`, init), { remoteAddr }),
+    [Symbol.asyncDispose]: () => web.close(),
+  };
+}
+
+function makeTestWebServer(opts: TestWebOptions) {
   const auth = opts.auth ?? new FakeAuth();
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const { logger, records } = testLogger();
@@ -186,6 +208,13 @@ export async function startTestWeb(opts: TestWebOptions = {}): Promise<TestWeb> 
     ...(opts.loginRateLimit === undefined ? {} : { loginRateLimit: opts.loginRateLimit }),
     ...opts.extra,
   });
+  return { web, auth, clock, records };
+}
+
+/** Starts {@link createWebServer} behind node:tls on 127.0.0.1:0. */
+export async function startTestWeb(opts: TestWebOptions = {}): Promise<TestWeb> {
+  const cert = await testServerCert();
+  const { web, auth, clock, records } = makeTestWebServer(opts);
   const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem });
   server.on(
     "secureConnection",
