@@ -613,6 +613,31 @@ const ROUTES: Route[] = [
   },
   {
     method: "PUT",
+    pattern: /^\/v1\/users\/([^/]+)\/password$/,
+    auth: true,
+    handler: async (s, req, [user]) => {
+      const id = caller(req);
+      // Users change their own password only (with the current one); admins reset instead.
+      if (id.kind !== "user" || id.username !== user) {
+        throw new AccessDeniedError(
+          "users change only their own password; an administrator resets others (tctl users reset)",
+        );
+      }
+      const b = body(req);
+      const otp = field(b, "second_factor_token", "string", true);
+      const remoteAddr = req.remoteAddr;
+      await s.changePassword({
+        user: user!,
+        oldPassword: field(b, "old_password", "string")!,
+        newPassword: field(b, "new_password", "string")!,
+        ...(otp === undefined || otp.trim() === "" ? {} : { otpToken: otp.trim() }),
+        ...(remoteAddr === undefined ? {} : { remoteAddr }),
+      });
+      return { ok: true };
+    },
+  },
+  {
+    method: "PUT",
     pattern: /^\/v1\/web\/sessions\/([^/]+)$/,
     auth: true,
     handler: async (s, req, [id]) => {

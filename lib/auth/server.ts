@@ -739,6 +739,59 @@ export class AuthServer {
   }
 
   /**
+   * A user changes their own password (the web UI's account page): the current password and,
+   * when logins need one, a TOTP code are checked exactly as at login (same message and
+   * lockout; a failure is audited as a failed `user.login` with method `password_change`), then
+   * the new password is stored. Audited as `user.password_change`, never with the passwords or
+   * the code.
+   */
+  async changePassword(req: {
+    user: string;
+    oldPassword: string;
+    newPassword: string;
+    otpToken?: string;
+    remoteAddr?: string;
+  }): Promise<void> {
+    const source = loginSource(req.remoteAddr);
+    const fields: Record<string, unknown> = {
+      user: req.user,
+      ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
+    };
+    const outcome: { lock?: ActiveLock & { started: boolean } } = {};
+    try {
+      // The new password's rules first: a too-short one costs no login attempt.
+      const hash = await this.#passwords.hash(req.newPassword);
+      await this.#checkLogin(
+        {
+          user: req.user,
+          password: req.oldPassword,
+          ttlMs: 0,
+          ...(req.otpToken === undefined ? {} : { otpToken: req.otpToken }),
+          ...(req.remoteAddr === undefined ? {} : { remoteAddr: req.remoteAddr }),
+        },
+        source,
+        outcome,
+      );
+      await this.users.setPasswordHash(req.user, hash);
+    } catch (err) {
+      // A wrong current password is a failed credential check, audited like a failed login.
+      if (!isKind(err, "BadParameter")) {
+        await this.emitAudit("user.login", {
+          ...fields,
+          method: "password_change",
+          source,
+          success: false,
+          error: messageOf(err),
+          ...(outcome.lock === undefined ? {} : { lock_scope: outcome.lock.scope }),
+        }, { failure: true });
+      }
+      throw err;
+    }
+    await this.emitAudit("user.password_change", { ...fields, success: true });
+    this.#log.info("User {user} changed their password", { user: req.user });
+  }
+
+  /**
    * Throws {@link LOGIN_FAILED_MESSAGE} unless the credentials are right and neither the user
    * nor this source is locked; tells `outcome` about a lock that refused or was set.
    */

@@ -350,6 +350,13 @@ export class AuthClient {
     const { user, ...body } = req;
     return this.request("POST", `/v1/users/${encodeURIComponent(user)}/ssh/authenticate`, body);
   }
+  /** Changes the caller's own password (a user identity; the current password is checked). */
+  async changePassword(
+    user: string,
+    req: { old_password: string; new_password: string; second_factor_token?: string },
+  ): Promise<void> {
+    await this.request("PUT", `/v1/users/${encodeURIComponent(user)}/password`, req);
+  }
   /** Stores a web session (proxy only; see WebSessionRecord). */
   async upsertWebSession(session: WebSessionRecord): Promise<void> {
     await this.request("PUT", `/v1/web/sessions/${encodeURIComponent(session.id)}`, { session });

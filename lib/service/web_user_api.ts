@@ -59,6 +59,7 @@ export class WebUserApis {
       searchEvents: (q) => c.searchEvents(q),
       listRecordings: () => c.listRecordings(),
       downloadRecording: (sid) => c.downloadRecording(sid),
+      changePassword: (req) => c.changePassword(session.user, req),
     };
   }
 

@@ -194,6 +194,28 @@ export function parseWebLoginRequest(
   return { user, password, ...(otp ? { otpToken: otp.trim() } : {}) };
 }
 
+const CHANGE_PASSWORD = "change the password";
+
+/** Reads `PUT /webapi/users/password`: `{old_password, new_password, second_factor_token?}`. */
+export function parseWebPasswordChange(
+  body: unknown,
+): { old_password: string; new_password: string; second_factor_token?: string } {
+  const b = jsonObject(body, CHANGE_PASSWORD);
+  const oldPassword = stringField(b, "old_password", CHANGE_PASSWORD, true)!;
+  const newPassword = stringField(b, "new_password", CHANGE_PASSWORD, true)!;
+  const otp = stringField(b, "second_factor_token", CHANGE_PASSWORD, false);
+  if (newPassword === oldPassword) {
+    throw new BadParameterError(
+      `Cannot ${CHANGE_PASSWORD}: the new password is the same as the current one`,
+    );
+  }
+  return {
+    old_password: oldPassword,
+    new_password: newPassword,
+    ...(otp ? { second_factor_token: otp.trim() } : {}),
+  };
+}
+
 /** Teleport's SSHLoginResponse for `certs` (every `[]byte` base64-encoded). */
 export function formatSshLoginResponse(
   user: string,

@@ -73,6 +73,7 @@ import {
   parseCreateSshCertRequest,
   parseRegisterRequest,
   parseWebLoginRequest,
+  parseWebPasswordChange,
 } from "./requests.ts";
 import type { ProxySettings, WebAuthApi, WebClusterAccess } from "./types.ts";
 import { listNodePage, parseResourceQuery } from "./resources.ts";
@@ -432,8 +433,30 @@ export function createWebServer(options: WebServerOptions): WebServer {
     },
   ];
 
+  const accountRoutes: Route[] = [
+    {
+      method: "PUT",
+      pattern: /^\/webapi\/users\/password$/,
+      body: true,
+      session: true,
+      limiter: "login",
+      action: "change the password",
+      handler: async (ctx) => {
+        const cluster = options.cluster;
+        if (cluster === undefined) throw new NotFoundError("Cannot change the password here");
+        const req = parseWebPasswordChange(ctx.body);
+        await cluster.userApi(ctx.session.record).changePassword(req);
+        logger.info("User {user} changed their password from the web UI", {
+          user: ctx.session.record.user,
+        });
+        return jsonReply(200, { ok: true });
+      },
+    },
+  ];
+
   const routes: Route[] = [
     ...clusterRoutes,
+    ...accountRoutes,
     {
       method: "POST",
       pattern: /^\/webapi\/sessions\/web$/,

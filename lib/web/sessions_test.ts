@@ -1,6 +1,7 @@
 // Web sessions through the handler (`new Request(…)`): cookie + bearer, renewal, logout.
 import assert from "node:assert/strict";
-import { createHandlerWeb, type HandlerWeb } from "./_testing.ts";
+import { createHandlerWeb, type HandlerWeb, logText } from "./_testing.ts";
+import type { WebClusterAccess } from "./types.ts";
 import { bearerOf, cookieValue, SESSION_COOKIE } from "./sessions.ts";
 
 const LOGIN = {
@@ -152,4 +153,39 @@ Deno.test("bearerOf() and cookieValue() read only well-formed headers", () => {
   assert.equal(bearerOf(null), undefined);
   assert.equal(cookieValue("a=1; __Host-session=xyz; b=2", SESSION_COOKIE), "xyz");
   assert.equal(cookieValue("session=xyz", SESSION_COOKIE), undefined);
+});
+
+Deno.test("PUT /webapi/users/password needs the session and goes to auth as the user", async () => {
+  const calls: unknown[] = [];
+  const cluster = {
+    clusterName: "example",
+    userApi: (record: { user: string }) => ({
+      changePassword: (req: unknown) => {
+        calls.push([record.user, req]);
+        return Promise.resolve();
+      },
+    }),
+  } as unknown as WebClusterAccess;
+  await using t = createHandlerWeb({ extra: { cluster } });
+  const s = await login(t);
+  const body = JSON.stringify({
+    old_password: "correct-horse-battery-staple-7",
+    new_password: "a much better passphrase 42",
+    second_factor_token: " 654321 ",
+  });
+  const put = (headers: Record<string, string>) =>
+    t.request("/v1/webapi/users/password", {
+      method: "PUT",
+      headers: { "content-type": "application/json", ...headers },
+      body,
+    });
+  assert.equal((await put({ cookie: s.cookie })).status, 401);
+  const ok = await put({ cookie: s.cookie, authorization: `Bearer ${s.token}` });
+  assert.equal(ok.status, 200);
+  assert.deepEqual(calls, [["alice", {
+    old_password: "correct-horse-battery-staple-7",
+    new_password: "a much better passphrase 42",
+    second_factor_token: "654321",
+  }]]);
+  assert.ok(!logText(t.records).includes("better passphrase"));
 });

@@ -154,6 +154,10 @@ export interface WebUserApi {
   listRecordings(): Promise<string[]>;
   /** The recording's gzip bytes. */
   downloadRecording(sid: string): Promise<Uint8Array>;
+  /** Changes the user's own password (auth checks the current one and the OTP code). */
+  changePassword(
+    req: { old_password: string; new_password: string; second_factor_token?: string },
+  ): Promise<void>;
 }
 
 /**
