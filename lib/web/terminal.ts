@@ -241,6 +241,8 @@ export async function runTerminal(o: TerminalOptions): Promise<void> {
     ) {
       throw new Error(`node ${node.spec.hostname} refused a terminal (permit-pty)`);
     }
+    // The node audits the session as started from the web UI (session.start `origin`).
+    await sess.setEnv("TELEPORT_SESSION_ORIGIN", "web");
     if (params.sid !== undefined) {
       await sess.setEnv("TELEPORT_SESSION", params.sid);
       await sess.setEnv("TELEPORT_PARTICIPANT_MODE", params.mode ?? "observer");

@@ -191,6 +191,7 @@ Deno.test({
       const start = events.find((e) => e.event === "session.start" && e.sid === sid);
       assert.ok(start, `no session.start of ${sid}`);
       assert.equal(start.login, ALICE);
+      assert.equal(start.origin, "web");
       assert.match(String(start["addr.remote"]), /^127\.0\.0\.1:/);
       const web = events.find((e) => e.event === "user.login" && e.method === "web");
       assert.ok(web, "the web login is audited with method web");
