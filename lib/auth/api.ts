@@ -71,6 +71,15 @@ function caller(req: ApiRequest): Identity {
   return req.caller;
 }
 
+/** The path's user, when it is the caller itself (a user identity); users manage only themselves. */
+function self(req: ApiRequest, user: string): string {
+  const id = caller(req);
+  if (id.kind !== "user" || id.username !== user) {
+    throw new AccessDeniedError(`users manage only their own account, not "${user}"`);
+  }
+  return user;
+}
+
 /** Host identities only: the proxy (or admin) acting for users who have no certificate yet. */
 function hostCaller(req: ApiRequest, what: string): Identity {
   const id = caller(req);
@@ -633,6 +642,36 @@ const ROUTES: Route[] = [
         ...(otp === undefined || otp.trim() === "" ? {} : { otpToken: otp.trim() }),
         ...(remoteAddr === undefined ? {} : { remoteAddr }),
       });
+      return { ok: true };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/users\/([^/]+)\/mfa\/devices$/,
+    auth: true,
+    handler: async (s, req, [user]) => ({ devices: await s.listMfaDevices(self(req, user!)) }),
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/users\/([^/]+)\/mfa\/totp\/replace$/,
+    auth: true,
+    handler: async (s, req, [user]) => {
+      const b = body(req);
+      const otp = field(b, "second_factor_token", "string", true);
+      return await s.beginTotpReplace({
+        user: self(req, user!),
+        password: field(b, "password", "string")!,
+        ...(otp === undefined || otp.trim() === "" ? {} : { otpToken: otp.trim() }),
+        ...(req.remoteAddr === undefined ? {} : { remoteAddr: req.remoteAddr }),
+      });
+    },
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/users\/([^/]+)\/mfa\/totp$/,
+    auth: true,
+    handler: async (s, req, [user]) => {
+      await s.finishTotpReplace(self(req, user!), field(body(req), "code", "string")!);
       return { ok: true };
     },
   },

@@ -84,3 +84,50 @@ Deno.test("PUT /v1/users/:user/password changes the caller's own password with o
   const again = await call(t, "PUT", path, alice, body({ new_password: "third password here" }));
   assert.equal(again.status, 403, "the old password is no longer the current one");
 });
+
+Deno.test("a user replaces their own TOTP device: password and current code, then the new code", async () => {
+  await using t = await newTestAuth({ secondFactor: "otp" });
+  const next = await enroll(t);
+  const alice = userIdentity("alice", ["access"]);
+  const list = await call(t, "GET", "/v1/users/alice/mfa/devices", alice);
+  assert.equal(list.status, 200);
+  const devices = (list.body as { devices: Array<{ type: string }> }).devices;
+  assert.deepEqual(devices.map((d) => d.type), ["totp"]);
+  assert.ok(!JSON.stringify(list.body).includes("secret"));
+  assert.equal(
+    (await call(t, "GET", "/v1/users/alice/mfa/devices", userIdentity("bob", ["access"]))).status,
+    403,
+  );
+  const begin = "/v1/users/alice/mfa/totp/replace";
+  const wrong = await call(t, "POST", begin, alice, {
+    password: "wrong password!!",
+    second_factor_token: next(),
+  });
+  assert.equal(wrong.status, 403);
+  const started = await call(t, "POST", begin, alice, {
+    password: OLD,
+    second_factor_token: next(),
+  });
+  assert.equal(started.status, 200, JSON.stringify(started.body));
+  const { secret, uri } = started.body as { secret: string; uri: string };
+  assert.match(uri, /^otpauth:\/\/totp\//);
+  const fresh = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret) });
+  const bad = await call(t, "PUT", "/v1/users/alice/mfa/totp", alice, { code: "000000" });
+  assert.equal(bad.status, 403);
+  t.clock.advance(30_000);
+  const done = await call(t, "PUT", "/v1/users/alice/mfa/totp", alice, {
+    code: fresh.generate({ timestamp: t.clock.now().getTime() }),
+  });
+  assert.equal(done.status, 200, JSON.stringify(done.body));
+  // The pending key is used up; logins now take the new device's codes.
+  assert.equal(
+    (await call(t, "PUT", "/v1/users/alice/mfa/totp", alice, { code: "123456" })).status,
+    403,
+  );
+  const { events } = await t.auth.searchEvents({
+    from: new Date(0),
+    to: new Date(t.clock.now().getTime() + 1),
+    types: ["mfa.add"],
+  });
+  assert.deepEqual(events.map((e) => [e.code, e.user]), [["T1006I", "alice"]]);
+});

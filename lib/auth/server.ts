@@ -156,6 +156,8 @@ const MAX_HEARTBEAT_TTL_MS = 3_600_000;
 export const LOGIN_FAILED_MESSAGE = "Cannot log in: invalid user name, password or second factor";
 /** Longest password verified; longer ones cannot be stored, so they are wrong. */
 const MAX_PASSWORD_LENGTH = 1024;
+/** Time a started TOTP device replacement waits for the new device's first code. */
+export const MFA_ENROLL_TTL_MS = 5 * 60_000;
 
 /** Inputs of {@link AuthServer.authenticateSshUser}. */
 export interface AuthenticateSshUserOptions {
@@ -789,6 +791,95 @@ export class AuthServer {
     }
     await this.emitAudit("user.password_change", { ...fields, success: true });
     this.#log.info("User {user} changed their password", { user: req.user });
+  }
+
+  /** The user's second-factor devices, without secrets. */
+  async listMfaDevices(user: string): Promise<Array<{ type: "totp"; added: string }>> {
+    const device = await this.users.getTotpDevice(user);
+    return device === undefined ? [] : [{ type: "totp", added: device.added }];
+  }
+
+  /**
+   * Starts replacing (or adding) the user's TOTP device: the password and, when one is
+   * enrolled or required, a current code are checked as at login (same message and lockout).
+   * A new secret waits {@link MFA_ENROLL_TTL_MS} for a code from the new device
+   * ({@link finishTotpReplace}); the old device keeps working until then.
+   */
+  async beginTotpReplace(req: {
+    user: string;
+    password: string;
+    otpToken?: string;
+    remoteAddr?: string;
+  }): Promise<{ secret: string; uri: string; expires: string }> {
+    const source = loginSource(req.remoteAddr);
+    const outcome: { lock?: ActiveLock & { started: boolean } } = {};
+    try {
+      await this.#checkLogin(
+        {
+          user: req.user,
+          password: req.password,
+          ttlMs: 0,
+          ...(req.otpToken === undefined ? {} : { otpToken: req.otpToken }),
+          ...(req.remoteAddr === undefined ? {} : { remoteAddr: req.remoteAddr }),
+        },
+        source,
+        outcome,
+      );
+    } catch (err) {
+      await this.emitAudit("user.login", {
+        user: req.user,
+        method: "mfa_replace",
+        source,
+        success: false,
+        error: messageOf(err),
+        ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
+      }, { failure: true });
+      throw err;
+    }
+    const secret = newTotpSecret();
+    const expires = new Date(this.clock.now().getTime() + MFA_ENROLL_TTL_MS);
+    await this.#opts.backend.put({
+      key: ["mfa_pending", req.user],
+      value: new TextEncoder().encode(JSON.stringify({ secret })),
+      expires,
+    });
+    return {
+      secret,
+      uri: totpUri(this.clusterName, req.user, secret),
+      expires: expires.toISOString(),
+    };
+  }
+
+  /** Finishes {@link beginTotpReplace} with a code of the new device; audited as `mfa.add`. */
+  async finishTotpReplace(user: string, code: string): Promise<void> {
+    let secret: string;
+    try {
+      const item = await this.#opts.backend.get(["mfa_pending", user]);
+      if (item.expires !== undefined && item.expires.getTime() <= this.clock.now().getTime()) {
+        throw new NotFoundError("expired");
+      }
+      secret = JSON.parse(new TextDecoder().decode(item.value)).secret;
+    } catch (err) {
+      if (!isKind(err, "NotFound")) throw err;
+      throw new AccessDeniedError(
+        "Cannot add the device: no replacement was started in the last 5 minutes; start again",
+      );
+    }
+    const step = matchTotpStep({ secret, code: code.trim(), now: this.clock.now() });
+    if (step === undefined) {
+      throw new AccessDeniedError(
+        "Cannot add the device: the code is not the new device's current code; scan the new " +
+          "key and enter the code the app shows",
+      );
+    }
+    await this.#opts.backend.delete(["mfa_pending", user]).catch(() => {});
+    await this.users.setTotpDevice(user, {
+      secret,
+      added: this.clock.now().toISOString(),
+      last_used_step: step,
+    });
+    await this.emitAudit("mfa.add", { user, mfa_device_type: "TOTP" });
+    this.#log.info("User {user} replaced their TOTP device", { user });
   }
 
   /**

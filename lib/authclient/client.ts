@@ -357,6 +357,24 @@ export class AuthClient {
   ): Promise<void> {
     await this.request("PUT", `/v1/users/${encodeURIComponent(user)}/password`, req);
   }
+  /** The caller's own second-factor devices (no secrets). */
+  async listMfaDevices(user: string): Promise<Array<{ type: string; added: string }>> {
+    return (await this.request<{ devices: Array<{ type: string; added: string }> }>(
+      "GET",
+      `/v1/users/${encodeURIComponent(user)}/mfa/devices`,
+    )).devices;
+  }
+  /** Starts replacing the caller's TOTP device (password and current code checked). */
+  beginTotpReplace(
+    user: string,
+    req: { password: string; second_factor_token?: string },
+  ): Promise<{ secret: string; uri: string; expires: string }> {
+    return this.request("POST", `/v1/users/${encodeURIComponent(user)}/mfa/totp/replace`, req);
+  }
+  /** Finishes the replacement with a code of the new device. */
+  async finishTotpReplace(user: string, code: string): Promise<void> {
+    await this.request("PUT", `/v1/users/${encodeURIComponent(user)}/mfa/totp`, { code });
+  }
   /** Stores a web session (proxy only; see WebSessionRecord). */
   async upsertWebSession(session: WebSessionRecord): Promise<void> {
     await this.request("PUT", `/v1/web/sessions/${encodeURIComponent(session.id)}`, { session });

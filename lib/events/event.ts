@@ -68,6 +68,8 @@ export const EventType = Object.freeze(
     UserLogin: "user.login",
     /** A user changed their own password. */
     UserPasswordChange: "user.password_change",
+    /** A user enrolled a second-factor device (`mfa_device_type`). */
+    MfaAdd: "mfa.add",
     /** A host tried to join the cluster with a token (success or failure). */
     InstanceJoin: "instance.join",
     /** A join token was created. */
@@ -88,6 +90,7 @@ export const EventCode = Object.freeze(
     UserLocalLogin: "T1000I",
     UserLocalLoginFailure: "T1000W",
     UserPasswordChange: "T1004I",
+    MfaDeviceAdd: "T1006I",
     SessionStart: "T2000I",
     SessionJoin: "T2001I",
     TerminalResize: "T2002I",
@@ -122,6 +125,7 @@ export const EVENT_CODES: Readonly<Record<KnownEventType, { success: string; fai
     "auth": { success: EventCode.AuthAttemptFailure, failure: EventCode.AuthAttemptFailure },
     "user.login": { success: EventCode.UserLocalLogin, failure: EventCode.UserLocalLoginFailure },
     "user.password_change": { success: EventCode.UserPasswordChange },
+    "mfa.add": { success: EventCode.MfaDeviceAdd },
     "instance.join": { success: EventCode.InstanceJoin, failure: EventCode.InstanceJoinFailure },
     "join_token.create": { success: EventCode.JoinTokenCreate },
     "resize": { success: EventCode.TerminalResize },

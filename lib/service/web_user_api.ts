@@ -60,6 +60,9 @@ export class WebUserApis {
       listRecordings: () => c.listRecordings(),
       downloadRecording: (sid) => c.downloadRecording(sid),
       changePassword: (req) => c.changePassword(session.user, req),
+      listMfaDevices: () => c.listMfaDevices(session.user),
+      beginTotpReplace: (req) => c.beginTotpReplace(session.user, req),
+      finishTotpReplace: (code) => c.finishTotpReplace(session.user, code),
     };
   }
 

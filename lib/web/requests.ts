@@ -216,6 +216,30 @@ export function parseWebPasswordChange(
   };
 }
 
+const REPLACE_OTP = "replace the OTP device";
+
+/** Reads `POST /webapi/mfa/devices/totp/replace`: `{password, second_factor_token?}`. */
+export function parseMfaReplaceRequest(
+  body: unknown,
+): { password: string; second_factor_token?: string } {
+  const b = jsonObject(body, REPLACE_OTP);
+  const password = stringField(b, "password", REPLACE_OTP, true)!;
+  const otp = stringField(b, "second_factor_token", REPLACE_OTP, false);
+  return { password, ...(otp ? { second_factor_token: otp.trim() } : {}) };
+}
+
+/** Reads `PUT /webapi/mfa/devices/totp`: `{second_factor_token}` (6 digits). */
+export function parseMfaCode(body: unknown): string {
+  const b = jsonObject(body, "add the OTP device");
+  const code = stringField(b, "second_factor_token", "add the OTP device", true)!.trim();
+  if (!/^\d{6}$/.test(code)) {
+    throw new BadParameterError(
+      `Cannot add the OTP device: field "second_factor_token" must be the 6-digit code the app shows`,
+    );
+  }
+  return code;
+}
+
 /** Teleport's SSHLoginResponse for `certs` (every `[]byte` base64-encoded). */
 export function formatSshLoginResponse(
   user: string,

@@ -71,6 +71,8 @@ import {
   formatUserTokenResponse,
   parseChangePasswordRequest,
   parseCreateSshCertRequest,
+  parseMfaCode,
+  parseMfaReplaceRequest,
   parseRegisterRequest,
   parseWebLoginRequest,
   parseWebPasswordChange,
@@ -433,7 +435,51 @@ export function createWebServer(options: WebServerOptions): WebServer {
     },
   ];
 
+  const userApiOf = (ctx: RequestContext, action: string) => {
+    if (options.cluster === undefined) throw new NotFoundError(`Cannot ${action} here`);
+    return options.cluster.userApi(ctx.session.record);
+  };
+
   const accountRoutes: Route[] = [
+    {
+      method: "GET",
+      pattern: /^\/webapi\/mfa\/devices$/,
+      session: true,
+      action: "list second-factor devices",
+      handler: async (ctx) =>
+        jsonReply(200, {
+          devices: await userApiOf(ctx, "list second-factor devices").listMfaDevices(),
+        }),
+    },
+    {
+      method: "POST",
+      pattern: /^\/webapi\/mfa\/devices\/totp\/replace$/,
+      body: true,
+      session: true,
+      limiter: "login",
+      action: "replace the OTP device",
+      handler: async (ctx) => {
+        const req = parseMfaReplaceRequest(ctx.body);
+        const r = await userApiOf(ctx, "replace the OTP device").beginTotpReplace(req);
+        return jsonReply(200, { otpauth_uri: r.uri, otp_secret: r.secret, expires: r.expires });
+      },
+    },
+    {
+      method: "PUT",
+      pattern: /^\/webapi\/mfa\/devices\/totp$/,
+      body: true,
+      session: true,
+      limiter: "login",
+      action: "add the OTP device",
+      handler: async (ctx) => {
+        const code = parseMfaCode(ctx.body);
+        await userApiOf(ctx, "add the OTP device").finishTotpReplace(code);
+        logger.info("User {user} replaced their OTP device from the web UI", {
+          user: ctx.session.record.user,
+        });
+        return jsonReply(200, { ok: true });
+      },
+    },
     {
       method: "PUT",
       pattern: /^\/webapi\/users\/password$/,

@@ -189,3 +189,53 @@ Deno.test("PUT /webapi/users/password needs the session and goes to auth as the 
   }]]);
   assert.ok(!logText(t.records).includes("better passphrase"));
 });
+
+Deno.test("/webapi/mfa/devices lists and replaces the OTP device through auth as the user", async () => {
+  const calls: unknown[] = [];
+  const cluster = {
+    clusterName: "example",
+    userApi: () => ({
+      listMfaDevices: () => Promise.resolve([{ type: "totp", added: "2026-01-01T00:00:00.000Z" }]),
+      beginTotpReplace: (req: unknown) => {
+        calls.push(req);
+        return Promise.resolve({ secret: "JBSWY3DP", uri: "otpauth://totp/x", expires: "soon" });
+      },
+      finishTotpReplace: (code: string) => {
+        calls.push(code);
+        return Promise.resolve();
+      },
+    }),
+  } as unknown as WebClusterAccess;
+  await using t = createHandlerWeb({ extra: { cluster } });
+  const s = await login(t);
+  const headers = {
+    cookie: s.cookie,
+    authorization: `Bearer ${s.token}`,
+    "content-type": "application/json",
+  };
+  const list = await t.request("/webapi/mfa/devices", { headers });
+  assert.deepEqual((await list.json()).devices.map((d: { type: string }) => d.type), ["totp"]);
+  const begin = await t.request("/webapi/mfa/devices/totp/replace", {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ password: "pw", second_factor_token: "111111" }),
+  });
+  assert.deepEqual(await begin.json(), {
+    otpauth_uri: "otpauth://totp/x",
+    otp_secret: "JBSWY3DP",
+    expires: "soon",
+  });
+  const bad = await t.request("/webapi/mfa/devices/totp", {
+    method: "PUT",
+    headers,
+    body: JSON.stringify({ second_factor_token: "12ab" }),
+  });
+  assert.equal(bad.status, 400);
+  const ok = await t.request("/webapi/mfa/devices/totp", {
+    method: "PUT",
+    headers,
+    body: JSON.stringify({ second_factor_token: "222222" }),
+  });
+  assert.equal(ok.status, 200);
+  assert.deepEqual(calls, [{ password: "pw", second_factor_token: "111111" }, "222222"]);
+});

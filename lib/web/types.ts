@@ -154,6 +154,11 @@ export interface WebUserApi {
   listRecordings(): Promise<string[]>;
   /** The recording's gzip bytes. */
   downloadRecording(sid: string): Promise<Uint8Array>;
+  listMfaDevices(): Promise<Array<{ type: string; added: string }>>;
+  beginTotpReplace(
+    req: { password: string; second_factor_token?: string },
+  ): Promise<{ secret: string; uri: string; expires: string }>;
+  finishTotpReplace(code: string): Promise<void>;
   /** Changes the user's own password (auth checks the current one and the OTP code). */
   changePassword(
     req: { old_password: string; new_password: string; second_factor_token?: string },
