@@ -13,8 +13,9 @@
  * 4. Then binary frames, each an {@link Envelope}: `s` session metadata (first), `r` raw pty
  *    bytes both ways, `w` resize from the client (`{"size":"W:H"}`), `c` close, `e` error.
  *    When the shell ends the server sends `c` with `{"node_id", "exit_code"}` (or
- *    `"exit_signal"`) and closes the socket normally (1000); a failure sends `e` with
- *    `{"message"}` first. A client `c` ends the session.
+ *    `"exit_signal"`, or `"reason"` when the node went away without a status) and closes the
+ *    socket normally (1000); a failure sends `e` with `{"message"}` first. A client `c` ends
+ *    the session. The server pings every 30 s so idle load balancers keep the socket.
  *
  * Joining (`sid` in params): the shell request joins that running session on the node (`mode`
  * "observer" by default, or "peer"), if the user's roles allow it there.
@@ -102,6 +103,8 @@ export interface TerminalOptions {
   logger: Logger;
   /** @default {TERMINAL_AUTH_TIMEOUT_MS} */
   authTimeoutMs?: number;
+  /** Interval of WebSocket pings while the terminal is open. @default {30000} */
+  pingIntervalMs?: number;
   /** How long to wait for the node's session tracker to learn the session id. @default {3000} */
   sidWaitMs?: number;
 }
@@ -231,6 +234,9 @@ export async function runTerminal(o: TerminalOptions): Promise<void> {
     }
     const ssh = client;
     void ws.closed.then(() => ssh.close().catch(() => {}));
+    // Pings keep idle load balancers (60 s timeouts are common) from cutting a quiet terminal.
+    const keepalive = setInterval(() => ws.ping(), o.pingIntervalMs ?? 30_000);
+    void ws.closed.finally(() => clearInterval(keepalive));
     const api = o.cluster.userApi(o.session.record);
     const before = params.sid === undefined
       ? new Set((await api.listSessionTrackers().catch(() => [])).map((t) => t.spec.session_id))
@@ -320,6 +326,12 @@ export async function runTerminal(o: TerminalOptions): Promise<void> {
         node_id: node.metadata.name,
         ...(status.kind === "code" ? { exit_code: status.code } : {}),
         ...(status.kind === "signal" ? { exit_signal: status.signal } : {}),
+        ...(status.kind === "unknown"
+          ? {
+            reason: `the connection to ${node.spec.hostname} ended without an exit status ` +
+              "(the node went away or dropped the session)",
+          }
+          : {}),
       }),
     ));
     ws.close(1000, "session ended");

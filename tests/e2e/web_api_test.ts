@@ -176,6 +176,41 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "a second tab joins a running session as observer and sees its output",
+      async () => {
+        const open = async (extra: Record<string, unknown> = {}) => {
+          const term = await openWebSocket(port, wsPath(extra), login.cookie);
+          term.ws.send(JSON.stringify({ token: login.token }));
+          assert.equal(JSON.parse(await term.next() as string).status, "ok");
+          const meta = await term.next() as Envelope;
+          assert.equal(meta.type, "s");
+          return { term, session: JSON.parse(meta.payload).session };
+        };
+        const owner = await open();
+        await readUntil(owner.term, /\$ $/);
+        const active = await webCall(port, "GET", `/v1/webapi/sites/${CLUSTER}/sessions`, auth);
+        const listed =
+          (active.body as { sessions: Array<{ sid: string; login: string }> }).sessions;
+        assert.ok(listed.some((s) => s.sid === owner.session.sid && s.login === ALICE));
+        const observer = await open({ sid: owner.session.sid, mode: "observer" });
+        assert.equal(observer.session.sid, owner.session.sid);
+        assert.equal(observer.session.participant_mode, "observer");
+        owner.term.send("r", "echo shared-$((6*7))\r");
+        await readUntil(observer.term, /shared-42/);
+        // An observer's keys do not reach the shell.
+        observer.term.send("r", "echo observer-typed\r");
+        owner.term.send("r", "exit\r");
+        const ownerEnd = await readUntil(owner.term, /logout/);
+        assert.doesNotMatch(ownerEnd.output, /observer-typed/);
+        for (const x of [owner, observer]) {
+          for (let m = await x.term.next(); m !== undefined; m = await x.term.next()) {
+            /* drain */
+          }
+        }
+      },
+    );
+
     await t.step("the session is audited with the user's address", async () => {
       const res = await webCall(
         port,
