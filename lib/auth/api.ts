@@ -1,7 +1,8 @@
 /**
- * The auth HTTP API as a pure function of (method, path, body, caller). The TLS
- * listener (listener.ts) identifies the caller from its verified client
- * certificate; tests call {@link handleApiRequest} without sockets.
+ * The auth HTTP API as a web-standard handler ({@link createAuthApiHandler}:
+ * `(Request, AuthConnInfo) => Promise<Response>`) over a pure router of (method, path, body,
+ * caller) ({@link handleApiRequest}). The TLS listener (listener.ts) identifies the caller from
+ * its verified client certificate; tests call either without sockets.
  *
  * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`, and `POST /v1/register`
  * (join; the token is the credential). Everything else needs a caller and
@@ -20,6 +21,7 @@ import {
 } from "../errors/mod.ts";
 import type { Identity } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
+import type { ConnInfo } from "../net/mod.ts";
 import type { SearchQuery } from "../events/mod.ts";
 import {
   parseResourceValue,
@@ -746,6 +748,48 @@ function safeDecode(text: string): string {
   } catch {
     return text;
   }
+}
+
+/** What the auth API's handler knows about a request beyond the request itself. */
+export interface AuthConnInfo extends ConnInfo {
+  /** The verified caller; undefined without a (valid) client certificate. */
+  caller?: Identity;
+}
+
+/**
+ * The auth API as a web-standard handler, `(Request, AuthConnInfo) => Promise<Response>`: a JSON
+ * body in (bounded by the listener), `{...}` or `{"error":{"kind","message"}}` out with the
+ * kind's status. The TLS listener identifies the caller from its certificate; tests call it with
+ * `new Request(…)`.
+ */
+export function createAuthApiHandler(
+  server: AuthServer,
+  logger?: Logger,
+): (req: Request, info: AuthConnInfo) => Promise<Response> {
+  return async (req, info) => {
+    const url = new URL(req.url);
+    const text = req.body === null ? "" : await req.text();
+    let body: unknown = undefined;
+    if (text.length > 0) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return Response.json(
+          { error: { kind: "BadParameter", message: "request body is not valid JSON" } },
+          { status: 400 },
+        );
+      }
+    }
+    const out = await handleApiRequest(server, {
+      method: req.method,
+      path: url.pathname,
+      query: url.searchParams,
+      body,
+      ...(info.caller === undefined ? {} : { caller: info.caller }),
+      remoteAddr: info.remoteAddr,
+    }, logger);
+    return Response.json(out.body, { status: out.status });
+  };
 }
 
 /** Routes the request, runs it and maps errors to statuses. Never throws. */

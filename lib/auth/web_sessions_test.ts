@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { WebSessionRecord } from "../authclient/mod.ts";
 import type { Identity } from "../identity/mod.ts";
-import { handleApiRequest } from "./mod.ts";
+import { createAuthApiHandler, handleApiRequest } from "./mod.ts";
 import {
   newTestAuth,
   nodeIdentity,
@@ -76,4 +76,28 @@ Deno.test("/v1/web/sessions refuses bad ids and records before storage, and expi
   );
   t.clock.advance(61_000);
   assert.equal((await call(t, "GET", `/v1/web/sessions/${r.id}`, proxy)).status, 404);
+});
+
+Deno.test("createAuthApiHandler() serves the API to `new Request`, errors with their kind", async () => {
+  await using t = await newTestAuth();
+  const handle = createAuthApiHandler(t.auth);
+  const ping = await handle(new Request("https://auth.invalid/v1/ping"), {
+    remoteAddr: "127.0.0.1",
+  });
+  assert.equal(ping.status, 200);
+  assert.equal((await ping.json()).cluster_name, t.auth.clusterName);
+  const denied = await handle(
+    new Request(`https://auth.invalid/v1/web/sessions/${"a".repeat(64)}`),
+    { remoteAddr: "127.0.0.1", caller: userIdentity("alice", ["access"]) },
+  );
+  assert.equal(denied.status, 403);
+  assert.equal((await denied.json()).error.kind, "AccessDenied");
+  const bad = await handle(
+    new Request("https://auth.invalid/v1/tokens", { method: "POST", body: "{not json" }),
+    { remoteAddr: "127.0.0.1", caller: proxyIdentity() },
+  );
+  assert.equal(bad.status, 400);
+  assert.deepEqual(await bad.json(), {
+    error: { kind: "BadParameter", message: "request body is not valid JSON" },
+  });
 });
