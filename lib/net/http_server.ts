@@ -89,8 +89,8 @@ export interface FedHttpServer extends AsyncDisposable {
   readonly connections: number;
   /**
    * Takes no more connections, closes those without a request, lets requests in flight finish
-   * (each at most `requestTimeoutMs`; WebSockets until they close), and resolves when every
-   * connection is closed.
+   * (each at most `requestTimeoutMs`), closes WebSockets (1001, "going away"), and resolves when
+   * every connection is closed.
    */
   close(): Promise<void>;
 }
@@ -209,6 +209,8 @@ export function createFedHttpServer(options: FedHttpServerOptions): FedHttpServe
   const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   const redact = options.redactPath ?? ((p: string) => p);
   const states = new Map<Duplex, ConnState>();
+  /** Open WebSockets: closed with 1001 when the server closes. */
+  const webSockets = new Set<WebSocketConnection>();
   let closed = false;
   let allClosed: PromiseWithResolvers<void> | undefined;
 
@@ -398,7 +400,11 @@ export function createFedHttpServer(options: FedHttpServerOptions): FedHttpServe
       let text = "HTTP/1.1 101 Switching Protocols\r\n";
       response.headers.forEach((value, name) => text += `${name}: ${value}\r\n`);
       socket.write(text + "\r\n");
-      upgraded.socket.attach(socket, new Uint8Array(head));
+      const ws = upgraded.socket;
+      webSockets.add(ws);
+      void ws.closed.then(() => webSockets.delete(ws));
+      ws.attach(socket, new Uint8Array(head));
+      if (closed) ws.close(1001, "the server is shutting down");
       logger.debug("WebSocket {path} open from {addr}", {
         path: redact(url.pathname),
         addr: conn.remoteAddr,
@@ -488,6 +494,9 @@ export function createFedHttpServer(options: FedHttpServerOptions): FedHttpServe
       for (const state of states.values()) {
         if (!state.busy) state.socket.destroy();
       }
+      // WebSockets live as long as their users: they are told to go (the closing handshake, at
+      // most a few seconds) rather than waited for.
+      for (const ws of webSockets) ws.close(1001, "the server is shutting down");
       if (states.size === 0) allClosed.resolve();
     }
     return allClosed!.promise;

@@ -96,7 +96,9 @@ export {
 } from "./http_server.ts";
 export {
   acceptKeyOf,
+  connectWebSocket,
   encodeFrame,
+  type WebSocketClientResult,
   type WebSocketClose,
   WebSocketConnection,
   type WebSocketConnectionOptions,

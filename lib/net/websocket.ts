@@ -336,3 +336,85 @@ export class WebSocketConnection {
     }
   }
 }
+
+/** What {@link connectWebSocket} got back. */
+export interface WebSocketClientResult {
+  /** The handshake answer's head (status line and headers). */
+  head: string;
+  /** The HTTP status of the answer (101 when upgraded). */
+  status: number;
+  /** The open connection (101), or undefined (any other status; the socket is closed). */
+  ws?: WebSocketConnection;
+}
+
+/**
+ * The client side of the opening handshake on a connected `socket` (TLS or plain): sends the
+ * upgrade request for `path` with `headers`, checks `Sec-WebSocket-Accept`, and returns the
+ * open connection. For tests, benchmarks and tools; browsers have their own.
+ */
+export function connectWebSocket(
+  socket: Duplex,
+  o: { path: string; host: string; headers?: Record<string, string>; maxMessageBytes?: number },
+): Promise<WebSocketClientResult> {
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const expected = acceptKeyOf(key, "13");
+  let extra = "";
+  for (const [name, value] of Object.entries(o.headers ?? {})) {
+    if (/[\r\n]/.test(name + value)) {
+      throw new BadParameterError("header names and values are one line");
+    }
+    extra += `${name}: ${value}\r\n`;
+  }
+  socket.write(
+    `GET ${o.path} HTTP/1.1\r\nHost: ${o.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
+  return new Promise((resolve, reject) => {
+    let buf = new Uint8Array(0);
+    const onData = (d: Uint8Array) => {
+      const merged = new Uint8Array(buf.length + d.length);
+      merged.set(buf);
+      merged.set(d, buf.length);
+      buf = merged;
+      const text = new TextDecoder().decode(buf);
+      const end = text.indexOf("\r\n\r\n");
+      if (end < 0) {
+        if (buf.length > 64 * 1024) fail(new Error("the handshake answer is too long"));
+        return;
+      }
+      cleanup();
+      const head = text.slice(0, end);
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+      if (status !== 101) {
+        socket.destroy();
+        return resolve({ head, status });
+      }
+      const accept = /^sec-websocket-accept:\s*(\S+)\s*$/im.exec(head)?.[1];
+      if (accept !== expected) {
+        socket.destroy();
+        return reject(new Error("the server answered with a wrong Sec-WebSocket-Accept"));
+      }
+      const ws = new WebSocketConnection({
+        role: "client",
+        ...(o.maxMessageBytes === undefined ? {} : { maxMessageBytes: o.maxMessageBytes }),
+      });
+      // The bytes after the head are frames already.
+      ws.attach(socket, buf.subarray(new TextEncoder().encode(text.slice(0, end + 4)).length));
+      resolve({ head, status, ws });
+    };
+    const fail = (err: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(err);
+    };
+    const onClose = () => fail(new Error("the connection closed during the handshake"));
+    const cleanup = () => {
+      socket.off("data", onData);
+      socket.off("error", fail);
+      socket.off("close", onClose);
+    };
+    socket.on("data", onData);
+    socket.once("error", fail);
+    socket.once("close", onClose);
+  });
+}

@@ -128,6 +128,8 @@ export interface WebServerOptions {
   cluster?: WebClusterAccess;
   /** Time a terminal WebSocket has to send its token. @default {4000} */
   terminalAuthTimeoutMs?: number;
+  /** Interval of a terminal's pings and latency (`l`) frames. @default {30000} */
+  terminalPingIntervalMs?: number;
   /** Web sessions of the browser UI (cookie + bearer). @default {30 min idle, 10 s cache} */
   webSessions?: { idleTimeoutMs?: number; cacheMs?: number };
   /**
@@ -218,7 +220,8 @@ interface Route {
   body?: boolean;
   /**
    * Needs a web session: the session cookie and its bearer token (401 without both), or only
-   * the cookie for `"cookie"` (WebSockets: the token comes in the first message).
+   * the cookie for `"cookie"` (WebSockets: the token comes in the first message; the upgrade
+   * must also come from the proxy's own origin, as state-changing calls do).
    */
   session?: true | "cookie";
   limiter?: LimiterName;
@@ -368,6 +371,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
           ...(options.terminalAuthTimeoutMs === undefined
             ? {}
             : { authTimeoutMs: options.terminalAuthTimeoutMs }),
+          ...(options.terminalPingIntervalMs === undefined
+            ? {}
+            : { pingIntervalMs: options.terminalPingIntervalMs }),
         });
         return Promise.resolve(response);
       },
@@ -700,7 +706,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     const matching = routes.filter((r) => r.pattern.test(path));
     if (matching.length === 0) return errorReply(404, `Cannot find ${path}`);
     const r = matching.find((r) => r.method === method);
-    if (!SAFE_METHODS.has(method) || r?.body === true) {
+    if (!SAFE_METHODS.has(method) || r?.body === true || r?.session === "cookie") {
       const why = checkRequestOrigin({
         origin: req.headers.get("origin") ?? undefined,
         secFetchSite: req.headers.get("sec-fetch-site") ?? undefined,

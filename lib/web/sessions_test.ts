@@ -239,3 +239,23 @@ Deno.test("/webapi/mfa/devices lists and replaces the OTP device through auth as
   assert.equal(ok.status, 200);
   assert.deepEqual(calls, [{ password: "pw", second_factor_token: "111111" }, "222222"]);
 });
+
+Deno.test("the terminal WebSocket refuses a cross-site upgrade before looking at the session", async () => {
+  const cluster = { clusterName: "example" } as unknown as WebClusterAccess;
+  await using t = createHandlerWeb({ extra: { cluster } });
+  const s = await login(t);
+  const params = encodeURIComponent(
+    JSON.stringify({ server_id: "node", login: "alice", term: { w: 80, h: 24 } }),
+  );
+  const res = await t.request(`/v1/webapi/sites/example/connect/ws?params=${params}`, {
+    headers: { cookie: s.cookie, origin: "https://evil.example", upgrade: "websocket" },
+  });
+  assert.equal(res.status, 403);
+  assert.match((await res.json()).error.message, /cross-site requests are refused/);
+  // Same origin, but not a WebSocket (no upgrade offered to the handler): 400.
+  const plain = await t.request(`/v1/webapi/sites/example/connect/ws?params=${params}`, {
+    headers: { cookie: s.cookie, origin: "https://proxy.example.com:3080" },
+  });
+  assert.equal(plain.status, 400);
+  assert.match((await plain.json()).error.message, /WebSocket only/);
+});

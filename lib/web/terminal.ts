@@ -15,7 +15,8 @@
  *    When the shell ends the server sends `c` with `{"node_id", "exit_code"}` (or
  *    `"exit_signal"`, or `"reason"` when the node went away without a status) and closes the
  *    socket normally (1000); a failure sends `e` with `{"message"}` first. A client `c` ends
- *    the session. The server pings every 30 s so idle load balancers keep the socket.
+ *    the session. Every 30 s the server pings the browser and the node (so idle load
+ *    balancers keep the socket) and sends `l` with both round trips: `{"ws": ms, "ssh": ms}`.
  *
  * Joining (`sid` in params): the shell request joins that running session on the node (`mode`
  * "observer" by default, or "peer"), if the user's roles allow it there.
@@ -234,9 +235,6 @@ export async function runTerminal(o: TerminalOptions): Promise<void> {
     }
     const ssh = client;
     void ws.closed.then(() => ssh.close().catch(() => {}));
-    // Pings keep idle load balancers (60 s timeouts are common) from cutting a quiet terminal.
-    const keepalive = setInterval(() => ws.ping(), o.pingIntervalMs ?? 30_000);
-    void ws.closed.finally(() => clearInterval(keepalive));
     const api = o.cluster.userApi(o.session.record);
     const before = params.sid === undefined
       ? new Set((await api.listSessionTrackers().catch(() => [])).map((t) => t.spec.session_id))
@@ -273,6 +271,32 @@ export async function runTerminal(o: TerminalOptions): Promise<void> {
         },
       }),
     ));
+    // Pings keep idle load balancers (60 s timeouts are common) from cutting a quiet terminal,
+    // and measure the round trips the UI shows: `l` {"ws": ms, "ssh": ms} (-1: no answer).
+    let probing = false;
+    const probe = async () => {
+      if (probing || ws.isClosed) return;
+      probing = true;
+      try {
+        const bound = <T>(p: Promise<T>) =>
+          Promise.race([p, new Promise<"late">((r) => setTimeout(() => r("late"), 10_000))]);
+        const t0 = performance.now();
+        const pong = new Promise<void>((resolve) => ws.onPong = () => resolve());
+        ws.ping();
+        const wsMs = bound(pong).then((v) => v === "late" ? -1 : performance.now() - t0);
+        const t1 = performance.now();
+        const sshMs = await bound(ssh.ping(10_000)).then(
+          (v) => v === "late" ? -1 : performance.now() - t1,
+          () => -1,
+        );
+        const latency = { ws: Math.round(await wsMs), ssh: Math.round(sshMs) };
+        if (!ws.isClosed) ws.send(frame("l", JSON.stringify(latency)));
+      } finally {
+        probing = false;
+      }
+    };
+    const keepalive = setInterval(() => void probe(), o.pingIntervalMs ?? 30_000);
+    void ws.closed.finally(() => clearInterval(keepalive));
     logger.info("User {user} opened a web terminal to {node} as {login} (session {sid})", {
       user: o.session.record.user,
       node: node.spec.hostname,

@@ -5,7 +5,7 @@
  */
 import https from "node:https";
 import tls from "node:tls";
-import { WebSocketConnection } from "../../lib/net/mod.ts";
+import { connectWebSocket, WebSocketConnection } from "../../lib/net/mod.ts";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../../lib/web/mod.ts";
 
 /** A logged-in browser. */
@@ -109,32 +109,15 @@ export async function openWebSocket(
     sock.once("secureConnect", resolve);
     sock.once("error", reject);
   });
-  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-  sock.write(
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
-      (cookie === undefined ? "" : `Cookie: ${cookie}\r\n`) + "\r\n",
-  );
-  const ws = new WebSocketConnection({ role: "client", maxMessageBytes: 16 * 1024 * 1024 });
-  const status = await new Promise<string>((resolve, reject) => {
-    let head = new Uint8Array(0);
-    const onData = (d: Uint8Array) => {
-      const merged = new Uint8Array(head.length + d.length);
-      merged.set(head);
-      merged.set(d, head.length);
-      head = merged;
-      const text = new TextDecoder().decode(head);
-      const end = text.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      sock.off("data", onData);
-      const line = text.slice(0, text.indexOf("\r\n"));
-      if (line.includes(" 101 ")) ws.attach(sock, head.subarray(end + 4));
-      else sock.destroy();
-      resolve(text);
-    };
-    sock.on("data", onData);
-    sock.once("error", reject);
+  const r = await connectWebSocket(sock, {
+    path,
+    host: `127.0.0.1:${port}`,
+    headers: cookie === undefined ? {} : { cookie },
+    maxMessageBytes: 16 * 1024 * 1024,
   });
+  const ws = r.ws ?? new WebSocketConnection({ role: "client" });
+  if (r.ws === undefined) ws.abandon();
+  const status = r.head;
   return {
     ws,
     status,
