@@ -1,7 +1,8 @@
 /**
- * The auth HTTP API as a pure function of (method, path, body, caller). The TLS
- * listener (listener.ts) identifies the caller from its verified client
- * certificate; tests call {@link handleApiRequest} without sockets.
+ * The auth HTTP API as a web-standard handler ({@link createAuthApiHandler}:
+ * `(Request, AuthConnInfo) => Promise<Response>`) over a pure router of (method, path, body,
+ * caller) ({@link handleApiRequest}). The TLS listener (listener.ts) identifies the caller from
+ * its verified client certificate; tests call either without sockets.
  *
  * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`, and `POST /v1/register`
  * (join; the token is the credential). Everything else needs a caller and
@@ -20,6 +21,7 @@ import {
 } from "../errors/mod.ts";
 import type { Identity } from "../identity/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
+import type { ConnInfo } from "../net/mod.ts";
 import type { SearchQuery } from "../events/mod.ts";
 import {
   parseResourceValue,
@@ -28,7 +30,7 @@ import {
   type RotationPhase,
   type SessionTracker,
 } from "../resource/mod.ts";
-import type { RegisterRequest } from "../authclient/mod.ts";
+import type { RegisterRequest, WebSessionRecord } from "../authclient/mod.ts";
 import type { AuthServer } from "./server.ts";
 
 /** One API call, transport-free. */
@@ -69,6 +71,15 @@ function caller(req: ApiRequest): Identity {
     throw new AccessDeniedError("this API call needs a client certificate signed by the cluster");
   }
   return req.caller;
+}
+
+/** The path's user, when it is the caller itself (a user identity); users manage only themselves. */
+function self(req: ApiRequest, user: string): string {
+  const id = caller(req);
+  if (id.kind !== "user" || id.username !== user) {
+    throw new AccessDeniedError(`users manage only their own account, not "${user}"`);
+  }
+  return user;
 }
 
 /** Host identities only: the proxy (or admin) acting for users who have no certificate yet. */
@@ -595,7 +606,12 @@ const ROUTES: Route[] = [
       const ssh = field(b, "ssh_public_key", "string", true);
       const tls = field(b, "tls_public_key", "string", true);
       const remoteAddr = forwardedAddr(req, field(b, "remote_addr", "string", true));
+      const method = field(b, "method", "string", true);
+      if (method !== undefined && method !== "local" && method !== "web") {
+        throw new BadParameterError(`field "method" must be "local" or "web"`);
+      }
       return await s.authenticateSshUser({
+        ...(method === undefined ? {} : { method }),
         user: user!,
         password: field(b, "password", "string")!,
         ttlMs: field(b, "ttl_ms", "number")!,
@@ -604,6 +620,94 @@ const ROUTES: Route[] = [
         ...(tls === undefined ? {} : { tlsPublicKeyPem: tls }),
         ...(remoteAddr === undefined ? {} : { remoteAddr }),
       });
+    },
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/users\/([^/]+)\/password$/,
+    auth: true,
+    handler: async (s, req, [user]) => {
+      const id = caller(req);
+      // Users change their own password only (with the current one); admins reset instead.
+      if (id.kind !== "user" || id.username !== user) {
+        throw new AccessDeniedError(
+          "users change only their own password; an administrator resets others (tctl users reset)",
+        );
+      }
+      const b = body(req);
+      const otp = field(b, "second_factor_token", "string", true);
+      const remoteAddr = req.remoteAddr;
+      await s.changePassword({
+        user: user!,
+        oldPassword: field(b, "old_password", "string")!,
+        newPassword: field(b, "new_password", "string")!,
+        ...(otp === undefined || otp.trim() === "" ? {} : { otpToken: otp.trim() }),
+        ...(remoteAddr === undefined ? {} : { remoteAddr }),
+      });
+      return { ok: true };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/users\/([^/]+)\/mfa\/devices$/,
+    auth: true,
+    handler: async (s, req, [user]) => ({ devices: await s.listMfaDevices(self(req, user!)) }),
+  },
+  {
+    method: "POST",
+    pattern: /^\/v1\/users\/([^/]+)\/mfa\/totp\/replace$/,
+    auth: true,
+    handler: async (s, req, [user]) => {
+      const b = body(req);
+      const otp = field(b, "second_factor_token", "string", true);
+      return await s.beginTotpReplace({
+        user: self(req, user!),
+        password: field(b, "password", "string")!,
+        ...(otp === undefined || otp.trim() === "" ? {} : { otpToken: otp.trim() }),
+        ...(req.remoteAddr === undefined ? {} : { remoteAddr: req.remoteAddr }),
+      });
+    },
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/users\/([^/]+)\/mfa\/totp$/,
+    auth: true,
+    handler: async (s, req, [user]) => {
+      await s.finishTotpReplace(self(req, user!), field(body(req), "code", "string")!);
+      return { ok: true };
+    },
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/web\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [id]) => {
+      await s.authorize(hostCaller(req, "store web sessions"), "web_session", "create");
+      const session = body(req).session as WebSessionRecord;
+      if (typeof session !== "object" || session === null || session.id !== id) {
+        throw new BadParameterError(`field "session" must be the web session with id in the path`);
+      }
+      await s.webSessions.upsert(session);
+      return { ok: true };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/web\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [id]) => {
+      await s.authorize(hostCaller(req, "read web sessions"), "web_session", "read");
+      return { session: await s.webSessions.get(id!) };
+    },
+  },
+  {
+    method: "DELETE",
+    pattern: /^\/v1\/web\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [id]) => {
+      await s.authorize(hostCaller(req, "delete web sessions"), "web_session", "delete");
+      await s.webSessions.delete(id!);
+      return { ok: true };
     },
   },
   {
@@ -633,7 +737,7 @@ export const API_ROUTES: readonly string[] = ROUTES.map((r) =>
 /** The path as logs may show it: token values in the path are masked. */
 export function redactPath(path: string): string {
   return path.replace(
-    /^(\/v1\/resources\/(?:token|tokens)\/|\/v1\/users\/password\/token\/)([^/]+)/,
+    /^(\/v1\/resources\/(?:token|tokens)\/|\/v1\/users\/password\/token\/|\/v1\/web\/sessions\/)([^/]+)/,
     (_m, head: string, token: string) => head + maskSecret(safeDecode(token)),
   );
 }
@@ -644,6 +748,48 @@ function safeDecode(text: string): string {
   } catch {
     return text;
   }
+}
+
+/** What the auth API's handler knows about a request beyond the request itself. */
+export interface AuthConnInfo extends ConnInfo {
+  /** The verified caller; undefined without a (valid) client certificate. */
+  caller?: Identity;
+}
+
+/**
+ * The auth API as a web-standard handler, `(Request, AuthConnInfo) => Promise<Response>`: a JSON
+ * body in (bounded by the listener), `{...}` or `{"error":{"kind","message"}}` out with the
+ * kind's status. The TLS listener identifies the caller from its certificate; tests call it with
+ * `new Request(…)`.
+ */
+export function createAuthApiHandler(
+  server: AuthServer,
+  logger?: Logger,
+): (req: Request, info: AuthConnInfo) => Promise<Response> {
+  return async (req, info) => {
+    const url = new URL(req.url);
+    const text = req.body === null ? "" : await req.text();
+    let body: unknown = undefined;
+    if (text.length > 0) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return Response.json(
+          { error: { kind: "BadParameter", message: "request body is not valid JSON" } },
+          { status: 400 },
+        );
+      }
+    }
+    const out = await handleApiRequest(server, {
+      method: req.method,
+      path: url.pathname,
+      query: url.searchParams,
+      body,
+      ...(info.caller === undefined ? {} : { caller: info.caller }),
+      remoteAddr: info.remoteAddr,
+    }, logger);
+    return Response.json(out.body, { status: out.status });
+  };
 }
 
 /** Routes the request, runs it and maps errors to statuses. Never throws. */

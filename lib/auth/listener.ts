@@ -30,7 +30,7 @@ import {
   type RateLimit,
   RateLimiter,
 } from "../net/mod.ts";
-import { handleApiRequest } from "./api.ts";
+import { createAuthApiHandler } from "./api.ts";
 import { readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -275,6 +275,7 @@ function bodyStream(
 /** Starts the HTTPS listener; resolves once it is bound. */
 export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
   const { server, logger } = opts;
+  const handle = createAuthApiHandler(server, logger);
   const identities = new WeakMap<Socket, Identity | Error>();
   const readSwitches = new WeakMap<Socket, ReadSwitch>();
   /** Answers after which the connection closes. */
@@ -477,25 +478,19 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
         );
         return;
       }
-      let bodyValue: unknown = undefined;
-      if (read.bytes.length > 0) {
-        try {
-          bodyValue = JSON.parse(read.bytes.toString("utf8"));
-        } catch {
-          send(res, 400, {
-            error: { kind: "BadParameter", message: "request body is not valid JSON" },
-          });
-          return;
-        }
-      }
-      const out = await handleApiRequest(server, {
-        method: req.method ?? "GET",
-        path: target.path,
-        query: target.query,
-        body: bodyValue,
-        ...(caller === undefined ? {} : { caller }),
-        remoteAddr: clientAddr,
-      }, logger);
+      // GET and HEAD carry no body in a web Request; none of those routes reads one.
+      const method = req.method ?? "GET";
+      const withBody = read.bytes.length > 0 && method !== "GET" && method !== "HEAD";
+      const response = await handle(
+        new Request(`https://auth.invalid${req.url}`, {
+          method,
+          ...(withBody
+            ? { body: new Uint8Array(read.bytes), headers: { "content-type": "application/json" } }
+            : {}),
+        }),
+        { remoteAddr: clientAddr, ...(caller === undefined ? {} : { caller }) },
+      );
+      const out = { status: response.status, body: await response.json() };
       // Without a certificate, one request per connection: a kept-alive connection would let an
       // anonymous client sit on a half-sent next request (Deno's node:http does not enforce
       // headersTimeout), past the guard's handshake deadline.

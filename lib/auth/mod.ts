@@ -16,6 +16,8 @@ export {
   API_ROUTES,
   type ApiRequest,
   type ApiResponse,
+  type AuthConnInfo,
+  createAuthApiHandler,
   handleApiRequest,
   redactPath,
 } from "./api.ts";

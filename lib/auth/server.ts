@@ -99,6 +99,7 @@ import {
 } from "../events/mod.ts";
 import { SYSTEM_ROLE_POLICIES } from "./system_roles.ts";
 import { SessionTrackerStore } from "./session_trackers.ts";
+import { WebSessionStore } from "./web_sessions.ts";
 
 /** A static join token from teleport.yaml (`"node:secret"`). Never expires. */
 export interface StaticToken {
@@ -155,6 +156,8 @@ const MAX_HEARTBEAT_TTL_MS = 3_600_000;
 export const LOGIN_FAILED_MESSAGE = "Cannot log in: invalid user name, password or second factor";
 /** Longest password verified; longer ones cannot be stored, so they are wrong. */
 const MAX_PASSWORD_LENGTH = 1024;
+/** Time a started TOTP device replacement waits for the new device's first code. */
+export const MFA_ENROLL_TTL_MS = 5 * 60_000;
 
 /** Inputs of {@link AuthServer.authenticateSshUser}. */
 export interface AuthenticateSshUserOptions {
@@ -170,6 +173,8 @@ export interface AuthenticateSshUserOptions {
   ttlMs: number;
   /** Client address for the audit log (`host:port`). */
   remoteAddr?: string;
+  /** How the user logs in (`user.login` `method`). @default {"local"} */
+  method?: "local" | "web";
 }
 
 /** DNS names every auth/proxy TLS certificate carries (clients dial with this SNI). */
@@ -185,6 +190,7 @@ export class AuthServer {
   readonly cas: CertAuthoritiesService;
   readonly presence: PresenceService;
   readonly sessionTrackers: SessionTrackerStore;
+  readonly webSessions: WebSessionStore;
   readonly audit: AuditLog;
   readonly #opts: AuthServerOptions;
   readonly #log: Logger;
@@ -210,6 +216,7 @@ export class AuthServer {
     this.cas = new CertAuthoritiesService(opts.backend);
     this.presence = new PresenceService(opts.backend);
     this.sessionTrackers = new SessionTrackerStore(opts.backend);
+    this.webSessions = new WebSessionStore(opts.backend);
     this.#hostRegistry = new HostRegistry(opts.backend);
     this.audit = opts.auditLog ?? new MemoryAuditLog({ clock: opts.clock });
     if (opts.metrics !== undefined) {
@@ -700,7 +707,7 @@ export class AuthServer {
     const source = loginSource(req.remoteAddr);
     const fields: Record<string, unknown> = {
       user: req.user,
-      method: "local",
+      method: req.method ?? "local",
       source,
       ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
     };
@@ -731,6 +738,148 @@ export class AuthServer {
     }
     await this.emitAudit("user.login", { ...fields, success: true });
     return certs;
+  }
+
+  /**
+   * A user changes their own password (the web UI's account page): the current password and,
+   * when logins need one, a TOTP code are checked exactly as at login (same message and
+   * lockout; a failure is audited as a failed `user.login` with method `password_change`), then
+   * the new password is stored. Audited as `user.password_change`, never with the passwords or
+   * the code.
+   */
+  async changePassword(req: {
+    user: string;
+    oldPassword: string;
+    newPassword: string;
+    otpToken?: string;
+    remoteAddr?: string;
+  }): Promise<void> {
+    const source = loginSource(req.remoteAddr);
+    const fields: Record<string, unknown> = {
+      user: req.user,
+      ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
+    };
+    const outcome: { lock?: ActiveLock & { started: boolean } } = {};
+    try {
+      // The new password's rules first: a too-short one costs no login attempt.
+      const hash = await this.#passwords.hash(req.newPassword);
+      await this.#checkLogin(
+        {
+          user: req.user,
+          password: req.oldPassword,
+          ttlMs: 0,
+          ...(req.otpToken === undefined ? {} : { otpToken: req.otpToken }),
+          ...(req.remoteAddr === undefined ? {} : { remoteAddr: req.remoteAddr }),
+        },
+        source,
+        outcome,
+      );
+      await this.users.setPasswordHash(req.user, hash);
+    } catch (err) {
+      // A wrong current password is a failed credential check, audited like a failed login.
+      if (!isKind(err, "BadParameter")) {
+        await this.emitAudit("user.login", {
+          ...fields,
+          method: "password_change",
+          source,
+          success: false,
+          error: messageOf(err),
+          ...(outcome.lock === undefined ? {} : { lock_scope: outcome.lock.scope }),
+        }, { failure: true });
+      }
+      throw err;
+    }
+    await this.emitAudit("user.password_change", { ...fields, success: true });
+    this.#log.info("User {user} changed their password", { user: req.user });
+  }
+
+  /** The user's second-factor devices, without secrets. */
+  async listMfaDevices(user: string): Promise<Array<{ type: "totp"; added: string }>> {
+    const device = await this.users.getTotpDevice(user);
+    return device === undefined ? [] : [{ type: "totp", added: device.added }];
+  }
+
+  /**
+   * Starts replacing (or adding) the user's TOTP device: the password and, when one is
+   * enrolled or required, a current code are checked as at login (same message and lockout).
+   * A new secret waits {@link MFA_ENROLL_TTL_MS} for a code from the new device
+   * ({@link finishTotpReplace}); the old device keeps working until then.
+   */
+  async beginTotpReplace(req: {
+    user: string;
+    password: string;
+    otpToken?: string;
+    remoteAddr?: string;
+  }): Promise<{ secret: string; uri: string; expires: string }> {
+    const source = loginSource(req.remoteAddr);
+    const outcome: { lock?: ActiveLock & { started: boolean } } = {};
+    try {
+      await this.#checkLogin(
+        {
+          user: req.user,
+          password: req.password,
+          ttlMs: 0,
+          ...(req.otpToken === undefined ? {} : { otpToken: req.otpToken }),
+          ...(req.remoteAddr === undefined ? {} : { remoteAddr: req.remoteAddr }),
+        },
+        source,
+        outcome,
+      );
+    } catch (err) {
+      await this.emitAudit("user.login", {
+        user: req.user,
+        method: "mfa_replace",
+        source,
+        success: false,
+        error: messageOf(err),
+        ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
+      }, { failure: true });
+      throw err;
+    }
+    const secret = newTotpSecret();
+    const expires = new Date(this.clock.now().getTime() + MFA_ENROLL_TTL_MS);
+    await this.#opts.backend.put({
+      key: ["mfa_pending", req.user],
+      value: new TextEncoder().encode(JSON.stringify({ secret })),
+      expires,
+    });
+    return {
+      secret,
+      uri: totpUri(this.clusterName, req.user, secret),
+      expires: expires.toISOString(),
+    };
+  }
+
+  /** Finishes {@link beginTotpReplace} with a code of the new device; audited as `mfa.add`. */
+  async finishTotpReplace(user: string, code: string): Promise<void> {
+    let secret: string;
+    try {
+      const item = await this.#opts.backend.get(["mfa_pending", user]);
+      if (item.expires !== undefined && item.expires.getTime() <= this.clock.now().getTime()) {
+        throw new NotFoundError("expired");
+      }
+      secret = JSON.parse(new TextDecoder().decode(item.value)).secret;
+    } catch (err) {
+      if (!isKind(err, "NotFound")) throw err;
+      throw new AccessDeniedError(
+        "Cannot add the device: no replacement was started in the last 5 minutes; start again",
+      );
+    }
+    const step = matchTotpStep({ secret, code: code.trim(), now: this.clock.now() });
+    if (step === undefined) {
+      throw new AccessDeniedError(
+        "Cannot add the device: the code is not the new device's current code; scan the new " +
+          "key and enter the code the app shows",
+      );
+    }
+    await this.#opts.backend.delete(["mfa_pending", user]).catch(() => {});
+    await this.users.setTotpDevice(user, {
+      secret,
+      added: this.clock.now().toISOString(),
+      last_used_step: step,
+    });
+    await this.emitAudit("mfa.add", { user, mfa_device_type: "TOTP" });
+    this.#log.info("User {user} replaced their TOTP device", { user });
   }
 
   /**

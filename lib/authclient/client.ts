@@ -32,6 +32,7 @@ import type {
   UserCertsRequest,
   UserTokenDetails,
   UserTokenInfo,
+  WebSessionRecord,
 } from "./types.ts";
 
 /** The server name every auth API certificate carries. */
@@ -348,6 +349,46 @@ export class AuthClient {
   authenticateSshUser(req: AuthenticateSshUserRequest): Promise<UserCerts> {
     const { user, ...body } = req;
     return this.request("POST", `/v1/users/${encodeURIComponent(user)}/ssh/authenticate`, body);
+  }
+  /** Changes the caller's own password (a user identity; the current password is checked). */
+  async changePassword(
+    user: string,
+    req: { old_password: string; new_password: string; second_factor_token?: string },
+  ): Promise<void> {
+    await this.request("PUT", `/v1/users/${encodeURIComponent(user)}/password`, req);
+  }
+  /** The caller's own second-factor devices (no secrets). */
+  async listMfaDevices(user: string): Promise<Array<{ type: string; added: string }>> {
+    return (await this.request<{ devices: Array<{ type: string; added: string }> }>(
+      "GET",
+      `/v1/users/${encodeURIComponent(user)}/mfa/devices`,
+    )).devices;
+  }
+  /** Starts replacing the caller's TOTP device (password and current code checked). */
+  beginTotpReplace(
+    user: string,
+    req: { password: string; second_factor_token?: string },
+  ): Promise<{ secret: string; uri: string; expires: string }> {
+    return this.request("POST", `/v1/users/${encodeURIComponent(user)}/mfa/totp/replace`, req);
+  }
+  /** Finishes the replacement with a code of the new device. */
+  async finishTotpReplace(user: string, code: string): Promise<void> {
+    await this.request("PUT", `/v1/users/${encodeURIComponent(user)}/mfa/totp`, { code });
+  }
+  /** Stores a web session (proxy only; see WebSessionRecord). */
+  async upsertWebSession(session: WebSessionRecord): Promise<void> {
+    await this.request("PUT", `/v1/web/sessions/${encodeURIComponent(session.id)}`, { session });
+  }
+  /** A stored web session (proxy only); NotFoundError when it is gone. */
+  async getWebSession(id: string): Promise<WebSessionRecord> {
+    return (await this.request<{ session: WebSessionRecord }>(
+      "GET",
+      `/v1/web/sessions/${encodeURIComponent(id)}`,
+    )).session;
+  }
+  /** Removes a web session (proxy only). */
+  async deleteWebSession(id: string): Promise<void> {
+    await this.request("DELETE", `/v1/web/sessions/${encodeURIComponent(id)}`);
   }
   /** Announces this proxy until `proxy.metadata.expires` (heartbeat). */
   async heartbeatProxy(proxy: Resource): Promise<void> {

@@ -66,6 +66,10 @@ export const EventType = Object.freeze(
     AuthAttempt: "auth",
     /** A user login (`method`: `local`, …). */
     UserLogin: "user.login",
+    /** A user changed their own password. */
+    UserPasswordChange: "user.password_change",
+    /** A user enrolled a second-factor device (`mfa_device_type`). */
+    MfaAdd: "mfa.add",
     /** A host tried to join the cluster with a token (success or failure). */
     InstanceJoin: "instance.join",
     /** A join token was created. */
@@ -85,6 +89,8 @@ export const EventCode = Object.freeze(
   {
     UserLocalLogin: "T1000I",
     UserLocalLoginFailure: "T1000W",
+    UserPasswordChange: "T1004I",
+    MfaDeviceAdd: "T1006I",
     SessionStart: "T2000I",
     SessionJoin: "T2001I",
     TerminalResize: "T2002I",
@@ -118,6 +124,8 @@ export const EVENT_CODES: Readonly<Record<KnownEventType, { success: string; fai
     "subsystem": { success: EventCode.Subsystem, failure: EventCode.SubsystemFailure },
     "auth": { success: EventCode.AuthAttemptFailure, failure: EventCode.AuthAttemptFailure },
     "user.login": { success: EventCode.UserLocalLogin, failure: EventCode.UserLocalLoginFailure },
+    "user.password_change": { success: EventCode.UserPasswordChange },
+    "mfa.add": { success: EventCode.MfaDeviceAdd },
     "instance.join": { success: EventCode.InstanceJoin, failure: EventCode.InstanceJoinFailure },
     "join_token.create": { success: EventCode.JoinTokenCreate },
     "resize": { success: EventCode.TerminalResize },

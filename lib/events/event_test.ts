@@ -32,6 +32,8 @@ Deno.test("EVENT_CODES uses Teleport's event names and codes", () => {
     "subsystem": { success: "T3001I", failure: "T3001E" },
     "auth": { success: "T3007W", failure: "T3007W" },
     "user.login": { success: "T1000I", failure: "T1000W" },
+    "user.password_change": { success: "T1004I" },
+    "mfa.add": { success: "T1006I" },
     "instance.join": { success: "TJ002I", failure: "TJ002E" },
     "join_token.create": { success: "TJT00I" },
     "resize": { success: "T2002I" },

@@ -93,3 +93,23 @@ export {
   startEchoServer,
   startFakeConnectProxy,
 } from "./_testing.ts";
+export {
+  type ConnInfo,
+  createFedHttpServer,
+  type FedConnectionInfo,
+  type FedHttpServer,
+  type FedHttpServerOptions,
+  type HttpHandler,
+  LINGER_BYTES,
+  normalizeRemoteAddr,
+} from "./http_server.ts";
+export {
+  acceptKeyOf,
+  connectWebSocket,
+  encodeFrame,
+  type WebSocketClientResult,
+  type WebSocketClose,
+  WebSocketConnection,
+  type WebSocketConnectionOptions,
+  type WebSocketMessage,
+} from "./websocket.ts";

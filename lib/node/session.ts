@@ -94,6 +94,12 @@ function emit(deps: SessionDeps, type: string, fields: Record<string, unknown>, 
   }));
 }
 
+/**
+ * Env request naming where a session was started from (`web`: the proxy's browser terminal);
+ * recorded as `origin` in `session.start`.
+ */
+export const SESSION_ORIGIN_ENV = "TELEPORT_SESSION_ORIGIN";
+
 /** Pipes `from` into `to` with backpressure (pauses `from` while `to` is full). */
 function pipeWithBackpressure(from: Readable, to: Writable, onData?: (d: Uint8Array) => void) {
   from.on("data", (d: Uint8Array) => {
@@ -131,6 +137,8 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
   /** Set by `env TELEPORT_SESSION=<sid>`: the shell request joins that session. */
   let joinSid: string | undefined;
   let joinMode: SessionParticipantMode = "peer";
+  /** Set by `env TELEPORT_SESSION_ORIGIN=web`: the proxy's web terminal started the session. */
+  let origin: "web" | undefined;
   let shared: SharedSession | undefined;
 
   const session = open.accept((req) => onRequest(req));
@@ -152,6 +160,12 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
       case "env": {
         if (req.name === JOIN_SESSION_ENV) {
           joinSid = req.value;
+          return req.accept();
+        }
+        if (req.name === SESSION_ORIGIN_ENV) {
+          // Informational (audit `origin`); the client declares it, nothing is decided on it.
+          if (req.value !== "web") return req.reject();
+          origin = "web";
           return req.accept();
         }
         if (req.name === JOIN_MODE_ENV) {
@@ -356,6 +370,7 @@ export function handleSessionOpen(open: SessionOpen<UserAccess>, deps: SessionDe
     const interactive = pty !== undefined;
     emit(deps, "session.start", {
       ...fields,
+      ...(origin === undefined ? {} : { origin }),
       interactive,
       ...(command !== undefined ? { command } : {}),
       ...(originalCommand !== undefined ? { original_command: originalCommand } : {}),

@@ -24,7 +24,9 @@ import type {
   ProxySettings,
   UserTokenDetails,
   WebAuthApi,
+  WebSessionRecord,
 } from "./types.ts";
+import { NotFoundError } from "../errors/mod.ts";
 
 export { type LoggedRecord, testLogger } from "../log/mod.ts";
 
@@ -101,6 +103,22 @@ export class FakeAuth implements WebAuthApi {
     this.registers.push(req);
     return settle(this.registerOutcome);
   }
+  /** Web sessions as auth's backend would keep them (expiry is the proxy's check here). */
+  readonly webSessions = new Map<string, WebSessionRecord>();
+  upsertWebSession(session: WebSessionRecord): Promise<void> {
+    this.webSessions.set(session.id, structuredClone(session));
+    return Promise.resolve();
+  }
+  getWebSession(id: string): Promise<WebSessionRecord> {
+    const s = this.webSessions.get(id);
+    return s === undefined
+      ? Promise.reject(new NotFoundError("the web session is not found"))
+      : Promise.resolve(structuredClone(s));
+  }
+  deleteWebSession(id: string): Promise<void> {
+    this.webSessions.delete(id);
+    return Promise.resolve();
+  }
 }
 
 interface ServerCert {
@@ -162,9 +180,31 @@ export interface TestWebOptions {
   connectionInfo?: WebConnectionInfo;
 }
 
-/** Starts {@link createWebServer} behind node:tls on 127.0.0.1:0. */
-export async function startTestWeb(opts: TestWebOptions = {}): Promise<TestWeb> {
-  const cert = await testServerCert();
+/** The web server without sockets: its handler is called with `new Request(…)`. */
+export interface HandlerWeb extends AsyncDisposable {
+  web: WebServer;
+  auth: FakeAuth;
+  clock: FakeClock;
+  records: LoggedRecord[];
+  /** Calls the handler with `https://proxy.example.com:3080<path>` from `remoteAddr`. */
+  request(path: string, init?: RequestInit, remoteAddr?: string): Promise<Response>;
+}
+
+/** {@link createWebServer} with the test options, for handler-level tests. */
+export function createHandlerWeb(opts: TestWebOptions = {}): HandlerWeb {
+  const { web, auth, clock, records } = makeTestWebServer(opts);
+  return {
+    web,
+    auth,
+    clock,
+    records,
+    request: (path, init, remoteAddr = "127.0.0.1") =>
+      web.handler(new Request(`https://proxy.example.com:3080${path}`, init), { remoteAddr }),
+    [Symbol.asyncDispose]: () => web.close(),
+  };
+}
+
+function makeTestWebServer(opts: TestWebOptions) {
   const auth = opts.auth ?? new FakeAuth();
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const { logger, records } = testLogger();
@@ -186,6 +226,13 @@ export async function startTestWeb(opts: TestWebOptions = {}): Promise<TestWeb> 
     ...(opts.loginRateLimit === undefined ? {} : { loginRateLimit: opts.loginRateLimit }),
     ...opts.extra,
   });
+  return { web, auth, clock, records };
+}
+
+/** Starts {@link createWebServer} behind node:tls on 127.0.0.1:0. */
+export async function startTestWeb(opts: TestWebOptions = {}): Promise<TestWeb> {
+  const cert = await testServerCert();
+  const { web, auth, clock, records } = makeTestWebServer(opts);
   const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem });
   server.on(
     "secureConnection",

@@ -175,6 +175,72 @@ export function parseCreateSshCertRequest(
   };
 }
 
+/**
+ * Reads a browser login (Teleport's CreateSessionReq): `{user, pass, second_factor_token?}`.
+ * The user name gets the same checks as a tsh login.
+ */
+export function parseWebLoginRequest(
+  body: unknown,
+): { user: string; password: string; otpToken?: string } {
+  const b = jsonObject(body, LOGIN);
+  const user = stringField(b, "user", LOGIN, true)!;
+  if (user.trim() === "") throw new BadParameterError(`Cannot log in: field "user" is empty`);
+  if (user.length > MAX_USER_CHARS || hasControlCharacter(user)) {
+    throw new BadParameterError(
+      `Cannot log in: field "user" must be at most ${MAX_USER_CHARS} printable characters`,
+    );
+  }
+  const password = stringField(b, "pass", LOGIN, true)!;
+  const otp = stringField(b, "second_factor_token", LOGIN, false);
+  return { user, password, ...(otp ? { otpToken: otp.trim() } : {}) };
+}
+
+const CHANGE_PASSWORD = "change the password";
+
+/** Reads `PUT /webapi/users/password`: `{old_password, new_password, second_factor_token?}`. */
+export function parseWebPasswordChange(
+  body: unknown,
+): { old_password: string; new_password: string; second_factor_token?: string } {
+  const b = jsonObject(body, CHANGE_PASSWORD);
+  const oldPassword = stringField(b, "old_password", CHANGE_PASSWORD, true)!;
+  const newPassword = stringField(b, "new_password", CHANGE_PASSWORD, true)!;
+  const otp = stringField(b, "second_factor_token", CHANGE_PASSWORD, false);
+  if (newPassword === oldPassword) {
+    throw new BadParameterError(
+      `Cannot ${CHANGE_PASSWORD}: the new password is the same as the current one`,
+    );
+  }
+  return {
+    old_password: oldPassword,
+    new_password: newPassword,
+    ...(otp ? { second_factor_token: otp.trim() } : {}),
+  };
+}
+
+const REPLACE_OTP = "replace the OTP device";
+
+/** Reads `POST /webapi/mfa/devices/totp/replace`: `{password, second_factor_token?}`. */
+export function parseMfaReplaceRequest(
+  body: unknown,
+): { password: string; second_factor_token?: string } {
+  const b = jsonObject(body, REPLACE_OTP);
+  const password = stringField(b, "password", REPLACE_OTP, true)!;
+  const otp = stringField(b, "second_factor_token", REPLACE_OTP, false);
+  return { password, ...(otp ? { second_factor_token: otp.trim() } : {}) };
+}
+
+/** Reads `PUT /webapi/mfa/devices/totp`: `{second_factor_token}` (6 digits). */
+export function parseMfaCode(body: unknown): string {
+  const b = jsonObject(body, "add the OTP device");
+  const code = stringField(b, "second_factor_token", "add the OTP device", true)!.trim();
+  if (!/^\d{6}$/.test(code)) {
+    throw new BadParameterError(
+      `Cannot add the OTP device: field "second_factor_token" must be the 6-digit code the app shows`,
+    );
+  }
+  return code;
+}
+
 /** Teleport's SSHLoginResponse for `certs` (every `[]byte` base64-encoded). */
 export function formatSshLoginResponse(
   user: string,

@@ -1,10 +1,14 @@
 /**
- * The proxy's web API over TLS sockets someone else accepted (the port multiplexer hands over
- * TLS-terminated sockets; tests use a node:tls server). One node:http server parses requests on
- * every socket given to {@link WebServer.handleConnection}; it never listens itself.
+ * The proxy's web API as one web-standard handler, `(Request, ConnInfo) => Promise<Response>`
+ * ({@link WebServer.handler}; unit tests call it with `new Request(…)`), served on sockets someone
+ * else accepted through lib/net's one node:http adapter ({@link WebServer.handleConnection}: the
+ * port multiplexer hands over TLS-terminated sockets; tests use a node:tls server). The adapter
+ * owns what only the socket can do: one request per connection, header and request timers,
+ * `100 Continue` only when the body is read, closing (not draining) after a refused body, and
+ * WebSocket upgrades.
  *
  * A request goes through these steps:
- * 1. Route by path, then method (404 / 405 JSON errors).
+ * 1. Route by path (`/v1/webapi/…` is `/webapi/…`), then method (404 / 405 JSON errors).
  * 2. State-changing calls (any method but GET/HEAD, and every route that takes a body) from
  *    another site are refused with 403: `Sec-Fetch-Site: cross-site`, or an `Origin` that is not
  *    the proxy's public address or the authority the request was sent to (see origin.ts for why
@@ -12,28 +16,20 @@
  * 3. Per-IP token bucket for the credential endpoints (429 with Retry-After).
  * 4. JSON body (routes that take one): `application/json` only (415), at most 64 KiB (413),
  *    valid JSON (400). A declared `Content-Length` over the limit is refused before any of the
- *    body is read (and `Expect: 100-continue` is answered only when the body will be read); a
- *    chunked body is read up to the limit. The rest of a refused body is never read to its
- *    end: the answer goes out with a FIN, then at most {@link LINGER_BYTES} more are dropped
- *    (so that a client still sending sees the answer, not a reset) and the socket is destroyed.
+ *    body is read; a chunked body is read up to the limit (http.ts).
  * 5. The handler calls auth through {@link WebAuthApi}; a kinded error becomes its HTTP status
- *    and `{"error":{"message"}}`; anything else is a 500 whose details stay in the log.
+ *    and `{"error":{"message"}}` (the one mapping: lib/errors' httpStatusOf, plus
+ *    {@link HttpError} for 401); anything else is a 500 whose details stay in the log.
  * 6. Every response carries the security headers and `Cache-Control: no-store`.
- *
- * Each connection serves one request and is closed after the response (`Connection: close`):
- * node:http keeps connections alive only for servers that listen themselves, and this one is
- * fed sockets. For the same reason its header and request timeouts are our own timers.
  *
  * Secrets never reach the log: bodies are never logged, and token path segments are masked
  * ({@link redactPath}). Nothing the client sends about the server's own name (`Host`) is
  * copied into a page or an answer: the landing page names the configured public address, or
  * lets the browser fill in the address it is showing.
  */
-import http from "node:http";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { Buffer } from "node:buffer";
+import type http from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Clock } from "../clock/mod.ts";
 import {
   AccessDeniedError,
@@ -41,9 +37,19 @@ import {
   httpStatusOf,
   isKind,
   messageOf,
+  NotFoundError,
 } from "../errors/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
-import { markEstablished, type RateLimit, RateLimiter } from "../net/mod.ts";
+import {
+  type ConnInfo,
+  createFedHttpServer,
+  type FedConnectionInfo,
+  normalizeRemoteAddr,
+  type RateLimit,
+  RateLimiter,
+} from "../net/mod.ts";
+import { HttpError, readJsonBody } from "./http.ts";
+import { bearerOf, sessionCookie, type WebSession, WebSessions } from "./sessions.ts";
 import {
   accountSetupPage,
   API_CSP,
@@ -56,6 +62,7 @@ import {
   buildFindResponse,
   buildPingResponse,
   checkProxySettings,
+  DEFAULT_SESSION_TTL_MS,
   type ProxyFacts,
 } from "./ping.ts";
 import { checkRequestOrigin } from "./origin.ts";
@@ -66,9 +73,22 @@ import {
   formatUserTokenResponse,
   parseChangePasswordRequest,
   parseCreateSshCertRequest,
+  parseMfaCode,
+  parseMfaReplaceRequest,
   parseRegisterRequest,
+  parseWebLoginRequest,
+  parseWebPasswordChange,
 } from "./requests.ts";
-import type { HostCaResponse, ProxySettings, WebAuthApi } from "./types.ts";
+import type { HostCaResponse, ProxySettings, WebAuthApi, WebClusterAccess } from "./types.ts";
+import { listNodePage, parseResourceQuery } from "./resources.ts";
+import {
+  checkSid,
+  formatRecordingEvent,
+  formatTracker,
+  parseEventSearch,
+  playerRecording,
+} from "./cluster_api.ts";
+import { parseTerminalParams, runTerminal } from "./terminal.ts";
 
 /** Options of {@link createWebServer}. */
 export interface WebServerOptions {
@@ -104,14 +124,25 @@ export interface WebServerOptions {
    */
   requestTimeoutMs?: number;
   /**
+   * The proxy around the web API: nodes, routing, auth as the user. Without it the cluster
+   * routes (`/webapi/sites/…`) answer 404.
+   */
+  cluster?: WebClusterAccess;
+  /** Time a terminal WebSocket has to send its token. @default {4000} */
+  terminalAuthTimeoutMs?: number;
+  /** Interval of a terminal's pings and latency (`l`) frames. @default {30000} */
+  terminalPingIntervalMs?: number;
+  /** Web sessions of the browser UI (cookie + bearer). @default {30 min idle, 10 s cache} */
+  webSessions?: { idleTimeoutMs?: number; cacheMs?: number };
+  /**
    * Remote address of a connection, when {@link WebServer.handleConnection} is not told it.
    * @default {the socket's remoteAddress}
    */
   remoteAddrOf?: (socket: Duplex) => string | undefined;
   /**
-   * Takes HTTP upgrade requests (`Connection: Upgrade`, e.g. `/webapi/connectionupgrade`) off
-   * this server: the socket leaves its bookkeeping and belongs to the hook.
-   * @default {none: node:http answers them}
+   * Takes `/webapi/connectionupgrade` requests (`Connection: Upgrade`, L7 load balancers) off
+   * this server: the raw request and socket go to the hook, which answers and owns the socket.
+   * @default {none: those requests get the handler's answer}
    */
   onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Uint8Array) => void;
   /**
@@ -122,13 +153,12 @@ export interface WebServerOptions {
 }
 
 /** What the caller of {@link WebServer.handleConnection} knows about the connection. */
-export interface WebConnectionInfo {
-  /** The client's IP address (for example from a trusted PROXY header). */
-  remoteAddr?: string;
-}
+export type WebConnectionInfo = FedConnectionInfo;
 
 /** The web API, fed with sockets. */
 export interface WebServer extends AsyncDisposable {
+  /** The whole API as a web-standard handler (what handleConnection serves). */
+  handler(req: Request, info: ConnInfo): Promise<Response>;
   /** Serves one HTTP/1.1 request on an already TLS-terminated socket (a TLSSocket). */
   handleConnection(socket: Duplex, info?: WebConnectionInfo): void;
   /** The node:http server (never listening; for integration and diagnostics). */
@@ -142,8 +172,8 @@ export interface WebServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Largest request body accepted. */
-export const MAX_BODY_BYTES = 64 * 1024;
+export { MAX_BODY_BYTES } from "./http.ts";
+import { MAX_BODY_BYTES } from "./http.ts";
 
 const DEFAULT_LOGIN_RATE: RateLimit = { burst: 10, perMinute: 20 };
 /** Ping, find and the pages: Teleport's "high" unauthenticated limiter (480 at once, 120/min). */
@@ -177,28 +207,46 @@ interface Reply {
   html?: string;
   csp?: string;
   headers?: Record<string, string>;
+  /** `Set-Cookie` values. */
+  cookies?: string[];
 }
 
 interface RequestContext {
-  req: IncomingMessage;
+  req: Request;
+  info: ConnInfo;
+  url: URL;
   /** The client's IP address, or "unknown". */
   remoteAddr: string;
   /** The parsed JSON body (routes with `body: true`). */
   body: unknown;
+  /** The caller's web session (routes with `session: true`). */
+  session: WebSession;
 }
 
 type LimiterName = "login" | "join" | "account" | "public";
 
 interface Route {
   /** Allowed methods; `GET` also allows `HEAD`. */
-  method: "GET" | "POST" | "PUT";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   pattern: RegExp;
   /** Takes a JSON body. */
   body?: boolean;
+  /**
+   * Needs a web session: the session cookie and its bearer token (401 without both), or only
+   * the cookie for `"cookie"` (WebSockets: the token comes in the first message; the upgrade
+   * must also come from the proxy's own origin, as state-changing calls do).
+   */
+  session?: true | "cookie";
   limiter?: LimiterName;
   /** "Cannot <action>" in errors. */
   action: string;
-  handler: (ctx: RequestContext, params: string[]) => Promise<Reply>;
+  handler: (ctx: RequestContext, params: string[]) => Promise<Reply | Response>;
+}
+
+/** The request's path without one trailing slash, `/v1/webapi/…` read as `/webapi/…`. */
+function pathOf(url: URL): string {
+  const path = url.pathname.length > 1 ? url.pathname.replace(/\/$/, "") : url.pathname;
+  return path.startsWith("/v1/webapi/") ? path.slice(3) : path;
 }
 
 function jsonReply(status: number, json: unknown): Reply {
@@ -209,68 +257,13 @@ function errorReply(status: number, message: string): Reply {
   return { status, json: { error: { message } } };
 }
 
-/** The request's path without query and without one trailing slash; undefined when malformed. */
-function pathOf(req: IncomingMessage): string | undefined {
-  try {
-    const path = new URL(req.url ?? "/", "https://proxy.invalid").pathname;
-    return path.length > 1 ? path.replace(/\/$/, "") : path;
-  } catch {
-    return undefined;
-  }
-}
-
-const UNKNOWN_ADDR = "unknown";
-
-/** `::ffff:1.2.3.4` → `1.2.3.4`; other addresses unchanged. */
-function normalizeAddr(addr: string | undefined): string {
-  if (addr === undefined || addr === "") return UNKNOWN_ADDR;
-  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
-}
-
 /** The address to tell auth, when there is one. */
 function knownAddr(addr: string): string | undefined {
-  return addr === UNKNOWN_ADDR ? undefined : addr;
-}
-
-/** One header's value as text (repeated headers joined). */
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(", ") : value;
-}
-
-/**
- * What is read and dropped of an unread body after the answer, at most. A client still sending
- * when the connection closes may lose the answer to the reset; a client that reads it stops
- * sending and closes, well within this.
- */
-const LINGER_BYTES = 1024 * 1024;
-
-/**
- * Ends a connection whose request body was not read to the end: the answer and a FIN go out,
- * and what keeps arriving is dropped until the client closes or {@link LINGER_BYTES} were
- * dropped (the request timer bounds the time, as for any request). node:http reads the rest of
- * the body into `req` (its `_dump()`), so that is where the dropped bytes are counted.
- */
-function lingerClose(req: IncomingMessage, socket: Socket): void {
-  let left = LINGER_BYTES;
-  req.on("data", (chunk: Buffer) => {
-    left -= chunk.length;
-    if (left < 0) socket.destroy();
-  });
-  req.resume();
-  socket.end();
+  return addr === "unknown" ? undefined : addr;
 }
 
 /** Methods that never change state. */
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
-
-/** Connection bookkeeping for timeouts and graceful close. */
-interface ConnState {
-  socket: Duplex;
-  remoteAddr: string;
-  /** A request arrived (its headers are in). */
-  busy: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
 
 /** Builds the web API server; see the module doc. */
 export function createWebServer(options: WebServerOptions): WebServer {
@@ -288,8 +281,6 @@ export function createWebServer(options: WebServerOptions): WebServer {
     public: new RateLimiter({ ...(options.publicRateLimit ?? DEFAULT_PUBLIC_RATE), clock }),
   };
   const throttleLog = new RateLimiter({ burst: 1, perMinute: 1, clock });
-  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   const pingCache = new AuthPingCache({
     ping: () => auth.ping(),
     clock,
@@ -331,7 +322,259 @@ export function createWebServer(options: WebServerOptions): WebServer {
     return { addr: `<proxy host>:${port ?? "<port>"}`, fromBrowser: true };
   };
 
+  const sessions = new WebSessions({
+    auth,
+    clock,
+    logger,
+    certTtlMs: DEFAULT_SESSION_TTL_MS,
+    ...options.webSessions,
+  });
+
+  /** The cluster access for `:site`; 404 for another cluster or without one. */
+  const siteOf = (site: string, action: string): WebClusterAccess => {
+    const cluster = options.cluster;
+    if (cluster === undefined || site !== cluster.clusterName) {
+      throw new NotFoundError(`Cannot ${action}: this proxy serves no cluster named "${site}"`);
+    }
+    return cluster;
+  };
+
+  const clusterRoutes: Route[] = [
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/resources$/,
+      session: true,
+      action: "list resources",
+      handler: async (ctx, [site]) => {
+        const cluster = siteOf(site!, "list resources");
+        const q = parseResourceQuery(ctx.url.searchParams);
+        const user = await cluster.certifyUser(ctx.session.sshCertBlob, ctx.remoteAddr);
+        return jsonReply(
+          200,
+          listNodePage(await cluster.nodes(), q, {
+            checker: user.checker,
+            hasTunnel: (name) => cluster.hasTunnel(name),
+          }),
+        );
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/connect\/ws$/,
+      session: "cookie",
+      action: "open the terminal",
+      handler: (ctx, [site]) => {
+        const cluster = siteOf(site!, "open the terminal");
+        const params = parseTerminalParams(ctx.url.searchParams.get("params"));
+        if (ctx.info.upgradeWebSocket === undefined) {
+          throw new BadParameterError(
+            "Cannot open the terminal: this endpoint speaks WebSocket only (send Upgrade: websocket)",
+          );
+        }
+        const { socket, response } = ctx.info.upgradeWebSocket({ maxMessageBytes: 1024 * 1024 });
+        void runTerminal({
+          ws: socket,
+          session: ctx.session,
+          sessions,
+          params,
+          cluster,
+          remoteAddr: ctx.remoteAddr,
+          ...(ctx.info.remotePort === undefined ? {} : { remotePort: ctx.info.remotePort }),
+          logger,
+          ...(options.terminalAuthTimeoutMs === undefined
+            ? {}
+            : { authTimeoutMs: options.terminalAuthTimeoutMs }),
+          ...(options.terminalPingIntervalMs === undefined
+            ? {}
+            : { pingIntervalMs: options.terminalPingIntervalMs }),
+        });
+        return Promise.resolve(response);
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/sessions$/,
+      session: true,
+      action: "list active sessions",
+      handler: async (ctx, [site]) => {
+        const api = siteOf(site!, "list active sessions").userApi(ctx.session.record);
+        return jsonReply(200, { sessions: (await api.listSessionTrackers()).map(formatTracker) });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/events\/search$/,
+      session: true,
+      action: "search the audit log",
+      handler: async (ctx, [site]) => {
+        const api = siteOf(site!, "search the audit log").userApi(ctx.session.record);
+        const res = await api.searchEvents(
+          parseEventSearch(ctx.url.searchParams, "search the audit log"),
+        );
+        return jsonReply(200, { events: res.events, startKey: res.lastKey ?? "" });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/events\/search\/sessions$/,
+      session: true,
+      action: "list recordings",
+      handler: async (ctx, [site]) => {
+        const api = siteOf(site!, "list recordings").userApi(ctx.session.record);
+        const q = parseEventSearch(ctx.url.searchParams, "list recordings");
+        const res = await api.searchEvents({ ...q, types: ["session.end"] });
+        return jsonReply(200, {
+          sessions: res.events.filter((e) => e.interactive === true).map(formatRecordingEvent),
+          startKey: res.lastKey ?? "",
+        });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/sessionlength\/([^/]+)$/,
+      session: true,
+      action: "read the session length",
+      handler: async (ctx, [site, sid]) => {
+        const api = siteOf(site!, "read the session length").userApi(ctx.session.record);
+        checkSid(sid!, "read the session length");
+        const rec = await playerRecording(await api.downloadRecording(sid!));
+        return jsonReply(200, { durationMs: rec.durationMs });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/recordings\/([^/]+)$/,
+      session: true,
+      action: "read the recording",
+      handler: async (ctx, [site, sid]) => {
+        const api = siteOf(site!, "read the recording").userApi(ctx.session.record);
+        checkSid(sid!, "read the recording");
+        return jsonReply(200, await playerRecording(await api.downloadRecording(sid!)));
+      },
+    },
+  ];
+
+  const userApiOf = (ctx: RequestContext, action: string) => {
+    if (options.cluster === undefined) throw new NotFoundError(`Cannot ${action} here`);
+    return options.cluster.userApi(ctx.session.record);
+  };
+
+  const accountRoutes: Route[] = [
+    {
+      method: "GET",
+      pattern: /^\/webapi\/mfa\/devices$/,
+      session: true,
+      action: "list second-factor devices",
+      handler: async (ctx) =>
+        jsonReply(200, {
+          devices: await userApiOf(ctx, "list second-factor devices").listMfaDevices(),
+        }),
+    },
+    {
+      method: "POST",
+      pattern: /^\/webapi\/mfa\/devices\/totp\/replace$/,
+      body: true,
+      session: true,
+      limiter: "login",
+      action: "replace the OTP device",
+      handler: async (ctx) => {
+        const req = parseMfaReplaceRequest(ctx.body);
+        const r = await userApiOf(ctx, "replace the OTP device").beginTotpReplace(req);
+        return jsonReply(200, { otpauth_uri: r.uri, otp_secret: r.secret, expires: r.expires });
+      },
+    },
+    {
+      method: "PUT",
+      pattern: /^\/webapi\/mfa\/devices\/totp$/,
+      body: true,
+      session: true,
+      limiter: "login",
+      action: "add the OTP device",
+      handler: async (ctx) => {
+        const code = parseMfaCode(ctx.body);
+        await userApiOf(ctx, "add the OTP device").finishTotpReplace(code);
+        logger.info("User {user} replaced their OTP device from the web UI", {
+          user: ctx.session.record.user,
+        });
+        return jsonReply(200, { ok: true });
+      },
+    },
+    {
+      method: "PUT",
+      pattern: /^\/webapi\/users\/password$/,
+      body: true,
+      session: true,
+      limiter: "login",
+      action: "change the password",
+      handler: async (ctx) => {
+        const cluster = options.cluster;
+        if (cluster === undefined) throw new NotFoundError("Cannot change the password here");
+        const req = parseWebPasswordChange(ctx.body);
+        await cluster.userApi(ctx.session.record).changePassword(req);
+        logger.info("User {user} changed their password from the web UI", {
+          user: ctx.session.record.user,
+        });
+        return jsonReply(200, { ok: true });
+      },
+    },
+  ];
+
   const routes: Route[] = [
+    ...clusterRoutes,
+    ...accountRoutes,
+    {
+      method: "POST",
+      pattern: /^\/webapi\/sessions\/web$/,
+      body: true,
+      limiter: "login",
+      action: "log in",
+      handler: async (ctx) => {
+        const req = parseWebLoginRequest(ctx.body);
+        try {
+          const { record, bearer } = await sessions.login({
+            ...req,
+            ...(knownAddr(ctx.remoteAddr) === undefined ? {} : { remoteAddr: ctx.remoteAddr }),
+          });
+          logger.info("User {user} logged in to the web UI from {addr}", {
+            user: req.user,
+            addr: ctx.remoteAddr,
+          });
+          return {
+            ...jsonReply(200, sessions.response(record, bearer)),
+            cookies: [sessionCookie(record.id)],
+          };
+        } catch (err) {
+          logger.info("Web login of user {user} from {addr} failed: {message}", {
+            user: req.user,
+            addr: ctx.remoteAddr,
+            message: messageOf(err),
+          });
+          throw err;
+        }
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: /^\/webapi\/sessions\/web$/,
+      session: true,
+      action: "log out",
+      handler: async (ctx) => {
+        await sessions.logout(ctx.session);
+        logger.info("User {user} logged out of the web UI", { user: ctx.session.record.user });
+        return { ...jsonReply(200, { ok: true }), cookies: [sessionCookie("", true)] };
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/webapi\/sessions\/web\/renew$/,
+      session: true,
+      action: "renew the web session",
+      handler: async (ctx) => {
+        const record = await sessions.renew(ctx.session);
+        const bearer = bearerOf(ctx.req.headers.get("authorization"))!;
+        return jsonReply(200, sessions.response(record, bearer));
+      },
+    },
     {
       method: "GET",
       pattern: /^\/webapi\/ping(?:\/[^/]+)?$/,
@@ -462,103 +705,45 @@ export function createWebServer(options: WebServerOptions): WebServer {
     },
   ];
 
-  const send = (res: ServerResponse, reply: Reply) => {
+  /** The reply as a Response with the security headers. */
+  const toResponse = (reply: Reply | Response): Response => {
+    if (reply instanceof Response) {
+      if (reply.status === 101) return reply;
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+        if (!reply.headers.has(name)) reply.headers.set(name, value);
+      }
+      if (!reply.headers.has("content-security-policy")) {
+        reply.headers.set("content-security-policy", API_CSP);
+      }
+      return reply;
+    }
     const isHtml = reply.html !== undefined;
-    const text = isHtml ? reply.html! : JSON.stringify(reply.json ?? {});
-    const headers: Record<string, string | number> = {
+    const headers = new Headers({
       ...SECURITY_HEADERS,
       "content-security-policy": reply.csp ?? API_CSP,
       "content-type": isHtml ? "text/html; charset=utf-8" : "application/json",
-      "content-length": Buffer.byteLength(text),
       ...reply.headers,
-    };
-    // One request per connection (see the module doc).
-    headers["connection"] = "close";
-    res.writeHead(reply.status, headers);
-    res.end(text);
-  };
-
-  /** Reads a JSON body under the size limit; a Reply when it cannot. */
-  const readJson = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    action: string,
-  ): Promise<{ ok: true; value: unknown } | { ok: false; reply: Reply }> => {
-    const refuse = (reply: Reply) => ({ ok: false as const, reply });
-    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-    if (type !== "application/json") {
-      return Promise.resolve(
-        refuse(errorReply(415, `Cannot ${action}: send the body as application/json`)),
-      );
-    }
-    const tooLarge = refuse(errorReply(
-      413,
-      `Cannot ${action}: the request body is larger than ${MAX_BODY_BYTES} bytes`,
-    ));
-    const declared = Number(req.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return Promise.resolve(tooLarge);
-    // The client waits for this before it sends the body (see "checkContinue" below).
-    if (/^100-continue$/i.test(String(req.headers.expect ?? "").trim())) res.writeContinue();
-    // Events rather than for-await: leaving a for-await loop early would destroy the socket
-    // before the 413 is written.
-    return new Promise((resolve) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let done = false;
-      const finish = (v: { ok: true; value: unknown } | { ok: false; reply: Reply }) => {
-        if (done) return;
-        done = true;
-        req.off("data", onData);
-        resolve(v);
-      };
-      const onData = (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_BODY_BYTES) {
-          req.pause();
-          finish(tooLarge);
-        } else {
-          chunks.push(chunk);
-        }
-      };
-      req.on("data", onData);
-      req.once("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        if (text.trim() === "") {
-          return finish(refuse(errorReply(
-            400,
-            `Cannot ${action}: the request body is empty; send a JSON object`,
-          )));
-        }
-        try {
-          finish({ ok: true, value: JSON.parse(text) });
-        } catch {
-          finish(refuse(errorReply(400, `Cannot ${action}: the request body is not valid JSON`)));
-        }
-      });
-      const broken = () =>
-        finish(refuse(errorReply(400, `Cannot ${action}: the request body was cut short`)));
-      req.once("error", broken);
-      req.once("close", broken);
+    });
+    for (const cookie of reply.cookies ?? []) headers.append("set-cookie", cookie);
+    return new Response(isHtml ? reply.html! : JSON.stringify(reply.json ?? {}), {
+      status: reply.status,
+      headers,
     });
   };
 
-  const route = async (
-    req: IncomingMessage,
-    res: ServerResponse,
-    state: ConnState | undefined,
-  ): Promise<Reply> => {
-    const remoteAddr = state?.remoteAddr ?? normalizeAddr(req.socket?.remoteAddress);
-    const path = pathOf(req);
-    if (path === undefined) return errorReply(400, "Cannot read the request: the URL is malformed");
-    const method = req.method === "HEAD" ? "GET" : req.method ?? "GET";
+  const route = async (req: Request, info: ConnInfo): Promise<Reply | Response> => {
+    const remoteAddr = normalizeRemoteAddr(info.remoteAddr);
+    const url = new URL(req.url);
+    const path = pathOf(url);
+    const method = req.method === "HEAD" ? "GET" : req.method;
     const matching = routes.filter((r) => r.pattern.test(path));
     if (matching.length === 0) return errorReply(404, `Cannot find ${path}`);
     const r = matching.find((r) => r.method === method);
-    if (!SAFE_METHODS.has(method) || r?.body === true) {
+    if (!SAFE_METHODS.has(method) || r?.body === true || r?.session === "cookie") {
       const why = checkRequestOrigin({
-        origin: req.headers.origin,
-        secFetchSite: headerText(req.headers["sec-fetch-site"]),
-        host: req.headers.host,
+        origin: req.headers.get("origin") ?? undefined,
+        secFetchSite: req.headers.get("sec-fetch-site") ?? undefined,
+        host: req.headers.get("host") ?? undefined,
         publicAddrs,
       });
       if (why !== undefined) {
@@ -604,16 +789,9 @@ export function createWebServer(options: WebServerOptions): WebServer {
         };
       }
     }
-    let body: unknown = undefined;
-    if (r.body) {
-      const read = await readJson(req, res, r.action);
-      if (!read.ok) return read.reply;
-      body = read.value;
-    }
-    // The whole request is in: the connection leaves the guard's handshake deadline and its
-    // address's pending count (a slow header or body kept it there).
-    markEstablished(req.socket);
     try {
+      let body: unknown = undefined;
+      if (r.body) body = await readJsonBody(req, r.action, MAX_BODY_BYTES);
       const params = (r.pattern.exec(path) ?? []).slice(1).map((p) => {
         try {
           return decodeURIComponent(p);
@@ -621,8 +799,16 @@ export function createWebServer(options: WebServerOptions): WebServer {
           throw new BadParameterError(`Cannot ${r.action}: the path is not valid percent-encoding`);
         }
       });
-      return await r.handler({ req, remoteAddr, body }, params);
+      const session = r.session === undefined
+        ? undefined as unknown as WebSession
+        : await sessions.authenticate(
+          req,
+          r.action,
+          r.session === "cookie" ? { bearer: null } : {},
+        );
+      return await r.handler({ req, info, url, remoteAddr, body, session }, params);
     } catch (err) {
+      if (err instanceof HttpError) return errorReply(err.status, err.message);
       const status = httpStatusOf(err);
       if (status === 500) {
         logger.error("Web API {method} {path} from {addr} failed: {error}", {
@@ -637,132 +823,33 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
   };
 
-  const states = new Map<Duplex, ConnState>();
-  let closed = false;
-  let allClosed: PromiseWithResolvers<void> | undefined;
-
-  const arm = (state: ConnState, ms: number) => {
-    clearTimeout(state.timer);
-    state.timer = setTimeout(() => state.socket.destroy(), ms);
-  };
-
-  const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
-    const state = states.get(req.socket as Duplex);
-    if (state !== undefined) {
-      state.busy = true;
-      // Also bounds the flush of the response: node:http ends the socket after it.
-      arm(state, requestTimeoutMs);
-    }
-    let reply: Reply;
-    try {
-      reply = await route(req, res, state);
-    } catch (err) {
-      const status = httpStatusOf(err);
-      if (status === 500) logger.error("Web API request failed: {error}", { error: err });
-      reply = errorReply(
-        status,
-        status === 500 ? "internal error, see the proxy log" : messageOf(err),
-      );
-    }
-    if (res.headersSent || res.destroyed) return;
-    if (!req.complete) {
-      // node:http closes the connection after the answer (`Connection: close`) with
-      // destroySoon(); this one still has body coming, so close it lingering instead.
-      const socket = req.socket as Socket;
-      socket.destroySoon = () => lingerClose(req, socket);
-    }
-    send(res, reply);
-    logger.debug("{method} {path} {status} from {addr}", {
-      method: req.method,
-      path: redactPath(pathOf(req) ?? "(malformed)"),
-      status: reply.status,
-      addr: state?.remoteAddr ?? normalizeAddr(req.socket?.remoteAddress),
-    });
-  };
-
-  const server = http.createServer({}, (req, res) => void onRequest(req, res));
-  // With a listener, node:http no longer sends "100 Continue" by itself: readJson sends it
-  // when it starts reading, so a body refused by its declared length is never sent at all.
-  server.on("checkContinue", (req, res) => void onRequest(req, res));
-  server.maxHeadersCount = 100;
-  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
-    logger.debug("Bad HTTP request from {addr}: {message}", {
-      addr: states.get(socket)?.remoteAddr ?? "unknown",
-      message: err.message,
-    });
-    if (socket.writable && err.code !== "ECONNRESET") {
-      const status = err.code === "HPE_HEADER_OVERFLOW"
-        ? "431 Request Header Fields Too Large"
-        : "400 Bad Request";
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    }
-    socket.destroy();
-  });
+  /** The web-standard handler: every answer carries the security headers. */
+  const handler = async (req: Request, info: ConnInfo): Promise<Response> =>
+    toResponse(await route(req, info));
 
   const onUpgrade = options.onUpgrade;
-  if (onUpgrade !== undefined) {
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
-      const state = states.get(socket);
-      if (state !== undefined) clearTimeout(state.timer);
-      states.delete(socket);
-      if (states.size === 0) allClosed?.resolve();
-      onUpgrade(req, socket, head);
-    });
-  }
-
-  const handleConnection = (socket: Duplex, info?: WebConnectionInfo) => {
-    if (closed) {
-      socket.destroy();
-      return;
-    }
-    (socket as Partial<Socket>).setNoDelay?.(true);
-    const state: ConnState = {
-      socket,
-      remoteAddr: normalizeAddr(
-        info?.remoteAddr ?? options.remoteAddrOf?.(socket) ??
-          (socket as Partial<Socket>).remoteAddress,
-      ),
-      busy: false,
-      timer: undefined,
-    };
-    states.set(socket, state);
-    arm(state, headersTimeoutMs);
-    socket.on("error", (err: Error) => {
-      logger.debug("Web connection from {addr} failed: {message}", {
-        addr: state.remoteAddr,
-        message: err.message,
-      });
-    });
-    socket.once("close", () => {
-      clearTimeout(state.timer);
-      states.delete(socket);
-      if (states.size === 0) allClosed?.resolve();
-    });
-    server.emit("connection", socket);
-    // A socket handed over paused with bytes put back (plain HTTP from the multiplexer): in
-    // Deno 2.9.6 node:http does not start reading it by itself (measured).
-    if (socket.isPaused()) socket.resume();
-  };
-
-  const close = (): Promise<void> => {
-    if (!closed) {
-      closed = true;
-      allClosed = Promise.withResolvers<void>();
-      for (const state of states.values()) {
-        if (!state.busy) state.socket.destroy();
-      }
-      if (states.size === 0) allClosed.resolve();
-    }
-    return allClosed!.promise;
-  };
+  const http = createFedHttpServer({
+    handler,
+    logger,
+    headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+    requestTimeoutMs: options.requestTimeoutMs ?? 60_000,
+    ...(options.remoteAddrOf === undefined ? {} : { remoteAddrOf: options.remoteAddrOf }),
+    redactPath,
+    ...(onUpgrade === undefined ? {} : {
+      takeUpgrade: (req: IncomingMessage) =>
+        /^(?:\/v1)?\/webapi\/connectionupgrade\/?(?:\?|$)/.test(req.url ?? ""),
+      onTakenUpgrade: onUpgrade,
+    }),
+  });
 
   return {
-    handleConnection,
-    server,
+    handler,
+    handleConnection: (socket, info) => http.handleConnection(socket, info),
+    server: http.server,
     get connections() {
-      return states.size;
+      return http.connections;
     },
-    close,
-    [Symbol.asyncDispose]: close,
+    close: () => http.close(),
+    [Symbol.asyncDispose]: () => http.close(),
   };
 }

@@ -12,11 +12,21 @@ import type {
   RegisterResponse,
   UserCerts,
   UserTokenDetails,
+  WebSessionRecord,
 } from "../authclient/mod.ts";
+import type { Duplex } from "node:stream";
+import type { SearchQuery, SearchResult } from "../events/mod.ts";
+import type { CertifiedUser } from "../rbac/mod.ts";
+import type { ServerResource, SessionTracker } from "../resource/mod.ts";
 
 /** What auth's ping reports (`GET /v1/ping`). */
 export type AuthPing = PingResponse;
-export type { AuthenticateSshUserRequest, ChangePasswordWithTokenRequest, UserTokenDetails };
+export type {
+  AuthenticateSshUserRequest,
+  ChangePasswordWithTokenRequest,
+  UserTokenDetails,
+  WebSessionRecord,
+};
 
 /**
  * The calls the web API makes to the auth service. The integrator passes an AuthClient; errors
@@ -29,6 +39,10 @@ export interface WebAuthApi {
   /** Returns the user name. */
   changePasswordWithToken(req: ChangePasswordWithTokenRequest): Promise<string>;
   register(req: RegisterRequest & { remote_addr?: string }): Promise<RegisterResponse>;
+  /** Web sessions live in auth's backend (see sessions.ts). */
+  upsertWebSession(session: WebSessionRecord): Promise<void>;
+  getWebSession(id: string): Promise<WebSessionRecord>;
+  deleteWebSession(id: string): Promise<void>;
 }
 
 /** The proxy's addresses as `/webapi/ping` and `/webapi/find` report them (Teleport's names). */
@@ -142,4 +156,47 @@ export interface UserTokenResponse {
   /** The same TOTP secret, base32, for typing in by hand. */
   otp_secret?: string;
   second_factor_required: boolean;
+}
+
+/** Calls to auth as the web session's user (their TLS certificate: auth applies their RBAC). */
+export interface WebUserApi {
+  listSessionTrackers(): Promise<SessionTracker[]>;
+  searchEvents(q: SearchQuery): Promise<SearchResult>;
+  listRecordings(): Promise<string[]>;
+  /** The recording's gzip bytes. */
+  downloadRecording(sid: string): Promise<Uint8Array>;
+  listMfaDevices(): Promise<Array<{ type: string; added: string }>>;
+  beginTotpReplace(
+    req: { password: string; second_factor_token?: string },
+  ): Promise<{ secret: string; uri: string; expires: string }>;
+  finishTotpReplace(code: string): Promise<void>;
+  /** Changes the user's own password (auth checks the current one and the OTP code). */
+  changePassword(
+    req: { old_password: string; new_password: string; second_factor_token?: string },
+  ): Promise<void>;
+}
+
+/**
+ * What the web UI needs of the proxy around it: the node list and routing tsh gets (direct dial
+ * or reverse tunnel), certificate checks, and auth calls as the user. The integrator
+ * (lib/service) builds it from the SSH proxy, the tunnel server and auth.
+ */
+export interface WebClusterAccess {
+  clusterName: string;
+  /** The user a web session's SSH certificate certifies (as an SSH login to the proxy is). */
+  certifyUser(sshCert: Uint8Array, remoteAddr: string): Promise<CertifiedUser>;
+  /** Every registered node (RBAC is applied by the caller); the same array until it changes. */
+  nodes(): Promise<readonly ServerResource[]>;
+  /** True when node `name` has a reverse tunnel to this proxy now. */
+  hasTunnel(name: string): boolean;
+  /** Connects to node `serverId` for `user` (visible nodes only), as the proxy does for tsh. */
+  dial(
+    user: CertifiedUser & { login: string },
+    serverId: string,
+    addrs: { remoteAddr: string; remotePort?: number },
+  ): Promise<{ node: ServerResource; socket: Duplex }>;
+  /** Throws unless `presentedKey` is the node's host key, certified by the cluster's host CA. */
+  verifyHostKey(node: ServerResource, presentedKey: Uint8Array): Promise<void>;
+  /** Auth as the session's user. */
+  userApi(session: WebSessionRecord): WebUserApi;
 }
