@@ -130,7 +130,7 @@ export async function startTeleport(
   const ssh = /^\s+SSH:\s+\S+:(\d+)/m.exec(banner);
   const web = /Web proxy:\s+https:\/\/\S+:(\d+)/.exec(banner);
   const proxySsh = /SSH proxy:\s+\S+:(\d+)/.exec(banner);
-  if (m === null && ssh === null && web === null) {
+  if (m === null && ssh === null && web === null && !/through reverse tunnels/.test(banner)) {
     throw new Error(`no address in banner:\n${banner}`);
   }
   let exited: Promise<number> | undefined;
@@ -160,6 +160,37 @@ export async function startTeleport(
       await stop("SIGKILL");
     },
   };
+}
+
+/** Options of {@link startTunnelNode}. */
+export interface TunnelNodeOptions {
+  /** `host:port` of the proxy (or of a load balancer in front of it). */
+  proxy: string;
+  token: string;
+  /** CA pins from `tctl tokens add`. */
+  pins: string[];
+  dataDir: string;
+  nodeName: string;
+  /** More `teleport start` flags (e.g. `--labels=env=prod`). */
+  extra?: string[];
+}
+
+/**
+ * Starts a node that joins through the proxy and serves over reverse tunnels
+ * (`--roles=node --proxy-server`, `--insecure` for the proxy's self-signed web certificate);
+ * resolves once it printed its banner. Disposing it kills it.
+ */
+export function startTunnelNode(o: TunnelNodeOptions): Promise<RunningTeleport> {
+  return startTeleport([
+    "--roles=node",
+    `--proxy-server=${o.proxy}`,
+    `--token=${o.token}`,
+    ...o.pins.map((p) => `--ca-pin=${p}`),
+    "--insecure",
+    `--data-dir=${o.dataDir}`,
+    `--nodename=${o.nodeName}`,
+    ...(o.extra ?? []),
+  ]);
 }
 
 /** A fresh temp dir, removed on dispose. */

@@ -25,6 +25,7 @@ import {
   run,
   runCli,
   startTeleport,
+  startTunnelNode,
   tempDir,
   writeClusterConfig,
 } from "./_helpers.ts";
@@ -282,42 +283,13 @@ Deno.test({
           const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
           // A tunnel node's banner names no listener, so it is started here rather than with
           // startTeleport(); the banner comes once it has joined and its tunnel is up.
-          const tunnelNode = new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "-A",
-              `${REPO}main.ts`,
-              "start",
-              "--roles=node",
-              `--proxy-server=127.0.0.1:${tp.webPort}`,
-              `--token=${token}`,
-              ...ca_pins.map((p) => `--ca-pin=${p}`),
-              "--insecure",
-              `--data-dir=${dir.path}/tunnel-data`,
-              `--nodename=${TUNNEL_NODE}`,
-            ],
-            env: { NO_COLOR: "1" },
-            stdin: "null",
-            stdout: "piped",
-            stderr: "null",
-          }).spawn();
-          await using _stop = {
-            [Symbol.asyncDispose]: async () => {
-              tunnelNode.kill("SIGKILL");
-              await tunnelNode.status;
-            },
-          };
-          const reader = tunnelNode.stdout.pipeThrough(new TextDecoderStream()).getReader();
-          let banner = "";
-          while (!banner.includes("Stop with")) {
-            const { value, done } = await reader.read();
-            assert.ok(!done, `the tunnel node exited before it was ready: ${banner}`);
-            banner += value;
-          }
-          void reader.closed.catch(() => {});
-          void (async () => {
-            while (!(await reader.read()).done) { /* drain */ }
-          })().catch(() => {});
+          await using _stop = await startTunnelNode({
+            proxy: `127.0.0.1:${tp.webPort}`,
+            token: token,
+            pins: ca_pins,
+            dataDir: `${dir.path}/tunnel-data`,
+            nodeName: TUNNEL_NODE,
+          });
           // The jump leg names the tunnel node; its registration may lag its banner a little.
           const r = await eventually("ssh to the tunnel node", async () => {
             const res = await run("ssh", [

@@ -15,6 +15,7 @@ import {
   REPO,
   runCli,
   startTeleport,
+  startTunnelNode,
   tempDir,
   writeClusterConfig,
 } from "./_helpers.ts";
@@ -119,41 +120,13 @@ Deno.test({
     const tok = await tctl("tokens", "add", "--type=node", "--format=json");
     assert.equal(tok.code, 0, tok.stderr);
     const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
-    const tunnelNode = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${REPO}main.ts`,
-        "start",
-        "--roles=node",
-        `--proxy-server=127.0.0.1:${tp.webPort}`,
-        `--token=${token}`,
-        ...ca_pins.map((p) => `--ca-pin=${p}`),
-        "--insecure",
-        `--data-dir=${dir.path}/tunnel-data`,
-        `--nodename=${TUNNEL_NODE}`,
-      ],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    await using _stopTunnel = {
-      [Symbol.asyncDispose]: async () => {
-        tunnelNode.kill("SIGKILL");
-        await tunnelNode.status;
-      },
-    };
-    const reader = tunnelNode.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let banner = "";
-    while (!banner.includes("Stop with")) {
-      const { value, done } = await reader.read();
-      assert.ok(!done, `the tunnel node exited before it was ready: ${banner}`);
-      banner += value;
-    }
-    void (async () => {
-      while (!(await reader.read()).done) { /* drain */ }
-    })().catch(() => {});
+    await using _stopTunnel = await startTunnelNode({
+      proxy: `127.0.0.1:${tp.webPort}`,
+      token: token,
+      pins: ca_pins,
+      dataDir: `${dir.path}/tunnel-data`,
+      nodeName: TUNNEL_NODE,
+    });
 
     // wendy may watch (not type into) sessions of users holding "access".
     await Deno.writeTextFile(

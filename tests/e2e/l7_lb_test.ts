@@ -13,10 +13,10 @@ import {
   ensureOsUser,
   eventually,
   freePort,
-  REPO,
   run,
   runCli,
   startTeleport,
+  startTunnelNode,
   tempDir,
   writeClusterConfig,
 } from "./_helpers.ts";
@@ -170,41 +170,13 @@ backend teleport
       const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
       const before = upgrades(tp.logs());
       // A tunnel node's banner names no listener, so it is started here (as in client_addr_test).
-      const node = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          `${REPO}main.ts`,
-          "start",
-          "--roles=node",
-          `--proxy-server=127.0.0.1:${lbPort}`,
-          `--token=${token}`,
-          ...ca_pins.map((p) => `--ca-pin=${p}`),
-          "--insecure",
-          `--data-dir=${dir.path}/tunnel-data`,
-          `--nodename=${TUNNEL_NODE}`,
-        ],
-        env: { NO_COLOR: "1" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      await using _stop = {
-        [Symbol.asyncDispose]: async () => {
-          node.kill("SIGKILL");
-          await node.status;
-        },
-      };
-      const reader = node.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let banner = "";
-      while (!banner.includes("Stop with")) {
-        const { value, done } = await reader.read();
-        assert.ok(!done, `the tunnel node exited before it was ready: ${banner}`);
-        banner += value;
-      }
-      void (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })().catch(() => {});
+      await using _stop = await startTunnelNode({
+        proxy: `127.0.0.1:${lbPort}`,
+        token: token,
+        pins: ca_pins,
+        dataDir: `${dir.path}/tunnel-data`,
+        nodeName: TUNNEL_NODE,
+      });
       assert.ok(upgrades(tp.logs()) > before, "the tunnel went through an upgrade");
       // Its registration may lag its banner a little.
       const r = await eventually("tsh ssh to the tunnel node", async () => {

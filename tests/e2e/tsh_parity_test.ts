@@ -10,9 +10,9 @@ import { skipGroup } from "../../tools/prereqs.ts";
 import {
   ensureOsUser,
   eventually,
-  REPO,
   runCli,
   startTeleport,
+  startTunnelNode,
   tempDir,
   writeClusterConfig,
 } from "./_helpers.ts";
@@ -83,42 +83,14 @@ Deno.test({
     const tok = await tctl("tokens", "add", "--type=node", "--format=json");
     assert.equal(tok.code, 0, tok.stderr);
     const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
-    const tunnelNode = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${REPO}main.ts`,
-        "start",
-        "--roles=node",
-        `--proxy-server=127.0.0.1:${tp.webPort}`,
-        `--token=${token}`,
-        ...ca_pins.map((p) => `--ca-pin=${p}`),
-        "--insecure",
-        `--data-dir=${dir.path}/tunnel-data`,
-        `--nodename=${TUNNEL_NODE}`,
-        "--labels=env=prod",
-      ],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    await using _stopTunnel = {
-      [Symbol.asyncDispose]: async () => {
-        tunnelNode.kill("SIGKILL");
-        await tunnelNode.status;
-      },
-    };
-    const reader = tunnelNode.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let banner = "";
-    while (!banner.includes("Stop with")) {
-      const { value, done } = await reader.read();
-      assert.ok(!done, `the tunnel node exited before it was ready: ${banner}`);
-      banner += value;
-    }
-    void (async () => {
-      while (!(await reader.read()).done) { /* drain */ }
-    })().catch(() => {});
+    await using _stopTunnel = await startTunnelNode({
+      proxy: `127.0.0.1:${tp.webPort}`,
+      token: token,
+      pins: ca_pins,
+      dataDir: `${dir.path}/tunnel-data`,
+      nodeName: TUNNEL_NODE,
+      extra: ["--labels=env=prod"],
+    });
 
     const totp = await inviteAndEnroll({
       config,
