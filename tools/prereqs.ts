@@ -47,6 +47,11 @@ export const PACKAGES: readonly Package[] = Object.freeze([
   { name: "tmux", tools: ["tmux"], usedBy: "terminal tests in a real terminal (resize)" },
   { name: "procps", tools: ["pkill"], usedBy: "signals through the pid file (pkill -L -F)" },
   {
+    name: "chromium",
+    tools: ["chromium"],
+    usedBy: "web UI tests in a real browser, screenshots, bench:web",
+  },
+  {
     name: "systemd",
     tools: ["systemd-analyze"],
     usedBy: "the systemd unit (systemd-analyze verify)",
@@ -123,6 +128,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/load_balancer_test.ts"],
     root: true,
     tools: ["haproxy", "openssl", "curl", "useradd"],
+  },
+  {
+    id: "webui",
+    title: "the web UI in headless Chromium: login, terminal, recording player, audit log",
+    files: ["tests/e2e/web_ui_test.ts"],
+    root: true,
+    tools: ["chromium", "curl", "useradd"],
   },
   {
     id: "resize-e2e",
