@@ -28,7 +28,7 @@ import {
   type RotationPhase,
   type SessionTracker,
 } from "../resource/mod.ts";
-import type { RegisterRequest } from "../authclient/mod.ts";
+import type { RegisterRequest, WebSessionRecord } from "../authclient/mod.ts";
 import type { AuthServer } from "./server.ts";
 
 /** One API call, transport-free. */
@@ -595,7 +595,12 @@ const ROUTES: Route[] = [
       const ssh = field(b, "ssh_public_key", "string", true);
       const tls = field(b, "tls_public_key", "string", true);
       const remoteAddr = forwardedAddr(req, field(b, "remote_addr", "string", true));
+      const method = field(b, "method", "string", true);
+      if (method !== undefined && method !== "local" && method !== "web") {
+        throw new BadParameterError(`field "method" must be "local" or "web"`);
+      }
       return await s.authenticateSshUser({
+        ...(method === undefined ? {} : { method }),
         user: user!,
         password: field(b, "password", "string")!,
         ttlMs: field(b, "ttl_ms", "number")!,
@@ -604,6 +609,39 @@ const ROUTES: Route[] = [
         ...(tls === undefined ? {} : { tlsPublicKeyPem: tls }),
         ...(remoteAddr === undefined ? {} : { remoteAddr }),
       });
+    },
+  },
+  {
+    method: "PUT",
+    pattern: /^\/v1\/web\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [id]) => {
+      await s.authorize(hostCaller(req, "store web sessions"), "web_session", "create");
+      const session = body(req).session as WebSessionRecord;
+      if (typeof session !== "object" || session === null || session.id !== id) {
+        throw new BadParameterError(`field "session" must be the web session with id in the path`);
+      }
+      await s.webSessions.upsert(session);
+      return { ok: true };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/web\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [id]) => {
+      await s.authorize(hostCaller(req, "read web sessions"), "web_session", "read");
+      return { session: await s.webSessions.get(id!) };
+    },
+  },
+  {
+    method: "DELETE",
+    pattern: /^\/v1\/web\/sessions\/([^/]+)$/,
+    auth: true,
+    handler: async (s, req, [id]) => {
+      await s.authorize(hostCaller(req, "delete web sessions"), "web_session", "delete");
+      await s.webSessions.delete(id!);
+      return { ok: true };
     },
   },
   {
@@ -633,7 +671,7 @@ export const API_ROUTES: readonly string[] = ROUTES.map((r) =>
 /** The path as logs may show it: token values in the path are masked. */
 export function redactPath(path: string): string {
   return path.replace(
-    /^(\/v1\/resources\/(?:token|tokens)\/|\/v1\/users\/password\/token\/)([^/]+)/,
+    /^(\/v1\/resources\/(?:token|tokens)\/|\/v1\/users\/password\/token\/|\/v1\/web\/sessions\/)([^/]+)/,
     (_m, head: string, token: string) => head + maskSecret(safeDecode(token)),
   );
 }

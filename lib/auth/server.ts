@@ -99,6 +99,7 @@ import {
 } from "../events/mod.ts";
 import { SYSTEM_ROLE_POLICIES } from "./system_roles.ts";
 import { SessionTrackerStore } from "./session_trackers.ts";
+import { WebSessionStore } from "./web_sessions.ts";
 
 /** A static join token from teleport.yaml (`"node:secret"`). Never expires. */
 export interface StaticToken {
@@ -170,6 +171,8 @@ export interface AuthenticateSshUserOptions {
   ttlMs: number;
   /** Client address for the audit log (`host:port`). */
   remoteAddr?: string;
+  /** How the user logs in (`user.login` `method`). @default {"local"} */
+  method?: "local" | "web";
 }
 
 /** DNS names every auth/proxy TLS certificate carries (clients dial with this SNI). */
@@ -185,6 +188,7 @@ export class AuthServer {
   readonly cas: CertAuthoritiesService;
   readonly presence: PresenceService;
   readonly sessionTrackers: SessionTrackerStore;
+  readonly webSessions: WebSessionStore;
   readonly audit: AuditLog;
   readonly #opts: AuthServerOptions;
   readonly #log: Logger;
@@ -210,6 +214,7 @@ export class AuthServer {
     this.cas = new CertAuthoritiesService(opts.backend);
     this.presence = new PresenceService(opts.backend);
     this.sessionTrackers = new SessionTrackerStore(opts.backend);
+    this.webSessions = new WebSessionStore(opts.backend);
     this.#hostRegistry = new HostRegistry(opts.backend);
     this.audit = opts.auditLog ?? new MemoryAuditLog({ clock: opts.clock });
     if (opts.metrics !== undefined) {
@@ -700,7 +705,7 @@ export class AuthServer {
     const source = loginSource(req.remoteAddr);
     const fields: Record<string, unknown> = {
       user: req.user,
-      method: "local",
+      method: req.method ?? "local",
       source,
       ...(req.remoteAddr === undefined ? {} : { "addr.remote": req.remoteAddr }),
     };

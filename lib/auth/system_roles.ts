@@ -36,6 +36,8 @@ export const SYSTEM_ROLE_POLICIES: Record<SystemRole, Role> = {
     // Invite links (token details with the TOTP key, setting the password) and logins.
     [["user_token"], ["read", "use"]],
     [["user_login"], ["create"]],
+    // Browser logins: web sessions live in auth's backend so every proxy can serve them.
+    [["web_session"], ["create", "read", "update", "delete"]],
     // Its own heartbeat (the server checks that a proxy announces only itself).
     [["proxy"], ["create", "update"]],
   ]),

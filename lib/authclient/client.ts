@@ -32,6 +32,7 @@ import type {
   UserCertsRequest,
   UserTokenDetails,
   UserTokenInfo,
+  WebSessionRecord,
 } from "./types.ts";
 
 /** The server name every auth API certificate carries. */
@@ -348,6 +349,21 @@ export class AuthClient {
   authenticateSshUser(req: AuthenticateSshUserRequest): Promise<UserCerts> {
     const { user, ...body } = req;
     return this.request("POST", `/v1/users/${encodeURIComponent(user)}/ssh/authenticate`, body);
+  }
+  /** Stores a web session (proxy only; see WebSessionRecord). */
+  async upsertWebSession(session: WebSessionRecord): Promise<void> {
+    await this.request("PUT", `/v1/web/sessions/${encodeURIComponent(session.id)}`, { session });
+  }
+  /** A stored web session (proxy only); NotFoundError when it is gone. */
+  async getWebSession(id: string): Promise<WebSessionRecord> {
+    return (await this.request<{ session: WebSessionRecord }>(
+      "GET",
+      `/v1/web/sessions/${encodeURIComponent(id)}`,
+    )).session;
+  }
+  /** Removes a web session (proxy only). */
+  async deleteWebSession(id: string): Promise<void> {
+    await this.request("DELETE", `/v1/web/sessions/${encodeURIComponent(id)}`);
   }
   /** Announces this proxy until `proxy.metadata.expires` (heartbeat). */
   async heartbeatProxy(proxy: Resource): Promise<void> {

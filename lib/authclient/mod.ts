@@ -26,5 +26,6 @@ export type {
   UserCertsRequest,
   UserTokenDetails,
   UserTokenInfo,
+  WebSessionRecord,
 } from "./types.ts";
 export { UserCaKeys, type UserCaKeysOptions } from "./user_ca.ts";

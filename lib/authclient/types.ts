@@ -80,6 +80,33 @@ export interface AuthenticateSshUserRequest {
   ttl_ms: number;
   /** The user's address as the proxy saw it (audit). */
   remote_addr?: string;
+  /** How the user logs in, for the audit event (`user.login` `method`). @default {"local"} */
+  method?: "local" | "web";
+}
+
+/**
+ * A web session as the proxy stores it in auth's backend (`PUT /v1/web/sessions/<id>`): the
+ * user's key and certificates stay server side, the browser holds only the id (cookie) and
+ * the bearer token (of which only the SHA-256 is stored).
+ */
+export interface WebSessionRecord {
+  /** 32 random bytes, hex (the cookie value). */
+  id: string;
+  user: string;
+  /** Hex SHA-256 of the bearer token. */
+  bearer_sha256: string;
+  /** The user's SSH certificate (authorized_keys line). */
+  ssh_cert: string;
+  /** The user's TLS certificate (PEM). */
+  tls_cert: string;
+  /** The private key of the SSH certificate (PKCS#8 PEM). */
+  key_pem: string;
+  /** The private key of the TLS certificate (PKCS#8 PEM). */
+  tls_key_pem: string;
+  /** RFC 3339 times: login, end of the idle period (renewed), end of the certificates. */
+  created: string;
+  expires: string;
+  max_expires: string;
 }
 
 /** `POST /v1/certs/user` request. */

@@ -24,7 +24,9 @@ import type {
   ProxySettings,
   UserTokenDetails,
   WebAuthApi,
+  WebSessionRecord,
 } from "./types.ts";
+import { NotFoundError } from "../errors/mod.ts";
 
 export { type LoggedRecord, testLogger } from "../log/mod.ts";
 
@@ -100,6 +102,22 @@ export class FakeAuth implements WebAuthApi {
   register(req: RegisterRequest & { remote_addr?: string }): Promise<RegisterResponse> {
     this.registers.push(req);
     return settle(this.registerOutcome);
+  }
+  /** Web sessions as auth's backend would keep them (expiry is the proxy's check here). */
+  readonly webSessions = new Map<string, WebSessionRecord>();
+  upsertWebSession(session: WebSessionRecord): Promise<void> {
+    this.webSessions.set(session.id, structuredClone(session));
+    return Promise.resolve();
+  }
+  getWebSession(id: string): Promise<WebSessionRecord> {
+    const s = this.webSessions.get(id);
+    return s === undefined
+      ? Promise.reject(new NotFoundError("the web session is not found"))
+      : Promise.resolve(structuredClone(s));
+  }
+  deleteWebSession(id: string): Promise<void> {
+    this.webSessions.delete(id);
+    return Promise.resolve();
   }
 }
 

@@ -174,6 +174,26 @@ export function parseCreateSshCertRequest(
   };
 }
 
+/**
+ * Reads a browser login (Teleport's CreateSessionReq): `{user, pass, second_factor_token?}`.
+ * The user name gets the same checks as a tsh login.
+ */
+export function parseWebLoginRequest(
+  body: unknown,
+): { user: string; password: string; otpToken?: string } {
+  const b = jsonObject(body, LOGIN);
+  const user = stringField(b, "user", LOGIN, true)!;
+  if (user.trim() === "") throw new BadParameterError(`Cannot log in: field "user" is empty`);
+  if (user.length > MAX_USER_CHARS || hasControlCharacter(user)) {
+    throw new BadParameterError(
+      `Cannot log in: field "user" must be at most ${MAX_USER_CHARS} printable characters`,
+    );
+  }
+  const password = stringField(b, "pass", LOGIN, true)!;
+  const otp = stringField(b, "second_factor_token", LOGIN, false);
+  return { user, password, ...(otp ? { otpToken: otp.trim() } : {}) };
+}
+
 /** Teleport's SSHLoginResponse for `certs` (every `[]byte` base64-encoded). */
 export function formatSshLoginResponse(
   user: string,

@@ -47,12 +47,14 @@ import {
   RateLimiter,
 } from "../net/mod.ts";
 import { HttpError, readJsonBody } from "./http.ts";
+import { bearerOf, sessionCookie, type WebSession, WebSessions } from "./sessions.ts";
 import { API_CSP, LANDING_PAGE_CSP, landingPage } from "./pages.ts";
 import {
   AuthPingCache,
   buildFindResponse,
   buildPingResponse,
   checkProxySettings,
+  DEFAULT_SESSION_TTL_MS,
   type ProxyFacts,
 } from "./ping.ts";
 import { checkRequestOrigin } from "./origin.ts";
@@ -64,6 +66,7 @@ import {
   parseChangePasswordRequest,
   parseCreateSshCertRequest,
   parseRegisterRequest,
+  parseWebLoginRequest,
 } from "./requests.ts";
 import type { ProxySettings, WebAuthApi } from "./types.ts";
 
@@ -100,6 +103,8 @@ export interface WebServerOptions {
    * @default {60000}
    */
   requestTimeoutMs?: number;
+  /** Web sessions of the browser UI (cookie + bearer). @default {30 min idle, 10 s cache} */
+  webSessions?: { idleTimeoutMs?: number; cacheMs?: number };
   /**
    * Remote address of a connection, when {@link WebServer.handleConnection} is not told it.
    * @default {the socket's remoteAddress}
@@ -174,6 +179,8 @@ interface RequestContext {
   remoteAddr: string;
   /** The parsed JSON body (routes with `body: true`). */
   body: unknown;
+  /** The caller's web session (routes with `session: true`). */
+  session: WebSession;
 }
 
 type LimiterName = "login" | "join" | "account" | "public";
@@ -184,6 +191,11 @@ interface Route {
   pattern: RegExp;
   /** Takes a JSON body. */
   body?: boolean;
+  /**
+   * Needs a web session: the session cookie and its bearer token (401 without both), or only
+   * the cookie for `"cookie"` (WebSockets: the token comes in the first message).
+   */
+  session?: true | "cookie";
   limiter?: LimiterName;
   /** "Cannot <action>" in errors. */
   action: string;
@@ -269,7 +281,68 @@ export function createWebServer(options: WebServerOptions): WebServer {
     return { addr: `<proxy host>:${port ?? "<port>"}`, fromBrowser: true };
   };
 
+  const sessions = new WebSessions({
+    auth,
+    clock,
+    logger,
+    certTtlMs: DEFAULT_SESSION_TTL_MS,
+    ...options.webSessions,
+  });
+
   const routes: Route[] = [
+    {
+      method: "POST",
+      pattern: /^\/webapi\/sessions\/web$/,
+      body: true,
+      limiter: "login",
+      action: "log in",
+      handler: async (ctx) => {
+        const req = parseWebLoginRequest(ctx.body);
+        try {
+          const { record, bearer } = await sessions.login({
+            ...req,
+            ...(knownAddr(ctx.remoteAddr) === undefined ? {} : { remoteAddr: ctx.remoteAddr }),
+          });
+          logger.info("User {user} logged in to the web UI from {addr}", {
+            user: req.user,
+            addr: ctx.remoteAddr,
+          });
+          return {
+            ...jsonReply(200, sessions.response(record, bearer)),
+            cookies: [sessionCookie(record.id)],
+          };
+        } catch (err) {
+          logger.info("Web login of user {user} from {addr} failed: {message}", {
+            user: req.user,
+            addr: ctx.remoteAddr,
+            message: messageOf(err),
+          });
+          throw err;
+        }
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: /^\/webapi\/sessions\/web$/,
+      session: true,
+      action: "log out",
+      handler: async (ctx) => {
+        await sessions.logout(ctx.session);
+        logger.info("User {user} logged out of the web UI", { user: ctx.session.record.user });
+        return { ...jsonReply(200, { ok: true }), cookies: [sessionCookie("", true)] };
+      },
+    },
+    {
+      method: "POST",
+      pattern: /^\/webapi\/sessions\/web\/renew$/,
+      session: true,
+      action: "renew the web session",
+      handler: async (ctx) => {
+        const record = await sessions.renew(ctx.session);
+        const bearer = bearerOf(ctx.req.headers.get("authorization"))!;
+        return jsonReply(200, sessions.response(record, bearer));
+      },
+    },
     {
       method: "GET",
       pattern: /^\/webapi\/ping(?:\/[^/]+)?$/,
@@ -475,7 +548,14 @@ export function createWebServer(options: WebServerOptions): WebServer {
           throw new BadParameterError(`Cannot ${r.action}: the path is not valid percent-encoding`);
         }
       });
-      return await r.handler({ req, info, url, remoteAddr, body }, params);
+      const session = r.session === undefined
+        ? undefined as unknown as WebSession
+        : await sessions.authenticate(
+          req,
+          r.action,
+          r.session === "cookie" ? { bearer: null } : {},
+        );
+      return await r.handler({ req, info, url, remoteAddr, body, session }, params);
     } catch (err) {
       if (err instanceof HttpError) return errorReply(err.status, err.message);
       const status = httpStatusOf(err);

@@ -12,11 +12,17 @@ import type {
   RegisterResponse,
   UserCerts,
   UserTokenDetails,
+  WebSessionRecord,
 } from "../authclient/mod.ts";
 
 /** What auth's ping reports (`GET /v1/ping`). */
 export type AuthPing = PingResponse;
-export type { AuthenticateSshUserRequest, ChangePasswordWithTokenRequest, UserTokenDetails };
+export type {
+  AuthenticateSshUserRequest,
+  ChangePasswordWithTokenRequest,
+  UserTokenDetails,
+  WebSessionRecord,
+};
 
 /**
  * The calls the web API makes to the auth service. The integrator passes an AuthClient; errors
@@ -29,6 +35,10 @@ export interface WebAuthApi {
   /** Returns the user name. */
   changePasswordWithToken(req: ChangePasswordWithTokenRequest): Promise<string>;
   register(req: RegisterRequest & { remote_addr?: string }): Promise<RegisterResponse>;
+  /** Web sessions live in auth's backend (see sessions.ts). */
+  upsertWebSession(session: WebSessionRecord): Promise<void>;
+  getWebSession(id: string): Promise<WebSessionRecord>;
+  deleteWebSession(id: string): Promise<void>;
 }
 
 /** The proxy's addresses as `/webapi/ping` and `/webapi/find` report them (Teleport's names). */

@@ -107,12 +107,12 @@ let lastRenew = 0;
 let renewing = null;
 
 /**
- * Renews the session while the tab is used (API calls, keys, clicks): at most once a minute;
+ * Renews the session while the tab is used (API calls, keys, clicks): at most once every 5 minutes (the idle timeout is 30);
  * the server never extends it beyond its configured maximum.
  */
 export function noteActivity() {
   const s = getSession();
-  if (!s || renewing || Date.now() - lastRenew < 60_000) return;
+  if (!s || renewing || Date.now() - lastRenew < 300_000) return;
   lastRenew = Date.now();
   renewing = api("POST", "/v1/webapi/sessions/web/renew", {})
     .then((answer) => {
