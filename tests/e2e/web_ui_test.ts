@@ -8,7 +8,13 @@
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { ensureOsUser, runCli, startTeleport, tempDir, writeClusterConfig } from "./_helpers.ts";
-import { enrollInBrowser, launchBrowser, newContext, watchErrors } from "./_browser.ts";
+import {
+  enrollInBrowser,
+  launchBrowser,
+  loginInBrowser,
+  newContext,
+  watchErrors,
+} from "./_browser.ts";
 
 const NODE = "webnode";
 const CLUSTER = "web-e2e";
@@ -56,12 +62,21 @@ Deno.test({
       async () => {
         await page.goto(`${base}/web`);
         await page.waitForURL(/\/web\/login\?redirect=%2Fweb$/);
+        await page.getByRole("button", { name: "Log in" }).waitFor();
         for (const label of ["User", "Password", "Code from the authenticator app"]) {
           assert.equal(await page.getByLabel(label).count(), 1, label);
         }
         noErrors();
       },
     );
+
+    await t.step("login with password and TOTP sets the session cookie", async () => {
+      await loginInBrowser(page, { base, user: "alice", totp: totp! });
+      const cookie = (await context.cookies()).find((c) => c.name === "__Host-session");
+      assert.ok(cookie !== undefined);
+      assert.equal(cookie.httpOnly, true);
+      assert.equal(cookie.secure, true);
+    });
     await context.close();
   },
 });
