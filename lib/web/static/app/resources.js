@@ -46,8 +46,24 @@ function connectMenu(site, node) {
   );
 }
 
+/** Open Connect menus close on Escape (focus back on their button) and on a click elsewhere. */
+function closeMenusOutside() {
+  const openMenus = () => [...document.querySelectorAll("details.menu[open]")];
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    for (const menu of openMenus()) {
+      menu.open = false;
+      menu.querySelector("summary")?.focus();
+    }
+  });
+  document.addEventListener("click", (ev) => {
+    for (const menu of openMenus()) if (!menu.contains(ev.target)) menu.open = false;
+  });
+}
+
 export async function render(main, { site }) {
   document.title = "Resources · Teleport";
+  closeMenusOutside();
   const search = h("input", {
     type: "search",
     name: "search",

@@ -65,7 +65,7 @@ export async function render(main, { site }) {
                   class: "button",
                   href: `/web/cluster/${encodeURIComponent(site)}/console/session/${
                     encodeURIComponent(sid)
-                  }`,
+                  }?${new URLSearchParams({ server_id: s.server_id ?? "", login: s.login ?? "" })}`,
                   target: "_blank",
                   rel: "noopener",
                   text: "Join as observer",

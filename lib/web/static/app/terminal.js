@@ -9,6 +9,12 @@ import { newTerminal } from "./xterm_theme.js";
 
 export function render(main, { site, serverId, login, sid }) {
   const observer = sid !== undefined;
+  if (observer) {
+    // Joining: the session's node and login come in the query (from the sessions page).
+    const q = new URLSearchParams(location.search);
+    serverId = q.get("server_id") ?? "";
+    login = q.get("login") ?? "";
+  }
   document.title = observer ? `Session ${sid} · Teleport` : `${login}@${serverId} · Teleport`;
   const title = h("span", {
     class: "term-title",
@@ -59,9 +65,8 @@ export function render(main, { site, serverId, login, sid }) {
   globalThis.__term = term;
 
   const session = getSession();
-  const params = observer
-    ? { sid, mode: "observer", term: { w: term.cols, h: term.rows } }
-    : { server_id: serverId, login, term: { w: term.cols, h: term.rows } };
+  const params = { server_id: serverId, login, term: { w: term.cols, h: term.rows } };
+  if (observer) Object.assign(params, { sid, mode: "observer" });
   let ended = false;
   const client = new TtyClient(ttyUrl(site, params), session?.token ?? "", {
     onReady() {
