@@ -160,7 +160,9 @@ export async function render(main, { site }) {
       );
       pages.update(
         page.startKey,
-        typeof page.totalCount === "number" ? `${page.totalCount} nodes` : "",
+        typeof page.totalCount === "number"
+          ? `${page.totalCount} ${page.totalCount === 1 ? "node" : "nodes"}`
+          : "",
       );
     } catch (err) {
       status.show(`Cannot list the resources: ${err.message}`);
