@@ -144,6 +144,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["tmux", "ssh", "curl", "useradd"],
   },
   {
+    id: "web-api-e2e",
+    title: "the web UI's API and terminal WebSocket against a real cluster",
+    files: ["tests/e2e/web_api_test.ts"],
+    root: true,
+    tools: ["curl", "useradd"],
+  },
+  {
     id: "forward-e2e",
     title: "agent and remote port forwarding with the stock ssh and tsh",
     files: ["tests/e2e/forward_test.ts"],

@@ -117,6 +117,21 @@ export class WebSocketConnection {
     return this.#socket?.writableLength ?? 0;
   }
 
+  /** Resolves once what was written has been handed to the OS (at once when nothing waits). */
+  whenDrained(): Promise<void> {
+    const s = this.#socket;
+    if (s === undefined || !s.writableNeedDrain || s.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        s.off("drain", done);
+        s.off("close", done);
+        resolve();
+      };
+      s.on("drain", done);
+      s.on("close", done);
+    });
+  }
+
   /** Starts the connection on `socket` (after the upgrade); `head` = bytes already read. */
   attach(socket: Duplex, head: Uint8Array = new Uint8Array(0)): void {
     if (this.#socket !== undefined) throw new Error("Cannot attach a WebSocket twice");

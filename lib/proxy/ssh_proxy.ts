@@ -155,10 +155,48 @@ function connectRegisteredAddr(node: ServerResource): Promise<net.Socket> {
 export class SshProxy {
   #o: SshProxyOptions;
   readonly #server: SshServer<ProxyUser>;
+  readonly #roles: RoleCache;
 
-  private constructor(o: SshProxyOptions, server: SshServer<ProxyUser>) {
+  private constructor(o: SshProxyOptions, server: SshServer<ProxyUser>, roles: RoleCache) {
     this.#o = o;
     this.#server = server;
+    this.#roles = roles;
+  }
+
+  /**
+   * The user a certificate certifies, checked as an SSH login to this proxy is (CA, validity,
+   * `source-address` against `remoteAddr`, roles): for callers that hold a user's certificate
+   * themselves (the web terminal).
+   */
+  certifyUser(certificate: Uint8Array, remoteAddr: string): Promise<CertifiedUser> {
+    return verifyUserCertificate({
+      certificate,
+      remoteAddr,
+      userCaKeys: this.#o.userCaKeys(),
+      now: this.#o.clock.now(),
+      roles: (names) => this.#roles.get(names),
+    });
+  }
+
+  /** The registered nodes `user`'s roles let them see (the node list tsh gets). */
+  async visibleNodes(user: CertifiedUser): Promise<ServerResource[]> {
+    return (await this.#o.nodes.nodes()).filter((n) =>
+      user.checker.canSeeNode({ name: n.spec.hostname, labels: n.metadata.labels ?? {} })
+    );
+  }
+
+  /**
+   * Connects `user` to node `target` (UUID, name or address; `port` 0 = its registered port)
+   * exactly as the `proxy:` subsystem does for tsh: registered nodes only, visible to the user,
+   * direct dial with a signed client address or the node's reverse tunnel.
+   */
+  dialFor(
+    user: ProxyUser,
+    target: string,
+    port: number,
+    addrs: { remoteAddr: string; remotePort?: number; localAddr?: string; localPort?: number },
+  ): Promise<{ node: ServerResource; socket: Duplex }> {
+    return this.#dial(user, addrs, target, port);
   }
 
   /**
@@ -248,7 +286,7 @@ export class SshProxy {
         },
       },
     });
-    self.proxy = new SshProxy(o, server);
+    self.proxy = new SshProxy(o, server, roles);
     return self.proxy;
   }
 
@@ -278,12 +316,20 @@ export class SshProxy {
   }
 
   async #connect(conn: SshConnection<ProxyUser>, host: string, port: number): Promise<Duplex> {
-    const user = conn.context;
+    return (await this.#dial(conn.context, conn, host, port)).socket;
+  }
+
+  async #dial(
+    user: ProxyUser,
+    addrs: { remoteAddr: string; remotePort?: number; localAddr?: string; localPort?: number },
+    host: string,
+    port: number,
+  ): Promise<{ node: ServerResource; socket: Duplex }> {
     const asked = port === 0 ? host : `${host}:${port}`;
     const node = await this.#o.nodes.resolve(host, port);
     assertVisible(node, (t) => user.checker.canSeeNode(t), asked);
-    const source = endpointOf(conn.remoteAddr, conn.remotePort);
-    const proxyAddr = endpointOf(conn.localAddr, conn.localPort);
+    const source = endpointOf(addrs.remoteAddr, addrs.remotePort);
+    const proxyAddr = endpointOf(addrs.localAddr, addrs.localPort);
     const o = this.#o;
     const dial = o.dialNode ??
       ((node: ServerResource, client: NodeDialClient) =>
@@ -302,7 +348,7 @@ export class SshProxy {
         login: user.login,
         node: `${node.spec.hostname} (${node.metadata.name})`,
       });
-      return sock;
+      return { node, socket: sock };
     } catch (err) {
       throw new Error(
         `Cannot connect to node ${node.spec.hostname}: ${messageOf(err)} (${

@@ -18,7 +18,8 @@ import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { AuthServer } from "../auth/mod.ts";
 import { AuthClient, UserCaKeys } from "../authclient/mod.ts";
-import { importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
+import { formatAuthorizedKey, importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
+import { verifyHostCertificate } from "../client/mod.ts";
 import type { Clock } from "../clock/mod.ts";
 import { type Addr, formatAddr, isUnspecifiedHost, type ProcessConfig } from "../config/mod.ts";
 import { BadParameterError, ConnectionProblemError, messageOf } from "../errors/mod.ts";
@@ -52,6 +53,7 @@ import {
 import { VERSION } from "../config/mod.ts";
 import { loadWebKeyPairs, WebKeyPairReloader } from "./web_cert.ts";
 import { HostCredentials, type HostCredentialsChange } from "./host_credentials.ts";
+import { WebUserApis } from "./web_user_api.ts";
 
 /** What `proxy.ready` carries. */
 export interface ProxyReady {
@@ -403,9 +405,10 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       tls: { keyPairs },
       handlers: {
         web: (sock, src) =>
-          late.web === undefined
-            ? sock.destroy()
-            : late.web.handleConnection(sock, { remoteAddr: src.remoteAddr }),
+          late.web === undefined ? sock.destroy() : late.web.handleConnection(sock, {
+            remoteAddr: src.remoteAddr,
+            ...(src.remotePort === undefined ? {} : { remotePort: src.remotePort }),
+          }),
         proxySsh: (sock, src) => sshProxy.handleSocket(sock, addrs(src)),
         ssh: (sock, src) => sshProxy.handleSocket(sock, addrs(src)),
         auth: (sock, _hello, src) =>
@@ -433,9 +436,10 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
         tls: { keyPairs },
         handlers: {
           web: (sock, src) =>
-            late.web === undefined
-              ? sock.destroy()
-              : late.web.handleConnection(sock, { remoteAddr: src.remoteAddr }),
+            late.web === undefined ? sock.destroy() : late.web.handleConnection(sock, {
+              remoteAddr: src.remoteAddr,
+              ...(src.remotePort === undefined ? {} : { remotePort: src.remotePort }),
+            }),
           ssh: (sock) => tunnel.handleSocket(sock),
           reverseTunnel: (sock) => tunnel.handleSocket(sock),
         },
@@ -455,8 +459,33 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       ? { host: tunnelListen.host, port: tunnelMux.addr.port }
       : webAddr;
     settings.ssh.tunnel_listen_addr = formatAddr(tunnelAddr);
+    const userApis = new WebUserApis({
+      authAddr: o.authAddr,
+      caCertPems: () => creds.identity.tlsCaCertPems,
+    });
+    cleanups.push(() => userApis.close());
     const webServer = createWebServer({
       auth,
+      cluster: {
+        clusterName,
+        certifyUser: (cert, remoteAddr) => sshProxy.certifyUser(cert, remoteAddr),
+        nodes: () => nodes.nodes(),
+        hasTunnel: (name) => tunnel.has(name),
+        dial: (user, serverId, addrs) => sshProxy.dialFor(user, serverId, 0, addrs),
+        verifyHostKey: async (node, presentedKey) => {
+          await verifyHostCertificate({
+            hostCert: node.spec.host_cert,
+            presentedKey,
+            trustedCaKeys: hostCa.blobs.map((b) => formatAuthorizedKey(b)),
+            clusterName,
+            role: "Node",
+            principal: node.metadata.name,
+            now: o.clock.now(),
+            hostLabel: `node ${JSON.stringify(node.spec.hostname)} (${node.metadata.name})`,
+          });
+        },
+        userApi: (session) => userApis.for(session),
+      },
       clock: o.clock,
       logger: getComponentLogger("proxy:web"),
       proxySettings: settings,

@@ -47,6 +47,26 @@ export type {
   UserTokenDetails,
   UserTokenResponse,
   WebAuthApi,
+  WebClusterAccess,
   WebFindResponse,
   WebPingResponse,
+  WebSessionRecord,
+  WebUserApi,
 } from "./types.ts";
+export {
+  bearerOf,
+  cookieValue,
+  SESSION_COOKIE,
+  type WebLoginResponse,
+  WebSessions,
+  type WebSessionsOptions,
+} from "./sessions.ts";
+export { decodeEnvelope, encodeEnvelope, type Envelope } from "./envelope.ts";
+export {
+  listNodePage,
+  type NodeItem,
+  parseResourceQuery,
+  type ResourcePage,
+  type ResourceQuery,
+} from "./resources.ts";
+export { parseTerminalParams, TERMINAL_AUTH_TIMEOUT_MS, type TerminalParams } from "./terminal.ts";

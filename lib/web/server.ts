@@ -36,6 +36,7 @@ import {
   httpStatusOf,
   isKind,
   messageOf,
+  NotFoundError,
 } from "../errors/mod.ts";
 import { type Logger, maskSecret } from "../log/mod.ts";
 import {
@@ -68,7 +69,16 @@ import {
   parseRegisterRequest,
   parseWebLoginRequest,
 } from "./requests.ts";
-import type { ProxySettings, WebAuthApi } from "./types.ts";
+import type { ProxySettings, WebAuthApi, WebClusterAccess } from "./types.ts";
+import { listNodePage, parseResourceQuery } from "./resources.ts";
+import {
+  checkSid,
+  formatRecordingEvent,
+  formatTracker,
+  parseEventSearch,
+  playerRecording,
+} from "./cluster_api.ts";
+import { parseTerminalParams, runTerminal } from "./terminal.ts";
 
 /** Options of {@link createWebServer}. */
 export interface WebServerOptions {
@@ -103,6 +113,13 @@ export interface WebServerOptions {
    * @default {60000}
    */
   requestTimeoutMs?: number;
+  /**
+   * The proxy around the web API: nodes, routing, auth as the user. Without it the cluster
+   * routes (`/webapi/sites/…`) answer 404.
+   */
+  cluster?: WebClusterAccess;
+  /** Time a terminal WebSocket has to send its token. @default {4000} */
+  terminalAuthTimeoutMs?: number;
   /** Web sessions of the browser UI (cookie + bearer). @default {30 min idle, 10 s cache} */
   webSessions?: { idleTimeoutMs?: number; cacheMs?: number };
   /**
@@ -289,7 +306,129 @@ export function createWebServer(options: WebServerOptions): WebServer {
     ...options.webSessions,
   });
 
+  /** The cluster access for `:site`; 404 for another cluster or without one. */
+  const siteOf = (site: string, action: string): WebClusterAccess => {
+    const cluster = options.cluster;
+    if (cluster === undefined || site !== cluster.clusterName) {
+      throw new NotFoundError(`Cannot ${action}: this proxy serves no cluster named "${site}"`);
+    }
+    return cluster;
+  };
+
+  const clusterRoutes: Route[] = [
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/resources$/,
+      session: true,
+      action: "list resources",
+      handler: async (ctx, [site]) => {
+        const cluster = siteOf(site!, "list resources");
+        const q = parseResourceQuery(ctx.url.searchParams);
+        const user = await cluster.certifyUser(ctx.session.sshCertBlob, ctx.remoteAddr);
+        return jsonReply(
+          200,
+          listNodePage(await cluster.nodes(), q, {
+            checker: user.checker,
+            hasTunnel: (name) => cluster.hasTunnel(name),
+          }),
+        );
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/connect\/ws$/,
+      session: "cookie",
+      action: "open the terminal",
+      handler: (ctx, [site]) => {
+        const cluster = siteOf(site!, "open the terminal");
+        const params = parseTerminalParams(ctx.url.searchParams.get("params"));
+        if (ctx.info.upgradeWebSocket === undefined) {
+          throw new BadParameterError(
+            "Cannot open the terminal: this endpoint speaks WebSocket only (send Upgrade: websocket)",
+          );
+        }
+        const { socket, response } = ctx.info.upgradeWebSocket({ maxMessageBytes: 1024 * 1024 });
+        void runTerminal({
+          ws: socket,
+          session: ctx.session,
+          sessions,
+          params,
+          cluster,
+          remoteAddr: ctx.remoteAddr,
+          ...(ctx.info.remotePort === undefined ? {} : { remotePort: ctx.info.remotePort }),
+          logger,
+          ...(options.terminalAuthTimeoutMs === undefined
+            ? {}
+            : { authTimeoutMs: options.terminalAuthTimeoutMs }),
+        });
+        return Promise.resolve(response);
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/sessions$/,
+      session: true,
+      action: "list active sessions",
+      handler: async (ctx, [site]) => {
+        const api = siteOf(site!, "list active sessions").userApi(ctx.session.record);
+        return jsonReply(200, { sessions: (await api.listSessionTrackers()).map(formatTracker) });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/events\/search$/,
+      session: true,
+      action: "search the audit log",
+      handler: async (ctx, [site]) => {
+        const api = siteOf(site!, "search the audit log").userApi(ctx.session.record);
+        const res = await api.searchEvents(
+          parseEventSearch(ctx.url.searchParams, "search the audit log"),
+        );
+        return jsonReply(200, { events: res.events, startKey: res.lastKey ?? "" });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/events\/search\/sessions$/,
+      session: true,
+      action: "list recordings",
+      handler: async (ctx, [site]) => {
+        const api = siteOf(site!, "list recordings").userApi(ctx.session.record);
+        const q = parseEventSearch(ctx.url.searchParams, "list recordings");
+        const res = await api.searchEvents({ ...q, types: ["session.end"] });
+        return jsonReply(200, {
+          sessions: res.events.filter((e) => e.interactive === true).map(formatRecordingEvent),
+          startKey: res.lastKey ?? "",
+        });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/sessionlength\/([^/]+)$/,
+      session: true,
+      action: "read the session length",
+      handler: async (ctx, [site, sid]) => {
+        const api = siteOf(site!, "read the session length").userApi(ctx.session.record);
+        checkSid(sid!, "read the session length");
+        const rec = await playerRecording(await api.downloadRecording(sid!));
+        return jsonReply(200, { durationMs: rec.durationMs });
+      },
+    },
+    {
+      method: "GET",
+      pattern: /^\/webapi\/sites\/([^/]+)\/recordings\/([^/]+)$/,
+      session: true,
+      action: "read the recording",
+      handler: async (ctx, [site, sid]) => {
+        const api = siteOf(site!, "read the recording").userApi(ctx.session.record);
+        checkSid(sid!, "read the recording");
+        return jsonReply(200, await playerRecording(await api.downloadRecording(sid!)));
+      },
+    },
+  ];
+
   const routes: Route[] = [
+    ...clusterRoutes,
     {
       method: "POST",
       pattern: /^\/webapi\/sessions\/web$/,

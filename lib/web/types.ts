@@ -14,6 +14,10 @@ import type {
   UserTokenDetails,
   WebSessionRecord,
 } from "../authclient/mod.ts";
+import type { Duplex } from "node:stream";
+import type { SearchQuery, SearchResult } from "../events/mod.ts";
+import type { CertifiedUser } from "../rbac/mod.ts";
+import type { ServerResource, SessionTracker } from "../resource/mod.ts";
 
 /** What auth's ping reports (`GET /v1/ping`). */
 export type AuthPing = PingResponse;
@@ -141,4 +145,38 @@ export interface UserTokenResponse {
   /** The same TOTP secret, base32, for typing in by hand. */
   otp_secret?: string;
   second_factor_required: boolean;
+}
+
+/** Calls to auth as the web session's user (their TLS certificate: auth applies their RBAC). */
+export interface WebUserApi {
+  listSessionTrackers(): Promise<SessionTracker[]>;
+  searchEvents(q: SearchQuery): Promise<SearchResult>;
+  listRecordings(): Promise<string[]>;
+  /** The recording's gzip bytes. */
+  downloadRecording(sid: string): Promise<Uint8Array>;
+}
+
+/**
+ * What the web UI needs of the proxy around it: the node list and routing tsh gets (direct dial
+ * or reverse tunnel), certificate checks, and auth calls as the user. The integrator
+ * (lib/service) builds it from the SSH proxy, the tunnel server and auth.
+ */
+export interface WebClusterAccess {
+  clusterName: string;
+  /** The user a web session's SSH certificate certifies (as an SSH login to the proxy is). */
+  certifyUser(sshCert: Uint8Array, remoteAddr: string): Promise<CertifiedUser>;
+  /** Every registered node (RBAC is applied by the caller); the same array until it changes. */
+  nodes(): Promise<readonly ServerResource[]>;
+  /** True when node `name` has a reverse tunnel to this proxy now. */
+  hasTunnel(name: string): boolean;
+  /** Connects to node `serverId` for `user` (visible nodes only), as the proxy does for tsh. */
+  dial(
+    user: CertifiedUser & { login: string },
+    serverId: string,
+    addrs: { remoteAddr: string; remotePort?: number },
+  ): Promise<{ node: ServerResource; socket: Duplex }>;
+  /** Throws unless `presentedKey` is the node's host key, certified by the cluster's host CA. */
+  verifyHostKey(node: ServerResource, presentedKey: Uint8Array): Promise<void>;
+  /** Auth as the session's user. */
+  userApi(session: WebSessionRecord): WebUserApi;
 }
