@@ -88,7 +88,7 @@ export async function render(main, { site }) {
           }`,
         ),
       );
-      const events = answer.events ?? answer.items ?? [];
+      const events = answer.events ?? [];
       replace(
         rowsEl,
         events.length === 0

@@ -78,7 +78,7 @@ export async function render(main, { site }) {
           }`,
         ),
       );
-      const events = answer.events ?? answer.items ?? [];
+      const events = answer.sessions ?? [];
       replace(
         body,
         events.length === 0
@@ -91,7 +91,7 @@ export async function render(main, { site }) {
             const sid = e.sid;
             const start = e.session_start ?? e.time;
             const stop = e.session_stop ?? e.time;
-            const ms = new Date(stop).getTime() - new Date(start).getTime();
+            const ms = e.durationMs ?? new Date(stop).getTime() - new Date(start).getTime();
             return h(
               "tr",
               { "data-sid": sid },

@@ -37,25 +37,25 @@ export async function render(main, { site }) {
     status.hide();
     try {
       const answer = await api("GET", sitePath(site, "/sessions"));
-      const list = Array.isArray(answer) ? answer : answer.sessions ?? [];
+      const list = answer.sessions ?? [];
       replace(
         body,
         list.length === 0
           ? h("tr", {}, h("td", { colspan: 5, class: "muted", text: "No active sessions." }))
           : list.map((s) => {
-            const sid = s.sid ?? s.id;
-            const parties = (s.parties ?? s.participants ?? []).map((p) => p.user ?? p).join(", ");
+            const sid = s.sid;
+            const parties = (s.parties ?? []).map((p) => `${p.user} (${p.mode})`).join(", ");
             return h(
               "tr",
               { "data-sid": sid },
               h("td", {
                 "data-label": "Node",
-                text: s.server_hostname ?? s.hostname ?? s.server_id ?? "",
+                text: s.server_hostname || s.server_id,
               }),
               h("td", { "data-label": "Login", text: s.login ?? "" }),
               h("td", {
                 "data-label": "Started",
-                text: formatTime(s.created ?? s.start ?? s.session_start),
+                text: formatTime(s.created),
               }),
               h("td", { "data-label": "Participants", text: parties }),
               h(
