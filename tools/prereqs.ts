@@ -52,6 +52,11 @@ export const PACKAGES: readonly Package[] = Object.freeze([
     usedBy: "the PostgreSQL backend tests and bench:backend",
   },
   {
+    name: "chromium",
+    tools: ["chromium"],
+    usedBy: "web UI tests in a real browser, screenshots, bench:web",
+  },
+  {
     name: "systemd",
     tools: ["systemd-analyze"],
     usedBy: "the systemd unit (systemd-analyze verify)",
@@ -136,6 +141,13 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     files: ["tests/e2e/l7_lb_test.ts"],
     root: true,
     tools: ["haproxy", "openssl", "curl", "ssh", "useradd"],
+  },
+  {
+    id: "webui",
+    title: "the web UI in headless Chromium: login, terminal, recording player, audit log",
+    files: ["tests/e2e/web_ui_test.ts"],
+    root: true,
+    tools: ["chromium", "curl", "useradd"],
   },
   {
     id: "resize-e2e",

@@ -1,9 +1,7 @@
 /**
- * The only HTML the proxy serves: a landing page and the account-setup page for invite and
- * reset links. Both are self-contained (inline CSS and JS, no external assets); the
- * Content-Security-Policy allows exactly these inline blocks (by hash) and requests to the
- * proxy itself. The setup page reads its token from the URL, talks to
- * `/webapi/users/password/token` and writes every server value with `textContent`.
+ * The landing page of `/`: how to log in with tsh, and a link to the web UI (ui.ts serves
+ * `/web`). Self-contained (inline CSS and JS, no external assets); the
+ * Content-Security-Policy allows exactly these inline blocks (by hash).
  */
 import { createHash } from "node:crypto";
 
@@ -22,82 +20,6 @@ pre { padding: 0.75rem; border: 1px solid #8884; border-radius: 4px; }
 .error { color: #c62828; font-weight: 600; }
 `.trim();
 
-const SETUP_SCRIPT = `
-"use strict";
-(() => {
-  const $ = (id) => document.getElementById(id);
-  const parts = location.pathname.split("/");
-  const kind = parts[2] === "reset" ? "reset" : "invite";
-  const token = decodeURIComponent(parts[3] || "");
-  let info = null;
-  const fail = (message) => {
-    $("error").textContent = message;
-    $("error").hidden = false;
-  };
-  const api = async (method, path, body) => {
-    const headers = { accept: "application/json" };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const res = await fetch(path, {
-      method, headers, cache: "no-store", credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    try { data = await res.json(); } catch (_) { /* not JSON */ }
-    if (!res.ok) {
-      throw new Error((data && data.error && data.error.message) || "HTTP " + res.status);
-    }
-    return data;
-  };
-  $("title").textContent = kind === "reset" ? "Reset your password" : "Set up your account";
-  api("GET", "/webapi/users/password/token/" + encodeURIComponent(token)).then((d) => {
-    info = d;
-    $("status").hidden = true;
-    $("user").textContent = d.user;
-    $("expires").textContent = new Date(d.expires).toLocaleString();
-    if (d.otpauth_uri) {
-      $("otp").hidden = false;
-      $("otp-uri").textContent = d.otpauth_uri;
-      $("otp-link").href = d.otpauth_uri;
-      $("otp-secret").textContent = d.otp_secret || "";
-      $("code-field").hidden = false;
-      $("code").required = d.second_factor_required === true;
-      $("code-optional").hidden = d.second_factor_required === true;
-    }
-    $("setup").hidden = false;
-  }).catch((e) => {
-    $("status").hidden = true;
-    fail("Cannot use this link: " + e.message);
-  });
-  $("form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    $("error").hidden = true;
-    const password = $("pw1").value;
-    if (password.length < 12) return fail("The password must be at least 12 characters long.");
-    if (password !== $("pw2").value) return fail("The two passwords do not match.");
-    const code = $("code").value.trim();
-    if (info && info.second_factor_required && code === "") {
-      return fail("Enter the code your authenticator app shows.");
-    }
-    const body = { token, password };
-    if (code !== "") body.second_factor_token = code;
-    $("submit").disabled = true;
-    try {
-      const r = await api("PUT", "/webapi/users/password/token", body);
-      $("pw1").value = "";
-      $("pw2").value = "";
-      $("setup").hidden = true;
-      $("done").hidden = false;
-      const host = location.port ? location.host : location.host + ":443";
-      $("cmd").textContent = "tsh login --proxy=" + host + " --user=" + r.user;
-      history.replaceState(null, "", "/web");
-    } catch (e) {
-      fail("Cannot set the password: " + e.message);
-      $("submit").disabled = false;
-    }
-  });
-})();
-`.trim();
-
 /** Fills in the address the browser shows, when the server knows no public address. */
 const LANDING_SCRIPT = `
 "use strict";
@@ -112,18 +34,6 @@ const LANDING_SCRIPT = `
 function cspHash(text: string): string {
   return `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
 }
-
-/** Content-Security-Policy of the account-setup page. */
-export const SETUP_PAGE_CSP = [
-  "default-src 'none'",
-  `script-src ${cspHash(SETUP_SCRIPT)}`,
-  `style-src ${cspHash(STYLE)}`,
-  "connect-src 'self'",
-  "img-src 'self'",
-  "form-action 'self'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-].join("; ");
 
 /** Content-Security-Policy of the landing page. */
 export const LANDING_PAGE_CSP = [
@@ -163,42 +73,6 @@ ${script === undefined ? "" : `<script>${script}</script>\n`}</body>
 `;
 }
 
-/** The account-setup page for `/web/invite/<token>` and `/web/reset/<token>` (token-free). */
-export function accountSetupPage(): string {
-  return page(
-    "Account setup",
-    `<h1 id="title">Set up your account</h1>
-<p id="status" role="status">Checking the link…</p>
-<section id="setup" hidden>
-<p>User: <strong id="user"></strong></p>
-<p class="muted">This link expires <span id="expires"></span>.</p>
-<div id="otp" hidden>
-<h2>Authenticator app</h2>
-<p>Add this account to an authenticator app (TOTP): open the link below on your phone, or type
-in the secret.</p>
-<p><a id="otp-link" href="#"><code id="otp-uri"></code></a></p>
-<p>Secret: <code id="otp-secret"></code></p>
-</div>
-<form id="form" autocomplete="off">
-<label>New password (at least 12 characters)
-<input id="pw1" type="password" autocomplete="new-password" minlength="12" required></label>
-<label>Repeat the password
-<input id="pw2" type="password" autocomplete="new-password" minlength="12" required></label>
-<label id="code-field" hidden>Code from the authenticator app
-<span id="code-optional" class="muted">(optional)</span>
-<input id="code" inputmode="numeric" autocomplete="one-time-code"></label>
-<button id="submit" type="submit">Set password</button>
-</form>
-</section>
-<section id="done" hidden>
-<p>Password set. Log in with:</p>
-<pre id="cmd"></pre>
-</section>
-<p id="error" class="error" role="alert" hidden></p>`,
-    SETUP_SCRIPT,
-  );
-}
-
 /** Options of {@link landingPage}. */
 export interface LandingPageOptions {
   /**
@@ -210,7 +84,7 @@ export interface LandingPageOptions {
 }
 
 /**
- * The landing page of `/` and `/web`. `proxyAddr` comes from the proxy's configuration, never
+ * The landing page of `/`. `proxyAddr` comes from the proxy's configuration, never
  * from the request.
  */
 export function landingPage(
@@ -229,6 +103,7 @@ ${cluster}<p>This is the cluster's proxy. Log in from a terminal with tsh:</p>
 <pre>tsh login --proxy=<span id="proxy-addr" data-from-browser="${fromBrowser}">${
       escapeHtml(proxyAddr)
     }</span> --user=&lt;your user name&gt;</pre>
+<p><a href="/web">Open the web UI</a></p>
 <p class="muted">New users: open the invitation link your administrator gave you to set a
 password first.</p>`,
     LANDING_SCRIPT,

@@ -50,13 +50,7 @@ import {
 } from "../net/mod.ts";
 import { HttpError, readJsonBody } from "./http.ts";
 import { bearerOf, sessionCookie, type WebSession, WebSessions } from "./sessions.ts";
-import {
-  accountSetupPage,
-  API_CSP,
-  LANDING_PAGE_CSP,
-  landingPage,
-  SETUP_PAGE_CSP,
-} from "./pages.ts";
+import { API_CSP, LANDING_PAGE_CSP, landingPage } from "./pages.ts";
 import {
   AuthPingCache,
   buildFindResponse,
@@ -66,6 +60,7 @@ import {
   type ProxyFacts,
 } from "./ping.ts";
 import { checkRequestOrigin } from "./origin.ts";
+import { serveWebUi } from "./ui.ts";
 import {
   checkUserToken,
   formatHostSigner,
@@ -678,16 +673,17 @@ export function createWebServer(options: WebServerOptions): WebServer {
       },
     },
     {
+      // The browser UI (ui.ts): the app page for /web and every path below it (invite and
+      // reset links included), its assets under /web/app/.
       method: "GET",
-      pattern: /^\/web\/(?:invite|reset)\/[^/]+$/,
-      action: "show the account setup page",
+      pattern: /^\/web(?:\/.*)?$/,
+      action: "show the web UI",
       limiter: "public",
-      handler: () =>
-        Promise.resolve({ status: 200, html: accountSetupPage(), csp: SETUP_PAGE_CSP }),
+      handler: (ctx) => Promise.resolve(serveWebUi(ctx.req)),
     },
     {
       method: "GET",
-      pattern: /^\/(?:web)?$/,
+      pattern: /^\/$/,
       action: "show the landing page",
       limiter: "public",
       handler: async () => {
