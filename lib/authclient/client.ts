@@ -170,10 +170,19 @@ export class AuthClient {
   /** Sends one request; kinded errors come back as the same kinds. */
   request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return this.#send<T>(method, path, {
-      accept: "application/json",
-      ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
-    }, (req) => req.end(payload));
+    return this.#send<T>(
+      method,
+      path,
+      {
+        accept: "application/json",
+        ...(payload
+          ? { "content-type": "application/json", "content-length": payload.length }
+          : {}),
+      },
+      (req) => req.end(payload),
+      false,
+      true,
+    );
   }
 
   #send<T>(
@@ -182,9 +191,13 @@ export class AuthClient {
     headers: Record<string, string | number>,
     write: (req: ReturnType<typeof https.request>) => void,
     rawBody = false,
+    /** The body can be written again (not a stream). */
+    replayable = false,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      let answered = false;
       const req = https.request(this.#requestOptions(method, path, headers), (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", (err) => reject(this.#connErr(err)));
@@ -211,7 +224,18 @@ export class AuthClient {
         });
       });
       req.on("timeout", () => req.destroy(new Error("request timed out")));
-      req.on("error", (err) => reject(this.#connErr(err)));
+      req.on("error", (err) => {
+        // The server closed a kept-alive connection as the request went out (an auth process
+        // that drains or stops after a graceful restart closes its idle connections): nothing
+        // was answered, so a read, or a request on a reused connection, goes again once.
+        const retry = replayable && !answered && isStaleConnection(err) &&
+          (method === "GET" || method === "HEAD" || req.reusedSocket === true);
+        if (retry) {
+          this.#send<T>(method, path, headers, write, rawBody, false).then(resolve, reject);
+          return;
+        }
+        reject(this.#connErr(err));
+      });
       write(req);
     });
   }
@@ -472,4 +496,10 @@ export class AuthClient {
   generateUserCerts(req: UserCertsRequest): Promise<UserCerts> {
     return this.request("POST", "/v1/certs/user", req);
   }
+}
+
+/** A write to, or read from, a kept-alive connection the other end had already closed. */
+function isStaleConnection(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === "ECONNRESET" || code === "EPIPE" || /socket hang up/i.test(messageOf(err));
 }

@@ -219,6 +219,13 @@ export async function startAuthService(
     listener: `${api.host}:${api.port}`,
     backend: await probeBackend(backend),
   }));
+  // Handing over (SIGHUP): the successor's auth serves the same backend, so this listener
+  // stops accepting at once; clients that connect now reach the successor rather than a
+  // process about to close their connection.
+  host.supervisor.onDrain("auth-listener", () => {
+    if (host.supervisor.handedOver) api.stopAccepting();
+    return Promise.resolve();
+  });
   // Last: the sessions the other services drain still send their events to auth. Open
   // connections are served until the process stops (its own services keep theirs).
   host.supervisor.onDrain("auth", () => Promise.resolve(api.stopAccepting()), { last: true });

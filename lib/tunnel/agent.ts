@@ -99,10 +99,9 @@ interface AgentConn {
   client: SshClient;
   draining: boolean;
   /**
-   * A draining connection still takes transports until its replacement is up or
-   * {@link DRAIN_GRACE_MS} passed (its proxy may still serve clients it accepted before it
-   * began draining: a graceful restart); then it is retired: it takes no more and closes when
-   * none is left.
+   * A draining connection still takes transports for {@link DRAIN_GRACE_MS} (its proxy may
+   * still serve clients it accepted before it began draining: a graceful restart); then it is
+   * retired: it takes no more and closes when none is left.
    */
   retired: boolean;
   graceTimer?: ReturnType<typeof setTimeout>;
@@ -346,10 +345,10 @@ export class AgentPool implements AsyncDisposable {
       retired: state.draining,
       active: 0,
     };
+    // The connection this one replaces (its proxy asked the agent to move) keeps taking
+    // transports until its grace period ends: that proxy, or the old process of a restarted
+    // one with the same id, may still serve clients it accepted before it began draining.
     this.#conns.set(proxyId, conn);
-    // The connection this one replaces (its proxy, or a restarted one with the same id, asked
-    // the agent to move) takes no more transports.
-    if (existing !== undefined) this.#retire(existing);
     state.conn = conn;
     state.verified = true;
     state.settled.resolve(true);
