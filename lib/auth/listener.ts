@@ -31,7 +31,7 @@ import {
   RateLimiter,
 } from "../net/mod.ts";
 import { handleApiRequest } from "./api.ts";
-import { readSignedClientAddr } from "./client_addr.ts";
+import { frontAddrResolver, readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
 
 /** PEM text of a DER certificate. */
@@ -104,6 +104,12 @@ export interface AuthApiServerOptions {
    * @default {DEFAULT_UNAUTHENTICATED_RATE_LIMIT} (burst 40, 30 per minute)
    */
   unauthenticatedRateLimit?: RateLimit;
+  /**
+   * Where clients reach this listener through TCP load balancers (`auth_service.public_addr`):
+   * a proxy's signed client address header for one of these addresses is accepted.
+   * @default {[]}
+   */
+  publicAddrs?: { host: string; port: number }[];
 }
 
 /** A running API listener. */
@@ -549,6 +555,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     hostCaKeys: () => server.hostCaSshKeys().map((k) => parseAuthorizedKey(k).blob),
     clusterName: server.clusterName,
     clock: server.clock,
+    frontAddrs: frontAddrResolver(opts.publicAddrs ?? []),
   });
   const startTls = httpsServer.listeners("connection");
   httpsServer.removeAllListeners("connection");

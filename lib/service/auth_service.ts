@@ -163,6 +163,7 @@ export async function startAuthService(
     keyPem: apiKey.privateKeyPem,
     guard: host.guard,
     handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
+    publicAddrs: cfg.auth.publicAddrs,
     ...(cfg.connectionLimits.unauthenticatedRate === undefined
       ? {}
       : { unauthenticatedRateLimit: cfg.connectionLimits.unauthenticatedRate }),
