@@ -19,6 +19,7 @@
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { type PgServer, startPostgres } from "../../lib/backend/mod.ts";
+import { parseFileConfig, resolveProcessConfig } from "../../lib/config/mod.ts";
 import { type Host, note, type Proc, startHaproxy, Topology } from "./_netns.ts";
 import {
   addToken,
@@ -367,5 +368,46 @@ Deno.test({
         assert.equal(r.stdout.trim(), `end-${node}`);
       }
     });
+  },
+});
+
+/** The fenced blocks of README's "High availability" section, by language. */
+function readmeHaBlocks(): { lang: string; text: string }[] {
+  const readme = Deno.readTextFileSync(new URL("../../README.md", import.meta.url));
+  const start = readme.indexOf("\n## High availability\n");
+  assert.ok(start >= 0, "README has a High availability section");
+  const end = readme.indexOf("\n## ", start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  return [...section.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1]!,
+    text: m[2]!,
+  }));
+}
+
+Deno.test({
+  name: "README high availability example: teleport.yaml resolves, haproxy -c accepts haproxy.cfg",
+  ignore: skipGroup("ha"),
+  async fn() {
+    const blocks = readmeHaBlocks();
+    const yaml = blocks.find((b) => b.lang === "yaml");
+    const haproxy = blocks.find((b) => b.lang === "" && /^defaults/m.test(b.text));
+    assert.ok(yaml && haproxy, "a teleport.yaml and a haproxy.cfg block");
+    const file = parseFileConfig(yaml.text, "README.md");
+    const cfg = resolveProcessConfig({ file, flags: {}, hostname: "tp1", env: {} });
+    assert.deepEqual(cfg.roles, { auth: true, proxy: true, node: false });
+    assert.equal(cfg.storage?.type, "postgresql");
+    assert.match(cfg.auth.auditEventsUri ?? "", /^postgresql:\/\//);
+    assert.match(cfg.auth.auditSessionsUri ?? "", /^postgresql:\/\//);
+    assert.deepEqual(cfg.auth.publicAddrs, [{ host: "auth.example.com", port: 3025 }]);
+    const dir = await Deno.makeTempDir({ prefix: "tp-ha-readme-" });
+    try {
+      // Addresses of the example are not on this machine: check the syntax only.
+      const path = `${dir}/haproxy.cfg`;
+      await Deno.writeTextFile(path, haproxy.text.replace("bind 10.0.0.10:3025", "bind :3025"));
+      const out = await new Deno.Command("haproxy", { args: ["-c", "-f", path] }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
