@@ -21,6 +21,7 @@ import {
 } from "../errors/mod.ts";
 import { ClientAddrVerifier, type Identity, identityFromSubject } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { MetricsRegistry } from "../metrics/mod.ts";
 import {
   clientKey,
   ConnectionGuard,
@@ -30,7 +31,7 @@ import {
   type RateLimit,
   RateLimiter,
 } from "../net/mod.ts";
-import { handleApiRequest } from "./api.ts";
+import { apiRouteOf, handleApiRequest } from "./api.ts";
 import { frontAddrResolver, readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -110,6 +111,11 @@ export interface AuthApiServerOptions {
    * @default {[]}
    */
   publicAddrs?: { host: string; port: number }[];
+  /**
+   * Where requests are counted per route (`auth_api_requests_total{route}`).
+   * @default {no metrics}
+   */
+  metrics?: MetricsRegistry;
 }
 
 /** A running API listener. */
@@ -399,8 +405,17 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
    * a certificate). Whatever is refused before its body is read closes the connection. The
    * connection is not read while a request is handled, except for its body when wanted.
    */
+  const requests = opts.metrics?.counter({
+    name: "auth_api_requests_total",
+    help: "Requests to the auth API by route (METHOD /v1/path/:param)",
+    labelNames: ["route"],
+  });
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     guardOf(req.socket)?.established();
+    if (requests !== undefined) {
+      const path = (req.url ?? "/").split("?")[0]!;
+      requests.inc({ route: apiRouteOf(req.method ?? "GET", path) });
+    }
     const sock = req.socket as TLSSocket;
     const wire = readSwitch(sock);
     wire.stop();

@@ -164,6 +164,7 @@ export async function startAuthService(
     guard: host.guard,
     handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
     publicAddrs: cfg.auth.publicAddrs,
+    metrics: host.metrics,
     ...(cfg.connectionLimits.unauthenticatedRate === undefined
       ? {}
       : { unauthenticatedRateLimit: cfg.connectionLimits.unauthenticatedRate }),
