@@ -206,7 +206,8 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
   },
   {
     id: "ha",
-    title: "two auth servers on PostgreSQL and two proxies behind haproxy, kill -9 failover",
+    title:
+      "two auth servers on PostgreSQL and two proxies behind haproxy, kill -9 failover, HUP on PostgreSQL",
     files: ["tests/e2e/ha_test.ts"],
     root: true,
     tools: [
@@ -218,6 +219,9 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
       "bash",
       "timeout",
       "runuser",
+      "ssh",
+      "pkill",
+      "useradd",
       "/usr/lib/postgresql/15/bin/initdb",
       "/usr/lib/postgresql/15/bin/pg_ctl",
     ],

@@ -12,6 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
+import { startPostgres } from "../../lib/backend/mod.ts";
 import { parseFileConfig, resolveProcessConfig } from "../../lib/config/mod.ts";
 import { note, type Proc, Topology } from "./_netns.ts";
 import {
@@ -30,6 +31,15 @@ import {
   START_TIMEOUT_MS,
   waitForCount,
 } from "./_ha.ts";
+import {
+  alive,
+  loadOptions,
+  readPid,
+  reload,
+  runLoad,
+  startReloadCluster,
+  until,
+} from "./_reload.ts";
 
 /** Sequential steps; after a failure the remaining steps are reported as ignored. */
 function stepper(t: Deno.TestContext, topo: Topology) {
@@ -265,5 +275,65 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "ha: a HUP of a cluster on PostgreSQL under load drops nothing, auth calls included",
+  ignore: skipGroup("ha"),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    await using topo = await Topology.create({ label: "ha-hup" });
+    const lan = await topo.addLan("lan", "10.92.0.0/24");
+    const srv = await topo.addHost("srv", { lans: [{ lan, ip: "10.92.0.2" }] });
+    // PostgreSQL inside the same namespace, on its loopback.
+    await using pg = await startPostgres({
+      listen: { address: "127.0.0.1", port: 5432, allow: "127.0.0.1/32", netns: srv.ns },
+    });
+    const passwordFile = `${topo.dir}/pg-password`;
+    await Deno.writeTextFile(passwordFile, `${pg.password}\n`, { mode: 0o600 });
+    const url = new URL(pg.url);
+    url.password = "";
+    const { cfg, pidFile, tp, web } = await startReloadCluster(srv, topo.dir, {
+      teleport: `  storage:\n    type: postgresql\n    conn_string: ${url.href}\n` +
+        `    password_file: ${passwordFile}\n`,
+    });
+    const first = await readPid(pidFile);
+
+    await topo.step(t, "two HUPs under SSH load and back-to-back tctl calls", async () => {
+      const options = loadOptions(topo.dir, web, { rate: 10, bulkMiB: 8, bulkSeconds: 6 });
+      const pids = [first];
+      // Auth API calls straight to the auth listener (tctl), back to back across the HUPs.
+      const calls: boolean[] = [];
+      let stop = false;
+      const tctl = (async () => {
+        while (!stop) {
+          const r = await srv.cli(["tctl", "-c", cfg, "users", "ls"]);
+          calls.push(r.code === 0 && /loader/.test(r.stdout));
+        }
+      })();
+      const result = await runLoad(srv, options, async () => {
+        for (let k = 1; k <= 2; k++) pids.push(await reload(tp, pidFile, k));
+      });
+      stop = true;
+      await tctl;
+      note(
+        `HUP on PostgreSQL under load: ${JSON.stringify(result)}; tctl users ls: ` +
+          `${calls.filter((c) => c).length} of ${calls.length} ok`,
+      );
+      assert.deepEqual(result.connections.failed, [], "no connection refused, reset or failed");
+      assert.equal(result.connections.ok, result.connections.attempted);
+      assert.deepEqual(result.sessions.failed, [], "no session dropped");
+      assert.ok(result.bulk.ok, result.bulk.detail);
+      assert.ok(calls.length >= 2, `${calls.length} tctl calls`);
+      assert.deepEqual(calls.filter((c) => !c), [], "no auth API call failed");
+      // The old processes drain and exit; the survivor writes to and reads from the database.
+      await until("the old processes to exit", tp, () => pids.slice(0, -1).every((p) => !alive(p)));
+      const token = await addToken(srv, cfg, "node");
+      const count = await pg.psql("SELECT count(*) FROM kv", "teleport");
+      assert.ok(Number(count.trim()) > 0, count);
+      assert.match(token.token, /^[0-9a-f]{32}$/);
+    });
   },
 });
