@@ -1,17 +1,18 @@
 /**
  * Worker of bench/ha.ts: runs one real {@linkcode NodeService} per node identity of a JSON file,
  * in reverse tunnel mode (no listener), each with its own {@linkcode AuthClient} (mutual TLS,
- * its own keep-alive connections) to one auth address, so every node does exactly what a
- * joined node does to auth on its own schedule: heartbeats, user and host CA refreshes, session
- * tracker and recording upload loops; plus the host CA rotation check the node process runs
- * beside it (lib/service/node_service.ts). Not a test and not for use outside the bench.
+ * its own keep-alive connections) to one auth address, wired as lib/service/node_service.ts
+ * wires it, so every node does what a joined node does to auth on its own schedule: heartbeats,
+ * user and host CA refreshes and the host CA rotation check (all three read the CAs through one
+ * shared {@linkcode CaReader}), session tracker and recording upload loops. Not a test and not
+ * for use outside the bench.
  *
  *   deno run -A bench/_heartbeat_nodes.ts --identities=FILE
  *
  * stdout `started <n>` once every node service runs; stdin `quit` (or its end) exits at once.
  */
 import { parseArgs } from "node:util";
-import { AuthClient } from "../lib/authclient/mod.ts";
+import { AuthClient, CaReader } from "../lib/authclient/mod.ts";
 import { RealClock } from "../lib/clock/mod.ts";
 import {
   CA_REFRESH_INTERVAL_MS,
@@ -51,6 +52,11 @@ for (const [i, n] of spec.nodes.entries()) {
     caCertPems: spec.tlsCaCerts,
     identity: { certPem: n.tlsCert, keyPem: n.keyPem },
   });
+  const cas = new CaReader({
+    list: () => auth.listResources("cert_authority"),
+    clock,
+    ttlMs: Math.min(5000, CA_REFRESH_INTERVAL_MS / 2),
+  });
   services.push(
     await NodeService.start({
       keyPem: n.keyPem,
@@ -59,7 +65,17 @@ for (const [i, n] of spec.nodes.entries()) {
       hostCaKeys: spec.hostCaKeys,
       hostId: n.hostId,
       nodeName: `bench-node-${i}`,
-      auth,
+      auth: {
+        getResource: (kind, name) =>
+          kind === "cert_authority" && (name === "host" || name === "user")
+            ? cas.read(name)
+            : auth.getResource(kind, name),
+        heartbeatNode: (node) => auth.heartbeatNode(node),
+        emitEvents: (events) => auth.emitEvents(events),
+        uploadRecording: (sid, body) => auth.uploadRecording(sid, body),
+        upsertSessionTracker: (tracker) => auth.upsertSessionTracker(tracker),
+        deleteSessionTracker: (sid) => auth.deleteSessionTracker(sid),
+      },
       labels: { bench: "ha" },
       recordingsDir: `${dir}/${i}`,
       version: "bench",
@@ -73,7 +89,7 @@ for (const [i, n] of spec.nodes.entries()) {
   void runPeriodic({
     name: "Host CA rotation check",
     task: async () => {
-      await auth.getResource("cert_authority", "host");
+      await cas.read("host");
     },
     intervalMs: CA_REFRESH_INTERVAL_MS,
     clock,

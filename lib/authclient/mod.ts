@@ -27,4 +27,5 @@ export type {
   UserTokenDetails,
   UserTokenInfo,
 } from "./types.ts";
+export { CaReader, type CaReaderOptions } from "./ca_reader.ts";
 export { UserCaKeys, type UserCaKeysOptions } from "./user_ca.ts";
