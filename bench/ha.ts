@@ -13,9 +13,10 @@
  *    back to back from the client through the load balancer — `tsh ssh root@nodea true` (needs
  *    no auth) and `tsh ls` (answered by auth) — then restarts it; a last round does the same to
  *    a proxy; one more round drops every packet of auth1's host instead (a host that vanishes
- *    sends no resets). Prints, per round, the probes started after the failure that failed, and
- *    when the first of them to succeed finished. A probe is a `deno run` of tsh (about half a
- *    second), which bounds the resolution.
+ *    sends no resets). Prints, per round and probe kind, the probes in flight at the failure
+ *    (how many failed, the longest), the probes started after it that failed, and when the
+ *    first of those to succeed finished. A probe is a `deno run` of tsh (about half a second),
+ *    which bounds the resolution.
  *
  *   npx -y deno@2.9.6 task bench:ha [--nodes=1000] [--workers=2] [--seconds=120] [--rounds=2]
  *     [--skip-load] [--skip-failover]
@@ -229,43 +230,47 @@ ssh_service:
   }
 }
 
-/** One probe: when it started and ended (ms since the failure; negative before), its outcome. */
+/** One probe: when it started and ended (performance.now()), and whether it worked. */
 interface Probe {
-  at: number;
+  start: number;
   end: number;
   ok: boolean;
 }
 
-/** Runs `probe` back to back until `stop` resolves; returns every result. */
-async function probeLoop(
-  probe: () => Promise<boolean>,
-  origin: () => number,
-  stop: Promise<void>,
-): Promise<Probe[]> {
+/** Runs `probe` back to back until `stop` resolves (the last one runs to its end). */
+async function probeLoop(probe: () => Promise<boolean>, stop: Promise<void>): Promise<Probe[]> {
   const results: Probe[] = [];
   let stopped = false;
   void stop.then(() => stopped = true);
   while (!stopped) {
-    const at = performance.now() - origin();
+    const start = performance.now();
     const ok = await probe();
-    results.push({ at, end: performance.now() - origin(), ok });
+    results.push({ start, end: performance.now(), ok });
   }
   return results;
 }
 
-function summary(name: string, probes: Probe[]): string {
-  const after = probes.filter((p) => p.at >= 0);
-  const failed = after.filter((p) => !p.ok).length;
+/**
+ * One line per probe kind: probes in flight at the failure (failed, longest), probes started
+ * after it (failed), when the first of those to succeed finished, and what a probe took before.
+ */
+function summary(name: string, probes: Probe[], failedAt: number): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const inFlight = probes.filter((p) => p.start < failedAt && p.end > failedAt);
+  const after = probes.filter((p) => p.start >= failedAt);
   const firstOk = after.find((p) => p.ok);
-  const back = firstOk === undefined ? "never" : `${(firstOk.end / 1000).toFixed(2)} s`;
-  // What one probe takes anyway: the resolution of "first success".
-  const before = probes.filter((p) => p.at < 0 && p.ok).map((p) => p.end - p.at).sort((a, b) =>
-    a - b
-  );
-  const typical = before.length === 0 ? "?" : (before[before.length >> 1]! / 1000).toFixed(2);
-  return `${name.padEnd(20)} ${String(failed).padStart(3)} of ${
-    String(after.length).padStart(3)
-  } failed; first success done ${back} after the failure (one probe: ${typical} s)`;
+  const before = probes.filter((p) => p.end <= failedAt && p.ok).map((p) => p.end - p.start)
+    .sort((a, b) => a - b);
+  const longest = Math.max(0, ...inFlight.map((p) => p.end - p.start));
+  return `${name.padEnd(18)} in flight ${inFlight.length} (${
+    inFlight.filter((p) => !p.ok).length
+  } failed, longest ${s(longest)}); after: ${
+    after.filter((p) => !p.ok).length
+  } of ${after.length} failed, first success done ${
+    firstOk === undefined ? "never" : s(firstOk.end - failedAt)
+  } after the failure; one probe before: ${
+    before.length === 0 ? "?" : s(before[before.length >> 1]!)
+  }`;
 }
 
 /** Part 2: kill -9 of auth servers and a proxy under probes. */
@@ -292,21 +297,17 @@ async function failover(): Promise<void> {
     lb: () => Proc | undefined,
     index: number,
   ) => {
-    let failedAt = performance.now() + 1e9;
     const done = Promise.withResolvers<void>();
-    const loops = Promise.all([
-      probeLoop(ssh, () => failedAt, done.promise),
-      probeLoop(ls, () => failedAt, done.promise),
-    ]);
+    const loops = Promise.all([probeLoop(ssh, done.promise), probeLoop(ls, done.promise)]);
     await settle(1_500);
-    failedAt = performance.now();
+    const failedAt = performance.now();
     await fail();
     await settle(8_000);
     done.resolve();
     const [s, l] = await loops;
     out(`  ${label}`);
-    out(`    ${summary("tsh ssh (no auth)", s)}`);
-    out(`    ${summary("tsh ls (auth)", l)}`);
+    out(`    ${summary("tsh ssh (no auth)", s, failedAt)}`);
+    out(`    ${summary("tsh ls (auth)", l, failedAt)}`);
     const ups = lb()!.matches(serverUp(index)).length;
     await heal();
     await waitForCount(lb()!, serverUp(index), ups + 1, 60_000);

@@ -173,6 +173,9 @@ export class HaCluster {
     assert.ok(pins[0]);
     assert.equal(pins[1], pins[0], "both auth servers serve one host CA");
     this.authHaproxy = await startHaproxy(this.hosts.authLb, {
+      // Requests on a connection to an auth server that vanished fail as soon as the health
+      // check notices, instead of hanging until the client's timeout.
+      serverOptions: "on-marked-down shutdown-sessions",
       frontends: [{
         bind: `${this.hosts.authLb.ip()}:3025`,
         backends: this.auths.map((a) => `${a.host.ip()}:3025`),
