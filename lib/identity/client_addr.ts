@@ -230,7 +230,9 @@ export class ClientAddrVerifier {
       if (!fronts.some(same)) {
         deny(
           `it is for ${dst.addr} port ${dst.port}, and this connection arrived at ${want.addr} port ${want.port}` +
-            (fronts.length === 0
+            (this.#o.frontAddrs === undefined
+              ? ""
+              : fronts.length === 0
               ? " (behind a load balancer, list its address in auth_service.public_addr)"
               : ` or through ${fronts.map((f) => `${f.addr} port ${f.port}`).join(", ")}`),
         );

@@ -154,9 +154,20 @@ Deno.test(
         behindLb.verify(parsed(await s.sign({ destination: { ...lb, port: 3080 } })), NODE),
       /port 3080, .* or through 127\.0\.0\.9 port 3025/,
     );
+    const noFronts = new ClientAddrVerifier({
+      hostCaKeys: () => [s.ca.publicKeyBlob],
+      clusterName: CLUSTER,
+      clock: s.clock,
+      frontAddrs: () => Promise.resolve([]),
+    });
+    await assert.rejects(
+      async () => noFronts.verify(parsed(await s.sign({ destination: lb })), NODE),
+      /list its address in auth_service\.public_addr/,
+    );
+    // A verifier without frontAddrs (a node's) gives no auth hint.
     await assert.rejects(
       async () => s.verifier.verify(parsed(await s.sign({ destination: lb })), NODE),
-      /list its address in auth_service\.public_addr/,
+      (e) => /arrived at 127\.0\.0\.1 port 3022$/.test(String((e as Error).message)),
     );
   },
 );
