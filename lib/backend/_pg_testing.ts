@@ -122,7 +122,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     else {
       // The postmaster inherits the namespace of pg_ctl, so it listens on that host's LAN.
       await run(
-        "ip",
+        "/usr/sbin/ip",
         ["netns", "exec", netns, "runuser", "-u", "postgres", "--", `${PG_BIN}/pg_ctl`, ...args],
         `start postgres in namespace ${netns}`,
       );
