@@ -4,9 +4,10 @@
  * joined is reachable without waiting). When auth is unreachable the last list
  * keeps serving: a failed refresh is not tried again before a jittered backoff
  * (1 s doubling to 30 s) passes, so an outage costs auth one request per
- * backoff period instead of one per client, and a client waits at most
- * `staleWaitMs` for a refresh that hangs (a vanished auth host) before the last
- * list answers it.
+ * backoff period instead of one per client, and a client of a node in the last
+ * list waits at most `staleWaitMs` for a refresh that hangs (a vanished auth
+ * host) before that list answers it; a client of a node missing from it waits
+ * for the refresh.
  */
 import type { Clock } from "../clock/mod.ts";
 import { isKind, messageOf } from "../errors/mod.ts";
@@ -68,7 +69,10 @@ export class NodeRegistry {
     } catch (err) {
       const age = this.#now() - this.#fetchedAt;
       if (!isKind(err, "NotFound") || age < (this.#o.missRefreshMs ?? 1000)) throw err;
-      return resolveNode(await this.#refreshOrStale(), host, port);
+      // The last list lacks the node: only a refresh can help, so wait for it (a node that just
+      // joined), unless auth failed moments ago.
+      if (this.#now() < this.#retryAt) throw err;
+      return resolveNode(await this.#refresh(), host, port);
     }
   }
 

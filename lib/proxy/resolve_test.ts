@@ -155,3 +155,29 @@ Deno.test("NodeRegistry answers from the last list when a refresh hangs past sta
   await new Promise((r) => setTimeout(r, 0));
   assert.equal((await reg.nodes()).length, NODES.length);
 });
+
+Deno.test("NodeRegistry waits for the refresh on a miss, past staleWaitMs", async () => {
+  const clock = new FakeClock(new Date("2026-01-01T00:00:00Z"));
+  const slow = Promise.withResolvers<typeof NODES>();
+  let first = true;
+  const reg = new NodeRegistry({
+    list: () => {
+      if (first) {
+        first = false;
+        return Promise.resolve([NODES[0]!]);
+      }
+      return slow.promise;
+    },
+    clock,
+    logger: getComponentLogger("test"),
+    staleWaitMs: 2_000,
+  });
+  await reg.nodes();
+  clock.advance(1_500);
+  // "db" joined after the last list: its client waits for the (slow) refresh.
+  const answer = reg.resolve("db", 0);
+  await new Promise((r) => setTimeout(r, 0));
+  clock.advance(5_000);
+  slow.resolve(NODES);
+  assert.equal((await answer).metadata.name, "u-2");
+});
