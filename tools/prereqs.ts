@@ -224,6 +224,28 @@ export const GROUPS: readonly TestGroup[] = Object.freeze([
     tools: ["pkill", "curl", "useradd"],
   },
   {
+    id: "ha",
+    title:
+      "two auth servers on PostgreSQL and two proxies behind haproxy, kill -9 failover, HUP on PostgreSQL",
+    files: ["tests/e2e/ha_test.ts"],
+    root: true,
+    tools: [
+      "ip",
+      "haproxy",
+      "nft",
+      "curl",
+      "openssl",
+      "bash",
+      "timeout",
+      "runuser",
+      "ssh",
+      "pkill",
+      "useradd",
+      "/usr/lib/postgresql/15/bin/initdb",
+      "/usr/lib/postgresql/15/bin/pg_ctl",
+    ],
+  },
+  {
     id: "reload",
     title: "graceful restart (SIGHUP) under load, in a network namespace, with the stock ssh",
     files: ["tests/e2e/reload_test.ts"],

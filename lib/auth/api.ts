@@ -793,6 +793,21 @@ export function createAuthApiHandler(
 }
 
 /** Routes the request, runs it and maps errors to statuses. Never throws. */
+/**
+ * The route a request goes to, as a metric label: `METHOD /v1/path/:param` (parameters
+ * replaced, so the label set stays small), or `other` for a path no route serves.
+ */
+export function apiRouteOf(method: string, path: string): string {
+  const route = ROUTES.find((r) => r.method === method && r.pattern.test(path));
+  if (route === undefined) return "other";
+  const template = route.pattern.source
+    .replace(/^\^/, "")
+    .replace(/\$$/, "")
+    .replace(/\([^)]*\)/g, ":param")
+    .replace(/\\\//g, "/");
+  return `${method} ${template}`;
+}
+
 export async function handleApiRequest(
   server: AuthServer,
   req: ApiRequest,

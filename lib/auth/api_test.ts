@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { generateSshKeyPair, generateTlsKeyPair } from "../ca/mod.ts";
 import { handleApiRequest, redactPath } from "./mod.ts";
+import { apiRouteOf } from "./api.ts";
 import { ADMIN, newTestAuth, userIdentity } from "./_testing.ts";
 
 Deno.test("handleApiRequest() serves ping and cacerts without a caller, nothing else", async () => {
@@ -231,4 +232,15 @@ Deno.test("handleApiRequest() rotates a CA for an admin and refuses editors and 
   const user = (status.body as { authorities: Array<{ type: string; pins: string[] }> })
     .authorities.find((a) => a.type === "user");
   assert.equal(user!.pins.length, 2);
+});
+
+Deno.test("apiRouteOf() names the route with its parameters replaced, or other", () => {
+  assert.equal(apiRouteOf("PUT", "/v1/nodes/abc-123"), "PUT /v1/nodes/:param");
+  assert.equal(
+    apiRouteOf("GET", "/v1/resources/cert_authority/user"),
+    "GET /v1/resources/:param/:param",
+  );
+  assert.equal(apiRouteOf("GET", "/v1/ping"), "GET /v1/ping");
+  assert.equal(apiRouteOf("DELETE", "/v1/ping"), "other");
+  assert.equal(apiRouteOf("GET", "/nothing"), "other");
 });

@@ -21,6 +21,7 @@ import {
 } from "../errors/mod.ts";
 import { ClientAddrVerifier, type Identity, identityFromSubject } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { MetricsRegistry } from "../metrics/mod.ts";
 import {
   clientKey,
   ConnectionGuard,
@@ -30,8 +31,8 @@ import {
   type RateLimit,
   RateLimiter,
 } from "../net/mod.ts";
-import { createAuthApiHandler } from "./api.ts";
-import { readSignedClientAddr } from "./client_addr.ts";
+import { apiRouteOf, createAuthApiHandler } from "./api.ts";
+import { frontAddrResolver, readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
 
 /** PEM text of a DER certificate. */
@@ -104,6 +105,17 @@ export interface AuthApiServerOptions {
    * @default {DEFAULT_UNAUTHENTICATED_RATE_LIMIT} (burst 40, 30 per minute)
    */
   unauthenticatedRateLimit?: RateLimit;
+  /**
+   * Where clients reach this listener through TCP load balancers (`auth_service.public_addr`):
+   * a proxy's signed client address header for one of these addresses is accepted.
+   * @default {[]}
+   */
+  publicAddrs?: { host: string; port: number }[];
+  /**
+   * Where requests are counted per route (`auth_api_requests_total{route}`).
+   * @default {no metrics}
+   */
+  metrics?: MetricsRegistry;
 }
 
 /** A running API listener. */
@@ -394,8 +406,17 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
    * a certificate). Whatever is refused before its body is read closes the connection. The
    * connection is not read while a request is handled, except for its body when wanted.
    */
+  const requests = opts.metrics?.counter({
+    name: "auth_api_requests_total",
+    help: "Requests to the auth API by route (METHOD /v1/path/:param)",
+    labelNames: ["route"],
+  });
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     guardOf(req.socket)?.established();
+    if (requests !== undefined) {
+      const path = (req.url ?? "/").split("?")[0]!;
+      requests.inc({ route: apiRouteOf(req.method ?? "GET", path) });
+    }
     const sock = req.socket as TLSSocket;
     const wire = readSwitch(sock);
     wire.stop();
@@ -544,6 +565,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     hostCaKeys: () => server.hostCaSshKeys().map((k) => parseAuthorizedKey(k).blob),
     clusterName: server.clusterName,
     clock: server.clock,
+    frontAddrs: frontAddrResolver(opts.publicAddrs ?? []),
   });
   const startTls = httpsServer.listeners("connection");
   httpsServer.removeAllListeners("connection");

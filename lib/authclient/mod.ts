@@ -28,4 +28,5 @@ export type {
   UserTokenInfo,
   WebSessionRecord,
 } from "./types.ts";
+export { CaReader, type CaReaderOptions } from "./ca_reader.ts";
 export { UserCaKeys, type UserCaKeysOptions } from "./user_ca.ts";

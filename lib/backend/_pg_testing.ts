@@ -21,17 +21,28 @@ export interface StartPostgresOptions {
    * @default {undefined}
    */
   tls?: { certFile: string; keyFile: string; caFile: string };
+  /**
+   * Serve on another address than loopback, e.g. a LAN address inside a network namespace:
+   * the server runs in namespace `netns` (`ip netns exec`), listens on `address:port` and
+   * accepts the test role's password (or client certificate, with `tls`) from `allow` (a CIDR).
+   * psql still talks to it over its Unix socket.
+   *
+   * @default {undefined} (127.0.0.1 on a free port, in this process's namespace)
+   */
+  listen?: { address: string; port: number; allow: string; netns?: string };
 }
 
 /** A running PostgreSQL server for tests. */
 export interface PgServer {
   /** `postgresql://teleport:<password>@127.0.0.1:<port>/teleport` (role owns the database). */
   url: string;
+  /** Host of {@link url}: 127.0.0.1 or `listen.address`. */
+  host: string;
   /** The test role's password, also written to {@link passwordFile}. */
   password: string;
   /** File holding the role's password and a newline. */
   passwordFile: string;
-  /** TCP port on 127.0.0.1. */
+  /** TCP port (on 127.0.0.1, or `listen.address`). */
   port: number;
   /**
    * Runs SQL with `psql` as the superuser over the Unix socket; returns the rows as
@@ -94,7 +105,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   await Deno.mkdir(sockets);
   await Deno.chown(dir, uid, gid);
   await Deno.chown(sockets, uid, gid);
-  const port = freePort();
+  const port = options.listen?.port ?? freePort();
+  const host = options.listen?.address ?? "127.0.0.1";
+  const allow = options.listen?.allow ?? "127.0.0.1/32";
+  const netns = options.listen?.netns;
   let stopped = false;
   let running = false;
   const stopServer = async () => {
@@ -103,11 +117,16 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     running = false;
   };
   const startServer = async () => {
-    await asPostgres(
-      "pg_ctl",
-      ["-D", data, "-l", `${dir}/server.log`, "-w", "-t", "60", "start"],
-      "start postgres",
-    );
+    const args = ["-D", data, "-l", `${dir}/server.log`, "-w", "-t", "60", "start"];
+    if (netns === undefined) await asPostgres("pg_ctl", args, "start postgres");
+    else {
+      // The postmaster inherits the namespace of pg_ctl, so it listens on that host's LAN.
+      await run(
+        "/usr/sbin/ip",
+        ["netns", "exec", netns, "runuser", "-u", "postgres", "--", `${PG_BIN}/pg_ctl`, ...args],
+        `start postgres in namespace ${netns}`,
+      );
+    }
     running = true;
   };
   const psql = (sql: string, database = "teleport") =>
@@ -136,13 +155,13 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const hba = [
       "local all all trust",
       options.tls === undefined
-        ? "host all all 127.0.0.1/32 scram-sha-256"
-        : "hostssl all all 127.0.0.1/32 cert",
+        ? `host all all ${allow} scram-sha-256`
+        : `hostssl all all ${allow} cert`,
     ];
     await Deno.writeTextFile(`${data}/pg_hba.conf`, hba.join("\n") + "\n");
     const conf = [
       `port = ${port}`,
-      "listen_addresses = '127.0.0.1'",
+      `listen_addresses = '${host}'`,
       `unix_socket_directories = '${sockets}'`,
       "fsync = off",
       "max_connections = 200",
@@ -168,7 +187,8 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const passwordFile = `${dir}/password`;
     await Deno.writeTextFile(passwordFile, ROLE_PASSWORD + "\n");
     return {
-      url: `postgresql://teleport:${ROLE_PASSWORD}@127.0.0.1:${port}/teleport`,
+      url: `postgresql://teleport:${ROLE_PASSWORD}@${host}:${port}/teleport`,
+      host,
       password: ROLE_PASSWORD,
       passwordFile,
       port,

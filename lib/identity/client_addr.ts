@@ -127,13 +127,23 @@ export interface ClientAddrVerifierOptions {
   /** The cluster whose proxies are trusted (`x-teleport-authority`). */
   clusterName: string;
   clock: Clock;
+  /**
+   * Addresses of TCP load balancers in front of this listener (e.g. auth servers behind
+   * haproxy on 3025): a proxy that dialled one of them signs the balancer's address, which
+   * is accepted besides the socket's own local address. Called for each header whose
+   * destination is not the local address.
+   *
+   * @default {none: only the local address}
+   */
+  frontAddrs?: () => Promise<ProxyEndpoint[]>;
 }
 
 /**
  * Verifies signed client address headers: host certificate signed by a trusted host CA key,
  * role Proxy, this cluster, valid now; signature by the certificate's key over the header's
- * addresses; issued within ±60 s of now; destination equal to the verifier's own address; nonce
- * not seen before. One verifier per listener (it remembers nonces).
+ * addresses; issued within ±60 s of now; destination equal to the verifier's own address (or a
+ * load balancer's in front of it, {@link ClientAddrVerifierOptions.frontAddrs}); nonce not seen
+ * before. One verifier per listener (it remembers nonces).
  */
 export class ClientAddrVerifier {
   readonly #o: ClientAddrVerifierOptions;
@@ -214,10 +224,19 @@ export class ClientAddrVerifier {
       deny(`it was issued ${Math.round(skew / 1000)} s from now (at most ±60 s allowed)`);
     }
     const want = { addr: unmapIp(local.addr), port: local.port };
-    if (unmapIp(dst.addr) !== want.addr || dst.port !== want.port) {
-      deny(
-        `it is for ${dst.addr} port ${dst.port}, and this connection arrived at ${want.addr} port ${want.port}`,
-      );
+    const same = (e: ProxyEndpoint) => unmapIp(e.addr) === unmapIp(dst.addr) && e.port === dst.port;
+    if (!same(want)) {
+      const fronts = this.#o.frontAddrs === undefined ? [] : await this.#o.frontAddrs();
+      if (!fronts.some(same)) {
+        deny(
+          `it is for ${dst.addr} port ${dst.port}, and this connection arrived at ${want.addr} port ${want.port}` +
+            (this.#o.frontAddrs === undefined
+              ? ""
+              : fronts.length === 0
+              ? " (behind a load balancer, list its address in auth_service.public_addr)"
+              : ` or through ${fronts.map((f) => `${f.addr} port ${f.port}`).join(", ")}`),
+        );
+      }
     }
     this.#remember(nonce, now.getTime(), deny);
     return { addr: unmapIp(src.addr), port: src.port };

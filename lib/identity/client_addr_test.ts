@@ -132,3 +132,42 @@ Deno.test("ClientAddrVerifier.verify() refuses headers it cannot trust", async (
     );
   });
 });
+
+Deno.test(
+  "ClientAddrVerifier.verify() accepts a header for a load balancer in front when frontAddrs lists it",
+  async () => {
+    const s = await setup();
+    const lb = { addr: "127.0.0.9", port: 3025 };
+    const behindLb = new ClientAddrVerifier({
+      hostCaKeys: () => [s.ca.publicKeyBlob],
+      clusterName: CLUSTER,
+      clock: s.clock,
+      frontAddrs: () => Promise.resolve([lb]),
+    });
+    assert.deepEqual(
+      await behindLb.verify(parsed(await s.sign({ destination: lb })), NODE),
+      CLIENT,
+    );
+    // Only the balancer's own port, and only with frontAddrs: the hint names the setting.
+    await assert.rejects(
+      async () =>
+        behindLb.verify(parsed(await s.sign({ destination: { ...lb, port: 3080 } })), NODE),
+      /port 3080, .* or through 127\.0\.0\.9 port 3025/,
+    );
+    const noFronts = new ClientAddrVerifier({
+      hostCaKeys: () => [s.ca.publicKeyBlob],
+      clusterName: CLUSTER,
+      clock: s.clock,
+      frontAddrs: () => Promise.resolve([]),
+    });
+    await assert.rejects(
+      async () => noFronts.verify(parsed(await s.sign({ destination: lb })), NODE),
+      /list its address in auth_service\.public_addr/,
+    );
+    // A verifier without frontAddrs (a node's) gives no auth hint.
+    await assert.rejects(
+      async () => s.verifier.verify(parsed(await s.sign({ destination: lb })), NODE),
+      (e) => /arrived at 127\.0\.0\.1 port 3022$/.test(String((e as Error).message)),
+    );
+  },
+);

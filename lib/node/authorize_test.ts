@@ -213,3 +213,45 @@ Deno.test("RoleCache serves cached roles when auth is unreachable", async () => 
   assert.deepEqual((await cache.get(["access"])).map((r) => r.metadata.name), ["access"]);
   await assert.rejects(cache.get(["dev"]), /connection refused/);
 });
+
+Deno.test("RoleCache asks a failing auth again only after a backoff, and a hanging one briefly", async () => {
+  const clock = new FakeClock(NOW);
+  let calls = 0;
+  let mode: "up" | "down" | "hang" = "up";
+  let hang: PromiseWithResolvers<never> | undefined;
+  const cache = new RoleCache({
+    clock,
+    logger: getComponentLogger("node:test"),
+    ttlMs: 1000,
+    staleWaitMs: 2000,
+    random: () => 0.999999,
+    fetch: (name) => {
+      calls++;
+      if (mode === "down") return Promise.reject(new Error("connection refused"));
+      if (mode === "hang") return (hang = Promise.withResolvers<never>()).promise;
+      return Promise.resolve(ROLES[name]!);
+    },
+  });
+  const names = async () => (await cache.get(["access"])).map((r) => r.metadata.name);
+  await names();
+  mode = "down";
+  clock.advance(5000);
+  assert.deepEqual(await names(), ["access"]);
+  assert.equal(calls, 2);
+  // Logins during the outage: no request to auth until the backoff (1 s) passes.
+  for (let i = 0; i < 10; i++) assert.deepEqual(await names(), ["access"]);
+  assert.equal(calls, 2);
+  clock.advance(1000);
+  mode = "hang";
+  const waiting = names();
+  await new Promise((r) => setTimeout(r, 0));
+  // Concurrent logins share the one request that hangs…
+  const second = names();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(calls, 3);
+  // …and both get the cached role once staleWaitMs passes.
+  clock.advance(2000);
+  assert.deepEqual(await waiting, ["access"]);
+  assert.deepEqual(await second, ["access"]);
+  hang!.reject(new Error("timed out"));
+});

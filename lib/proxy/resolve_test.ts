@@ -94,3 +94,90 @@ Deno.test("NodeRegistry caches, refreshes on a miss and keeps the last list when
   clock.advance(10_000);
   assert.equal((await reg.resolve("db", 0)).metadata.name, "u-2");
 });
+
+Deno.test("NodeRegistry asks a failing auth again only after a backoff, and serves the last list meanwhile", async () => {
+  const clock = new FakeClock(new Date("2026-01-01T00:00:00Z"));
+  let calls = 0;
+  let fail = false;
+  const reg = new NodeRegistry({
+    list: () => {
+      calls++;
+      return fail ? Promise.reject(new Error("auth down")) : Promise.resolve(NODES);
+    },
+    clock,
+    logger: getComponentLogger("test"),
+    random: () => 0.999999,
+  });
+  await reg.nodes();
+  fail = true;
+  clock.advance(6_000);
+  assert.equal((await reg.nodes()).length, NODES.length);
+  assert.equal(calls, 2);
+  // A burst of clients during the outage: no request to auth until the backoff (1 s) passes,
+  // misses included.
+  for (let i = 0; i < 20; i++) assert.equal((await reg.nodes()).length, NODES.length);
+  await assert.rejects(reg.resolve("nope", 0), (e) => isKind(e, "NotFound"));
+  assert.equal(calls, 2);
+  clock.advance(1_000);
+  await reg.nodes();
+  assert.equal(calls, 3);
+  // The next wait doubles (2 s), then auth answers again and the list is fresh.
+  clock.advance(1_000);
+  await reg.nodes();
+  assert.equal(calls, 3);
+  fail = false;
+  clock.advance(1_000);
+  await reg.nodes();
+  assert.equal(calls, 4);
+  await reg.nodes();
+  assert.equal(calls, 4);
+});
+
+Deno.test("NodeRegistry answers from the last list when a refresh hangs past staleWaitMs", async () => {
+  const clock = new FakeClock(new Date("2026-01-01T00:00:00Z"));
+  const hang = Promise.withResolvers<typeof NODES>();
+  let hanging = false;
+  const reg = new NodeRegistry({
+    list: () => hanging ? hang.promise : Promise.resolve([NODES[0]!]),
+    clock,
+    logger: getComponentLogger("test"),
+    staleWaitMs: 2_000,
+  });
+  await reg.nodes();
+  hanging = true;
+  clock.advance(6_000);
+  const answer = reg.nodes();
+  await new Promise((r) => setTimeout(r, 0));
+  clock.advance(2_000);
+  assert.equal((await answer).length, 1, "the last list, without waiting for auth");
+  // The refresh still lands when auth answers.
+  hang.resolve(NODES);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal((await reg.nodes()).length, NODES.length);
+});
+
+Deno.test("NodeRegistry waits for the refresh on a miss, past staleWaitMs", async () => {
+  const clock = new FakeClock(new Date("2026-01-01T00:00:00Z"));
+  const slow = Promise.withResolvers<typeof NODES>();
+  let first = true;
+  const reg = new NodeRegistry({
+    list: () => {
+      if (first) {
+        first = false;
+        return Promise.resolve([NODES[0]!]);
+      }
+      return slow.promise;
+    },
+    clock,
+    logger: getComponentLogger("test"),
+    staleWaitMs: 2_000,
+  });
+  await reg.nodes();
+  clock.advance(1_500);
+  // "db" joined after the last list: its client waits for the (slow) refresh.
+  const answer = reg.resolve("db", 0);
+  await new Promise((r) => setTimeout(r, 0));
+  clock.advance(5_000);
+  slow.resolve(NODES);
+  assert.equal((await answer).metadata.name, "u-2");
+});

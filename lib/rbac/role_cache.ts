@@ -1,7 +1,10 @@
 /**
- * Roles by name as the node last saw them. Fresh entries are served from memory;
- * stale ones are refreshed from auth, and kept when auth cannot be reached, so
- * logins keep working through an auth outage (with the last known policy).
+ * Roles by name as the node (or proxy) last saw them. Fresh entries are served from memory;
+ * stale ones are refreshed from auth, and kept when auth cannot be reached, so logins keep
+ * working through an auth outage (with the last known policy). A failed refresh of a role is
+ * not tried again before a jittered backoff (1 s doubling to 30 s) passes, and with a stale
+ * entry at hand a login waits at most `staleWaitMs` for auth (a vanished auth host) before the
+ * stale entry answers it; concurrent logins share one request per role.
  */
 import type { Clock } from "../clock/mod.ts";
 import { isKind, messageOf } from "../errors/mod.ts";
@@ -16,12 +19,32 @@ export interface RoleCacheOptions {
   logger: Logger;
   /** How long a fetched role is used without asking auth again. @default {30000} */
   ttlMs?: number;
+  /**
+   * With a stale entry at hand, how long a caller waits for auth before the stale entry
+   * answers it (the refresh goes on in the background).
+   * @default {2000}
+   */
+  staleWaitMs?: number;
+  /** First and longest wait before a failed refresh is tried again. @default {1000, 30000} */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  /** Random source in [0, 1) for the backoff jitter. @default {Math.random} */
+  random?: () => number;
+}
+
+interface Entry {
+  /** The role; null when auth said it does not exist. */
+  role: Role | null;
+  fetched: number;
 }
 
 /** A read-through cache of roles. */
 export class RoleCache {
   readonly #o: RoleCacheOptions;
-  readonly #entries = new Map<string, { role: Role | null; fetched: number }>();
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<Role | null>>();
+  /** Per role: consecutive failed refreshes and when the next may start. */
+  readonly #failures = new Map<string, { count: number; retryAt: number }>();
 
   constructor(o: RoleCacheOptions) {
     this.#o = o;
@@ -43,24 +66,63 @@ export class RoleCache {
     if (cached !== undefined && now - cached.fetched < (this.#o.ttlMs ?? 30_000)) {
       return cached.role;
     }
-    try {
-      const role = await this.#o.fetch(name);
-      this.#entries.set(name, { role, fetched: now });
-      return role;
-    } catch (err) {
-      if (isKind(err, "NotFound")) {
-        this.#o.logger.warn("Certificate names role {role}, which does not exist", { role: name });
-        this.#entries.set(name, { role: null, fetched: now });
-        return null;
-      }
-      if (cached !== undefined) {
-        this.#o.logger.warn("Using cached role {role}: auth is unreachable ({reason})", {
-          role: name,
-          reason: messageOf(err),
-        });
-        return cached.role;
-      }
-      throw err;
+    if (cached !== undefined && now < (this.#failures.get(name)?.retryAt ?? -Infinity)) {
+      return cached.role;
     }
+    const refresh = this.#refresh(name, cached);
+    if (cached === undefined) return await refresh;
+    const ac = new AbortController();
+    try {
+      return await Promise.race([
+        refresh,
+        // Aborted once the race is decided: either way the answer is the entry at hand.
+        this.#o.clock.sleep(this.#o.staleWaitMs ?? 2000, ac.signal).then(
+          () => cached.role,
+          () => cached.role,
+        ),
+      ]);
+    } finally {
+      ac.abort();
+    }
+  }
+
+  /** One shared fetch of `name`; with a stale entry, that entry when auth cannot answer. */
+  #refresh(name: string, cached: Entry | undefined): Promise<Role | null> {
+    let p = this.#inflight.get(name);
+    if (p !== undefined) return p;
+    p = (async () => {
+      const now = () => this.#o.clock.now().getTime();
+      try {
+        const role = await this.#o.fetch(name);
+        this.#entries.set(name, { role, fetched: now() });
+        this.#failures.delete(name);
+        return role;
+      } catch (err) {
+        if (isKind(err, "NotFound")) {
+          this.#o.logger.warn("Certificate names role {role}, which does not exist", {
+            role: name,
+          });
+          this.#entries.set(name, { role: null, fetched: now() });
+          this.#failures.delete(name);
+          return null;
+        }
+        const count = (this.#failures.get(name)?.count ?? 0) + 1;
+        const max = this.#o.backoffMaxMs ?? 30_000;
+        const d = Math.min(max, (this.#o.backoffMinMs ?? 1000) * 2 ** (count - 1));
+        const delay = Math.round(d / 2 + (this.#o.random ?? Math.random)() * d / 2);
+        this.#failures.set(name, { count, retryAt: now() + delay });
+        if (cached === undefined) throw err;
+        const props = { role: name, reason: messageOf(err), delay };
+        const text =
+          "Using cached role {role}: auth is unreachable ({reason}); asking again in {delay} ms";
+        if (count === 1) this.#o.logger.warn(text, props);
+        else this.#o.logger.debug(text, props);
+        return cached.role;
+      } finally {
+        this.#inflight.delete(name);
+      }
+    })();
+    this.#inflight.set(name, p);
+    return p;
   }
 }

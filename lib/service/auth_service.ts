@@ -163,6 +163,8 @@ export async function startAuthService(
     keyPem: apiKey.privateKeyPem,
     guard: host.guard,
     handshakeTimeoutMs: cfg.connectionLimits.handshakeTimeoutMs,
+    publicAddrs: cfg.auth.publicAddrs,
+    metrics: host.metrics,
     ...(cfg.connectionLimits.unauthenticatedRate === undefined
       ? {}
       : { unauthenticatedRateLimit: cfg.connectionLimits.unauthenticatedRate }),

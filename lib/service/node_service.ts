@@ -15,7 +15,12 @@ import {
   SERVER_ANNOUNCE_TTL_MS,
   VERSION,
 } from "../config/mod.ts";
-import { AUTH_SERVER_NAME, AuthClient, type RegisterResponse } from "../authclient/mod.ts";
+import {
+  AUTH_SERVER_NAME,
+  AuthClient,
+  CaReader,
+  type RegisterResponse,
+} from "../authclient/mod.ts";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
 import { type NodeAuthApi, NodeService, runPeriodic } from "../node/mod.ts";
 import {
@@ -139,13 +144,21 @@ async function serveNode(host: ServiceHost, o: {
 }): Promise<NodeService> {
   const cfg = host.config;
   const late: { node?: NodeService } = {};
+  // The user CA, host CA and rotation loops read the CAs from one listing a minute.
+  const cas = new CaReader({
+    list: () => o.auth.listResources("cert_authority"),
+    clock: o.clock,
+    clusterName: parseSshCertificate(o.identity.sshCert).extensions["x-teleport-authority"],
+    // The loops run within milliseconds of each other; a fast refresh (tests) stays fast.
+    ttlMs: Math.min(5000, cfg.caRefreshIntervalMs / 2),
+  });
   const creds = new HostCredentials({
     role: "node",
     path: o.identityPath,
     identity: o.identity,
     nodeName: cfg.nodeName,
     additionalPrincipals: cfg.ssh.publicAddrs.map((a) => a.host),
-    readHostCa: () => o.auth.getResource("cert_authority", "host"),
+    readHostCa: () => cas.read("host"),
     reRegister: o.reRegister,
     logger: o.log,
     onChange: (change) => {
@@ -164,7 +177,10 @@ async function serveNode(host: ServiceHost, o: {
   const recordingsDir = `${cfg.dataDir}/log/upload`;
   // Readiness follows the heartbeats to auth.
   const auth: NodeAuthApi = {
-    getResource: (kind, name) => o.auth.getResource(kind, name),
+    getResource: (kind, name) =>
+      kind === "cert_authority" && (name === "host" || name === "user")
+        ? cas.read(name)
+        : o.auth.getResource(kind, name),
     emitEvents: (events) => o.auth.emitEvents(events),
     uploadRecording: (sid, body) => o.auth.uploadRecording(sid, body),
     upsertSessionTracker: (tracker) => o.auth.upsertSessionTracker(tracker),

@@ -1072,6 +1072,8 @@ export interface HaproxyOptions {
   frontends: HaproxyFrontend[];
   /** Health check interval. @default "500ms" */
   checkInterval?: string;
+  /** More keywords for every `server` line, e.g. `on-marked-down shutdown-sessions`. */
+  serverOptions?: string;
 }
 
 /**
@@ -1096,7 +1098,10 @@ export async function startHaproxy(host: Host, o: HaproxyOptions): Promise<Proc>
     lines.push(`frontend f${i}`, `  bind ${f.bind}`, `  default_backend b${i}`);
     lines.push(`backend b${i}`, "  balance roundrobin");
     f.backends.forEach((b, j) =>
-      lines.push(`  server s${j} ${b} check inter ${inter} fall 1 rise 1`)
+      lines.push(
+        `  server s${j} ${b} check inter ${inter} fall 1 rise 1` +
+          (o.serverOptions === undefined ? "" : ` ${o.serverOptions}`),
+      )
     );
   });
   const path = `${host.topology.dir}/haproxy-${host.name}.cfg`;

@@ -66,8 +66,8 @@ export async function reload(tp: Proc, pidFile: string): Promise<number> {
   return pid;
 }
 
-export async function startReloadCluster(srv: Host, dir: string) {
-  const cfg = await writeClusterConfig(dir, { nodeName: NODE, clusterName: CLUSTER });
+export async function startReloadCluster(srv: Host, dir: string, o: { teleport?: string } = {}) {
+  const cfg = await writeClusterConfig(dir, { nodeName: NODE, clusterName: CLUSTER, ...o });
   const pidFile = `${dir}/teleport.pid`;
   const tp = srv.teleport(["start", "-c", cfg, `--pid-file=${pidFile}`]);
   await tp.waitForOutput(/Stop with/, 90_000);

@@ -22,6 +22,12 @@ export interface TeleportConfigOptions {
     mode: "multiplex" | "separate";
     /** @default "0.0.0.0:3025" */
     listenAddr?: string;
+    /** `teleport.storage` on PostgreSQL (password from `passwordFile`). @default Deno KV */
+    storage?: { connString: string; passwordFile: string };
+    /** `audit_events_uri` and `audit_sessions_uri`. @default files in the data dir */
+    auditUri?: string;
+    /** `auth_service.public_addr` (a load balancer in front of several auth servers). */
+    publicAddr?: string[];
   };
   /** Proxy service settings; absent = proxy disabled. */
   proxy?: {
@@ -37,7 +43,7 @@ export interface TeleportConfigOptions {
     httpsKeyPairs?: { keyFile: string; certFile: string }[];
   };
   /** SSH service (a node); absent = disabled. */
-  ssh?: { labels?: Record<string, string> };
+  ssh?: { labels?: Record<string, string>; listenAddr?: string };
   /** Agent join settings. */
   join?: { proxyServer?: string; authServer?: string; token?: string; caPins?: string[] };
 }
@@ -57,6 +63,14 @@ export async function writeTeleportConfig(path: string, o: TeleportConfigOptions
   if (o.join?.authServer) lines.push(`  auth_server: ${o.join.authServer}`);
   if (o.join?.token) lines.push(`  auth_token: ${o.join.token}`);
   if (o.join?.caPins?.length) lines.push(`  ca_pin:${yamlList(o.join.caPins, "    ")}`);
+  if (o.auth?.storage) {
+    lines.push(
+      "  storage:",
+      "    type: postgresql",
+      `    conn_string: ${JSON.stringify(o.auth.storage.connString)}`,
+      `    password_file: ${o.auth.storage.passwordFile}`,
+    );
+  }
   if (o.auth) {
     lines.push(
       "auth_service:",
@@ -68,6 +82,15 @@ export async function writeTeleportConfig(path: string, o: TeleportConfigOptions
       "    type: local",
       "    second_factor: otp",
     );
+    if (o.auth.publicAddr?.length) {
+      lines.push(`  public_addr:${yamlList(o.auth.publicAddr, "    ")}`);
+    }
+    if (o.auth.auditUri) {
+      lines.push(
+        `  audit_events_uri: ${JSON.stringify(o.auth.auditUri)}`,
+        `  audit_sessions_uri: ${JSON.stringify(o.auth.auditUri)}`,
+      );
+    }
   } else {
     lines.push("auth_service:", "  enabled: false");
   }
@@ -95,6 +118,7 @@ export async function writeTeleportConfig(path: string, o: TeleportConfigOptions
   }
   if (o.ssh) {
     lines.push("ssh_service:", "  enabled: true");
+    if (o.ssh.listenAddr) lines.push(`  listen_addr: ${o.ssh.listenAddr}`);
     const labels = Object.entries(o.ssh.labels ?? {});
     if (labels.length > 0) {
       lines.push("  labels:", ...labels.map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`));

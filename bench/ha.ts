@@ -1,0 +1,345 @@
+/**
+ * High availability figures (`deno task bench:ha`, as root), in two parts:
+ *
+ * 1. **Auth load from a fleet** (`--nodes`, default 1000): one `teleport start --roles=auth` on
+ *    a PostgreSQL 15 of its own; `--nodes` real node services (lib/node NodeService in reverse
+ *    tunnel mode, each with its own mutual-TLS auth client, in `--workers` processes:
+ *    bench/_heartbeat_nodes.ts) heartbeat and refresh their CAs on their production schedule.
+ *    Over `--seconds` it samples auth's `auth_api_requests_total` every second and prints
+ *    requests/s (mean, busiest second, per route) and auth's CPU.
+ * 2. **Failover** (`--rounds`, default 2, in network namespaces: the layout of tests/e2e/_ha.ts,
+ *    two auth servers on PostgreSQL behind haproxy, two proxies behind haproxy, a direct and a
+ *    tunnel node, a client host): each round `kill -9`s one auth server while probes run
+ *    back to back from the client through the load balancer — `tsh ssh root@nodea true` (needs
+ *    no auth) and `tsh ls` (answered by auth) — then restarts it; a last round does the same to
+ *    a proxy; one more round drops every packet of auth1's host instead (a host that vanishes
+ *    sends no resets). Prints, per round and probe kind, the probes in flight at the failure
+ *    (how many failed, the longest), the probes started after it that failed, and when the
+ *    first of those to succeed finished. A probe is a `deno run` of tsh (about half a second),
+ *    which bounds the resolution.
+ *
+ *   npx -y deno@2.9.6 task bench:ha [--nodes=1000] [--workers=2] [--seconds=120] [--rounds=2]
+ *     [--skip-load] [--skip-failover]
+ */
+import { parseArgs } from "node:util";
+import { AuthClient } from "../lib/authclient/mod.ts";
+import { startPostgres } from "../lib/backend/mod.ts";
+import { formatAuthorizedKey, generateTlsKeyPair, sshPublicKeyBlob } from "../lib/ca/mod.ts";
+import { freePort, REPO } from "../tests/e2e/_helpers.ts";
+import { type Proc, Topology } from "../tests/e2e/_netns.ts";
+import { HaCluster, LOGIN, type Member, serverUp, waitForCount } from "../tests/e2e/_ha.ts";
+import { tsh, type TshClient } from "../tests/e2e/_topology_enroll.ts";
+import { cpuSeconds, eachLine, out, settle, startDaemon } from "./_common.ts";
+import type { HeartbeatNodes } from "./_heartbeat_nodes.ts";
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: "string", default: "1000" },
+    workers: { type: "string", default: "2" },
+    seconds: { type: "string", default: "120" },
+    rounds: { type: "string", default: "2" },
+    "skip-load": { type: "boolean", default: false },
+    "skip-failover": { type: "boolean", default: false },
+  },
+});
+const NODES = Number(values.nodes);
+const WORKERS = Number(values.workers);
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+for (const [name, v] of [["nodes", NODES], ["workers", WORKERS], ["seconds", SECONDS]] as const) {
+  if (!Number.isInteger(v) || v <= 0) {
+    throw new Error(`Cannot run the HA bench: --${name} takes a positive integer`);
+  }
+}
+if (!Number.isInteger(ROUNDS) || ROUNDS < 0) {
+  throw new Error("Cannot run the HA bench: --rounds takes an integer ≥ 0");
+}
+if (Deno.uid() !== 0) {
+  throw new Error("Cannot run the HA bench: run it as root (initdb as postgres, namespaces)");
+}
+
+const CLUSTER = "bench-ha";
+const PARALLEL = 24;
+const sec = (ms: number) => (ms / 1000).toFixed(1);
+
+/** Sum of `auth_api_requests_total` per route from a /metrics text. */
+function requestCounts(text: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of text.matchAll(/^auth_api_requests_total\{route="([^"]*)"\} (\d+(?:\.\d+)?)/gm)) {
+    counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** Part 1: requests/s against auth from `NODES` heartbeating nodes. */
+async function fleetLoad(): Promise<void> {
+  out(`fleet load: ${NODES} nodes in ${WORKERS} worker(s), ${SECONDS} s window`);
+  await using pg = await startPostgres();
+  const dir = await Deno.makeTempDir({ prefix: "tp-bench-ha-" });
+  const token = crypto.randomUUID().replaceAll("-", "");
+  const [authPort, diagPort] = [freePort(), freePort()];
+  await Deno.writeTextFile(`${dir}/pg-password`, `${pg.password}\n`, { mode: 0o600 });
+  const url = new URL(pg.url);
+  url.password = "";
+  const config = `${dir}/teleport.yaml`;
+  await Deno.writeTextFile(
+    config,
+    `version: v3
+teleport:
+  nodename: bench-auth
+  data_dir: ${dir}/data
+  diag_addr: 127.0.0.1:${diagPort}
+  log:
+    severity: WARN
+  connection_limits:
+    # Thousands of registrations and clients from one address, on purpose.
+    rates: [{ period: 1s, average: 100000, burst: 100000 }]
+    max_connections: 100000
+    max_pending_connections: 100000
+  storage:
+    type: postgresql
+    conn_string: ${url.href}
+    password_file: ${dir}/pg-password
+auth_service:
+  enabled: true
+  listen_addr: 127.0.0.1:${authPort}
+  cluster_name: ${CLUSTER}
+  tokens:
+    - "node:${token}"
+proxy_service:
+  enabled: false
+ssh_service:
+  enabled: false
+`,
+  );
+  const auth = await startDaemon(["--config", config]);
+  const workers: Deno.ChildProcess[] = [];
+  try {
+    out(`auth pid ${auth.pid} ready in ${sec(auth.startMs)} s; registering ${NODES} nodes…`);
+    let caCerts: string[];
+    {
+      using insecure = new AuthClient({
+        host: "127.0.0.1",
+        port: authPort,
+        insecureSkipVerify: true,
+      });
+      caCerts = await insecure.caCerts();
+    }
+    using client = new AuthClient({ host: "127.0.0.1", port: authPort, caCertPems: caCerts });
+    const nodes: HeartbeatNodes["nodes"] = new Array(NODES);
+    let cas = { host: [] as string[], user: [] as string[] };
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, NODES) }, async () => {
+      while (next < NODES) {
+        const i = next++;
+        const key = await generateTlsKeyPair();
+        const hostId = crypto.randomUUID();
+        const res = await client.register({
+          token,
+          hostID: hostId,
+          node_name: `bench-node-${i}`,
+          role: "node",
+          additional_principals: [],
+          public_ssh_key: formatAuthorizedKey(await sshPublicKeyBlob(key.publicKey)),
+          public_tls_key: key.publicKeyPem,
+        });
+        cas = res.ssh_ca_keys;
+        nodes[i] = {
+          hostId,
+          keyPem: key.privateKeyPem,
+          sshCert: res.ssh_cert,
+          tlsCert: res.tls_cert,
+        };
+      }
+    }));
+    out(`registered in ${sec(performance.now() - t0)} s; starting the node services…`);
+    const t1 = performance.now();
+    const per = Math.ceil(NODES / WORKERS);
+    const started: Promise<void>[] = [];
+    for (let w = 0; w < WORKERS; w++) {
+      const slice = nodes.slice(w * per, (w + 1) * per);
+      if (slice.length === 0) continue;
+      const file = `${dir}/nodes-${w}.json`;
+      const spec: HeartbeatNodes = {
+        authHost: "127.0.0.1",
+        authPort,
+        tlsCaCerts: caCerts,
+        userCaKeys: cas.user,
+        hostCaKeys: cas.host,
+        nodes: slice,
+      };
+      await Deno.writeTextFile(file, JSON.stringify(spec));
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${REPO}bench/_heartbeat_nodes.ts`, `--identities=${file}`],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      workers.push(child);
+      const ready = Promise.withResolvers<void>();
+      void eachLine(child.stdout, (l) => {
+        if (l.startsWith("started")) ready.resolve();
+      });
+      void child.status.then((s) => ready.reject(new Error(`worker exited with ${s.code}`)));
+      started.push(ready.promise);
+    }
+    await Promise.all(started);
+    out(`${NODES} node services running in ${sec(performance.now() - t1)} s; sampling…`);
+    const scrape = async () =>
+      requestCounts(await (await fetch(`http://127.0.0.1:${diagPort}/metrics`)).text());
+    // Nodes make their first requests as they start; the window begins a little after.
+    await settle(5_000);
+    const first = await scrape();
+    const cpu0 = cpuSeconds(auth.pid);
+    const w0 = performance.now();
+    let prev = total(first);
+    let busiest = 0;
+    for (let s = 0; s < SECONDS; s++) {
+      await settle(1_000);
+      const now = total(await scrape());
+      busiest = Math.max(busiest, now - prev);
+      prev = now;
+    }
+    const last = await scrape();
+    const window = (performance.now() - w0) / 1000;
+    const cpu = (cpuSeconds(auth.pid) - cpu0) / window;
+    const rate = (total(last) - total(first)) / window;
+    out();
+    out(`auth load with ${NODES} nodes heartbeating (one auth server, PostgreSQL backend)`);
+    out(`  requests/s to auth, mean over ${window.toFixed(0)} s      ${rate.toFixed(1)}`);
+    out(`  requests per node per minute                  ${(rate * 60 / NODES).toFixed(2)}`);
+    out(`  busiest second (requests)                     ${busiest}`);
+    out(`  auth CPU (% of a core)                        ${(cpu * 100).toFixed(1)}`);
+    out("  by route (requests/s):");
+    const routes = [...last].map(([r, n]) => [r, (n - (first.get(r) ?? 0)) / window] as const)
+      .filter(([, r]) => r > 0).sort((a, b) => b[1] - a[1]);
+    for (const [route, r] of routes) out(`    ${route.padEnd(44)} ${r.toFixed(2)}`);
+  } finally {
+    for (const w of workers) {
+      try {
+        w.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+      await w.status;
+    }
+    await auth.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** One probe: when it started and ended (performance.now()), and whether it worked. */
+interface Probe {
+  start: number;
+  end: number;
+  ok: boolean;
+}
+
+/** Runs `probe` back to back until `stop` resolves (the last one runs to its end). */
+async function probeLoop(probe: () => Promise<boolean>, stop: Promise<void>): Promise<Probe[]> {
+  const results: Probe[] = [];
+  let stopped = false;
+  void stop.then(() => stopped = true);
+  while (!stopped) {
+    const start = performance.now();
+    const ok = await probe();
+    results.push({ start, end: performance.now(), ok });
+  }
+  return results;
+}
+
+/**
+ * One line per probe kind: probes in flight at the failure (failed, longest), probes started
+ * after it (failed), when the first of those to succeed finished, and what a probe took before.
+ */
+function summary(name: string, probes: Probe[], failedAt: number): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const inFlight = probes.filter((p) => p.start < failedAt && p.end > failedAt);
+  const after = probes.filter((p) => p.start >= failedAt);
+  const firstOk = after.find((p) => p.ok);
+  const before = probes.filter((p) => p.end <= failedAt && p.ok).map((p) => p.end - p.start)
+    .sort((a, b) => a - b);
+  const longest = Math.max(0, ...inFlight.map((p) => p.end - p.start));
+  return `${name.padEnd(18)} in flight ${inFlight.length} (${
+    inFlight.filter((p) => !p.ok).length
+  } failed, longest ${s(longest)}); after: ${
+    after.filter((p) => !p.ok).length
+  } of ${after.length} failed, first success done ${
+    firstOk === undefined ? "never" : s(firstOk.end - failedAt)
+  } after the failure; one probe before: ${
+    before.length === 0 ? "?" : s(before[before.length >> 1]!)
+  }`;
+}
+
+/** Part 2: kill -9 of auth servers and a proxy under probes. */
+async function failover(): Promise<void> {
+  out();
+  out(`failover: ${ROUNDS} auth round(s) and one proxy round, in network namespaces`);
+  await using topo = await Topology.create({ label: "bench-ha" });
+  await using ha = await HaCluster.create(topo);
+  await ha.startAuths();
+  await ha.startProxies();
+  const alice: TshClient = await ha.enrollAndLogin("alice");
+  await ha.startNodes();
+  const ssh = async () => (await tsh(alice, ["ssh", `${LOGIN}@nodea`, "true"])).code === 0;
+  const ls = async () => (await tsh(alice, ["ls"])).code === 0;
+  while (!(await ssh()) || !(await ls())) await settle(200);
+  /**
+   * Probes from 1.5 s before `fail` until 8 s after it; then `heal` and wait until the load
+   * balancer `lb` sees server `index` up again.
+   */
+  const round = async (
+    label: string,
+    fail: () => Promise<void>,
+    heal: () => Promise<void>,
+    lb: () => Proc | undefined,
+    index: number,
+  ) => {
+    const done = Promise.withResolvers<void>();
+    const loops = Promise.all([probeLoop(ssh, done.promise), probeLoop(ls, done.promise)]);
+    await settle(1_500);
+    const failedAt = performance.now();
+    await fail();
+    await settle(8_000);
+    done.resolve();
+    const [s, l] = await loops;
+    out(`  ${label}`);
+    out(`    ${summary("tsh ssh (no auth)", s, failedAt)}`);
+    out(`    ${summary("tsh ls (auth)", l, failedAt)}`);
+    const ups = lb()!.matches(serverUp(index)).length;
+    await heal();
+    await waitForCount(lb()!, serverUp(index), ups + 1, 60_000);
+  };
+  const kill = (m: Member) => () => ha.kill(m);
+  const restart = (m: Member) => async () => void await ha.start(m);
+  // The host vanishes: every packet in or out is dropped (no resets, unlike kill -9).
+  const BLACKHOLE = "table inet tp_blackhole {\n" +
+    "  chain in { type filter hook input priority 0; policy drop; iif lo accept; }\n" +
+    "  chain out { type filter hook output priority 0; policy drop; oif lo accept; }\n}\n";
+  for (let r = 0; r < ROUNDS; r++) {
+    const i = r % 2;
+    const a = ha.auths[i]!;
+    await round(
+      `round ${r + 1}: kill -9 auth${i + 1}`,
+      kill(a),
+      restart(a),
+      () => ha.authHaproxy,
+      i,
+    );
+  }
+  const a1 = ha.auths[0]!;
+  await round(
+    "auth1's host unreachable (all packets dropped)",
+    () => a1.host.nft(BLACKHOLE),
+    () => a1.host.nft("delete table inet tp_blackhole\n"),
+    () => ha.authHaproxy,
+    0,
+  );
+  const pa = ha.proxies[0]!;
+  await round("kill -9 proxya", kill(pa), restart(pa), () => ha.webHaproxy, 0);
+}
+
+if (!values["skip-load"]) await fleetLoad();
+if (!values["skip-failover"]) await failover();
