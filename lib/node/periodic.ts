@@ -1,7 +1,8 @@
 /**
- * Runs a task now and then every `intervalMs`; when it fails, retries with a
- * jittered exponential backoff (so a fleet of nodes does not stampede a
- * restarted auth server) and logs the outage once and the recovery once.
+ * Runs a task now and then every `intervalMs` less up to a seventh, at random (Teleport's
+ * "seventh jitter": a fleet of nodes started together does not stay in lockstep against auth);
+ * when it fails, retries with a jittered exponential backoff (so a fleet of nodes does not
+ * stampede a restarted auth server) and logs the outage once and the recovery once.
  */
 import type { Clock } from "../clock/mod.ts";
 import { messageOf } from "../errors/mod.ts";
@@ -20,7 +21,7 @@ export interface PeriodicOptions {
   clock: Clock;
   logger: Logger;
   signal: AbortSignal;
-  /** Random source in [0, 1) for the jitter (tests inject a fixed one). @default {Math.random} */
+  /** Random source in [0, 1) for both jitters (tests inject a fixed one). @default {Math.random} */
   random?: () => number;
 }
 
@@ -38,7 +39,7 @@ export async function runPeriodic(o: PeriodicOptions): Promise<void> {
   let failures = 0;
   const random = o.random ?? Math.random;
   while (!o.signal.aborted) {
-    let delay = o.intervalMs;
+    let delay = Math.round(o.intervalMs * (1 - random() / 7));
     try {
       await o.task();
       if (failures > 0) {

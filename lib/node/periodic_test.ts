@@ -41,3 +41,29 @@ Deno.test("runPeriodic() retries a failing task with backoff, then resumes the i
   ac.abort();
   await done;
 });
+
+Deno.test("runPeriodic() runs up to a seventh of the interval early, at random", async () => {
+  const clock = new FakeClock();
+  const ac = new AbortController();
+  const runs: number[] = [];
+  const tick = () => new Promise((r) => setTimeout(r, 0));
+  const done = runPeriodic({
+    name: "test task",
+    intervalMs: 70_000,
+    random: () => 0.999999,
+    clock,
+    logger: getComponentLogger("node:test"),
+    signal: ac.signal,
+    task: () => {
+      runs.push(clock.now().getTime());
+      return Promise.resolve();
+    },
+  });
+  const t0 = clock.now().getTime();
+  await tick();
+  clock.advance(60_000); // 70 s less a seventh: a fleet started together drifts apart
+  await tick();
+  assert.deepEqual(runs.map((t) => t - t0), [0, 60_000]);
+  ac.abort();
+  await done;
+});
