@@ -12,6 +12,8 @@
  *   line ends with the keys typed) and to the next frame xterm renders (`onRender`); and from
  *   outside, from the `keyboard.type` call until the page says the echo is in the buffer
  *   (this one adds the DevTools protocol's round trips, which a user does not have).
+ *   Typed twice: by key events, and by `term.input()` (xterm's onData without a key event),
+ *   which separates the browser's own input and frame cost from the page's network path.
  *
  * All run a login shell on a pty (bash readline echoes each key), each key sent after the echo
  * of the one before. Run as root (it creates the OS user td_bench_web):
@@ -246,56 +248,91 @@ await page.waitForFunction(() => {
   return /\$ ?$/.test(buf.getLine(buf.baseY + buf.cursorY).translateToString(true));
 });
 await page.evaluate(installProbe);
-const outer: number[] = [];
-for (let i = 0; i < KEYS + 10; i++) {
-  const key = String.fromCharCode(97 + (i % 26));
-  const echoed = page.evaluate((n) =>
-    new Promise<void>((resolve) => {
-      // deno-lint-ignore no-explicit-any
-      const lat = (globalThis as any).__lat;
-      const check = () => {
-        if (lat.parsed.length <= n) return;
-        lat.wake = null;
-        resolve();
-      };
-      lat.wake = check;
-      check();
-    }), i);
-  const t0 = performance.now();
-  await page.keyboard.type(key);
-  await echoed;
-  if (i >= 10) outer.push(performance.now() - t0);
-  if (i % 40 === 39) {
-    await page.keyboard.press("Control+u");
-    await page.waitForFunction(() => {
-      // deno-lint-ignore no-explicit-any
-      const buf = (globalThis as any).__term.buffer.active;
-      return /\$ ?$/.test(buf.getLine(buf.baseY + buf.cursorY).translateToString(true));
-    });
+
+/**
+ * Types KEYS letters in the page, each after the echo of the one before: by `keyboard`
+ * (DevTools key events: the browser's whole input path, a frame per key) or by `input`
+ * (`term.input()`, xterm's onData without a key event: the page's network path alone).
+ */
+async function typeInPage(via: "keyboard" | "input") {
+  await page.evaluate(() => {
+    // deno-lint-ignore no-explicit-any
+    const lat = (globalThis as any).__lat;
+    for (const k of ["parsed", "rendered", "toSend", "toEcho", "toParse"]) lat[k] = [];
+    lat.typed = "";
+  });
+  const outer: number[] = [];
+  for (let i = 0; i < KEYS + 10; i++) {
+    const key = String.fromCharCode(97 + (i % 26));
+    const echoed = page.evaluate((n) =>
+      new Promise<void>((resolve) => {
+        // deno-lint-ignore no-explicit-any
+        const lat = (globalThis as any).__lat;
+        const check = () => {
+          if (lat.parsed.length <= n) return;
+          lat.wake = null;
+          resolve();
+        };
+        lat.wake = check;
+        check();
+      }), i);
+    const t0 = performance.now();
+    if (via === "keyboard") await page.keyboard.type(key);
+    else {
+      await page.evaluate((k) => {
+        // deno-lint-ignore no-explicit-any
+        const g = globalThis as any;
+        g.__lat.typed += k;
+        g.__lat.t0 = performance.now();
+        g.__term.input(k, true);
+      }, key);
+    }
+    await echoed;
+    if (i >= 10) outer.push(performance.now() - t0);
+    if (i % 40 === 39 || i === KEYS + 9) {
+      await page.keyboard.press("Control+u");
+      await page.waitForFunction(() => {
+        // deno-lint-ignore no-explicit-any
+        const buf = (globalThis as any).__term.buffer.active;
+        return /\$ ?$/.test(buf.getLine(buf.baseY + buf.cursorY).translateToString(true));
+      });
+    }
   }
+  const probe = await page.evaluate(() => {
+    // deno-lint-ignore no-explicit-any
+    const lat = (globalThis as any).__lat;
+    return {
+      parsed: lat.parsed as number[],
+      rendered: lat.rendered as number[],
+      toSend: lat.toSend as number[],
+      toEcho: lat.toEcho as number[],
+      toParse: lat.toParse as number[],
+    };
+  });
+  return { outer, probe };
 }
-const probe = await page.evaluate(() => {
-  // deno-lint-ignore no-explicit-any
-  const lat = (globalThis as any).__lat;
-  return {
-    parsed: lat.parsed as number[],
-    rendered: lat.rendered as number[],
-    toSend: lat.toSend as number[],
-    toEcho: lat.toEcho as number[],
-    toParse: lat.toParse as number[],
-  };
-});
+
+const byKeys = await typeInPage("keyboard");
+const byInput = await typeInPage("input");
 await page.keyboard.press("Control+d");
 await context.close();
 if (errors.length > 0) throw new Error(`The page logged errors: ${errors.join("; ")}`);
 
 const ssh = report("tsh path (SSH through the proxy)", sshTimes);
 report("web terminal (WebSocket, proxy SSH)", webTimes, ssh);
-report("page: keydown → echo in xterm buffer", probe.parsed.slice(10), ssh);
-report("page: keydown → echo rendered", probe.rendered.slice(10), ssh);
-report("page via playwright (type → buffer)", outer, ssh);
-out("the page's part of 'keydown → echo in xterm buffer':");
-report("  keydown → onData (sent)", probe.toSend.slice(10));
-report("  sent → echo at term.write (network)", probe.toEcho.slice(10));
-report("  term.write → parsed", probe.toParse.slice(10));
+for (
+  const [name, from, r] of [[`key events`, "keydown", byKeys], [
+    `term.input()`,
+    "input",
+    byInput,
+  ]] as const
+) {
+  out(`the page, ${name}:`);
+  report(`  ${from} → echo in xterm buffer`, r.probe.parsed.slice(10), ssh);
+  report(`  ${from} → echo rendered`, r.probe.rendered.slice(10), ssh);
+  report("  via playwright (type → buffer)", r.outer, ssh);
+  report(`    ${from} → onData (sent)`, r.probe.toSend.slice(10));
+  report("    sent → echo at term.write", r.probe.toEcho.slice(10));
+  report("    term.write → parsed", r.probe.toParse.slice(10));
+}
 out("issue 14 target: the page ≤ 5 ms above the SSH round trip");
