@@ -313,6 +313,9 @@ Deno.test({
         await page.getByRole("status").filter({ hasText: "Cannot log in:" }).waitFor();
         await login(NEW_PASSWORD, await nextCode(newTotp!, newUsed));
         await page.waitForURL(/\/web\/cluster\/[^/]+\/resources$/);
+        // The page's calls (node list, session renewal) finish before the next step logs out.
+        await page.locator(`tr[data-node="${NODE}"]`).waitFor();
+        await page.waitForLoadState("networkidle");
         // Chromium logs each refused call (the two above) as a failed resource load.
         const refused = /Failed to load resource: the server responded with a status of 40[013]/;
         assert.deepEqual(errors.splice(0).filter((e) => !refused.test(e)), [], "console errors");
