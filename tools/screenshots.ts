@@ -150,6 +150,7 @@ if (import.meta.main) {
   await shoot(views, "account", async (v) => {
     await v.page.goto(`${base}/web/account`);
     await v.page.getByRole("button", { name: "Change password" }).waitFor();
+    await v.page.getByText("An authenticator app (TOTP) is set up").waitFor();
   });
   await desktop.close();
   await shared.close();

@@ -3,10 +3,14 @@
  * a real all-in-one cluster: account setup from an invite link (the QR code is decoded from the
  * page's pixels), login with password + TOTP, the node in the resource list, a terminal over
  * WSS (type, read xterm's buffer, resize the window and see `stty size`, exit with a code),
- * the recording played back, and the audit log. Any console error fails the test.
+ * the recording played back, the audit log, and the account page (replace the OTP device from
+ * its QR code, change the password, log in again with both). Any console error fails the test.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
+import decodeQR from "qr/decode.js";
+import * as OTPAuth from "otpauth";
+import { TEST_PASSWORD } from "./_proxy.ts";
 import { skipGroup } from "../../tools/prereqs.ts";
 import {
   ensureOsUser,
@@ -29,6 +33,40 @@ import {
 const NODE = "webnode";
 const CLUSTER = "web-e2e";
 const LOGIN = "td_e2e_webui";
+const NEW_PASSWORD = "another horse, another battery";
+const STEP_MS = 30_000;
+
+/** The last TOTP step the auth server accepted from a device. */
+interface UsedStep {
+  step: number;
+}
+
+/**
+ * A code of `totp` for a step after `used` (auth accepts each step of a device once, and one
+ * step of clock drift): when that step is still two ahead of the clock, waits for the clock
+ * to reach the next step. Records the step as used.
+ */
+async function nextCode(totp: OTPAuth.TOTP, used: UsedStep): Promise<string> {
+  const step = Math.max(used.step + 1, Math.floor(Date.now() / STEP_MS));
+  const wait = (step - 1) * STEP_MS - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 100));
+  used.step = step;
+  return totp.generate({ timestamp: step * STEP_MS });
+}
+
+/** Decodes the QR code drawn on the page's `canvas.qr` (its pixels) to a TOTP. */
+async function scanQr(page: Page): Promise<OTPAuth.TOTP> {
+  const image = await page.locator("canvas.qr").evaluate((el) => {
+    // deno-lint-ignore no-explicit-any
+    const c = el as any;
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+    return { width: d.width as number, height: d.height as number, data: Array.from(d.data) };
+  });
+  const uri = decodeQR({ ...image, data: Uint8Array.from(image.data as number[]) });
+  const totp = OTPAuth.URI.parse(uri);
+  if (!(totp instanceof OTPAuth.TOTP)) throw new Error(`The QR code holds no TOTP URI: ${uri}`);
+  return totp;
+}
 
 /** Waits until the terminal of `page` shows text matching `re`; returns the whole text. */
 async function showing(page: Page, re: RegExp): Promise<string> {
@@ -99,8 +137,11 @@ Deno.test({
       },
     );
 
+    const used: UsedStep = { step: 0 };
     await t.step("login with password and TOTP sets the session cookie", async () => {
       await loginInBrowser(page, { base, user: "alice", totp: totp! });
+      // loginInBrowser used the step after the clock's (at most this one).
+      used.step = Math.floor(Date.now() / STEP_MS) + 1;
       const cookie = (await context.cookies()).find((c) => c.name === "__Host-session");
       assert.ok(cookie !== undefined);
       assert.equal(cookie.httpOnly, true);
@@ -209,6 +250,77 @@ Deno.test({
       await owner.close();
       noErrors();
     });
+
+    let newTotp: OTPAuth.TOTP | undefined;
+    const newUsed: UsedStep = { step: 0 };
+    await t.step(
+      "the account page replaces the OTP device from its QR code after a current code",
+      async () => {
+        await page.goto(`${base}/web/account`);
+        const otp = page.locator('section[aria-labelledby="otp-title"]');
+        await otp.getByText("An authenticator app (TOTP) is set up").waitFor();
+        await otp.getByLabel("Current password").fill(TEST_PASSWORD);
+        await otp.getByLabel("Code from the current authenticator app").fill(
+          await nextCode(totp!, used),
+        );
+        await otp.getByRole("button", { name: "Replace the device" }).click();
+        await otp.locator("canvas.qr").waitFor();
+        newTotp = await scanQr(page);
+        assert.equal(newTotp.secret.base32, await otp.locator("#otp-secret").textContent());
+        assert.notEqual(newTotp.secret.base32, totp!.secret.base32);
+        const now = Date.now();
+        newUsed.step = Math.floor(now / STEP_MS);
+        // The confirm field has the focus: the flow goes on by keyboard.
+        await page.keyboard.type(newTotp.generate({ timestamp: now }));
+        await page.keyboard.press("Enter");
+        await otp.getByText("The new authenticator is active").waitFor();
+        assert.equal(await otp.locator("canvas.qr").count(), 0);
+        noErrors();
+      },
+    );
+
+    await t.step(
+      "the account page changes the password; login then takes the new password and device",
+      async () => {
+        const form = page.locator('form[aria-labelledby="pw-title"]');
+        // A wrong current password: the API's error is shown in the page.
+        await form.getByLabel("Current password").fill("not the password at all");
+        await form.getByLabel(/^New password/).fill(NEW_PASSWORD);
+        await form.getByLabel("Repeat the new password").fill(NEW_PASSWORD);
+        await form.getByRole("button", { name: "Change password" }).click();
+        const status = form.getByRole("status");
+        await status.filter({ hasText: "Cannot change the password:" }).waitFor();
+        assert.equal(await status.getAttribute("class"), "notice error");
+
+        await form.getByLabel("Current password").fill(TEST_PASSWORD);
+        await form.getByLabel("Code from the authenticator app").fill(
+          await nextCode(newTotp!, newUsed),
+        );
+        await form.getByRole("button", { name: "Change password" }).click();
+        await status.filter({ hasText: "Password changed." }).waitFor();
+        assert.equal(await status.getAttribute("class"), "notice ok");
+
+        await page.getByRole("button", { name: "Log out" }).click();
+        await page.waitForURL(/\/web\/login$/);
+        const login = async (password: string, code: string) => {
+          await page.getByLabel("User").fill("alice");
+          await page.getByLabel("Password").fill(password);
+          await page.getByLabel("Code from the authenticator app").fill(code);
+          await page.getByRole("button", { name: "Log in" }).click();
+        };
+        // The old password with a fresh code is refused (a failure uses no code step).
+        await login(TEST_PASSWORD, newTotp!.generate());
+        await page.getByRole("status").filter({ hasText: "Cannot log in:" }).waitFor();
+        await login(NEW_PASSWORD, await nextCode(newTotp!, newUsed));
+        await page.waitForURL(/\/web\/cluster\/[^/]+\/resources$/);
+        // The page's calls (node list, session renewal) finish before the next step logs out.
+        await page.locator(`tr[data-node="${NODE}"]`).waitFor();
+        await page.waitForLoadState("networkidle");
+        // Chromium logs each refused call (the two above) as a failed resource load.
+        const refused = /Failed to load resource: the server responded with a status of 40[013]/;
+        assert.deepEqual(errors.splice(0).filter((e) => !refused.test(e)), [], "console errors");
+      },
+    );
 
     await t.step("logout ends the web session: the next page asks to log in", async () => {
       await page.getByRole("button", { name: "Log out" }).click();
