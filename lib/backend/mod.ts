@@ -34,6 +34,7 @@ export { type KvBackendOptions, openKvBackend } from "./kv.ts";
 export { openBackend, type OpenBackendOptions } from "./open.ts";
 export { type BackendFactory, type BackendFixture, runBackendConformance } from "./_suite.ts";
 export { type PgServer, startPostgres, type StartPostgresOptions } from "./_pg_testing.ts";
+export { applyPostgresMigrations, type PostgresMigrations } from "./_pg_migrate.ts";
 export {
   maskConnString,
   type ParseConnStringOptions,

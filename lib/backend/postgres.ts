@@ -69,6 +69,7 @@ import {
   validateRange,
   validateWatch,
 } from "./_validate.ts";
+import { applyPostgresMigrations } from "./_pg_migrate.ts";
 import { type ParsedConn, parsePostgresConnString } from "./_conn_string.ts";
 
 /** Options of {@link openPostgresBackend}. */
@@ -360,55 +361,18 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
 }
 
 async function migrate(sql: Sql, masked: string): Promise<void> {
-  const role = (await sql<{ r: string; d: string }[]>`SELECT current_user AS r,
-    current_database() AS d`)[0]!;
+  await applyPostgresMigrations(sql, {
+    table: "teleport_schema_version",
+    lock: MIGRATION_LOCK,
+    migrations: MIGRATIONS,
+    what: `backend ${masked}`,
+  });
+  const role = (await sql<{ r: string }[]>`SELECT current_user AS r`)[0]!;
   const denied = (what: string, grant: string) =>
     new AccessDeniedError(
       `Cannot open backend ${masked}: role ${JSON.stringify(role.r)} lacks ${what}; as an ` +
         `administrator run: ${grant}`,
     );
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK.toString()}::bigint)`;
-    const exists = (await tx<{ t: string | null }[]>`
-      SELECT to_regclass('teleport_schema_version')::text AS t`)[0]!.t !== null;
-    let version = 0;
-    if (exists) {
-      const readable = (await tx<{ ok: boolean }[]>`
-        SELECT has_table_privilege('teleport_schema_version', 'SELECT') AS ok`)[0]!.ok;
-      if (!readable) {
-        throw denied(
-          "SELECT on table teleport_schema_version",
-          `GRANT SELECT ON teleport_schema_version TO ${role.r};`,
-        );
-      }
-      const rows = await tx<{ v: number | null }[]>`
-        SELECT max(version) AS v FROM teleport_schema_version`;
-      version = rows[0]!.v ?? 0;
-    }
-    if (version > MIGRATIONS.length) {
-      throw new BadParameterError(
-        `Cannot open backend ${masked}: the schema is at version ${version}, newer than ` +
-          `this teleport knows (${MIGRATIONS.length}); upgrade teleport`,
-      );
-    }
-    if (version === MIGRATIONS.length) return;
-    const canCreate = (await tx<{ ok: boolean }[]>`
-      SELECT has_schema_privilege(current_schema(), 'CREATE') AS ok`)[0]!.ok;
-    if (!canCreate) {
-      throw denied(
-        `the CREATE privilege on schema public of database ${JSON.stringify(role.d)}`,
-        `GRANT CREATE ON SCHEMA public TO ${role.r}; (or ALTER DATABASE ${role.d} OWNER TO ${role.r})`,
-      );
-    }
-    if (!exists) {
-      await tx`CREATE TABLE teleport_schema_version (
-        version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`;
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      await tx.unsafe(MIGRATIONS[v]!);
-      await tx`INSERT INTO teleport_schema_version (version) VALUES (${v + 1})`;
-    }
-  });
   for (const [table, privileges] of TABLE_PRIVILEGES) {
     const ok = (await sql<{ ok: boolean }[]>`
       SELECT has_table_privilege(${table}, ${privileges}) AS ok`)[0]!.ok;

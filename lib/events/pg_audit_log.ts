@@ -14,8 +14,13 @@
  */
 
 import postgres from "postgres";
-import { parsePostgresConnString } from "../backend/mod.ts";
-import { BadParameterError, ConnectionProblemError, messageOf } from "../errors/mod.ts";
+import { applyPostgresMigrations, parsePostgresConnString } from "../backend/mod.ts";
+import {
+  AccessDeniedError,
+  BadParameterError,
+  ConnectionProblemError,
+  messageOf,
+} from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import {
   type AuditLog,
@@ -130,7 +135,7 @@ export async function openPostgresAuditLog(
           "for the first start, then SELECT, INSERT and DELETE on audit_events",
       );
     }
-    if (err instanceof BadParameterError) throw err;
+    if (err instanceof BadParameterError || err instanceof AccessDeniedError) throw err;
     throw new ConnectionProblemError(`Cannot open ${thing}: ${messageOf(err)}`, { cause: err });
   }
   const log = new PostgresAuditLog(sql, thing, options.logger, retentionMs);
@@ -139,28 +144,11 @@ export async function openPostgresAuditLog(
 }
 
 async function migrate(sql: ReturnType<typeof postgres>, thing: string): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK.toString()}::bigint)`;
-    const exists = (await tx<{ t: string | null }[]>`
-      SELECT to_regclass('teleport_audit_schema_version')::text AS t`)[0]!.t !== null;
-    let version = 0;
-    if (exists) {
-      version = (await tx<{ v: number | null }[]>`
-        SELECT max(version) AS v FROM teleport_audit_schema_version`)[0]!.v ?? 0;
-    } else {
-      await tx`CREATE TABLE teleport_audit_schema_version (
-        version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`;
-    }
-    if (version > MIGRATIONS.length) {
-      throw new BadParameterError(
-        `Cannot open ${thing}: its schema is at version ${version}, newer than this ` +
-          `teleport knows (${MIGRATIONS.length}); upgrade teleport`,
-      );
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      await tx.unsafe(MIGRATIONS[v]!);
-      await tx`INSERT INTO teleport_audit_schema_version (version) VALUES (${v + 1})`;
-    }
+  await applyPostgresMigrations(sql, {
+    table: "teleport_audit_schema_version",
+    lock: MIGRATION_LOCK,
+    migrations: MIGRATIONS,
+    what: thing,
   });
 }
 

@@ -12,8 +12,9 @@
  */
 
 import postgres from "postgres";
-import { parsePostgresConnString } from "../backend/mod.ts";
+import { applyPostgresMigrations, parsePostgresConnString } from "../backend/mod.ts";
 import {
+  AccessDeniedError,
   AlreadyExistsError,
   BadParameterError,
   ConnectionProblemError,
@@ -80,32 +81,15 @@ export async function openPostgresRecordingStore(
   }
   const sql = postgres(conn.url, conn.options);
   try {
-    await sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK.toString()}::bigint)`;
-      const exists = (await tx<{ t: string | null }[]>`
-        SELECT to_regclass('teleport_recordings_schema_version')::text AS t`)[0]!.t !== null;
-      let version = 0;
-      if (exists) {
-        version = (await tx<{ v: number | null }[]>`
-          SELECT max(version) AS v FROM teleport_recordings_schema_version`)[0]!.v ?? 0;
-      } else {
-        await tx`CREATE TABLE teleport_recordings_schema_version (
-          version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())`;
-      }
-      if (version > MIGRATIONS.length) {
-        throw new BadParameterError(
-          `Cannot open ${thing}: its schema is at version ${version}, newer than this ` +
-            `teleport knows (${MIGRATIONS.length}); upgrade teleport`,
-        );
-      }
-      for (let v = version; v < MIGRATIONS.length; v++) {
-        await tx.unsafe(MIGRATIONS[v]!);
-        await tx`INSERT INTO teleport_recordings_schema_version (version) VALUES (${v + 1})`;
-      }
+    await applyPostgresMigrations(sql, {
+      table: "teleport_recordings_schema_version",
+      lock: MIGRATION_LOCK,
+      migrations: MIGRATIONS,
+      what: thing,
     });
   } catch (err) {
     await sql.end({ timeout: 1 }).catch(() => {});
-    if (err instanceof BadParameterError) throw err;
+    if (err instanceof BadParameterError || err instanceof AccessDeniedError) throw err;
     const code = (err as { code?: unknown } | null)?.code;
     if (code === "42501") {
       throw new BadParameterError(
