@@ -67,6 +67,7 @@ Deno.test("WebSocketConnection echoes text and binary to Deno's WebSocket client
 Deno.test("WebSocketConnection reassembles fragments and refuses unmasked client frames", async () => {
   await using s = await serve(echo);
   const sock = net.connect(s.port, "127.0.0.1");
+  sock.setNoDelay(true);
   await new Promise((r) => sock.once("connect", r));
   sock.write(
     "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +

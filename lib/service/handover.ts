@@ -159,6 +159,7 @@ export function predecessorFromEnv(): PredecessorLink | undefined {
   Deno.env.delete(HANDOVER_ENV);
   return {
     async notifyReady() {
+      // A Unix socket: no Nagle delay to turn off (setNoDelay is for TCP).
       const conn = await Deno.connect({ transport: "unix", path });
       try {
         const bytes = new TextEncoder().encode(`ready ${Deno.pid}\n`);
