@@ -5,7 +5,6 @@ import {
   AlreadyExistsError,
   CompareFailedError,
   ConnectionProblemError,
-  LimitExceededError,
   NotFoundError,
 } from "../errors/mod.ts";
 import {
@@ -20,6 +19,7 @@ import {
   type WatchOptions,
 } from "./backend.ts";
 import { encodeKey, encodeRange } from "./_key_codec.ts";
+import { WatchQueue } from "./_watch_queue.ts";
 import {
   isExpired,
   notFoundError,
@@ -48,18 +48,6 @@ interface Entry {
   revision: string;
 }
 
-interface Watcher {
-  prefixes: Key[];
-  queue: BackendEvent[];
-  head: number;
-  done: boolean;
-  error?: Error;
-  wake?: () => void;
-}
-
-/** Events a watcher may have queued before it is closed for falling behind. */
-const MAX_QUEUED_EVENTS = 65536;
-
 /** Writes between two sweeps of expired entries. */
 const SWEEP_EVERY_WRITES = 1024;
 
@@ -72,7 +60,7 @@ export class MemoryBackend implements Backend {
   #clock: Clock;
   #sorted: string[] = [];
   #entries = new Map<string, Entry>();
-  #watchers = new Set<Watcher>();
+  #watchers = new Set<WatchQueue>();
   #lastRevision = 0;
   #writes = 0;
   #closed = false;
@@ -210,7 +198,7 @@ export class MemoryBackend implements Backend {
 
   close(): Promise<void> {
     this.#closed = true;
-    for (const watcher of this.#watchers) stopWatcher(watcher);
+    for (const watcher of this.#watchers) watcher.stop();
     this.#watchers.clear();
     return Promise.resolve();
   }
@@ -220,30 +208,14 @@ export class MemoryBackend implements Backend {
   }
 
   async *#watch(prefixes: Key[], signal?: AbortSignal): AsyncGenerator<BackendEvent> {
-    const watcher: Watcher = { prefixes, queue: [], head: 0, done: false };
-    const onAbort = () => stopWatcher(watcher);
+    const watcher = new WatchQueue(prefixes);
+    const onAbort = () => watcher.stop();
     if (signal?.aborted || this.#closed) return;
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#watchers.add(watcher);
     try {
       yield { type: "init" };
-      while (!watcher.done) {
-        if (watcher.head < watcher.queue.length) {
-          const event = watcher.queue[watcher.head]!;
-          watcher.queue[watcher.head++] = undefined!;
-          if (watcher.head === watcher.queue.length) {
-            watcher.queue = [];
-            watcher.head = 0;
-          }
-          yield event;
-          continue;
-        }
-        if (watcher.error !== undefined) throw watcher.error;
-        const { promise, resolve } = Promise.withResolvers<void>();
-        watcher.wake = resolve;
-        await promise;
-        watcher.wake = undefined;
-      }
+      yield* watcher.events();
     } finally {
       this.#watchers.delete(watcher);
       signal?.removeEventListener("abort", onAbort);
@@ -302,18 +274,10 @@ export class MemoryBackend implements Backend {
   /** Queues a put (with `entry`) or delete event for every watcher of `key`. */
   #notify(key: Key, entry?: Entry): void {
     for (const watcher of this.#watchers) {
-      if (watcher.done || watcher.error !== undefined) continue;
-      if (!watcher.prefixes.some((p) => hasPrefix(key, p))) continue;
-      if (watcher.queue.length - watcher.head >= MAX_QUEUED_EVENTS) {
-        watcher.error = new LimitExceededError(
-          `Cannot watch backend: watcher fell behind by ${MAX_QUEUED_EVENTS} events`,
-        );
-      } else {
-        watcher.queue.push(
-          entry === undefined ? { type: "delete", key } : { type: "put", item: toItem(entry) },
-        );
-      }
-      watcher.wake?.();
+      if (watcher.done || !watcher.prefixes.some((p) => hasPrefix(key, p))) continue;
+      watcher.push(
+        entry === undefined ? { type: "delete", key } : { type: "put", item: toItem(entry) },
+      );
     }
   }
 
@@ -328,11 +292,6 @@ export class MemoryBackend implements Backend {
     });
     this.#sorted = kept;
   }
-}
-
-function stopWatcher(watcher: Watcher): void {
-  watcher.done = true;
-  watcher.wake?.();
 }
 
 function toItem(entry: Entry): Item {

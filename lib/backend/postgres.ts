@@ -43,7 +43,6 @@ import {
   BadParameterError,
   CompareFailedError,
   ConnectionProblemError,
-  LimitExceededError,
   messageOf,
   NotFoundError,
 } from "../errors/mod.ts";
@@ -70,6 +69,7 @@ import {
   validateWatch,
 } from "./_validate.ts";
 import { applyPostgresMigrations } from "./_pg_migrate.ts";
+import { WatchQueue } from "./_watch_queue.ts";
 import { type ParsedConn, parsePostgresConnString } from "./_conn_string.ts";
 
 /** Options of {@link openPostgresBackend}. */
@@ -118,9 +118,6 @@ const EVENT_RETENTION_MS = 10 * 60_000;
 
 /** Events read per query from `kv_events`. */
 const EVENT_BATCH = 1000;
-
-/** Events a watcher may have queued before it is closed for falling behind. */
-const MAX_QUEUED_EVENTS = 65536;
 
 /** Backoff of the reconnect probes: first and largest delay, in ms. */
 const BACKOFF_MIN_MS = 100;
@@ -248,15 +245,9 @@ interface EventRow extends Row {
   key: Uint8Array;
 }
 
-interface Watcher {
-  prefixes: Key[];
+class Watcher extends WatchQueue {
   /** Id of the newest event before this watch started; undefined until it has started. */
   from?: bigint;
-  queue: BackendEvent[];
-  head: number;
-  done: boolean;
-  error?: Error;
-  wake?: () => void;
 }
 
 /** True for errors that mean the server is unreachable or the connection died. */
@@ -507,7 +498,7 @@ class PostgresBackend implements Backend {
       wake();
     }
     this.#sleeps.clear();
-    for (const watcher of this.#watchers) stopWatcher(watcher);
+    for (const watcher of this.#watchers) watcher.stop();
     this.#watchers.clear();
     const feed = this.#feed;
     this.#feed = undefined;
@@ -802,30 +793,18 @@ class PostgresBackend implements Backend {
   }
 
   #enqueue(watcher: Watcher, event: BackendEvent): void {
-    if (watcher.done || watcher.error !== undefined) return;
-    if (watcher.queue.length - watcher.head >= MAX_QUEUED_EVENTS) {
-      watcher.error = new LimitExceededError(
-        `Cannot watch backend: watcher fell behind by ${MAX_QUEUED_EVENTS} events`,
-      );
-    } else {
-      watcher.queue.push(
-        event.type === "put" ? { type: "put", item: copyItem(event.item) } : event,
-      );
-    }
-    watcher.wake?.();
+    watcher.push(event.type === "put" ? { type: "put", item: copyItem(event.item) } : event);
   }
 
   async *#watch(prefixes: Key[], signal?: AbortSignal): AsyncGenerator<BackendEvent> {
-    const watcher: Watcher = { prefixes, queue: [], head: 0, done: false };
+    const watcher = new Watcher(prefixes);
     if (signal?.aborted || this.#closed) return;
-    const onAbort = () => stopWatcher(watcher);
+    const onAbort = () => watcher.stop();
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#watchers.add(watcher);
     try {
       // Wait for the feed (it may be reconnecting), unless the watch ends first.
-      const stopped = new Promise<void>((resolve) => watcher.wake = resolve);
-      await Promise.race([this.#ensureFeed(), stopped]);
-      watcher.wake = undefined;
+      await Promise.race([this.#ensureFeed(), watcher.changed()]);
       if (watcher.done || this.#closed) return;
       // Events up to the newest committed one predate this watch; deliver only later ones.
       const rows = await this.#sql<{ id: string }[]>`
@@ -836,23 +815,7 @@ class PostgresBackend implements Backend {
       if (!others && !this.#polling && this.#cursor < from) this.#cursor = from;
       watcher.from = from;
       yield { type: "init" };
-      while (!watcher.done) {
-        if (watcher.head < watcher.queue.length) {
-          const event = watcher.queue[watcher.head]!;
-          watcher.queue[watcher.head++] = undefined!;
-          if (watcher.head === watcher.queue.length) {
-            watcher.queue = [];
-            watcher.head = 0;
-          }
-          yield event;
-          continue;
-        }
-        if (watcher.error !== undefined) throw watcher.error;
-        const { promise, resolve } = Promise.withResolvers<void>();
-        watcher.wake = resolve;
-        await promise;
-        watcher.wake = undefined;
-      }
+      yield* watcher.events();
     } catch (err) {
       if (watcher.done || this.#closed) return;
       throw this.#mapError("watch backend", err);
@@ -861,11 +824,6 @@ class PostgresBackend implements Backend {
       signal?.removeEventListener("abort", onAbort);
     }
   }
-}
-
-function stopWatcher(watcher: Watcher): void {
-  watcher.done = true;
-  watcher.wake?.();
 }
 
 function copyItem(item: Item): Item {
