@@ -258,6 +258,8 @@ class KvBackend implements Backend {
   #watchStops = new Set<() => void>();
   /** Watchers waiting for a change: woken by this process's commits. */
   #wakers = new Set<() => void>();
+  /** Commits of this process so far (a watcher compares it across its read of `seq`). */
+  #commits = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -574,13 +576,18 @@ class KvBackend implements Backend {
 
   /** Wakes the watchers of this process after a commit. */
   #wake(): void {
+    this.#commits++;
     const wakers = [...this.#wakers];
     this.#wakers.clear();
     for (const w of wakers) w();
   }
 
-  /** Resolves at this process's next commit, after the poll interval, or when `stopped`. */
-  #nextChange(stopped: AbortSignal): Promise<void> {
+  /**
+   * Resolves at once if this process committed since {@link #commits} was `seen`, else at its
+   * next commit, after the poll interval, or when `stopped`.
+   */
+  #nextChange(stopped: AbortSignal, seen: number): Promise<void> {
+    if (this.#commits !== seen) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -612,13 +619,13 @@ class KvBackend implements Backend {
       if (ended()) return;
       yield { type: "init" };
       while (!ended()) {
-        // Registered before reading seq: a commit of this process right after the read wakes
+        // Counted before reading seq: a commit of this process right after the read wakes
         // this watcher instead of waiting for the poll.
-        const changed = this.#nextChange(stopper.signal);
+        const seen = this.#commits;
         const seq = await readSeq();
         if (ended()) return;
         if (seq <= cursor) {
-          await changed;
+          await this.#nextChange(stopper.signal, seen);
           continue;
         }
         const entries = this.#kv.list<LogEntry>({
