@@ -18,6 +18,7 @@ import type { AuditEvent } from "../events/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import type { CertAuthority, Resource, Role, SessionTracker } from "../resource/mod.ts";
 import { ACCESS_ROLE } from "../rbac/mod.ts";
+import { driveProcess as drive } from "../testing/mod.ts";
 import { ensureTestUser } from "./_os_testing.ts";
 import { NodeService } from "./service.ts";
 
@@ -340,77 +341,6 @@ Deno.test({
     assert.ok(forcedStart, "the forced sftp session is audited with the original request");
   },
 });
-
-/** A client process driven through pipes: write text, wait for output. */
-interface Driven extends AsyncDisposable {
-  write(text: string): Promise<void>;
-  /** Resolves with the first match of `re` in stdout+stderr (rejects if the process ends first). */
-  waitFor(re: RegExp): Promise<RegExpExecArray>;
-  /** Closes stdin and resolves with the exit code. */
-  finish(): Promise<number>;
-  output(): string;
-}
-
-function drive(cmd: string, args: string[]): Driven {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  let exited = false;
-  const waiters = new Set<() => void>();
-  const wake = () => {
-    for (const w of [...waiters]) w();
-  };
-  const read = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s.pipeThrough(new TextDecoderStream())) {
-      out += c;
-      wake();
-    }
-  };
-  const reads = Promise.all([read(child.stdout), read(child.stderr)]);
-  const status = child.status.then(async (s) => {
-    await reads;
-    exited = true;
-    wake();
-    return s.code;
-  });
-  const writer = child.stdin.getWriter();
-  let open = true;
-  const enc = new TextEncoder();
-  return {
-    write: (text) => writer.write(enc.encode(text)),
-    waitFor: (re) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const m = re.exec(out);
-          if (m !== null) {
-            waiters.delete(check);
-            resolve(m);
-          } else if (exited) {
-            waiters.delete(check);
-            reject(new Error(`${cmd} exited before printing ${re}:\n${out}`));
-          }
-        };
-        waiters.add(check);
-        check();
-      }),
-    finish: async () => {
-      if (open) {
-        open = false;
-        await writer.close().catch(() => {});
-      }
-      return await status;
-    },
-    output: () => out,
-    [Symbol.asyncDispose]: async () => {
-      if (!exited) child.kill("SIGKILL");
-      await status;
-    },
-  };
-}
 
 Deno.test({
   name: "sessions: stock ssh joins a shared session as observer or peer; others need a policy",

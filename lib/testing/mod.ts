@@ -1,8 +1,8 @@
 /**
  * Test-only helpers shared by the tests of every layer (never imported by production code):
  * a seeded fuzz harness with byte mutators, structure-aware generator hooks and a replayable
- * failure report, and {@link exchange} to drive a server over a real connection with a
- * deadline.
+ * failure report, {@link exchange} to drive a server over a real connection with a
+ * deadline, and {@link driveProcess} to drive an interactive client process through pipes.
  *
  * ```ts
  * import { expectKinds, fuzz } from "./mod.ts";
@@ -18,6 +18,7 @@
  *
  * @module
  */
+export { type DrivenProcess, driveProcess } from "./drive.ts";
 export {
   caseSeed,
   expectKinds,

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
+import { type DrivenProcess, driveProcess } from "../../lib/testing/mod.ts";
 import {
   ensureOsUser,
   eventually,
@@ -26,76 +27,11 @@ const CLUSTER = "e2e-join.example";
 const NODE = "e2e-join-node";
 const TUNNEL_NODE = "e2e-join-tunnel";
 
-/** A tsh process driven through pipes: write text, wait for output. */
-interface Driven extends AsyncDisposable {
-  write(text: string): Promise<void>;
-  /** Resolves with the first match of `re` in stdout+stderr (rejects if tsh exits first). */
-  waitFor(re: RegExp): Promise<RegExpExecArray>;
-  /** Closes stdin and resolves with the exit code. */
-  finish(): Promise<number>;
-  output(): string;
-}
-
-function drive(args: string[], tshHome: string): Driven {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${REPO}main.ts`, "tsh", ...args],
+/** A tsh process driven through pipes. */
+function drive(args: string[], tshHome: string): DrivenProcess {
+  return driveProcess(Deno.execPath(), ["run", "-A", `${REPO}main.ts`, "tsh", ...args], {
     env: { NO_COLOR: "1", TELEPORT_HOME: tshHome },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  let exited = false;
-  const waiters = new Set<() => void>();
-  const wake = () => {
-    for (const w of [...waiters]) w();
-  };
-  const read = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s.pipeThrough(new TextDecoderStream())) {
-      out += c;
-      wake();
-    }
-  };
-  const reads = Promise.all([read(child.stdout), read(child.stderr)]);
-  const status = child.status.then(async (s) => {
-    await reads;
-    exited = true;
-    wake();
-    return s.code;
   });
-  const writer = child.stdin.getWriter();
-  let open = true;
-  const enc = new TextEncoder();
-  return {
-    write: (text) => writer.write(enc.encode(text)),
-    waitFor: (re) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const m = re.exec(out);
-          if (m !== null) {
-            waiters.delete(check);
-            resolve(m);
-          } else if (exited) {
-            waiters.delete(check);
-            reject(new Error(`tsh ${args.join(" ")} exited before printing ${re}:\n${out}`));
-          }
-        };
-        waiters.add(check);
-        check();
-      }),
-    finish: async () => {
-      if (open) {
-        open = false;
-        await writer.close().catch(() => {});
-      }
-      return await status;
-    },
-    output: () => out,
-    [Symbol.asyncDispose]: async () => {
-      if (!exited) child.kill("SIGKILL");
-      await status;
-    },
-  };
 }
 
 Deno.test({
