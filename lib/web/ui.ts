@@ -27,6 +27,7 @@ import apiJs from "./static/app/api.js" with { type: "text" };
 import appCss from "./static/app/app.css" with { type: "text" };
 import auditJs from "./static/app/audit.js" with { type: "text" };
 import domJs from "./static/app/dom.js" with { type: "text" };
+import keysJs from "./static/app/keys.js" with { type: "text" };
 import loginJs from "./static/app/login.js" with { type: "text" };
 import mainJs from "./static/app/main.js" with { type: "text" };
 import playerJs from "./static/app/player.js" with { type: "text" };
@@ -81,6 +82,7 @@ const SOURCES: ReadonlyArray<readonly [string, string, string]> = [
   ["api.js", JS, apiJs],
   ["audit.js", JS, auditJs],
   ["dom.js", JS, domJs],
+  ["keys.js", JS, keysJs],
   ["login.js", JS, loginJs],
   ["main.js", JS, mainJs],
   ["player.js", JS, playerJs],

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { decodeEnvelope, encodeEnvelope } from "./static/app/tty.js";
 import { safeRedirect } from "./static/app/api.js";
 import { labelQuery } from "./static/app/resources.js";
+import { plainKeyText } from "./static/app/keys.js";
 
 Deno.test("encodeEnvelope() writes protobuf fields 1-3 that decodeEnvelope() reads back", () => {
   const bytes = encodeEnvelope("r", "ls -l\r");
@@ -53,4 +54,32 @@ Deno.test("labelQuery() turns name=value pairs into the API's predicate", () => 
     'labels["env"] == "prod" && labels["team"] == "\\"x\\""',
   );
   assert.equal(labelQuery("env"), null);
+});
+
+Deno.test("plainKeyText() takes plain characters from a keydown and leaves the rest to xterm", () => {
+  const key = (k: string, more: Record<string, unknown> = {}) => ({
+    type: "keydown",
+    key: k,
+    ctrlKey: false,
+    altKey: false,
+    metaKey: false,
+    ...more,
+  });
+  for (const k of ["a", "Z", " ", "é", "€", "~", "😀"]) assert.equal(plainKeyText(key(k)), k);
+  for (
+    const k of ["Enter", "Backspace", "Tab", "Escape", "Dead", "Shift", "ArrowUp", "F1", "\x7f"]
+  ) {
+    assert.equal(plainKeyText(key(k)), undefined, k);
+  }
+  for (const mod of ["ctrlKey", "altKey", "metaKey"]) {
+    assert.equal(plainKeyText(key("c", { [mod]: true })), undefined, mod);
+  }
+  assert.equal(plainKeyText(key("a", { type: "keypress" })), undefined);
+  assert.equal(plainKeyText(key("a", { isComposing: true })), undefined);
+  assert.equal(plainKeyText(key("a", { keyCode: 229 })), undefined);
+  assert.equal(plainKeyText(key("e"), { afterDeadKey: true }), undefined);
+  assert.equal(plainKeyText(key("a"), { screenReader: true }), undefined);
+  // macOS: upper-case letters keep xterm's keypress path (its caps-lock fix for input methods).
+  assert.equal(plainKeyText(key("A"), { isMac: true }), undefined);
+  assert.equal(plainKeyText(key("a"), { isMac: true }), "a");
 });

@@ -171,9 +171,34 @@ Deno.test({
           row.getByRole("link", { name: LOGIN }).click(),
         ]);
         await term.getByRole("status").filter({ hasText: "Connected" }).waitFor();
-        await term.keyboard.type("echo hel''lo; tty\n");
+        // Plain characters go out from the keydown with its default prevented (keys.js: no
+        // frame wait for the echo); Enter, Backspace and Ctrl keys keep xterm's own path.
+        await term.evaluate(() => {
+          const g = globalThis as unknown as { __keys: string[] } & typeof globalThis;
+          g.__keys = [];
+          g.addEventListener("keydown", (ev) => {
+            const e = ev as Event & { key: string; ctrlKey: boolean };
+            if (e.key.length === 1 && !e.ctrlKey) {
+              g.__keys.push(e.defaultPrevented ? "sent" : e.key);
+            }
+          });
+        });
+        const command = "echo hel''lo; tty";
+        await term.keyboard.type(`${command}\n`);
         const text = await showing(term, /^hello$\n^\/dev\/pts\/\d+$/);
         assert.match(text, /^hello$/m);
+        const keys = await term.evaluate(() =>
+          (globalThis as unknown as { __keys: string[] }).__keys
+        );
+        assert.deepEqual(
+          keys,
+          Array(command.length).fill("sent"),
+          "plain keys sent from the keydown",
+        );
+        await term.keyboard.type("echo 'Up, ~$HOME' x");
+        await term.keyboard.press("Backspace");
+        await term.keyboard.press("Enter");
+        await showing(term, /^Up, ~\$HOME$/);
 
         const before = await terminalSize(term);
         await term.setViewportSize({ width: 700, height: 420 });

@@ -4,6 +4,7 @@
 import { getSession } from "./api.js";
 import { h, replace } from "./dom.js";
 import { FitAddon } from "./vendor/addon-fit.mjs";
+import { plainKeyText } from "./keys.js";
 import { TtyClient, ttyUrl } from "./tty.js";
 import { newTerminal } from "./xterm_theme.js";
 
@@ -57,7 +58,9 @@ export function render(main, { site, serverId, login, sid }) {
   );
   main.classList.add("term-main");
 
-  const term = newTerminal({ disableStdin: observer, cursorBlink: !observer });
+  // A steady cursor: a blinking one is a CSS animation, and while one runs Chromium defers the
+  // echo of every key to the next frame (keys.js).
+  const term = newTerminal({ disableStdin: observer, cursorBlink: false });
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(screen);
@@ -122,13 +125,26 @@ export function render(main, { site, serverId, login, sid }) {
     if (text) term.paste(text);
     term.focus();
   };
-  // Ctrl+Shift+C copies; Ctrl+Shift+V pastes through the browser's own paste event.
+  // Ctrl+Shift+C copies; Ctrl+Shift+V pastes through the browser's own paste event. Plain
+  // characters are sent from the keydown, without a change to the page (keys.js says why).
+  const isMac = /Mac|iPhone|iPad/.test(navigator.platform ?? "");
+  let afterDeadKey = false;
   term.attachCustomKeyEventHandler((ev) => {
-    if (ev.type === "keydown" && ev.ctrlKey && ev.shiftKey && ev.code === "KeyC") {
+    if (ev.type !== "keydown") return true;
+    if (ev.ctrlKey && ev.shiftKey && ev.code === "KeyC") {
       copy();
       return false;
     }
-    return true;
+    const text = observer || ended ? undefined : plainKeyText(ev, {
+      isMac,
+      afterDeadKey,
+      screenReader: term.options.screenReaderMode,
+    });
+    afterDeadKey = ev.key === "Dead";
+    if (text === undefined) return true;
+    ev.preventDefault();
+    term.input(text, true);
+    return false;
   });
   copyBtn.addEventListener("click", copy);
   pasteBtn.addEventListener("click", paste);
