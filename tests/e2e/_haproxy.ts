@@ -2,6 +2,34 @@
 import assert from "node:assert/strict";
 import { eventually, run } from "./_helpers.ts";
 
+/** Options of {@link writeHaproxyConfig}. */
+export interface HaproxyConfigOptions {
+  /** `tcp` (layer 4) or `http` (layer 7: `timeout tunnel 1h` for upgraded connections). */
+  mode: "tcp" | "http";
+  /** The `frontend` and `backend` sections. */
+  sections: string;
+}
+
+/**
+ * Writes `DIR/haproxy.cfg`: a small global section, defaults for `mode` (5 s connect, 60 s
+ * client and server timeouts) and the given sections; returns its path.
+ */
+export async function writeHaproxyConfig(dir: string, o: HaproxyConfigOptions): Promise<string> {
+  const path = `${dir}/haproxy.cfg`;
+  const preamble = [
+    "global",
+    "  maxconn 200",
+    "defaults",
+    `  mode ${o.mode}`,
+    "  timeout connect 5s",
+    "  timeout client 60s",
+    "  timeout server 60s",
+    ...(o.mode === "http" ? ["  timeout tunnel 1h"] : []),
+  ];
+  await Deno.writeTextFile(path, `${preamble.join("\n")}\n${o.sections.trimEnd()}\n`);
+  return path;
+}
+
 /** Starts haproxy in the foreground on `cfg`; resolves once `port` accepts connections. */
 export async function startHaproxy(cfg: string, port: number): Promise<AsyncDisposable> {
   const child = new Deno.Command("haproxy", {

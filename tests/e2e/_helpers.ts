@@ -162,13 +162,27 @@ export async function startTeleport(
   };
 }
 
+/** A node join token and the cluster's CA pins, as `tctl tokens add --type=node` makes them. */
+export interface NodeToken {
+  token: string;
+  /** `sha256:…` pins of the cluster's CA (`--ca-pin`). */
+  pins: string[];
+}
+
+/** Makes a node join token with `tctl -c CONFIG tokens add --type=node --format=json`. */
+export async function addNodeToken(config: string): Promise<NodeToken> {
+  const r = await runCli(["tctl", "-c", config, "tokens", "add", "--type=node", "--format=json"]);
+  if (r.code !== 0) throw new Error(`tctl tokens add failed: ${r.stderr}`);
+  const { token, ca_pins } = JSON.parse(r.stdout) as { token: string; ca_pins: string[] };
+  return { token, pins: ca_pins };
+}
+
 /** Options of {@link startTunnelNode}. */
 export interface TunnelNodeOptions {
   /** `host:port` of the proxy (or of a load balancer in front of it). */
   proxy: string;
-  token: string;
-  /** CA pins from `tctl tokens add`. */
-  pins: string[];
+  /** The auth server's teleport.yaml: a join token is made with tctl. */
+  config: string;
   dataDir: string;
   nodeName: string;
   /** More `teleport start` flags (e.g. `--labels=env=prod`). */
@@ -176,16 +190,17 @@ export interface TunnelNodeOptions {
 }
 
 /**
- * Starts a node that joins through the proxy and serves over reverse tunnels
- * (`--roles=node --proxy-server`, `--insecure` for the proxy's self-signed web certificate);
- * resolves once it printed its banner. Disposing it kills it.
+ * Makes a join token and starts a node that joins through the proxy and serves over reverse
+ * tunnels (`--roles=node --proxy-server`, `--insecure` for the proxy's self-signed web
+ * certificate); resolves once it printed its banner. Disposing it kills it.
  */
-export function startTunnelNode(o: TunnelNodeOptions): Promise<RunningTeleport> {
-  return startTeleport([
+export async function startTunnelNode(o: TunnelNodeOptions): Promise<RunningTeleport> {
+  const { token, pins } = await addNodeToken(o.config);
+  return await startTeleport([
     "--roles=node",
     `--proxy-server=${o.proxy}`,
-    `--token=${o.token}`,
-    ...o.pins.map((p) => `--ca-pin=${p}`),
+    `--token=${token}`,
+    ...pins.map((p) => `--ca-pin=${p}`),
     "--insecure",
     `--data-dir=${o.dataDir}`,
     `--nodename=${o.nodeName}`,

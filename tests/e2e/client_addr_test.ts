@@ -270,23 +270,11 @@ Deno.test({
       await t.step(
         "a tunnel node sees the client's address from the transport dial request",
         async () => {
-          const tok = await runCli([
-            "tctl",
-            "-c",
-            config,
-            "tokens",
-            "add",
-            "--type=node",
-            "--format=json",
-          ]);
-          assert.equal(tok.code, 0, tok.stderr);
-          const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
           // A tunnel node's banner names no listener, so it is started here rather than with
           // startTeleport(); the banner comes once it has joined and its tunnel is up.
           await using _stop = await startTunnelNode({
             proxy: `127.0.0.1:${tp.webPort}`,
-            token: token,
-            pins: ca_pins,
+            config,
             dataDir: `${dir.path}/tunnel-data`,
             nodeName: TUNNEL_NODE,
           });

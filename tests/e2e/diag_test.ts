@@ -14,7 +14,15 @@
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { skipGroup } from "../../tools/prereqs.ts";
-import { eventually, freePort, REPO, run, runCli, startTeleport, tempDir } from "./_helpers.ts";
+import {
+  addNodeToken,
+  eventually,
+  freePort,
+  REPO,
+  run,
+  startTeleport,
+  tempDir,
+} from "./_helpers.ts";
 
 interface Family {
   name: string;
@@ -133,17 +141,7 @@ ssh_service:
       assert.deepEqual(Object.keys(ready.services).sort(), ["auth", "proxy"]);
 
       // 1. A tunnel node joins; both are ready and the proxy reports it.
-      const tok = await runCli([
-        "tctl",
-        "-c",
-        config,
-        "tokens",
-        "add",
-        "--type=node",
-        "--format=json",
-      ]);
-      assert.equal(tok.code, 0, tok.stderr);
-      const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
+      const { token, pins: ca_pins } = await addNodeToken(config);
       const nodeDiag = freePort();
       const nodeArgs = [
         "--roles=node",

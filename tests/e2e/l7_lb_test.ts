@@ -20,7 +20,7 @@ import {
   tempDir,
   writeClusterConfig,
 } from "./_helpers.ts";
-import { lbCertificate, startHaproxy } from "./_haproxy.ts";
+import { lbCertificate, startHaproxy, writeHaproxyConfig } from "./_haproxy.ts";
 import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
 const ALICE = "td_e2e_l7alice";
@@ -56,24 +56,15 @@ Deno.test({
     await ensureOsUser(ALICE);
     await using tp = await startTeleport(["-c", config, "--insecure-no-tls", "--debug"]);
     const lbPem = await lbCertificate(dir.path);
-    const haproxyCfg = `${dir.path}/haproxy.cfg`;
-    await Deno.writeTextFile(
-      haproxyCfg,
-      `global
-  maxconn 200
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout tunnel 1h
-frontend lb
+    const haproxyCfg = await writeHaproxyConfig(dir.path, {
+      mode: "http",
+      sections: `frontend lb
   bind 127.0.0.1:${lbPort} ssl crt ${lbPem} alpn http/1.1
   default_backend teleport
 backend teleport
   server tp 127.0.0.1:${webPort}
 `,
-    );
+    });
     await using _lb = await startHaproxy(haproxyCfg, lbPort);
     const base = `https://127.0.0.1:${lbPort}`;
     const home = `${dir.path}/tsh`;
@@ -157,23 +148,11 @@ backend teleport
     });
 
     await t.step("a tunnel node joins and serves through the balancer", async () => {
-      const tok = await runCli([
-        "tctl",
-        "-c",
-        config,
-        "tokens",
-        "add",
-        "--type=node",
-        "--format=json",
-      ]);
-      assert.equal(tok.code, 0, tok.stderr);
-      const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
       const before = upgrades(tp.logs());
       // A tunnel node's banner names no listener, so it is started here (as in client_addr_test).
       await using _stop = await startTunnelNode({
         proxy: `127.0.0.1:${lbPort}`,
-        token: token,
-        pins: ca_pins,
+        config,
         dataDir: `${dir.path}/tunnel-data`,
         nodeName: TUNNEL_NODE,
       });

@@ -21,7 +21,7 @@ import {
   startTeleport,
   tempDir,
 } from "./_helpers.ts";
-import { lbCertificate, startHaproxy } from "./_haproxy.ts";
+import { lbCertificate, startHaproxy, writeHaproxyConfig } from "./_haproxy.ts";
 import { inviteAndEnroll, tshLogin } from "./_proxy.ts";
 
 const ALICE = "td_e2e_lbalice";
@@ -86,23 +86,15 @@ Deno.test({
       node: true,
     });
     const lbPem = await lbCertificate(dir.path);
-    const haproxyCfg = `${dir.path}/haproxy.cfg`;
-    await Deno.writeTextFile(
-      haproxyCfg,
-      `global
-  maxconn 200
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend lb
+    const haproxyCfg = await writeHaproxyConfig(dir.path, {
+      mode: "tcp",
+      sections: `frontend lb
   bind 127.0.0.1:${lbPort} ssl crt ${lbPem} alpn teleport-proxy-ssh,http/1.1
   default_backend teleport
 backend teleport
   server tp 127.0.0.1:${webPort} send-proxy-v2 source ${LB_SOURCE}
 `,
-    );
+    });
     await ensureOsUser(ALICE);
     await using tp: RunningTeleport = await startTeleport(["-c", config, "--insecure-no-tls"]);
     await using _lb = await startHaproxy(haproxyCfg, lbPort);

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
-import { startHaproxy } from "./_haproxy.ts";
+import { startHaproxy, writeHaproxyConfig } from "./_haproxy.ts";
 import {
   ensureOsUser,
   eventually,
@@ -104,17 +104,9 @@ Deno.test({
         `  tunnel_listen_addr: 127.0.0.1:${freePort()}\n  proxy_protocol: on\n`,
       ssh: "  proxy_protocol: on\n",
     });
-    const haproxyCfg = `${dir.path}/haproxy.cfg`;
-    await Deno.writeTextFile(
-      haproxyCfg,
-      `global
-  maxconn 200
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend proxyssh
+    const haproxyCfg = await writeHaproxyConfig(dir.path, {
+      mode: "tcp",
+      sections: `frontend proxyssh
   bind 127.0.0.1:${lbSshPort}
   default_backend proxyssh
 backend proxyssh
@@ -125,7 +117,7 @@ frontend nodessh
 backend nodessh
   server node 127.0.0.1:${nodePort} send-proxy-v2 source ${LB_SOURCE}
 `,
-    );
+    });
     await ensureOsUser(LOGIN);
     await using tp = await startTeleport(["-c", config]);
     assert.equal(tp.proxySshPort, proxySshPort, tp.banner);

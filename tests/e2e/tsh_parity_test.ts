@@ -80,13 +80,9 @@ Deno.test({
       runCli(["tsh", ...args], { env: { TELEPORT_HOME: `${dir.path}/${tshHome}` } });
 
     // A second node, labelled env=prod too, joined through the proxy's reverse tunnel.
-    const tok = await tctl("tokens", "add", "--type=node", "--format=json");
-    assert.equal(tok.code, 0, tok.stderr);
-    const { token, ca_pins } = JSON.parse(tok.stdout) as { token: string; ca_pins: string[] };
     await using _stopTunnel = await startTunnelNode({
       proxy: `127.0.0.1:${tp.webPort}`,
-      token: token,
-      pins: ca_pins,
+      config,
       dataDir: `${dir.path}/tunnel-data`,
       nodeName: TUNNEL_NODE,
       extra: ["--labels=env=prod"],
