@@ -162,6 +162,24 @@ export async function startTeleport(
   };
 }
 
+/** An audit event as `tctl audit ls --format=json` prints it. */
+export interface AuditEventLike {
+  event: string;
+  code: string;
+  user?: string;
+  [field: string]: unknown;
+}
+
+/**
+ * The audit events of `types` (comma-separated event names) as `tctl -c CONFIG audit ls
+ * --type=TYPES --format=json` lists them; throws when tctl fails.
+ */
+export async function auditEvents<T = AuditEventLike>(config: string, types: string): Promise<T[]> {
+  const r = await runCli(["tctl", "-c", config, "audit", "ls", `--type=${types}`, "--format=json"]);
+  if (r.code !== 0) throw new Error(`tctl audit ls --type=${types} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T[];
+}
+
 /** A node join token and the cluster's CA pins, as `tctl tokens add --type=node` makes them. */
 export interface NodeToken {
   token: string;

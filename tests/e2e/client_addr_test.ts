@@ -18,6 +18,7 @@ import { authAlpn } from "../../lib/multiplex/mod.ts";
 import { formatProxyHeaderV2 } from "../../lib/net/mod.ts";
 import { CertAuthoritiesService } from "../../lib/services/mod.ts";
 import {
+  auditEvents,
   ensureOsUser,
   eventually,
   freePort,
@@ -133,16 +134,7 @@ Deno.test({
         const r = await viaProxy("127.0.0.3", "true");
         assert.equal(r.code, 0, r.err);
         const addrs = await eventually("the session.start and exec events", async () => {
-          const ls = await runCli([
-            "tctl",
-            "-c",
-            config,
-            "audit",
-            "ls",
-            "--type=session.start,exec",
-            "--format=json",
-          ]);
-          const events = JSON.parse(ls.stdout) as Array<Record<string, string>>;
+          const events = await auditEvents<Record<string, string>>(config, "session.start,exec");
           return events.length >= 2 ? events.map((e) => e["addr.remote"]) : undefined;
         });
         for (const a of addrs) assert.match(a ?? "", /^127\.0\.0\.3:\d+$/);
@@ -231,16 +223,7 @@ Deno.test({
           });
           assert.match(answer, /^HTTP\/1\.1 [45]\d\d/);
           const event = await eventually("the failed instance.join event", async () => {
-            const ls = await runCli([
-              "tctl",
-              "-c",
-              config,
-              "audit",
-              "ls",
-              "--type=instance.join",
-              "--format=json",
-            ]);
-            const events = JSON.parse(ls.stdout) as Array<Record<string, unknown>>;
+            const events = await auditEvents<Record<string, unknown>>(config, "instance.join");
             return events.find((e) => e.host_id === "caddr-probe");
           });
           assert.equal(event["addr.remote"], "127.0.0.3");

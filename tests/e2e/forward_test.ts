@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import {
+  auditEvents,
   ensureOsUser,
   eventually,
   freePort,
@@ -260,16 +261,7 @@ spec:
         assert.equal(r.code, 0, r.err);
         assert.equal(r.out, "hello-R\n");
         const event = await eventually("the port event of the remote forward", async () => {
-          const out = await runCli([
-            "tctl",
-            "-c",
-            config,
-            "audit",
-            "ls",
-            "--type=port",
-            "--format=json",
-          ]);
-          const events = JSON.parse(out.stdout) as AuditEventLike[];
+          const events = await auditEvents<AuditEventLike>(config, "port");
           return events.find((e) =>
             e.forward === "remote" && e["addr.local"] === `127.0.0.1:${r.port}`
           );
@@ -291,16 +283,7 @@ spec:
         assert.match(r.err, /remote port forwarding failed/);
         assert.doesNotMatch(r.out, /should-not-run/);
         const event = await eventually("the refused port event", async () => {
-          const out = await runCli([
-            "tctl",
-            "-c",
-            config,
-            "audit",
-            "ls",
-            "--type=port",
-            "--format=json",
-          ]);
-          const events = JSON.parse(out.stdout) as AuditEventLike[];
+          const events = await auditEvents<AuditEventLike>(config, "port");
           return events.find((e) => e.user === "bob" && e.forward === "remote");
         });
         assert.equal(event.code, "T3003E");
@@ -319,16 +302,7 @@ spec:
         assert.equal(r.code, 255, r.out + r.err);
         assert.match(r.err, /remote port forwarding failed for listen port 80/);
         const event = await eventually("the refused privileged port event", async () => {
-          const out = await runCli([
-            "tctl",
-            "-c",
-            config,
-            "audit",
-            "ls",
-            "--type=port",
-            "--format=json",
-          ]);
-          const events = JSON.parse(out.stdout) as AuditEventLike[];
+          const events = await auditEvents<AuditEventLike>(config, "port");
           return events.find((e) => e.user === "alice" && /privileged/.test(e.error ?? ""));
         });
         assert.equal(event.code, "T3003E");

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import {
+  auditEvents,
   ensureOsUser,
   eventually,
   freePort,
@@ -150,32 +151,14 @@ backend teleport
       // The node sees the client (127.0.0.1), not haproxy (127.0.0.9).
       assert.match(r.out.trim(), /^127\.0\.0\.1 \d+ \d+$/);
       const logins = await eventually("the user.login event", async () => {
-        const ls = await runCli([
-          "tctl",
-          "-c",
-          config,
-          "audit",
-          "ls",
-          "--type=user.login",
-          "--format=json",
-        ]);
-        const events = JSON.parse(ls.stdout) as Array<Record<string, unknown>>;
+        const events = await auditEvents<Record<string, unknown>>(config, "user.login");
         return events.length > 0 ? events : undefined;
       });
       const text = JSON.stringify(logins);
       assert.match(text, /127\.0\.0\.1/, text);
       assert.doesNotMatch(text, new RegExp(LB_SOURCE.replaceAll(".", "\\.")), text);
-      const sessions = await runCli([
-        "tctl",
-        "-c",
-        config,
-        "audit",
-        "ls",
-        "--type=session.start",
-        "--format=json",
-      ]);
-      const starts = JSON.parse(sessions.stdout) as Array<Record<string, string>>;
-      assert.ok(starts.length > 0, sessions.stdout + sessions.stderr);
+      const starts = await auditEvents<Record<string, string>>(config, "session.start");
+      assert.ok(starts.length > 0, "no session.start event");
       for (const e of starts) assert.match(e["addr.remote"] ?? "", /^127\.0\.0\.1:\d+$/);
     });
   },

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { skipGroup } from "../../tools/prereqs.ts";
 import { startHaproxy, writeHaproxyConfig } from "./_haproxy.ts";
 import {
+  auditEvents,
   ensureOsUser,
   eventually,
   freePort,
@@ -44,17 +45,8 @@ async function aliceKey(config: string, dir: string): Promise<string> {
 
 /** The `addr.remote` of every `session.start` event so far. */
 async function sessionStartAddrs(config: string): Promise<string[]> {
-  const ls = await runCli([
-    "tctl",
-    "-c",
-    config,
-    "audit",
-    "ls",
-    "--type=session.start",
-    "--format=json",
-  ]);
-  assert.equal(ls.code, 0, ls.stderr);
-  return (JSON.parse(ls.stdout) as Array<Record<string, string>>).map((e) => e["addr.remote"]!);
+  const events = await auditEvents<Record<string, string>>(config, "session.start");
+  return events.map((e) => e["addr.remote"]!);
 }
 
 /**

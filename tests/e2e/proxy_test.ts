@@ -15,6 +15,7 @@ import { importSshPrivateKey, parseSshCertificate, signSshCertificate } from "..
 import { RealClock } from "../../lib/clock/mod.ts";
 import { CertAuthoritiesService } from "../../lib/services/mod.ts";
 import {
+  auditEvents,
   ensureOsUser,
   eventually,
   freePort,
@@ -230,16 +231,7 @@ Deno.test({
       const r = await tsh(c, ["ssh", "-t", `${ALICE}@${c.node}`, "echo recorded-hello"]);
       assert.equal(r.code, 0, r.stderr);
       const sid = await eventually("the uploaded recording", async () => {
-        const out = await runCli([
-          "tctl",
-          "-c",
-          c.config,
-          "audit",
-          "ls",
-          "--type=session.upload",
-          "--format=json",
-        ]);
-        const events = JSON.parse(out.stdout) as Array<{ sid?: string }>;
+        const events = await auditEvents<{ sid?: string }>(c.config, "session.upload");
         return events.at(-1)?.sid;
       });
       const play = await tsh(c, ["play", "--speed=50", sid]);
