@@ -673,8 +673,17 @@ export function createWebServer(options: WebServerOptions): WebServer {
       },
     },
     {
+      // The browser UI's assets (ui.ts): a fixed set held in memory, answered 304 by ETag; not
+      // throttled, since one page load asks for about twenty of them (several users behind
+      // one NAT address would otherwise run out of the public budget).
+      method: "GET",
+      pattern: /^\/web\/app\/.+$/,
+      action: "serve a web UI asset",
+      handler: (ctx) => Promise.resolve(serveWebUi(ctx.req)),
+    },
+    {
       // The browser UI (ui.ts): the app page for /web and every path below it (invite and
-      // reset links included), its assets under /web/app/.
+      // reset links included).
       method: "GET",
       pattern: /^\/web(?:\/.*)?$/,
       action: "show the web UI",

@@ -686,6 +686,26 @@ Deno.test("createWebServer() limits ping, find and pages per address, and logs i
   assert.equal(t.records.filter((r) => /Throttled/.test(r.message)).length, 1);
 });
 
+Deno.test("createWebServer() throttles the UI page but not its assets (one page load asks for many)", async () => {
+  await using t = await startTestWeb({ extra: { publicRateLimit: { burst: 1, perMinute: 1 } } });
+  const page = await t.fetch("/web");
+  assert.equal(page.status, 200);
+  await page.body?.cancel();
+  for (let i = 0; i < 30; i++) {
+    const res = await t.fetch(
+      ["/web/app/main.js", "/web/app/app.css", "/web/app/vendor/xterm.mjs"][i % 3]!,
+    );
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  }
+  const again = await t.fetch("/web/cluster/x/resources");
+  assert.equal(again.status, 429);
+  await again.body?.cancel();
+  const unknown = await t.fetch("/web/app/nope.js");
+  assert.equal(unknown.status, 404);
+  await unknown.body?.cancel();
+});
+
 Deno.test("createWebServer() answers /webapi/hostca with every trusted host CA key and certificate", async () => {
   const keys = ["ssh-ed25519 AAAAold", "ssh-ed25519 AAAAnew"];
   const certs = ["-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n"];
