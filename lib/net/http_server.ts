@@ -542,7 +542,7 @@ function createHttpCore<I extends ConnInfo>(
     res: ServerResponse,
     response: Response,
     state: ConnState,
-    close: boolean,
+    conn: { close: boolean },
   ) => {
     const headers: Record<string, string | string[]> = {};
     let handlerSaysClose = false;
@@ -556,7 +556,8 @@ function createHttpCore<I extends ConnInfo>(
     });
     const cookies = response.headers.getSetCookie();
     if (cookies.length > 0) headers["set-cookie"] = cookies;
-    if (close || handlerSaysClose) headers["connection"] = "close";
+    conn.close ||= handlerSaysClose;
+    if (conn.close) headers["connection"] = "close";
     const noBody = req.method === "HEAD" || response.status === 204 || response.status === 304;
     if (response.body === null || noBody) {
       if (response.body !== null) await response.body.cancel().catch(() => {});
@@ -686,7 +687,7 @@ function createHttpCore<I extends ConnInfo>(
       });
     }
     if (response === undefined || res.headersSent || res.destroyed) return;
-    const close = !mode.keepAlive || !req.complete || closing.signal.aborted;
+    const conn = { close: !mode.keepAlive || !req.complete || closing.signal.aborted };
     if (!req.complete) {
       // node:http closes the connection after an answer with `Connection: close` by
       // destroySoon(); this one still has body coming, so close it lingering instead.
@@ -694,14 +695,14 @@ function createHttpCore<I extends ConnInfo>(
     }
     res.once("finish", () => {
       state.busy = false;
-      if (!mode.keepAlive || res.getHeader("connection") === "close") return;
+      if (conn.close) return;
       clearTimeout(state.timer);
       // A drain that began while this answer was written: the connection closes now.
       if (closing.signal.aborted) socket.end();
       else state.wire.start();
     });
     try {
-      await writeResponse(req, res, response, state, close);
+      await writeResponse(req, res, response, state, conn);
     } catch (err) {
       logger.warn("Cannot send the answer to {path} from {addr}: {message}", {
         path,
