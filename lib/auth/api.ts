@@ -1,8 +1,12 @@
 /**
  * The auth HTTP API as a web-standard handler ({@link createAuthApiHandler}:
  * `(Request, AuthConnInfo) => Promise<Response>`) over a pure router of (method, path, body,
- * caller) ({@link handleApiRequest}). The TLS listener (listener.ts) identifies the caller from
- * its verified client certificate; tests call either without sockets.
+ * caller) ({@link handleApiRequest}). The TLS listener (listener.ts, on lib/net's one HTTP
+ * adapter) identifies the caller from its verified client certificate and bounds the body;
+ * tests call either without sockets. Session recordings are the one non-JSON route:
+ * `PUT /v1/recordings/:sid` streams the request body to the recording store and
+ * `GET /v1/recordings/:sid` answers with the stored gzip stream (both written and read with
+ * backpressure by the adapter).
  *
  * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`, and `POST /v1/register`
  * (join; the token is the credential). Everything else needs a caller and
