@@ -1,6 +1,7 @@
 /** Test helpers: an initialised AuthServer on a memory backend and a fake clock. */
 import { MemoryBackend } from "../backend/mod.ts";
 import { FakeClock } from "../clock/mod.ts";
+import type { RecordingStorage } from "../events/mod.ts";
 import type { Identity } from "../identity/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
 import type { PasswordHasher } from "./password.ts";
@@ -18,6 +19,7 @@ export async function newTestAuth(
     secondFactor?: string;
     logger?: Logger;
     passwordHasher?: PasswordHasher;
+    recordings?: RecordingStorage;
   } = {},
 ): Promise<TestAuth> {
   const clock = new FakeClock(Date.now());
@@ -32,6 +34,7 @@ export async function newTestAuth(
     ...(opts.staticTokens ? { staticTokens: opts.staticTokens } : {}),
     ...(opts.secondFactor ? { secondFactor: opts.secondFactor } : {}),
     ...(opts.passwordHasher ? { passwordHasher: opts.passwordHasher } : {}),
+    ...(opts.recordings ? { recordings: opts.recordings } : {}),
   });
   await auth.init();
   return { auth, clock, backend, [Symbol.asyncDispose]: () => backend.close() };

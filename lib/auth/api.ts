@@ -1,8 +1,12 @@
 /**
  * The auth HTTP API as a web-standard handler ({@link createAuthApiHandler}:
  * `(Request, AuthConnInfo) => Promise<Response>`) over a pure router of (method, path, body,
- * caller) ({@link handleApiRequest}). The TLS listener (listener.ts) identifies the caller from
- * its verified client certificate; tests call either without sockets.
+ * caller) ({@link handleApiRequest}). The TLS listener (listener.ts, on lib/net's one HTTP
+ * adapter) identifies the caller from its verified client certificate and bounds the body;
+ * tests call either without sockets. Session recordings are the one non-JSON route:
+ * `PUT /v1/recordings/:sid` streams the request body to the recording store and
+ * `GET /v1/recordings/:sid` answers with the stored gzip stream (both written and read with
+ * backpressure by the adapter).
  *
  * Unauthenticated: `GET /v1/ping`, `GET /v1/cacerts`, and `POST /v1/register`
  * (join; the token is the credential). Everything else needs a caller and
@@ -768,6 +772,8 @@ export function createAuthApiHandler(
 ): (req: Request, info: AuthConnInfo) => Promise<Response> {
   return async (req, info) => {
     const url = new URL(req.url);
+    const recording = RECORDING_PATH.exec(url.pathname);
+    if (recording !== null) return await onRecording(server, req, info, recording[1]!, logger);
     const text = req.body === null ? "" : await req.text();
     let body: unknown = undefined;
     if (text.length > 0) {
@@ -792,7 +798,59 @@ export function createAuthApiHandler(
   };
 }
 
-/** Routes the request, runs it and maps errors to statuses. Never throws. */
+/** Session recordings move as raw gzip streams, not JSON: `PUT` and `GET` of one. */
+export const RECORDING_PATH = /^\/v1\/recordings\/([^/]+)$/;
+
+/**
+ * `PUT` (the body streamed to the recording store) and `GET` (the recording streamed out) of
+ * one session recording; a caller with a client certificate only.
+ */
+async function onRecording(
+  server: AuthServer,
+  req: Request,
+  info: AuthConnInfo,
+  rawSid: string,
+  logger?: Logger,
+): Promise<Response> {
+  try {
+    if (info.caller === undefined) {
+      throw new AccessDeniedError("this API call needs a client certificate signed by the cluster");
+    }
+    let sid: string;
+    try {
+      sid = decodeURIComponent(rawSid);
+    } catch {
+      throw new BadParameterError("the session id in the path is not valid URL encoding");
+    }
+    if (req.method === "PUT") {
+      await server.authorize(info.caller, "session", "create");
+      const body = req.body ?? new Response(new Uint8Array()).body!;
+      return Response.json(await server.saveRecording(info.caller, sid, body));
+    }
+    if (req.method === "GET") {
+      await server.authorize(info.caller, "session", "read");
+      return new Response(await server.openRecording(sid), {
+        headers: { "content-type": "application/gzip" },
+      });
+    }
+    throw new BadParameterError(`method ${req.method} is not allowed on recordings`);
+  } catch (err) {
+    const status = httpStatusOf(err);
+    if (status === 500) {
+      logger?.error("Recording request {path} failed: {error}", {
+        path: new URL(req.url).pathname,
+        error: err,
+      });
+    }
+    return Response.json({
+      error: {
+        kind: kindOf(err) ?? "Internal",
+        message: status === 500 ? "internal error, see the auth server log" : messageOf(err),
+      },
+    }, { status });
+  }
+}
+
 /**
  * The route a request goes to, as a metric label: `METHOD /v1/path/:param` (parameters
  * replaced, so the label set stays small), or `other` for a path no route serves.
@@ -808,6 +866,7 @@ export function apiRouteOf(method: string, path: string): string {
   return `${method} ${template}`;
 }
 
+/** Routes the request, runs it and maps errors to statuses. Never throws. */
 export async function handleApiRequest(
   server: AuthServer,
   req: ApiRequest,

@@ -1,37 +1,43 @@
 /**
- * The auth API over HTTPS with mutual TLS (node:https, since Deno.listenTls
- * cannot ask for client certificates). A caller is whoever its verified client
- * certificate says: the TLS layer checks the chain against the host and user
- * CAs, then we re-check it against the CA that matches the identity kind, and
- * reject anything that is not X.509 v3 (see the platform notes on v1 certs).
+ * The auth API over HTTPS with mutual TLS, on lib/net's one HTTP adapter ({@link listenHttps}:
+ * node:https, since Deno.listenTls cannot ask for client certificates; keep-alive, read
+ * backpressure, bounded bodies, streamed answers, graceful close, the connection guard). What
+ * is the auth API's own stays here, as small pieces around that core:
+ * - who the caller is: whoever its verified client certificate says. The TLS layer checks the
+ *   chain against the host and user CAs, then {@link callerOf} re-checks it against the CAs that
+ *   match the identity kind and are trusted now (both generations during a rotation), and
+ *   rejects anything that is not X.509 v3 (see the platform notes on v1 certs); cached per
+ *   connection;
+ * - the client's address: a proxy's signed client address header before TLS
+ *   (readSignedClientAddr), else the peer's;
+ * - which body limit applies: 1 MiB with a certificate, 64 KiB without, none for recording
+ *   uploads (streamed to disk);
+ * - calls without a certificate: rate-limited per client IP (429 + `Retry-After`) and one per
+ *   connection (an anonymous client could otherwise sit on a half-sent next request past the
+ *   guard's handshake deadline);
+ * - requests counted per route (`auth_api_requests_total{route}`).
+ * The routes themselves, recordings included, are the web-standard handler in api.ts.
  */
-import https from "node:https";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { Buffer } from "node:buffer";
 import { parseAuthorizedKey, parseX509Certificate, verifyX509Certificate } from "../ca/mod.ts";
-import {
-  AccessDeniedError,
-  BadParameterError,
-  httpStatusOf,
-  kindOf,
-  LimitExceededError,
-  messageOf,
-} from "../errors/mod.ts";
+import { BadParameterError, LimitExceededError, messageOf } from "../errors/mod.ts";
 import { ClientAddrVerifier, type Identity, identityFromSubject } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { MetricsRegistry } from "../metrics/mod.ts";
 import {
+  type BodyLimit,
   clientKey,
   ConnectionGuard,
-  guardOf,
-  guardServer,
-  listenOptions,
+  type ConnInfo,
+  errorResponse,
+  type HttpHandler,
+  listenHttps,
   type RateLimit,
   RateLimiter,
 } from "../net/mod.ts";
-import { apiRouteOf, createAuthApiHandler } from "./api.ts";
+import { apiRouteOf, type AuthConnInfo, createAuthApiHandler, RECORDING_PATH } from "./api.ts";
 import { frontAddrResolver, readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
 
@@ -55,9 +61,6 @@ export function authListenerAlpn(clusterName: string): string[] {
     .join("");
   return ["http/1.1", `teleport-auth@${hex}.teleport.cluster.local`];
 }
-
-/** Session recordings move as raw gzip streams, not JSON. */
-const RECORDING_PATH = /^\/v1\/recordings\/([^/]+)$/;
 
 /** Largest JSON request body accepted from a caller with a valid client certificate. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -133,181 +136,28 @@ export interface AuthApiServer extends AsyncDisposable {
    */
   close(o?: { graceMs?: number }): Promise<void>;
   /**
-   * Stops accepting only (graceful stop): open connections go on being served until
-   * {@link close}; clients that dial again reach a successor process on the same port.
+   * Stops accepting (graceful stop): idle connections close, the others once their answer in
+   * flight is written, and {@link closing} is aborted; clients that dial again reach a
+   * successor process on the same port.
    */
   stopAccepting(): void;
-}
-
-/** The request target as path and query; undefined when it is not an origin-form path. */
-function parseTarget(url: string): { path: string; query: URLSearchParams } | undefined {
-  if (!url.startsWith("/")) return undefined;
-  const q = url.indexOf("?");
-  const path = q < 0 ? url : url.slice(0, q);
-  const hash = path.indexOf("#");
-  return {
-    path: hash < 0 ? path : path.slice(0, hash),
-    query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
-  };
-}
-
-/** Whether the request announces a body (a declared length above zero, or chunked). */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  if (length !== undefined) return length !== "0";
-  return req.headers["transfer-encoding"] !== undefined;
-}
-
-/** Starts and stops reading a connection from the network. */
-interface ReadSwitch {
-  start(): void;
-  stop(): void;
-}
-
-interface StreamHandle {
-  readStart(): unknown;
-  readStop(): unknown;
+  /**
+   * Aborted once the listener stops accepting or closes (the `closing` of every request's
+   * ConnInfo): a long-lived streamed answer (a watch) ends then, and its client reconnects.
+   */
+  readonly closing: AbortSignal;
 }
 
 /**
- * The read switch of a connection. Deno's node:tls server socket has no read backpressure:
- * paused, it still reads its TCP socket at wire speed into memory (a 500 MiB upload to a
- * paused request is read whole), and neither `pause()` of the TLS socket nor of the TCP
- * socket under it (`_parent`) stops that, while the TCP socket's own stream handle does. So
- * the listener reads a connection only while it wants its bytes, through that handle when
- * there is one, else through `pause()` / `resume()`.
+ * The caller a connection's client certificate names, verified against the CAs trusted now;
+ * undefined without a (valid) certificate. Decided once per connection.
  */
-function readSwitchOf(sock: TLSSocket): ReadSwitch {
-  const parent = (sock as unknown as { _parent?: { _handle?: Partial<StreamHandle> | null } })
-    ._parent;
-  const handle = parent?._handle;
-  if (typeof handle?.readStop !== "function" || typeof handle.readStart !== "function") {
-    return { start: () => sock.resume(), stop: () => sock.pause() };
-  }
-  const h = handle as StreamHandle;
-  let reading = true;
-  return {
-    start() {
-      if (reading || sock.destroyed || parent?._handle !== h) return;
-      reading = true;
-      h.readStart();
-    },
-    stop() {
-      if (!reading || sock.destroyed || parent?._handle !== h) return;
-      reading = false;
-      h.readStop();
-    },
-  };
-}
-
-type BodyResult = { ok: true; bytes: Buffer } | { ok: false };
-
-/**
- * Reads the request body up to `limit` bytes, reading the connection only meanwhile. Past the
- * limit it stops reading the connection; the caller answers and closes it. A declared
- * Content-Length over the limit is refused before any body byte is read.
- */
-function readBody(req: IncomingMessage, wire: ReadSwitch, limit: number): Promise<BodyResult> {
-  const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ ok: false });
-  // Events rather than for-await: leaving a for-await loop early destroys the socket before
-  // the answer is written.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (v: BodyResult | Error) => {
-      wire.stop();
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      if (v instanceof Error) reject(v);
-      else resolve(v);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        done({ ok: false });
-      } else {
-        chunks.push(chunk);
-      }
-    };
-    const onEnd = () => done({ ok: true, bytes: Buffer.concat(chunks) });
-    const onError = (err: Error) => done(err);
-    req.on("data", onData);
-    req.once("end", onEnd);
-    req.once("error", onError);
-    wire.start();
-  });
-}
-
-/**
- * The request body as a stream that reads the connection only while its consumer keeps up
- * (at most `highWaterMark` bytes wait in memory).
- */
-function bodyStream(
-  req: IncomingMessage,
-  wire: ReadSwitch,
-  highWaterMark = 256 * 1024,
-): ReadableStream<Uint8Array> {
-  const onData = (chunk: Buffer) => {
-    controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    if ((controller.desiredSize ?? 0) <= 0) wire.stop();
-  };
-  const onEnd = () => {
-    detach();
-    controller.close();
-  };
-  const onError = (err: Error) => {
-    detach();
-    controller.error(err);
-  };
-  const detach = () => {
-    wire.stop();
-    req.off("data", onData);
-    req.off("end", onEnd);
-    req.off("error", onError);
-  };
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      req.on("data", onData);
-      req.once("end", onEnd);
-      req.once("error", onError);
-    },
-    pull() {
-      wire.start();
-    },
-    cancel() {
-      detach();
-    },
-  }, new ByteLengthQueuingStrategy({ highWaterMark }));
-}
-
-/** Starts the HTTPS listener; resolves once it is bound. */
-export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
-  const { server, logger } = opts;
-  const handle = createAuthApiHandler(server, logger);
-  const identities = new WeakMap<Socket, Identity | Error>();
-  const readSwitches = new WeakMap<Socket, ReadSwitch>();
-  /** Answers after which the connection closes. */
-  const closing = new WeakSet<ServerResponse>();
-  const readSwitch = (sock: TLSSocket) => {
-    let wire = readSwitches.get(sock);
-    if (wire === undefined) readSwitches.set(sock, wire = readSwitchOf(sock));
-    return wire;
-  };
-  const unauthenticated = new RateLimiter({
-    ...(opts.unauthenticatedRateLimit ?? DEFAULT_UNAUTHENTICATED_RATE_LIMIT),
-    clock: server.clock,
-  });
-  // One log line per client per minute about throttling, however hard it knocks.
-  const throttleLog = new RateLimiter({ burst: 1, perMinute: 1, clock: server.clock });
-
-  const callerOf = async (sock: TLSSocket): Promise<Identity | undefined> => {
-    const cached = identities.get(sock);
-    if (cached instanceof Error) return undefined;
-    if (cached !== undefined) return cached;
+function callerResolver(
+  server: AuthServer,
+  logger: Logger,
+): (sock: TLSSocket, addr: string) => Promise<Identity | undefined> {
+  const identities = new WeakMap<object, Promise<Identity | undefined>>();
+  const verify = async (sock: TLSSocket, addr: string): Promise<Identity | undefined> => {
     if (!sock.authorized) return undefined;
     const raw = sock.getPeerCertificate(false)?.raw;
     if (raw === undefined || raw.length === 0) return undefined;
@@ -322,244 +172,98 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
         trustedCaPems: id.kind === "host" ? cas.host : cas.user,
         now: server.clock.now(),
       });
-      identities.set(sock, id);
       return id;
     } catch (err) {
       logger.warn("Rejected client certificate from {addr}: {reason}", {
-        addr: sock.remoteAddress,
+        addr,
         reason: messageOf(err),
       });
-      identities.set(sock, err instanceof Error ? err : new Error(String(err)));
       return undefined;
     }
   };
-
-  /** Writes a JSON answer; with `close`, closes the connection once the answer is flushed. */
-  const send = (
-    res: ServerResponse,
-    status: number,
-    value: unknown,
-    o: { close?: boolean; headers?: Record<string, string> } = {},
-  ) => {
-    const text = JSON.stringify(value);
-    res.writeHead(status, {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(text),
-      ...o.headers,
-      ...(o.close ? { connection: "close" } : {}),
-    });
-    if (o.close) {
-      closing.add(res);
-      res.end(text, () => res.socket?.destroy());
-    } else res.end(text);
+  return (sock, addr) => {
+    let id = identities.get(sock);
+    if (id === undefined) identities.set(sock, id = verify(sock, addr));
+    return id;
   };
+}
 
-  const errorBody = (err: unknown) => {
-    const status = httpStatusOf(err);
-    return {
-      error: {
-        kind: kindOf(err) ?? "Internal",
-        message: status === 500 ? "internal error, see the auth server log" : messageOf(err),
-      },
-    };
-  };
-
-  /** `PUT` (upload, streamed to disk) and `GET` (download) of one session recording. */
-  const onRecording = async (
-    req: IncomingMessage,
-    res: ServerResponse,
-    wire: ReadSwitch,
-    caller: Identity,
-    sid: string,
-  ) => {
-    try {
-      if (req.method === "PUT") {
-        await server.authorize(caller, "session", "create");
-        send(res, 200, await server.saveRecording(caller, sid, bodyStream(req, wire)));
-      } else if (req.method === "GET") {
-        await server.authorize(caller, "session", "read");
-        const stream = await server.openRecording(sid);
-        res.writeHead(200, { "content-type": "application/gzip" });
-        for await (const chunk of stream) {
-          if (!res.write(chunk)) await new Promise((r) => res.once("drain", r));
-        }
-        res.end();
-      } else {
-        throw new BadParameterError(`method ${req.method} is not allowed on recordings`);
-      }
-    } catch (err) {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (httpStatusOf(err) === 500) {
-        logger.error("Recording {sid} request failed: {error}", { sid, error: err });
-      }
-      // An upload body that was not read to its end is not drained: the connection closes.
-      send(res, httpStatusOf(err), errorBody(err), { close: !req.complete });
-    }
-  };
-
-  /**
-   * One request, in this order: parse the target, identify the caller, throttle callers
-   * without a certificate, then read a bounded body (or stream a recording for a caller with
-   * a certificate). Whatever is refused before its body is read closes the connection. The
-   * connection is not read while a request is handled, except for its body when wanted.
-   */
-  const requests = opts.metrics?.counter({
+/**
+ * The auth API's policy around its routes: counts the route, throttles callers without a
+ * certificate (429), and answers them once per connection.
+ */
+function authPolicy(
+  inner: HttpHandler<AuthConnInfo>,
+  o: {
+    server: AuthServer;
+    logger: Logger;
+    rateLimit: RateLimit;
+    metrics: MetricsRegistry | undefined;
+  },
+): HttpHandler<AuthConnInfo> {
+  const unauthenticated = new RateLimiter({ ...o.rateLimit, clock: o.server.clock });
+  // One log line per client per minute about throttling, however hard it knocks.
+  const throttleLog = new RateLimiter({ burst: 1, perMinute: 1, clock: o.server.clock });
+  const requests = o.metrics?.counter({
     name: "auth_api_requests_total",
     help: "Requests to the auth API by route (METHOD /v1/path/:param)",
     labelNames: ["route"],
   });
-  const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
-    guardOf(req.socket)?.established();
-    if (requests !== undefined) {
-      const path = (req.url ?? "/").split("?")[0]!;
-      requests.inc({ route: apiRouteOf(req.method ?? "GET", path) });
-    }
-    const sock = req.socket as TLSSocket;
-    const wire = readSwitch(sock);
-    wire.stop();
-    res.once("finish", () => {
-      if (!closing.has(res)) wire.start();
-    });
-    // The client's address: rate-limit key and audit `addr.remote`.
-    const clientAddr = clientAddrOf(sock) ?? "unknown";
-    const refuse = (status: number, err: Error, headers?: Record<string, string>) =>
-      send(res, status, errorBody(err), { close: hasBody(req), ...(headers ? { headers } : {}) });
-    try {
-      const target = parseTarget(req.url ?? "/");
-      if (target === undefined) {
-        refuse(400, new BadParameterError("the request target must be a path"));
-        return;
-      }
-      const caller = await callerOf(sock);
-      if (caller === undefined) {
-        const key = clientKey(clientAddr);
-        const verdict = unauthenticated.take(key);
-        if (!verdict.allowed) {
-          if (throttleLog.take(key).allowed) {
-            logger.warn(
-              "Throttling auth API calls without a client certificate from {addr} " +
-                "(logged once a minute)",
-              { addr: key },
-            );
-          }
-          refuse(
-            429,
-            new LimitExceededError(
-              "too many requests without a client certificate; wait and try again",
-            ),
-            { "retry-after": String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) },
-          );
-          return;
-        }
-      }
-      const recording = RECORDING_PATH.exec(target.path);
-      if (recording !== null) {
-        if (caller === undefined) {
-          refuse(
-            403,
-            new AccessDeniedError("this API call needs a client certificate signed by the cluster"),
-          );
-          return;
-        }
-        let sid: string;
-        try {
-          sid = decodeURIComponent(recording[1]!);
-        } catch {
-          refuse(
-            400,
-            new BadParameterError("the session id in the path is not valid URL encoding"),
-          );
-          return;
-        }
-        await onRecording(req, res, wire, caller, sid);
-        return;
-      }
-      const limit = caller === undefined ? MAX_UNAUTHENTICATED_BODY_BYTES : MAX_BODY_BYTES;
-      const read = await readBody(req, wire, limit);
-      if (!read.ok) {
-        logger.debug("Closing auth API connection from {addr}: request body over {limit} bytes", {
-          addr: clientAddr,
-          limit,
-        });
-        sock.once("close", () => {
-          logger.debug("Closed auth API connection from {addr} after {bytesRead} bytes", {
-            addr: clientAddr,
-            bytesRead: sock.bytesRead,
-          });
-        });
-        refuse(
-          413,
-          new LimitExceededError(
-            `request body is larger than ${limit} bytes` +
-              (caller === undefined ? " (the limit without a client certificate)" : ""),
-          ),
+  return async (req, info) => {
+    requests?.inc({ route: apiRouteOf(req.method, new URL(req.url).pathname) });
+    if (info.caller !== undefined) return await inner(req, info);
+    const key = clientKey(info.remoteAddr);
+    const verdict = unauthenticated.take(key);
+    let response: Response;
+    if (verdict.allowed) {
+      response = await inner(req, info);
+    } else {
+      if (throttleLog.take(key).allowed) {
+        o.logger.warn(
+          "Throttling auth API calls without a client certificate from {addr} " +
+            "(logged once a minute)",
+          { addr: key },
         );
-        return;
       }
-      // GET and HEAD carry no body in a web Request; none of those routes reads one.
-      const method = req.method ?? "GET";
-      const withBody = read.bytes.length > 0 && method !== "GET" && method !== "HEAD";
-      const response = await handle(
-        new Request(`https://auth.invalid${req.url}`, {
-          method,
-          ...(withBody
-            ? { body: new Uint8Array(read.bytes), headers: { "content-type": "application/json" } }
-            : {}),
-        }),
-        { remoteAddr: clientAddr, ...(caller === undefined ? {} : { caller }) },
+      response = errorResponse(
+        new LimitExceededError(
+          "too many requests without a client certificate; wait and try again",
+        ),
       );
-      const out = { status: response.status, body: await response.json() };
-      // Without a certificate, one request per connection: a kept-alive connection would let an
-      // anonymous client sit on a half-sent next request (Deno's node:http does not enforce
-      // headersTimeout), past the guard's handshake deadline.
-      send(res, out.status, out.body, { close: caller === undefined });
-    } catch (err) {
-      logger.error("Auth API request failed: {error}", { error: err });
-      if (!res.headersSent) {
-        send(res, 500, { error: { kind: "Internal", message: "internal error" } }, {
-          close: !req.complete,
-        });
-      } else {
-        res.destroy();
-      }
+      response.headers.set(
+        "retry-after",
+        String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))),
+      );
     }
+    // Without a certificate, one request per connection: a kept-alive connection would let an
+    // anonymous client sit on a half-sent next request past the guard's handshake deadline.
+    response.headers.set("connection", "close");
+    return response;
   };
+}
 
+/** The body limit of a request: see the module doc. */
+function bodyLimitOf(req: Request, info: AuthConnInfo): BodyLimit | undefined {
+  if (info.caller === undefined) {
+    return {
+      maxBytes: MAX_UNAUTHENTICATED_BODY_BYTES,
+      note: "(the limit without a client certificate)",
+    };
+  }
+  // Recording uploads stream to disk; the store reads them as fast as it writes.
+  if (RECORDING_PATH.test(new URL(req.url).pathname)) return undefined;
+  return { maxBytes: MAX_BODY_BYTES };
+}
+
+/** Starts the HTTPS listener; resolves once it is bound. */
+export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
+  const { server, logger } = opts;
+  const callerOf = callerResolver(server, logger);
   let credentials = { cert: opts.certPem, key: opts.keyPem };
-  /** Requests being answered, and who waits for there to be none (a graceful close). */
-  let inFlight = 0;
-  const quiet: Array<() => void> = [];
   /** The TLS context: our certificate, and the client CAs trusted now. */
   const secureContext = () => {
     const cas = server.clientCaCertPems();
     return { ...credentials, ca: [...cas.host, ...cas.user], minVersion: "TLSv1.2" as const };
-  };
-  const httpsServer = https.createServer({
-    ...secureContext(),
-    requestCert: true,
-    rejectUnauthorized: false,
-    ALPNProtocols: authListenerAlpn(server.clusterName),
-  }, (req, res) => {
-    inFlight++;
-    res.once("close", () => {
-      inFlight--;
-      if (inFlight === 0) { for (const wake of quiet.splice(0)) wake(); }
-    });
-    void onRequest(req, res);
-  });
-  // A rotation changes the trusted client CAs: new connections verify against the new set.
-  const unwatch = server.watchAuthorities(() => httpsServer.setSecureContext(secureContext()));
-  httpsServer.headersTimeout = 10_000;
-  httpsServer.requestTimeout = 60_000;
-  // Before TLS: a proxy's signed PROXY header says who the client is (readSignedClientAddr).
-  const clientAddrs = new WeakMap<Socket, string>();
-  const clientAddrOf = (tls: TLSSocket): string | undefined => {
-    // node:tls keeps the accepted socket as `_parent` of the TLSSocket it wraps it in.
-    const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
-    return (raw === undefined ? undefined : clientAddrs.get(raw)) ?? tls.remoteAddress;
   };
   const verifier = new ClientAddrVerifier({
     hostCaKeys: () => server.hostCaSshKeys().map((k) => parseAuthorizedKey(k).blob),
@@ -567,86 +271,52 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     clock: server.clock,
     frontAddrs: frontAddrResolver(opts.publicAddrs ?? []),
   });
-  const startTls = httpsServer.listeners("connection");
-  httpsServer.removeAllListeners("connection");
-  httpsServer.on("connection", (s: Socket) => {
-    if (s.destroyed) return; // refused by the guard
-    readSignedClientAddr(s, verifier).then(({ socket, addr }) => {
-      // Through a proxy, the client's own address is what the per-address caps count.
-      if (guardOf(socket)?.rekey(addr) === false) return socket.destroy();
-      clientAddrs.set(socket, addr);
-      for (const l of startTls) (l as (s: Socket) => void).call(httpsServer, socket);
-    }, (err) => {
-      logger.warn("Refused auth API connection from {addr}: {reason}", {
-        addr: s.remoteAddress,
-        reason: messageOf(err),
-      });
-      s.destroy();
-    });
-  });
-  // Runs before the listeners above: refused connections never reach them.
-  const guarded = guardServer(httpsServer, {
-    guard: opts.guard ?? new ConnectionGuard({ logger }),
+  const listener = await listenHttps<AuthConnInfo>({
     name: "auth API",
     logger,
+    host: opts.host,
+    port: opts.port,
+    tls: {
+      ...secureContext(),
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: authListenerAlpn(server.clusterName),
+    },
+    guard: opts.guard ?? new ConnectionGuard({ logger }),
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5000,
+    // Before TLS: a proxy's signed PROXY header says who the client is.
+    beforeTls: (socket) => readSignedClientAddr(socket, verifier),
+    connInfo: async (socket: Duplex, info: ConnInfo) => {
+      const caller = await callerOf(socket as TLSSocket, info.remoteAddr);
+      return caller === undefined ? info : { ...info, caller };
+    },
+    bodyLimit: bodyLimitOf,
+    // A body refused unread (too large, throttled, forbidden) is not drained: the connection
+    // closes once the answer is written.
+    lingerBytes: 0,
+    handler: authPolicy(createAuthApiHandler(server, logger), {
+      server,
+      logger,
+      rateLimit: opts.unauthenticatedRateLimit ?? DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
+      metrics: opts.metrics,
+    }),
   });
-  httpsServer.on("tlsClientError", (err: Error) => {
-    logger.debug("TLS handshake with an auth API client failed: {message}", {
-      message: err.message,
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    httpsServer.once("error", reject);
-    httpsServer.listen(listenOptions(opts.host, opts.port), () => {
-      httpsServer.off("error", reject);
-      resolve();
-    });
-  });
-  const addr = httpsServer.address() as AddressInfo;
-  let closed: Promise<void> | undefined;
-  let idleSweep: ReturnType<typeof setInterval> | undefined;
-  const stopAccepting = () => {
-    if (closed !== undefined || idleSweep !== undefined) return;
-    if (httpsServer.listening) httpsServer.close();
-    // Kept-alive connections of other processes' clients go as soon as they are idle, so
-    // their next request opens a connection to the successor instead of to this process.
-    httpsServer.closeIdleConnections?.();
-    idleSweep = setInterval(() => httpsServer.closeIdleConnections?.(), 500);
-    Deno.unrefTimer(idleSweep);
-  };
+  // A rotation changes the trusted client CAs: new connections verify against the new set.
+  const unwatch = server.watchAuthorities(() => listener.setSecureContext(secureContext()));
   const close = async (o: { graceMs?: number } = {}) => {
-    if (closed === undefined && (o.graceMs ?? 0) > 0) {
-      // Graceful: no new connections, idle ones closed, answers in flight finish first.
-      stopAccepting();
-      if (inFlight > 0) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          new Promise<void>((r) => quiet.push(r)),
-          new Promise<void>((r) => timer = setTimeout(r, o.graceMs)),
-        ]);
-        clearTimeout(timer);
-      }
-    }
     unwatch();
-    clearInterval(idleSweep);
-    closed ??= new Promise<void>((resolve) => {
-      httpsServer.close(() => resolve());
-      httpsServer.closeAllConnections?.();
-      guarded.destroyPending();
-    });
-    return closed;
+    await listener.close(o);
   };
   return {
-    host: addr.address,
-    port: addr.port,
+    host: listener.host,
+    port: listener.port,
+    closing: listener.closing,
     setCertificate: (cert) => {
       credentials = { cert: cert.certPem, key: cert.keyPem };
-      httpsServer.setSecureContext(secureContext());
+      listener.setSecureContext(secureContext());
     },
     close,
-    stopAccepting,
-    [Symbol.asyncDispose]: close,
+    stopAccepting: () => listener.stopAccepting(),
+    [Symbol.asyncDispose]: () => close(),
   };
 }

@@ -152,6 +152,14 @@ export async function startEchoServer(
 /** A self-signed certificate for `names` (openssl). */
 export async function selfSignedCertificate(
   names: string[],
+  o: {
+    /**
+     * A leaf (`CA:FALSE`) rather than a CA certificate: rustls clients (`Deno.startTls`) refuse
+     * a CA certificate as the server's own.
+     * @default {false}
+     */
+    leaf?: boolean;
+  } = {},
 ): Promise<{ certPem: string; keyPem: string }> {
   const dir = await Deno.makeTempDir();
   try {
@@ -171,6 +179,7 @@ export async function selfSignedCertificate(
         `/CN=${names[0]}`,
         "-addext",
         `subjectAltName=${san}`,
+        ...(o.leaf ? ["-addext", "basicConstraints=critical,CA:FALSE"] : []),
         "-keyout",
         `${dir}/key.pem`,
         "-out",

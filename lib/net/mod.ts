@@ -94,14 +94,22 @@ export {
   startFakeConnectProxy,
 } from "./_testing.ts";
 export {
+  type BodyLimit,
   type ConnInfo,
   createFedHttpServer,
+  errorResponse,
   type FedConnectionInfo,
   type FedHttpServer,
   type FedHttpServerOptions,
+  type HttpCoreOptions,
   type HttpHandler,
+  type HttpsListener,
+  type HttpsListenerOptions,
   LINGER_BYTES,
+  listenHttps,
   normalizeRemoteAddr,
+  type ReadSwitch,
+  readSwitchOf,
 } from "./http_server.ts";
 export {
   acceptKeyOf,
