@@ -243,6 +243,9 @@ function authPolicy(
 }
 
 /** The body limit of a request: see the module doc. */
+/** How long a recording upload may stall before its connection is closed. */
+const RECORDING_STALL_TIMEOUT_MS = 60_000;
+
 function bodyLimitOf(req: Request, info: AuthConnInfo): BodyLimit | undefined {
   if (info.caller === undefined) {
     return {
@@ -250,8 +253,11 @@ function bodyLimitOf(req: Request, info: AuthConnInfo): BodyLimit | undefined {
       note: "(the limit without a client certificate)",
     };
   }
-  // Recording uploads stream to disk; the store reads them as fast as it writes.
-  if (RECORDING_PATH.test(new URL(req.url).pathname)) return undefined;
+  // Recording uploads stream to disk; the store reads them as fast as it writes. Long ones
+  // over slow links take as long as they keep moving.
+  if (RECORDING_PATH.test(new URL(req.url).pathname)) {
+    return { maxBytes: Infinity, stallTimeoutMs: RECORDING_STALL_TIMEOUT_MS };
+  }
   return { maxBytes: MAX_BODY_BYTES };
 }
 

@@ -101,9 +101,16 @@ export type HttpHandler<I extends ConnInfo = ConnInfo> = (
 
 /** The most body bytes one request may send, and what the 413's message adds. */
 export interface BodyLimit {
+  /** Largest body; `Infinity` for none. */
   maxBytes: number;
   /** Appended to the 413's message, e.g. "(the limit without a client certificate)". */
   note?: string;
+  /**
+   * With it, the request's timer restarts at this on every chunk of the body: a long upload
+   * (a session recording) is bounded by how long it stalls, not by how long it is.
+   * @default {the request timeout bounds the whole request}
+   */
+  stallTimeoutMs?: number;
 }
 
 /** What both kinds of server take: the handler and how requests are read and answered. */
@@ -274,6 +281,8 @@ interface Body {
   limit: BodyLimit | undefined;
   /** The body crossed (or declared more than) its limit. */
   over: boolean;
+  /** Called on every chunk of the body that arrives. */
+  progress?: () => void;
 }
 
 /**
@@ -310,6 +319,7 @@ function bodyOf(req: IncomingMessage, res: ServerResponse, wire: ReadSwitch): Bo
           return;
         }
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        body.progress?.();
         if ((controller.desiredSize ?? 0) <= 0) stop();
       });
       req.once("end", () => {
@@ -672,7 +682,11 @@ function createHttpCore<I extends ConnInfo>(
       if (request !== undefined) {
         try {
           info = await connInfo(socket, info);
-          if (body !== undefined) body.limit = options.bodyLimit?.(request, info as I);
+          if (body !== undefined) {
+            const limit = body.limit = options.bodyLimit?.(request, info as I);
+            const stallMs = limit?.stallTimeoutMs;
+            if (stallMs !== undefined) body.progress = () => arm(state, stallMs);
+          }
           response = await run(request, info, url.pathname, body);
         } catch (err) {
           response = errorResponse(err);

@@ -22,7 +22,7 @@ interface TestServer extends AsyncDisposable {
 
 async function startServer(
   handler: HttpHandler,
-  o: { bodyLimit?: number } = {},
+  o: { bodyLimit?: number; requestTimeoutMs?: number; stallTimeoutMs?: number } = {},
 ): Promise<TestServer> {
   const { certPem, keyPem } = await selfSignedCertificate(["127.0.0.1"], { leaf: true });
   const { logger } = testLogger();
@@ -34,7 +34,13 @@ async function startServer(
     tls: { cert: certPem, key: keyPem },
     guard: new ConnectionGuard({ logger }),
     handler,
-    ...(o.bodyLimit === undefined ? {} : { bodyLimit: () => ({ maxBytes: o.bodyLimit! }) }),
+    ...(o.bodyLimit === undefined && o.stallTimeoutMs === undefined ? {} : {
+      bodyLimit: () => ({
+        maxBytes: o.bodyLimit ?? Infinity,
+        ...(o.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: o.stallTimeoutMs }),
+      }),
+    }),
+    ...(o.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: o.requestTimeoutMs }),
     lingerBytes: 0,
   });
   let tls: TLSSocket | undefined;
@@ -223,6 +229,32 @@ Deno.test("listenHttps() cuts a chunked body at its limit and keeps bodies withi
   } finally {
     client.close();
   }
+});
+
+Deno.test("listenHttps() lets a body with a stall timeout outlast the request timeout while it keeps coming", async () => {
+  /** Sends a chunked body of 30 chunks, 80 ms apart (2.4 s); the answer, or undefined. */
+  const upload = async (server: TestServer) => {
+    const client = await Client.connect(server);
+    try {
+      await client.send("PUT /rec HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+      for (let i = 0; i < 30; i++) {
+        await client.send("1\r\nx\r\n").catch(() => {});
+        await new Promise((r) => setTimeout(r, 80));
+      }
+      await client.send("0\r\n\r\n").catch(() => {});
+      return await client.answer().catch(() => undefined);
+    } finally {
+      client.close();
+    }
+  };
+  {
+    // The whole request is bounded by the request timeout (1 s) without one.
+    await using server = await startServer(echo, { requestTimeoutMs: 1000 });
+    assert.equal(await upload(server), undefined);
+  }
+  await using server = await startServer(echo, { requestTimeoutMs: 1000, stallTimeoutMs: 1000 });
+  const answer = await upload(server);
+  assert.equal(answer?.body, `PUT /rec 127.0.0.1 ${"x".repeat(30)}`);
 });
 
 Deno.test("listenHttps() reads a request body only as fast as the handler consumes it", async () => {
