@@ -1,7 +1,8 @@
 /**
  * Test helpers of lib/web (not exported from mod.ts): a scriptable fake of the auth calls, a
- * recording logger, and the web server behind a real node:tls listener on 127.0.0.1:0 with a
- * certificate from a throwaway CA.
+ * recording logger, and the web server either called through its handler (`new Request(…)`,
+ * createHandlerWeb) or behind a real node:tls listener on 127.0.0.1:0 with a certificate from a
+ * throwaway CA (startTestWeb).
  */
 import tls from "node:tls";
 import type { AddressInfo } from "node:net";
@@ -188,18 +189,30 @@ export interface HandlerWeb extends AsyncDisposable {
   records: LoggedRecord[];
   /** Calls the handler with `https://proxy.example.com:3080<path>` from `remoteAddr`. */
   request(path: string, init?: RequestInit, remoteAddr?: string): Promise<Response>;
+  /** {@link request} from 127.0.0.1, as {@link TestWeb.fetch} calls it over TLS. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** {@link fetch} with a JSON body (POST unless `method` says otherwise). */
+  fetchJson(path: string, body: unknown, method?: string): Promise<Response>;
 }
 
 /** {@link createWebServer} with the test options, for handler-level tests. */
 export function createHandlerWeb(opts: TestWebOptions = {}): HandlerWeb {
   const { web, auth, clock, records } = makeTestWebServer(opts);
+  const request = (path: string, init?: RequestInit, remoteAddr = "127.0.0.1") =>
+    web.handler(new Request(`https://proxy.example.com:3080${path}`, init), { remoteAddr });
   return {
     web,
     auth,
     clock,
     records,
-    request: (path, init, remoteAddr = "127.0.0.1") =>
-      web.handler(new Request(`https://proxy.example.com:3080${path}`, init), { remoteAddr }),
+    request,
+    fetch: (path, init) => request(path, init),
+    fetchJson: (path, body, method = "POST") =>
+      request(path, {
+        method,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }),
     [Symbol.asyncDispose]: () => web.close(),
   };
 }

@@ -1,7 +1,10 @@
+// createWebServer(): routes, answers, limits and logs through its handler (`new Request(…)`,
+// createHandlerWeb); what needs a socket (the adapter, connection close, malformed HTTP, the
+// listener's client address) over a real TLS listener (startTestWeb).
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { AccessDeniedError, ConnectionProblemError, NotFoundError } from "../errors/mod.ts";
-import { FakeAuth, logText, startTestWeb } from "./_testing.ts";
+import { createHandlerWeb, FakeAuth, logText, startTestWeb } from "./_testing.ts";
 import { UI_CSP } from "./ui.ts";
 import type {
   SshLoginResponse,
@@ -28,7 +31,7 @@ function assertSecurityHeaders(res: Response): void {
 }
 
 Deno.test("createWebServer() answers /webapi/ping with Teleport's fields and types", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   const res = await t.fetch("/webapi/ping");
   assert.equal(res.status, 200);
   assert.equal(res.headers.get("content-type"), "application/json");
@@ -82,7 +85,7 @@ Deno.test("createWebServer() reports no preferred MFA when the second factor is 
     server_version: "x",
     auth_preference: { type: "local", second_factor: "off" },
   };
-  await using t = await startTestWeb({ auth });
+  await using t = createHandlerWeb({ auth });
   const body = await (await t.fetch("/webapi/ping")).json() as WebPingResponse;
   assert.equal(body.auth.second_factor, "off");
   assert.equal(body.auth.preferred_local_mfa, "");
@@ -106,7 +109,7 @@ Deno.test("createWebServer() answers ping to real curl", async () => {
 });
 
 Deno.test("createWebServer() caches auth's ping for 10 s", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   for (let i = 0; i < 5; i++) await (await t.fetch("/webapi/ping")).body?.cancel();
   await (await t.fetch("/webapi/find")).body?.cancel();
   assert.equal(t.auth.pings.length, 1);
@@ -118,7 +121,7 @@ Deno.test("createWebServer() caches auth's ping for 10 s", async () => {
 Deno.test("createWebServer() answers ping with 502 when auth was never reachable", async () => {
   const auth = new FakeAuth();
   auth.pingOutcome = new ConnectionProblemError("Cannot reach auth at 10.0.0.1:3025: refused");
-  await using t = await startTestWeb({ auth });
+  await using t = createHandlerWeb({ auth });
   const res = await t.fetch("/webapi/ping");
   assert.equal(res.status, 502);
   const body = await res.json() as { error: { message: string } };
@@ -130,7 +133,7 @@ Deno.test("createWebServer() answers ping with 502 when auth was never reachable
 });
 
 Deno.test("createWebServer() answers ping from the cache while auth is unreachable", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   await (await t.fetch("/webapi/ping")).body?.cancel();
   t.auth.pingOutcome = new ConnectionProblemError("Cannot reach auth: refused");
   t.clock.advance(60_000);
@@ -142,7 +145,7 @@ Deno.test("createWebServer() answers ping from the cache while auth is unreachab
 });
 
 Deno.test("createWebServer() answers /webapi/find without auth details and without limits", async () => {
-  await using t = await startTestWeb({ loginRateLimit: { burst: 1, perMinute: 1 } });
+  await using t = createHandlerWeb({ loginRateLimit: { burst: 1, perMinute: 1 } });
   for (let i = 0; i < 20; i++) {
     const res = await t.fetch("/webapi/find");
     assert.equal(res.status, 200);
@@ -165,7 +168,7 @@ Deno.test("createWebServer() answers /webapi/find without auth details and witho
 });
 
 Deno.test("createWebServer() logs in through /webapi/ssh/certs with base64 keys", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   const res = await t.fetchJson("/webapi/ssh/certs", {
     user: "alice",
     password: PASSWORD,
@@ -198,7 +201,7 @@ Deno.test("createWebServer() logs in through /webapi/ssh/certs with base64 keys"
 });
 
 Deno.test("createWebServer() asks for 12 h certificates when ttl is absent", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   const res = await t.fetchJson("/webapi/ssh/certs", {
     user: "alice",
     password: PASSWORD,
@@ -212,7 +215,7 @@ Deno.test("createWebServer() asks for 12 h certificates when ttl is absent", asy
 });
 
 Deno.test("createWebServer() refuses malformed login bodies with 4xx and clear messages", async (t) => {
-  await using w = await startTestWeb({ loginRateLimit: { burst: 100, perMinute: 100 } });
+  await using w = createHandlerWeb({ loginRateLimit: { burst: 100, perMinute: 100 } });
   const cases: Array<[string, RequestInit, number, RegExp]> = [
     [
       "bad JSON",
@@ -327,7 +330,7 @@ Deno.test("createWebServer() refuses malformed login bodies with 4xx and clear m
 });
 
 Deno.test("createWebServer() throttles logins per IP with 429 and refills with time", async () => {
-  await using t = await startTestWeb({ loginRateLimit: { burst: 3, perMinute: 6 } });
+  await using t = createHandlerWeb({ loginRateLimit: { burst: 3, perMinute: 6 } });
   const attempt = () =>
     t.fetchJson("/webapi/ssh/certs", {
       user: "alice",
@@ -373,7 +376,7 @@ Deno.test("createWebServer() uses the address the listener reports for limits an
 Deno.test("createWebServer() passes auth's access denied through as 403", async () => {
   const auth = new FakeAuth();
   auth.loginOutcome = new AccessDeniedError("invalid user name, password or second factor");
-  await using t = await startTestWeb({ auth });
+  await using t = createHandlerWeb({ auth });
   const res = await t.fetchJson("/webapi/ssh/certs", {
     user: "alice",
     password: PASSWORD,
@@ -388,7 +391,7 @@ Deno.test("createWebServer() passes auth's access denied through as 403", async 
 Deno.test("createWebServer() hides the details of unexpected failures", async () => {
   const auth = new FakeAuth();
   auth.loginOutcome = new Error("database exploded at /var/lib/secret");
-  await using t = await startTestWeb({ auth });
+  await using t = createHandlerWeb({ auth });
   const res = await t.fetchJson("/webapi/ssh/certs", {
     user: "alice",
     password: PASSWORD,
@@ -401,7 +404,7 @@ Deno.test("createWebServer() hides the details of unexpected failures", async ()
 });
 
 Deno.test("createWebServer() forwards /webapi/host/credentials with the client address", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   const req = {
     token: TOKEN,
     hostID: "6f1c0c1e-0000-4000-8000-000000000001",
@@ -440,7 +443,7 @@ Deno.test("createWebServer() forwards /webapi/host/credentials with the client a
 });
 
 Deno.test("createWebServer() throttles joins per IP", async () => {
-  await using t = await startTestWeb({ loginRateLimit: { burst: 1, perMinute: 1 } });
+  await using t = createHandlerWeb({ loginRateLimit: { burst: 1, perMinute: 1 } });
   const body = {
     token: TOKEN,
     hostID: "h1",
@@ -456,7 +459,7 @@ Deno.test("createWebServer() throttles joins per IP", async () => {
 });
 
 Deno.test("createWebServer() serves the web UI, invite and reset links included", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   for (
     const path of ["/web", "/web/", "/web/login", `/web/invite/${TOKEN}`, `/web/reset/${TOKEN}`]
   ) {
@@ -482,7 +485,7 @@ Deno.test("createWebServer() serves the web UI, invite and reset links included"
 });
 
 Deno.test("createWebServer() describes and uses invite tokens", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   const res = await t.fetch(`/webapi/users/password/token/${TOKEN}`);
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json() as UserTokenResponse, {
@@ -513,7 +516,7 @@ Deno.test("createWebServer() describes and uses invite tokens", async () => {
 });
 
 Deno.test("createWebServer() refuses malformed and unknown tokens", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   const bad = await t.fetch("/webapi/users/password/token/not-a-token");
   assert.equal(bad.status, 400);
   assert.match((await bad.json()).error.message, /32 hexadecimal characters/);
@@ -545,7 +548,7 @@ Deno.test("createWebServer() refuses malformed and unknown tokens", async () => 
 });
 
 Deno.test("createWebServer() serves a landing page with the cluster name", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   for (const path of ["/"]) {
     const res = await t.fetch(path);
     assert.equal(res.status, 200);
@@ -558,7 +561,7 @@ Deno.test("createWebServer() serves a landing page with the cluster name", async
 });
 
 Deno.test("createWebServer() answers unknown paths with 404 and wrong methods with 405", async () => {
-  await using t = await startTestWeb();
+  await using t = createHandlerWeb();
   const res = await t.fetch("/webapi/nope");
   assert.equal(res.status, 404);
   assertSecurityHeaders(res);
@@ -575,7 +578,7 @@ Deno.test("createWebServer() answers unknown paths with 404 and wrong methods wi
 
 Deno.test("createWebServer() never logs passwords, OTP codes or tokens", async () => {
   const auth = new FakeAuth();
-  await using t = await startTestWeb({ auth, loginRateLimit: { burst: 3, perMinute: 1 } });
+  await using t = createHandlerWeb({ auth, loginRateLimit: { burst: 3, perMinute: 1 } });
   const login = () =>
     t.fetchJson("/webapi/ssh/certs", {
       user: "alice",
@@ -671,7 +674,7 @@ Deno.test("createWebServer() answers malformed HTTP with 400", async () => {
 });
 
 Deno.test("createWebServer() limits ping, find and pages per address, and logs it once", async () => {
-  await using t = await startTestWeb({ extra: { publicRateLimit: { burst: 3, perMinute: 1 } } });
+  await using t = createHandlerWeb({ extra: { publicRateLimit: { burst: 3, perMinute: 1 } } });
   for (const path of ["/webapi/ping", "/webapi/find", "/web"]) {
     const res = await t.fetch(path);
     assert.equal(res.status, 200, path);
@@ -687,7 +690,7 @@ Deno.test("createWebServer() limits ping, find and pages per address, and logs i
 });
 
 Deno.test("createWebServer() throttles the UI page but not its assets (one page load asks for many)", async () => {
-  await using t = await startTestWeb({ extra: { publicRateLimit: { burst: 1, perMinute: 1 } } });
+  await using t = createHandlerWeb({ extra: { publicRateLimit: { burst: 1, perMinute: 1 } } });
   const page = await t.fetch("/web");
   assert.equal(page.status, 200);
   await page.body?.cancel();
@@ -709,7 +712,7 @@ Deno.test("createWebServer() throttles the UI page but not its assets (one page 
 Deno.test("createWebServer() answers /webapi/hostca with every trusted host CA key and certificate", async () => {
   const keys = ["ssh-ed25519 AAAAold", "ssh-ed25519 AAAAnew"];
   const certs = ["-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n"];
-  await using t = await startTestWeb({
+  await using t = createHandlerWeb({
     extra: { hostCertAuthority: () => Promise.resolve({ sshKeys: keys, tlsCerts: certs }) },
   });
   const res = await t.fetch("/webapi/hostca");
@@ -723,7 +726,7 @@ Deno.test("createWebServer() answers /webapi/hostca with every trusted host CA k
   assert.deepEqual(body.host_signers[0]!.tls_certs.map(decode), certs);
   assert.equal(body.host_signers[0]!.domain_name, "example");
 
-  await using bare = await startTestWeb();
+  await using bare = createHandlerWeb();
   const missing = await bare.fetch("/webapi/hostca");
   assert.equal(missing.status, 404);
   await missing.body?.cancel();
