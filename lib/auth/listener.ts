@@ -34,6 +34,7 @@ import {
 import { apiRouteOf, createAuthApiHandler } from "./api.ts";
 import { frontAddrResolver, readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
+import { WATCH_CONTENT_TYPE, WatchHub, type WatchHubOptions } from "./watch.ts";
 
 /** PEM text of a DER certificate. */
 function derToPem(der: Uint8Array): string {
@@ -116,6 +117,11 @@ export interface AuthApiServerOptions {
    * @default {no metrics}
    */
   metrics?: MetricsRegistry;
+  /**
+   * Limits of resource watch streams (`GET /v1/watch`).
+   * @default {see WatchHubOptions}
+   */
+  watches?: Omit<WatchHubOptions, "server" | "logger">;
 }
 
 /** A running API listener. */
@@ -287,7 +293,15 @@ function bodyStream(
 /** Starts the HTTPS listener; resolves once it is bound. */
 export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
   const { server, logger } = opts;
-  const handle = createAuthApiHandler(server, logger);
+  // Watch streams end when the listener stops accepting (drain) or closes: their clients
+  // reconnect, to a successor process or another auth server.
+  const watches = new WatchHub({ ...opts.watches, server, logger });
+  const handle = createAuthApiHandler(server, logger, { watches });
+  const watchStreams = opts.metrics?.gauge({
+    name: "auth_watch_streams",
+    help: "Resource watch streams (GET /v1/watch) open now",
+  });
+  const unreportWatches = opts.metrics?.addCollector(() => watchStreams?.set(watches.size));
   const identities = new WeakMap<Socket, Identity | Error>();
   const readSwitches = new WeakMap<Socket, ReadSwitch>();
   /** Answers after which the connection closes. */
@@ -511,6 +525,25 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
         }),
         { remoteAddr: clientAddr, ...(caller === undefined ? {} : { caller }) },
       );
+      if (response.body !== null && response.headers.get("content-type") === WATCH_CONTENT_TYPE) {
+        // A watch stream: written as its lines come, read only as fast as the client takes them.
+        res.writeHead(response.status, Object.fromEntries(response.headers));
+        res.flushHeaders();
+        const lines = response.body.getReader();
+        res.once("close", () => void lines.cancel().catch(() => {}));
+        try {
+          for (let r = await lines.read(); !r.done; r = await lines.read()) {
+            if (!res.write(r.value)) {
+              await new Promise((wake) => (res.once("drain", wake), res.once("close", wake)));
+            }
+          }
+          res.end();
+        } catch {
+          // Cut (a slow client) or cancelled (the client left).
+          res.destroy();
+        }
+        return;
+      }
       const out = { status: response.status, body: await response.json() };
       // Without a certificate, one request per connection: a kept-alive connection would let an
       // anonymous client sit on a half-sent next request (Deno's node:http does not enforce
@@ -608,6 +641,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   let closed: Promise<void> | undefined;
   let idleSweep: ReturnType<typeof setInterval> | undefined;
   const stopAccepting = () => {
+    watches.close();
     if (closed !== undefined || idleSweep !== undefined) return;
     if (httpsServer.listening) httpsServer.close();
     // Kept-alive connections of other processes' clients go as soon as they are idle, so
@@ -630,6 +664,8 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
       }
     }
     unwatch();
+    watches.close();
+    unreportWatches?.();
     clearInterval(idleSweep);
     closed ??= new Promise<void>((resolve) => {
       httpsServer.close(() => resolve());
