@@ -7,13 +7,13 @@
  * request in flight, and a failed read is not kept (the next reader asks again).
  *
  * With a resource watch (`watch`, see {@link ResourceFeed}) the listing follows CA events
- * instead: it is read once per `init` and then only every `watchedTtlMs` (a safety re-read),
+ * instead: it is read once after each `init` (by the next reader) and then only every
+ * `watchedTtlMs` (a safety re-read),
  * so a node's CA loops stop costing auth requests while the watch is healthy, and a rotation
  * reaches `onChange` as soon as auth writes it. While the watch is down, `ttlMs` applies again.
  */
 import type { Clock } from "../clock/mod.ts";
-import { messageOf, NotFoundError } from "../errors/mod.ts";
-import type { Logger } from "../log/mod.ts";
+import { NotFoundError } from "../errors/mod.ts";
 import type { Resource, ResourceEvent, ResourceEventSource } from "../resource/mod.ts";
 
 /** Options of {@link CaReader}. */
@@ -39,8 +39,6 @@ export interface CaReaderOptions {
   watchedTtlMs?: number;
   /** Told after an event or a reload changed a CA (a rotation): readers should read again. */
   onChange?: () => void;
-  /** Logs failed reloads after a watch `init`. @default {none} */
-  logger?: Logger;
   /** Random source in [0, 1) for the jitter. @default {Math.random} */
   random?: () => number;
 }
@@ -113,13 +111,10 @@ export class CaReader {
     if (ev.type === "init") {
       this.#inits++;
       this.#watched = false;
-      // One listing per init; a failure leaves the last listing, polled by ttlMs.
+      // One listing per init, by the next reader (the CA loops read every minute, at random
+      // points, so a fleet that reconnects at once does not list at once); from then on the
+      // listing follows the watch.
       if (this.#listing !== undefined) this.#listing.ttl = 0;
-      this.#load().catch((err) => {
-        this.#o.logger?.warn("Cannot reload the certificate authorities: {reason}", {
-          reason: messageOf(err),
-        });
-      });
       return;
     }
     if (ev.type === "lost") {

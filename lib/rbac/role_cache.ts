@@ -7,8 +7,8 @@
  * stale entry answers it; concurrent logins share one request per role.
  *
  * With a resource watch (`watch`), entries do not go stale while the watch is healthy: role
- * events replace them as auth writes them, and each `init` reloads every role in one listing
- * (`list`). While the watch is down, entries age by `ttlMs` and are fetched as above.
+ * events replace them as auth writes them, and after each `init` the next login reloads every
+ * cached role in one listing (`list`). While the watch is down, entries age by `ttlMs` and are fetched as above.
  */
 import type { Clock } from "../clock/mod.ts";
 import { isKind, messageOf } from "../errors/mod.ts";
@@ -65,6 +65,8 @@ export class RoleCache {
   /** Events applied so far; reads started before an entry's event do not overwrite it. */
   #events = 0;
   #inits = 0;
+  /** The reload after the last `init`, started by the first `get` after it. */
+  #reloading: Promise<void> | undefined;
 
   constructor(o: RoleCacheOptions) {
     this.#o = o;
@@ -77,9 +79,10 @@ export class RoleCache {
       return;
     }
     if (ev.type === "init") {
+      // Reloaded by the next login (a fleet that reconnects at once does not list at once).
       this.#watched = false;
-      const inits = ++this.#inits;
-      void this.#reload(inits);
+      this.#inits++;
+      this.#reloading = undefined;
       return;
     }
     const name = ev.type === "put" ? ev.resource.metadata.name : ev.name;
@@ -91,8 +94,17 @@ export class RoleCache {
     this.#o.onChange?.([name]);
   }
 
-  /** After an `init`: every role in one listing (or, without `list`, entries refetch). */
+  /**
+   * After an `init`: every cached role in one listing (or, without `list`, entries refetch);
+   * with none cached, nothing is read.
+   */
   async #reload(inits: number): Promise<void> {
+    // Nothing cached, nothing to reload: roles are read as logins need them, then followed.
+    if (this.#entries.size === 0) {
+      this.#watched = this.#o.watch?.healthy === true;
+      this.#o.onChange?.([]);
+      return;
+    }
     if (this.#o.list === undefined) {
       for (const e of this.#entries.values()) e.fetched = Number.NEGATIVE_INFINITY;
       this.#watched = this.#o.watch?.healthy === true;
@@ -125,6 +137,10 @@ export class RoleCache {
 
   /** The roles that exist among `names` (missing roles are left out, with a warning). */
   async get(names: string[]): Promise<Role[]> {
+    if (this.#o.watch?.healthy === true && !this.#watched) {
+      this.#reloading ??= this.#reload(this.#inits);
+      await this.#reloading;
+    }
     const out: Role[] = [];
     for (const name of names) {
       const role = await this.#one(name);
@@ -179,6 +195,7 @@ export class RoleCache {
         return role;
       } catch (err) {
         if (isKind(err, "NotFound")) {
+          if (newer()) return this.#entries.get(name)!.role;
           this.#o.logger.warn("Certificate names role {role}, which does not exist", {
             role: name,
           });

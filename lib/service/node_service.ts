@@ -168,7 +168,6 @@ async function serveNode(host: ServiceHost, o: {
     // The loops run within milliseconds of each other; a fast refresh (tests) stays fast.
     ttlMs: Math.min(5000, cfg.caRefreshIntervalMs / 2),
     watch: feed,
-    logger: o.log,
     onChange: () => {
       void (async () => {
         try {

@@ -285,7 +285,6 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       clusterName,
       ttlMs: Math.min(5000, cfg.caRefreshIntervalMs / 2),
       watch: feed,
-      logger: log,
       onChange: () => {
         void (async () => {
           try {
