@@ -534,7 +534,10 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
         try {
           for (let r = await lines.read(); !r.done; r = await lines.read()) {
             if (!res.write(r.value)) {
-              await new Promise((wake) => (res.once("drain", wake), res.once("close", wake)));
+              await new Promise<void>((wake) => {
+                const on = () => (res.off("drain", on), res.off("close", on), wake());
+                res.on("drain", on).on("close", on);
+              });
             }
           }
           res.end();
