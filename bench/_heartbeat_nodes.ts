@@ -4,15 +4,17 @@
  * its own keep-alive connections) to one auth address, wired as lib/service/node_service.ts
  * wires it, so every node does what a joined node does to auth on its own schedule: heartbeats,
  * user and host CA refreshes and the host CA rotation check (all three read the CAs through one
- * shared {@linkcode CaReader}), session tracker and recording upload loops. Not a test and not
- * for use outside the bench.
+ * shared {@linkcode CaReader}), session tracker and recording upload loops; with `watch` in the
+ * spec, each node also keeps one resource watch (lib/authclient {@linkcode ResourceFeed}) that
+ * feeds its CA reader and role cache, as production nodes do. Not a test and not for use outside
+ * the bench.
  *
  *   deno run -A bench/_heartbeat_nodes.ts --identities=FILE
  *
  * stdout `started <n>` once every node service runs; stdin `quit` (or its end) exits at once.
  */
 import { parseArgs } from "node:util";
-import { AuthClient, CaReader } from "../lib/authclient/mod.ts";
+import { AuthClient, CaReader, ResourceFeed } from "../lib/authclient/mod.ts";
 import { RealClock } from "../lib/clock/mod.ts";
 import {
   CA_REFRESH_INTERVAL_MS,
@@ -21,6 +23,7 @@ import {
 } from "../lib/config/mod.ts";
 import { configureLogging, getComponentLogger } from "../lib/log/mod.ts";
 import { NodeService, runPeriodic } from "../lib/node/mod.ts";
+import type { Role } from "../lib/resource/mod.ts";
 import { eachLine } from "./_common.ts";
 
 /** What the parent writes for each worker. */
@@ -32,6 +35,8 @@ export interface HeartbeatNodes {
   userCaKeys: string[];
   hostCaKeys: string[];
   nodes: Array<{ hostId: string; keyPem: string; sshCert: string; tlsCert: string }>;
+  /** Nodes follow a resource watch (production) instead of polling only. */
+  watch: boolean;
 }
 
 const { values } = parseArgs({ options: { identities: { type: "string" } } });
@@ -52,10 +57,19 @@ for (const [i, n] of spec.nodes.entries()) {
     caCertPems: spec.tlsCaCerts,
     identity: { certPem: n.tlsCert, keyPem: n.keyPem },
   });
+  const feed = spec.watch
+    ? new ResourceFeed({
+      client: auth,
+      kinds: ["cert_authority", "role"],
+      logger,
+      signal: ac.signal,
+    })
+    : undefined;
   const cas = new CaReader({
     list: () => auth.listResources("cert_authority"),
     clock,
     ttlMs: Math.min(5000, CA_REFRESH_INTERVAL_MS / 2),
+    ...(feed === undefined ? {} : { watch: feed }),
   });
   services.push(
     await NodeService.start({
@@ -75,7 +89,9 @@ for (const [i, n] of spec.nodes.entries()) {
         uploadRecording: (sid, body) => auth.uploadRecording(sid, body),
         upsertSessionTracker: (tracker) => auth.upsertSessionTracker(tracker),
         deleteSessionTracker: (sid) => auth.deleteSessionTracker(sid),
+        listRoles: async () => await auth.listResources("role") as Role[],
       },
+      ...(feed === undefined ? {} : { watch: feed }),
       labels: { bench: "ha" },
       recordingsDir: `${dir}/${i}`,
       version: "bench",

@@ -6,7 +6,11 @@
  *    tunnel mode, each with its own mutual-TLS auth client, in `--workers` processes:
  *    bench/_heartbeat_nodes.ts) heartbeat and refresh their CAs on their production schedule.
  *    Over `--seconds` it samples auth's `auth_api_requests_total` every second and prints
- *    requests/s (mean, busiest second, per route) and auth's CPU.
+ *    requests/s (mean, busiest second, per route), auth's CPU and the open watch streams; then
+ *    it restarts auth on the same port with the fleet connected and prints the requests in the
+ *    busiest second of the `--restart-seconds` after it is back. `--watch=on` runs the nodes as
+ *    production does (one resource watch each feeding their CA reader and role cache), `off`
+ *    as before watches (polling only), `both` (default) one after the other.
  * 2. **Failover** (`--rounds`, default 2, in network namespaces: the layout of tests/e2e/_ha.ts,
  *    two auth servers on PostgreSQL behind haproxy, two proxies behind haproxy, a direct and a
  *    tunnel node, a client host): each round `kill -9`s one auth server while probes run
@@ -19,7 +23,7 @@
  *    which bounds the resolution.
  *
  *   npx -y deno@2.9.6 task bench:ha [--nodes=1000] [--workers=2] [--seconds=120] [--rounds=2]
- *     [--skip-load] [--skip-failover]
+ *     [--watch=both|on|off] [--restart-seconds=60] [--settle=5] [--skip-load] [--skip-failover]
  */
 import { parseArgs } from "node:util";
 import { AuthClient } from "../lib/authclient/mod.ts";
@@ -38,6 +42,9 @@ const { values } = parseArgs({
     workers: { type: "string", default: "2" },
     seconds: { type: "string", default: "120" },
     rounds: { type: "string", default: "2" },
+    watch: { type: "string", default: "both" },
+    "restart-seconds": { type: "string", default: "60" },
+    settle: { type: "string", default: "5" },
     "skip-load": { type: "boolean", default: false },
     "skip-failover": { type: "boolean", default: false },
   },
@@ -46,7 +53,21 @@ const NODES = Number(values.nodes);
 const WORKERS = Number(values.workers);
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
-for (const [name, v] of [["nodes", NODES], ["workers", WORKERS], ["seconds", SECONDS]] as const) {
+const RESTART_SECONDS = Number(values["restart-seconds"]);
+const SETTLE_SECONDS = Number(values.settle);
+const WATCH_MODES = { both: [false, true], on: [true], off: [false] } as const;
+if (!Object.hasOwn(WATCH_MODES, values.watch)) {
+  throw new Error("Cannot run the HA bench: --watch takes both, on or off");
+}
+for (
+  const [name, v] of [
+    ["nodes", NODES],
+    ["workers", WORKERS],
+    ["seconds", SECONDS],
+    ["restart-seconds", RESTART_SECONDS],
+    ["settle", SETTLE_SECONDS],
+  ] as const
+) {
   if (!Number.isInteger(v) || v <= 0) {
     throw new Error(`Cannot run the HA bench: --${name} takes a positive integer`);
   }
@@ -72,9 +93,17 @@ function requestCounts(text: string): Map<string, number> {
 }
 const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
-/** Part 1: requests/s against auth from `NODES` heartbeating nodes. */
-async function fleetLoad(): Promise<void> {
-  out(`fleet load: ${NODES} nodes in ${WORKERS} worker(s), ${SECONDS} s window`);
+/** The `auth_watch_streams` gauge from a /metrics text (0 when absent). */
+function watchStreams(text: string): number {
+  return Number(/^auth_watch_streams (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/** Part 1: requests/s against auth from `NODES` heartbeating nodes (with watches or without). */
+async function fleetLoad(watch: boolean): Promise<void> {
+  out(
+    `fleet load: ${NODES} nodes in ${WORKERS} worker(s), ${SECONDS} s window, ` +
+      `resource watches ${watch ? "on" : "off"}`,
+  );
   await using pg = await startPostgres();
   const dir = await Deno.makeTempDir({ prefix: "tp-bench-ha-" });
   const token = crypto.randomUUID().replaceAll("-", "");
@@ -113,7 +142,7 @@ ssh_service:
   enabled: false
 `,
   );
-  const auth = await startDaemon(["--config", config]);
+  let auth = await startDaemon(["--config", config]);
   const workers: Deno.ChildProcess[] = [];
   try {
     out(`auth pid ${auth.pid} ready in ${sec(auth.startMs)} s; registering ${NODES} nodes…`);
@@ -169,6 +198,7 @@ ssh_service:
         userCaKeys: cas.user,
         hostCaKeys: cas.host,
         nodes: slice,
+        watch,
       };
       await Deno.writeTextFile(file, JSON.stringify(spec));
       const child = new Deno.Command(Deno.execPath(), {
@@ -187,10 +217,10 @@ ssh_service:
     }
     await Promise.all(started);
     out(`${NODES} node services running in ${sec(performance.now() - t1)} s; sampling…`);
-    const scrape = async () =>
-      requestCounts(await (await fetch(`http://127.0.0.1:${diagPort}/metrics`)).text());
-    // Nodes make their first requests as they start; the window begins a little after.
-    await settle(5_000);
+    const metrics = async () => await (await fetch(`http://127.0.0.1:${diagPort}/metrics`)).text();
+    const scrape = async () => requestCounts(await metrics());
+    // Nodes make their first requests as they start; the window begins `--settle` s after.
+    await settle(SETTLE_SECONDS * 1000);
     const first = await scrape();
     const cpu0 = cpuSeconds(auth.pid);
     const w0 = performance.now();
@@ -202,20 +232,68 @@ ssh_service:
       busiest = Math.max(busiest, now - prev);
       prev = now;
     }
-    const last = await scrape();
+    const lastText = await metrics();
+    const last = requestCounts(lastText);
     const window = (performance.now() - w0) / 1000;
     const cpu = (cpuSeconds(auth.pid) - cpu0) / window;
     const rate = (total(last) - total(first)) / window;
     out();
-    out(`auth load with ${NODES} nodes heartbeating (one auth server, PostgreSQL backend)`);
+    out(
+      `auth load with ${NODES} nodes heartbeating (one auth server, PostgreSQL backend, ` +
+        `watches ${watch ? "on" : "off"})`,
+    );
     out(`  requests/s to auth, mean over ${window.toFixed(0)} s      ${rate.toFixed(1)}`);
     out(`  requests per node per minute                  ${(rate * 60 / NODES).toFixed(2)}`);
     out(`  busiest second (requests)                     ${busiest}`);
     out(`  auth CPU (% of a core)                        ${(cpu * 100).toFixed(1)}`);
+    out(`  open watch streams                            ${watchStreams(lastText)}`);
     out("  by route (requests/s):");
     const routes = [...last].map(([r, n]) => [r, (n - (first.get(r) ?? 0)) / window] as const)
       .filter(([, r]) => r > 0).sort((a, b) => b[1] - a[1]);
     for (const [route, r] of routes) out(`    ${route.padEnd(44)} ${r.toFixed(2)}`);
+
+    // Auth restarts on the same port with the fleet connected: what comes at it once it is back.
+    await auth.stop();
+    const down = performance.now();
+    auth = await startDaemon(["--config", config]);
+    out();
+    out(`auth restarted (down ${sec(performance.now() - down)} s); sampling ${RESTART_SECONDS} s…`);
+    const back = performance.now();
+    prev = 0;
+    busiest = 0;
+    let busiestAt = 0;
+    let allWatching: number | undefined;
+    const perSecond: number[] = [];
+    const routeTotals = new Map<string, number>();
+    for (let s = 0; s < RESTART_SECONDS; s++) {
+      await settle(1_000);
+      const text = await metrics();
+      const counts = requestCounts(text);
+      const now = total(counts);
+      perSecond.push(now - prev);
+      if (now - prev > busiest) [busiest, busiestAt] = [now - prev, s + 1];
+      prev = now;
+      for (const [r, n] of counts) routeTotals.set(r, n);
+      if (watch && allWatching === undefined && watchStreams(text) >= NODES) {
+        allWatching = (performance.now() - back) / 1000;
+      }
+    }
+    out(`  requests in the ${RESTART_SECONDS} s after auth is back           ${prev}`);
+    out(`  busiest second (requests; second no.)         ${busiest} (${busiestAt})`);
+    out(`  first 10 seconds                              ${perSecond.slice(0, 10).join(" ")}`);
+    if (watch) {
+      out(
+        `  all ${NODES} watch streams back after           ${
+          allWatching === undefined
+            ? `not within ${RESTART_SECONDS} s`
+            : `${allWatching.toFixed(1)} s`
+        }`,
+      );
+    }
+    out("  by route (requests):");
+    for (const [route, n] of [...routeTotals].sort((a, b) => b[1] - a[1])) {
+      out(`    ${route.padEnd(44)} ${n}`);
+    }
   } finally {
     for (const w of workers) {
       try {
@@ -341,5 +419,9 @@ async function failover(): Promise<void> {
   await round("kill -9 proxya", kill(pa), restart(pa), () => ha.webHaproxy, 0);
 }
 
-if (!values["skip-load"]) await fleetLoad();
+if (!values["skip-load"]) {
+  for (const watch of WATCH_MODES[values.watch as keyof typeof WATCH_MODES]) {
+    await fleetLoad(watch);
+  }
+}
 if (!values["skip-failover"]) await failover();

@@ -36,6 +36,7 @@ import {
 } from "../resource/mod.ts";
 import type { RegisterRequest, WebSessionRecord } from "../authclient/mod.ts";
 import type { AuthServer } from "./server.ts";
+import { parseWatchKinds, type WatchHub } from "./watch.ts";
 
 /** One API call, transport-free. */
 export interface ApiRequest {
@@ -48,9 +49,11 @@ export interface ApiRequest {
   remoteAddr?: string;
   /** URL query parameters. */
   query?: URLSearchParams;
+  /** Where `GET /v1/watch` opens its streams; without it that route answers 404. */
+  watches?: WatchHub;
 }
 
-/** The answer: a status and a JSON body. */
+/** The answer: a status and a JSON body, or a streamed Response (`GET /v1/watch`). */
 export interface ApiResponse {
   status: number;
   body: unknown;
@@ -362,6 +365,25 @@ const ROUTES: Route[] = [
         server_version: s.version,
         authorities: await s.authorities(),
       };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/v1\/watch$/,
+    auth: true,
+    // A stream of CA (public parts), role and node events; the caller needs list and read on
+    // every kind it asks for. The body is a Response the listener streams.
+    handler: async (s, req) => {
+      const id = caller(req);
+      const kinds = parseWatchKinds(req.query?.get("kinds") ?? null);
+      for (const kind of kinds) {
+        await s.authorize(id, kind, "list");
+        await s.authorize(id, kind, "read");
+      }
+      if (req.watches === undefined) {
+        throw new NotFoundError("Cannot watch resources: this listener does not serve watches");
+      }
+      return req.watches.open(kinds);
     },
   },
   {
@@ -769,6 +791,7 @@ export interface AuthConnInfo extends ConnInfo {
 export function createAuthApiHandler(
   server: AuthServer,
   logger?: Logger,
+  o: { watches?: WatchHub } = {},
 ): (req: Request, info: AuthConnInfo) => Promise<Response> {
   return async (req, info) => {
     const url = new URL(req.url);
@@ -793,7 +816,10 @@ export function createAuthApiHandler(
       body,
       ...(info.caller === undefined ? {} : { caller: info.caller }),
       remoteAddr: info.remoteAddr,
+      ...(o.watches === undefined ? {} : { watches: o.watches }),
     }, logger);
+    // A watch stream, answered as is.
+    if (out.body instanceof Response) return out.body;
     return Response.json(out.body, { status: out.status });
   };
 }

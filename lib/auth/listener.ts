@@ -40,6 +40,7 @@ import {
 import { apiRouteOf, type AuthConnInfo, createAuthApiHandler, RECORDING_PATH } from "./api.ts";
 import { frontAddrResolver, readSignedClientAddr } from "./client_addr.ts";
 import type { AuthServer } from "./server.ts";
+import { WatchHub, type WatchHubOptions } from "./watch.ts";
 
 /** PEM text of a DER certificate. */
 function derToPem(der: Uint8Array): string {
@@ -119,6 +120,11 @@ export interface AuthApiServerOptions {
    * @default {no metrics}
    */
   metrics?: MetricsRegistry;
+  /**
+   * Limits of resource watch streams (`GET /v1/watch`).
+   * @default {see WatchHubOptions}
+   */
+  watches?: Omit<WatchHubOptions, "server" | "logger">;
 }
 
 /** A running API listener. */
@@ -265,6 +271,14 @@ function bodyLimitOf(req: Request, info: AuthConnInfo): BodyLimit | undefined {
 export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<AuthApiServer> {
   const { server, logger } = opts;
   const callerOf = callerResolver(server, logger);
+  // Watch streams end when the listener stops accepting (drain) or closes: their clients
+  // reconnect, to a successor process or another auth server.
+  const watches = new WatchHub({ ...opts.watches, server, logger });
+  const watchStreams = opts.metrics?.gauge({
+    name: "auth_watch_streams",
+    help: "Resource watch streams (GET /v1/watch) open now",
+  });
+  const unreportWatches = opts.metrics?.addCollector(() => watchStreams?.set(watches.size));
   let credentials = { cert: opts.certPem, key: opts.keyPem };
   /** The TLS context: our certificate, and the client CAs trusted now. */
   const secureContext = () => {
@@ -300,7 +314,7 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     // A body refused unread (too large, throttled, forbidden) is not drained: the connection
     // closes once the answer is written.
     lingerBytes: 0,
-    handler: authPolicy(createAuthApiHandler(server, logger), {
+    handler: authPolicy(createAuthApiHandler(server, logger, { watches }), {
       server,
       logger,
       rateLimit: opts.unauthenticatedRateLimit ?? DEFAULT_UNAUTHENTICATED_RATE_LIMIT,
@@ -311,6 +325,9 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
   const unwatch = server.watchAuthorities(() => listener.setSecureContext(secureContext()));
   const close = async (o: { graceMs?: number } = {}) => {
     unwatch();
+    // First: a graceful close waits for answers in flight, and a watch stream is one.
+    watches.close();
+    unreportWatches?.();
     await listener.close(o);
   };
   return {
@@ -322,7 +339,10 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
       listener.setSecureContext(secureContext());
     },
     close,
-    stopAccepting: () => listener.stopAccepting(),
+    stopAccepting: () => {
+      watches.close();
+      listener.stopAccepting();
+    },
     [Symbol.asyncDispose]: () => close(),
   };
 }

@@ -40,6 +40,7 @@ import {
   type ProvisionToken,
   type ProxyResource,
   type Resource,
+  type ResourceEvent,
   type ResourceKind,
   type Role,
   rotationOf,
@@ -49,6 +50,7 @@ import {
   trustedKeys,
   type User,
   validateName,
+  type WatchKind,
 } from "../resource/mod.ts";
 import {
   CertAuthoritiesService,
@@ -59,6 +61,7 @@ import {
   UsersService,
   type UserToken,
   UserTokensService,
+  watchResources,
 } from "../services/mod.ts";
 import {
   type CaSigner,
@@ -1039,6 +1042,27 @@ export class AuthServer {
         return await this.presence.listProxies();
       case "session_tracker":
         return await this.sessionTrackers.list();
+    }
+  }
+
+  /**
+   * Puts and deletes of `kinds` as the backend commits them, each run of its change feed
+   * starting with `init` (again after a resync); CAs are this cluster's, public parts only.
+   * Ends when `signal` aborts or the backend closes.
+   */
+  async *watchResources(
+    kinds: readonly WatchKind[],
+    signal: AbortSignal,
+  ): AsyncGenerator<ResourceEvent> {
+    for await (const ev of watchResources(this.#opts.backend, { kinds, signal })) {
+      if (ev.type !== "put" || ev.kind !== "cert_authority") {
+        yield ev.type === "put" ? { type: "put", resource: ev.resource } : ev;
+        continue;
+      }
+      const ca = ev.resource as CertAuthority;
+      if (ca.spec.cluster_name === this.clusterName) {
+        yield { type: "put", resource: publicAuthority(ca) };
+      }
     }
   }
 

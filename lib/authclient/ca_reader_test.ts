@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "../clock/mod.ts";
 import { isKind } from "../errors/mod.ts";
-import type { Resource } from "../resource/mod.ts";
+import type { Resource, ResourceEvent } from "../resource/mod.ts";
 import { CaReader } from "./ca_reader.ts";
 
 const ca = (type: string, cluster = "example"): Resource =>
@@ -59,4 +59,65 @@ Deno.test("CaReader.read() fails with NotFound when the listing lacks the type",
   });
   await assert.rejects(reader.read("host"), (e) => isKind(e, "NotFound"));
   assert.equal((await reader.read("user")).metadata.name, "example");
+});
+
+/** A resource event source driven by the test. */
+function fakeSource() {
+  const listeners = new Set<(e: ResourceEvent) => void>();
+  const src = {
+    healthy: false,
+    subscribe(l: (e: ResourceEvent) => void) {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    emit(e: ResourceEvent) {
+      if (e.type === "init") src.healthy = true;
+      if (e.type === "lost") src.healthy = false;
+      for (const l of listeners) l(e);
+    },
+  };
+  return src;
+}
+
+Deno.test("CaReader with a healthy watch reads once per init and applies CA events", async () => {
+  const clock = new FakeClock();
+  const source = fakeSource();
+  let lists = 0;
+  let changes = 0;
+  const rev = (r: Resource, revision: string) => ({ ...r, metadata: { ...r.metadata, revision } });
+  const reader = new CaReader({
+    list: () => (lists++, Promise.resolve([rev(ca("host"), "1"), rev(ca("user"), "1")])),
+    clock,
+    ttlMs: 5000,
+    watch: source,
+    random: () => 0,
+    onChange: () => changes++,
+  });
+  source.emit({ type: "init" });
+  // The init's one listing (the read joins it).
+  await reader.read("host");
+  assert.equal(lists, 1);
+  // Minutes of CA loops: no request while the watch is healthy.
+  clock.advance(9 * 60_000);
+  await reader.read("user");
+  await reader.read("host");
+  assert.equal(lists, 1);
+  // A rotation written on auth arrives as an event: readers see it and onChange fires.
+  const rotated = {
+    ...rev(ca("user"), "2"),
+    spec: { type: "user", cluster_name: "example", x: 1 },
+  };
+  source.emit({ type: "put", resource: rotated as unknown as Resource });
+  assert.equal(changes, 1);
+  assert.equal((await reader.read("user")).metadata.revision, "2");
+  assert.equal(lists, 1);
+  // The rare safety re-read.
+  clock.advance(60_001);
+  await reader.read("user");
+  assert.equal(lists, 2);
+  // The watch breaks: polling by ttlMs again.
+  source.emit({ type: "lost", reason: "gone" });
+  clock.advance(5000);
+  await reader.read("user");
+  assert.equal(lists, 3);
 });

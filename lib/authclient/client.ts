@@ -20,7 +20,14 @@ import {
 } from "../errors/mod.ts";
 import { deferredDuplex, dialTcp } from "../net/mod.ts";
 import type { AuditEvent, SearchQuery, SearchResult } from "../events/mod.ts";
-import type { Resource, ResourceKind, RotationPhase, SessionTracker } from "../resource/mod.ts";
+import type {
+  Resource,
+  ResourceEvent,
+  ResourceKind,
+  RotationPhase,
+  SessionTracker,
+  WatchKind,
+} from "../resource/mod.ts";
 import type {
   AuthenticateSshUserRequest,
   ChangePasswordWithTokenRequest,
@@ -238,6 +245,118 @@ export class AuthClient {
       });
       write(req);
     });
+  }
+
+  /**
+   * One watch stream (`GET /v1/watch`): its events from `init` on, ending when the stream
+   * ends; throws when it cannot be opened or breaks (no line within `idleTimeoutMs`: the server
+   * sends keep-alives). {@link watch} reconnects; this is one attempt.
+   */
+  async *watchOnce(
+    kinds: readonly WatchKind[],
+    o: { signal?: AbortSignal; idleTimeoutMs?: number } = {},
+  ): AsyncGenerator<ResourceEvent> {
+    const path = `/v1/watch?kinds=${kinds.join(",")}`;
+    const res = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+      const req = https.request(
+        {
+          ...this.#requestOptions("GET", path, { accept: "application/x-ndjson" }),
+          timeout: o.idleTimeoutMs ?? 35_000,
+          ...(o.signal === undefined ? {} : { signal: o.signal }),
+        },
+        resolve,
+      );
+      req.on("timeout", () => req.destroy(new Error("no keep-alive from auth in time")));
+      req.on("error", (err) => reject(this.#connErr(err)));
+      req.end();
+    });
+    const status = res.statusCode ?? 500;
+    if (status < 200 || status >= 300) {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      let msg = `HTTP ${status}`;
+      try {
+        msg = JSON.parse(Buffer.concat(chunks).toString("utf8"))?.error?.message ?? msg;
+      } catch {
+        // Not JSON: the status says enough.
+      }
+      throw errorFromStatus(status, msg);
+    }
+    let rest = "";
+    const dec = new TextDecoder();
+    try {
+      for await (const chunk of res) {
+        rest += dec.decode(chunk as Buffer, { stream: true });
+        let nl: number;
+        while ((nl = rest.indexOf("\n")) >= 0) {
+          const line = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          if (line === "") continue;
+          const ev = JSON.parse(line) as ResourceEvent | { type: "keepalive" };
+          if (ev.type !== "keepalive") yield ev;
+        }
+      }
+    } catch (err) {
+      if (o.signal?.aborted) return;
+      throw this.#connErr(err);
+    } finally {
+      res.destroy();
+    }
+    if (!o.signal?.aborted) {
+      throw new ConnectionProblemError(
+        `Cannot watch resources: auth server ${this.address} ended the stream`,
+      );
+    }
+  }
+
+  /**
+   * Resource events of `kinds` until `signal` aborts, across reconnects: each (re)connection
+   * starts with `init`, and a broken stream yields `lost` before the next attempt. Attempts
+   * after failures wait a full-jitter backoff (a random time up to 1 s, doubling to 30 s), so a
+   * fleet of nodes does not reconnect to a restarted auth server in the same second.
+   */
+  async *watch(
+    kinds: readonly WatchKind[],
+    o: {
+      signal: AbortSignal;
+      idleTimeoutMs?: number;
+      backoffMinMs?: number;
+      backoffMaxMs?: number;
+      random?: () => number;
+      /** Waits between attempts. @default {setTimeout} */
+      sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+    },
+  ): AsyncGenerator<ResourceEvent> {
+    let failures = 0;
+    const sleep = o.sleep ?? ((ms: number, signal: AbortSignal) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+      }));
+    while (!o.signal.aborted) {
+      let healthy = false;
+      try {
+        for await (
+          const ev of this.watchOnce(kinds, {
+            signal: o.signal,
+            ...(o.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: o.idleTimeoutMs }),
+          })
+        ) {
+          if (ev.type === "init") {
+            healthy = true;
+            failures = 0;
+          }
+          yield ev;
+        }
+      } catch (err) {
+        if (o.signal.aborted) return;
+        yield { type: "lost", reason: messageOf(err) };
+      }
+      if (o.signal.aborted) return;
+      if (!healthy) failures++;
+      const d = Math.min(o.backoffMaxMs ?? 30_000, (o.backoffMinMs ?? 1000) * 2 ** failures);
+      await sleep(Math.round((o.random ?? Math.random)() * d), o.signal);
+    }
   }
 
   /** Uploads a finished session recording (gzip stream, see lib/events). */

@@ -30,3 +30,4 @@ export type {
 } from "./types.ts";
 export { CaReader, type CaReaderOptions } from "./ca_reader.ts";
 export { UserCaKeys, type UserCaKeysOptions } from "./user_ca.ts";
+export { ResourceFeed, type ResourceFeedOptions } from "./feed.ts";

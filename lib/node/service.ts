@@ -20,7 +20,13 @@ import {
 } from "../events/mod.ts";
 import { ClientAddrVerifier } from "../identity/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import type { Resource, Role, ServerResource, SessionTracker } from "../resource/mod.ts";
+import type {
+  Resource,
+  ResourceEventSource,
+  Role,
+  ServerResource,
+  SessionTracker,
+} from "../resource/mod.ts";
 import { type SocketAddresses, type SshServer, startSshServer } from "../ssh/mod.ts";
 import { ConnectionGuard, type ProxyProtocolMode } from "../net/mod.ts";
 import type { Duplex } from "node:stream";
@@ -42,6 +48,8 @@ export interface NodeAuthApi {
   /** Session trackers of the node's interactive sessions (`tsh sessions ls`, `tsh join`). */
   upsertSessionTracker(tracker: SessionTracker): Promise<void>;
   deleteSessionTracker(sid: string): Promise<void>;
+  /** Every role (the role cache reloads with it when a resource watch (re)starts). */
+  listRoles?(): Promise<Role[]>;
 }
 
 /** Inputs of {@link NodeService.start}. */
@@ -78,6 +86,14 @@ export interface NodeServiceOptions {
   version: string;
   clock: Clock;
   logger: Logger;
+  /**
+   * Role events from auth (see lib/authclient ResourceFeed): the role cache follows them
+   * instead of re-reading roles every 30 s.
+   * @default {none: roles are re-read by age}
+   */
+  watch?: ResourceEventSource;
+  /** Told the names of roles the role cache changed by a watch event or reload. */
+  onRolesChange?: (names: string[]) => void;
   /** Called when auth hands out a different set of user CA keys (to persist them). */
   onUserCaKeys?: (keys: string[]) => Promise<void>;
   /** @default {60000} */
@@ -199,6 +215,12 @@ export class NodeService implements AsyncDisposable {
     this.#sshCert = sshCert;
   }
 
+  /** Reads the user and host CA keys from auth now (a CA event says they changed). */
+  async refreshAuthorities(): Promise<void> {
+    await this.#userCa.refresh();
+    await this.#hostCa.refresh();
+  }
+
   /** Cluster this node belongs to. */
   get clusterName(): string {
     return this.#info.clusterName;
@@ -213,6 +235,9 @@ export class NodeService implements AsyncDisposable {
       fetch: async (name) => await o.auth.getResource("role", name) as Role,
       clock: o.clock,
       logger: o.logger,
+      ...(o.watch === undefined ? {} : { watch: o.watch }),
+      ...(o.auth.listRoles === undefined ? {} : { list: () => o.auth.listRoles!() }),
+      ...(o.onRolesChange === undefined ? {} : { onChange: o.onRolesChange }),
     });
     const sessions = new SessionRegistry({
       auth: o.auth,

@@ -8,11 +8,21 @@
  * list waits at most `staleWaitMs` for a refresh that hangs (a vanished auth
  * host) before that list answers it; a client of a node missing from it waits
  * for the refresh.
+ *
+ * With a resource watch (`watch`), the list follows node events while the watch is healthy
+ * (read once per `init`, no refresh by age; a miss still refreshes, at most every
+ * `missRefreshMs`); nodes whose heartbeat expired are left out (expiry sends no event). While
+ * the watch is down the list is refreshed by age as above.
  */
 import type { Clock } from "../clock/mod.ts";
 import { isKind, messageOf } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import type { Resource, ServerResource } from "../resource/mod.ts";
+import type {
+  Resource,
+  ResourceEvent,
+  ResourceEventSource,
+  ServerResource,
+} from "../resource/mod.ts";
 import { nodesOf, resolveNode } from "./resolve.ts";
 
 /** Inputs of {@link NodeRegistry}. */
@@ -36,6 +46,10 @@ export interface NodeRegistryOptions {
   backoffMaxMs?: number;
   /** Random source in [0, 1) for the backoff jitter. @default {Math.random} */
   random?: () => number;
+  /** Node events that keep the list current. @default {none: the list is polled} */
+  watch?: ResourceEventSource;
+  /** Told after an event or a reload changed the list (tests wait for it). */
+  onChange?: () => void;
 }
 
 /** A cached node list with resolution by UUID, name or address. */
@@ -47,9 +61,62 @@ export class NodeRegistry {
   /** Consecutive failed refreshes, and when the next may start. */
   #failures = 0;
   #retryAt = Number.NEGATIVE_INFINITY;
+  /** The list follows the watch (healthy, and read since its last `init`). */
+  #watched = false;
+  #inits = 0;
+  /** The `init` the next listing answers: once read, the list follows the watch. */
+  #reloadFor: number | undefined;
+  /** Events that came while a refresh was in flight, applied on top of its answer. */
+  #pending: ResourceEvent[] | undefined;
 
   constructor(o: NodeRegistryOptions) {
     this.#o = o;
+    o.watch?.subscribe((ev) => this.#onEvent(ev));
+  }
+
+  #onEvent(ev: ResourceEvent): void {
+    if (ev.type === "lost") {
+      this.#watched = false;
+      return;
+    }
+    if (ev.type === "init") {
+      this.#watched = false;
+      const inits = ++this.#inits;
+      // Joins the refresh in flight, if any: its answer may predate the watch, so read again.
+      void (async () => {
+        try {
+          await this.#inflight;
+        } catch {
+          // Its failure is logged where it happened.
+        }
+        if (inits !== this.#inits) return;
+        this.#reloadFor = inits;
+        await this.#refresh().catch(() => {});
+      })();
+      return;
+    }
+    if ((ev.type === "put" ? ev.resource.kind : ev.kind) !== "node") return;
+    if (this.#pending !== undefined) this.#pending.push(ev);
+    this.#apply(ev);
+    this.#o.onChange?.();
+  }
+
+  #apply(ev: ResourceEvent): void {
+    if (ev.type === "put") {
+      const node = ev.resource as ServerResource;
+      const i = this.#nodes.findIndex((n) => n.metadata.name === node.metadata.name);
+      this.#nodes = i < 0 ? [...this.#nodes, node] : this.#nodes.map((n, j) => j === i ? node : n);
+    } else if (ev.type === "delete") {
+      this.#nodes = this.#nodes.filter((n) => n.metadata.name !== ev.name);
+    }
+  }
+
+  /** The list without nodes whose heartbeat expired. */
+  #live(): ServerResource[] {
+    const now = this.#now();
+    if (!this.#nodes.some((n) => expiresAt(n) <= now)) return this.#nodes;
+    this.#nodes = this.#nodes.filter((n) => expiresAt(n) > now);
+    return this.#nodes;
   }
 
   #now(): number {
@@ -58,7 +125,9 @@ export class NodeRegistry {
 
   /** Current nodes (refreshed when stale). */
   async nodes(): Promise<ServerResource[]> {
-    if (this.#now() - this.#fetchedAt < (this.#o.ttlMs ?? 5000)) return this.#nodes;
+    if (this.#watched || this.#now() - this.#fetchedAt < (this.#o.ttlMs ?? 5000)) {
+      return this.#live();
+    }
     return await this.#refreshOrStale();
   }
 
@@ -102,8 +171,16 @@ export class NodeRegistry {
 
   #refresh(): Promise<ServerResource[]> {
     this.#inflight ??= (async () => {
+      this.#pending = [];
       try {
+        const reloadFor = this.#reloadFor;
         this.#nodes = nodesOf(await this.#o.list());
+        for (const ev of this.#pending) this.#apply(ev);
+        if (reloadFor !== undefined && reloadFor === this.#inits) {
+          this.#watched = this.#o.watch?.healthy === true;
+          this.#reloadFor = undefined;
+        }
+        this.#o.onChange?.();
         this.#fetchedAt = this.#now();
         this.#failures = 0;
         this.#retryAt = Number.NEGATIVE_INFINITY;
@@ -121,9 +198,15 @@ export class NodeRegistry {
         else this.#o.logger.debug(text, props);
       } finally {
         this.#inflight = undefined;
+        this.#pending = undefined;
       }
       return this.#nodes;
     })();
     return this.#inflight;
   }
+}
+
+function expiresAt(n: ServerResource): number {
+  const e = n.metadata.expires;
+  return e === undefined ? Number.POSITIVE_INFINITY : Date.parse(e);
 }

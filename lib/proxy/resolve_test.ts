@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { isKind } from "../errors/mod.ts";
-import type { ServerResource } from "../resource/mod.ts";
+import type { ResourceEvent, ServerResource } from "../resource/mod.ts";
 import { FakeClock } from "../clock/mod.ts";
 import { getComponentLogger } from "../log/mod.ts";
 import { NodeRegistry } from "./registry.ts";
@@ -180,4 +180,53 @@ Deno.test("NodeRegistry waits for the refresh on a miss, past staleWaitMs", asyn
   clock.advance(5_000);
   slow.resolve(NODES);
   assert.equal((await answer).metadata.name, "u-2");
+});
+
+Deno.test("NodeRegistry with a healthy watch follows node events without listing again", async () => {
+  const clock = new FakeClock();
+  const listeners = new Set<(e: ResourceEvent) => void>();
+  const source = {
+    healthy: false,
+    subscribe: (l: (e: ResourceEvent) => void) => (listeners.add(l), () => listeners.delete(l)),
+  };
+  const emit = (e: ResourceEvent) => {
+    source.healthy = e.type !== "lost";
+    for (const l of listeners) l(e);
+  };
+  const expiring = (name: string, inMs: number): ServerResource => ({
+    ...node(name, name, "10.0.0.9:3022"),
+    metadata: { name, expires: new Date(clock.now().getTime() + inMs).toISOString() },
+  });
+  let lists = 0;
+  const changed: Array<() => void> = [];
+  const reg = new NodeRegistry({
+    list: () => (lists++, Promise.resolve([expiring("a", 600_000)])),
+    clock,
+    logger: getComponentLogger("test"),
+    watch: source,
+    onChange: () => changed.splice(0).forEach((w) => w()),
+  });
+  const next = () => new Promise<void>((r) => changed.push(r));
+  let reloaded = next();
+  emit({ type: "init" });
+  await reloaded;
+  assert.equal(lists, 1);
+  emit({ type: "put", resource: expiring("b", 1000) });
+  clock.advance(60_000);
+  // No listing by age while the watch is healthy; b's heartbeat expired meanwhile.
+  assert.deepEqual((await reg.nodes()).map((x) => x.metadata.name), ["a"]);
+  emit({ type: "put", resource: expiring("c", 600_000) });
+  emit({ type: "delete", kind: "node", name: "a" });
+  assert.deepEqual((await reg.nodes()).map((x) => x.metadata.name), ["c"]);
+  assert.equal(lists, 1);
+  // A resync lists once more.
+  reloaded = next();
+  emit({ type: "init" });
+  await reloaded;
+  assert.equal(lists, 2);
+  // Down: the list is refreshed by age again.
+  emit({ type: "lost", reason: "gone" });
+  clock.advance(5000);
+  await reg.nodes();
+  assert.equal(lists, 3);
 });

@@ -33,7 +33,7 @@ import {
   type ProxyProtocolMode,
   readClientSource,
 } from "../net/mod.ts";
-import type { Role, ServerResource } from "../resource/mod.ts";
+import type { ResourceEventSource, Role, ServerResource } from "../resource/mod.ts";
 import { type CertifiedUser, RoleCache, verifyUserCertificate } from "../rbac/mod.ts";
 import {
   type SocketAddresses,
@@ -63,6 +63,11 @@ export interface SshProxyOptions {
   userCaKeys: () => Uint8Array[];
   /** Reads a role from auth (cached here). */
   fetchRole: (name: string) => Promise<Role>;
+  /**
+   * Role events that keep the role cache current, and the listing it reloads with on each
+   * watch `init` (see lib/rbac RoleCache). @default {none: roles are re-read by age}
+   */
+  roleWatch?: { source: ResourceEventSource; list: () => Promise<Role[]> };
   nodes: NodeRegistry;
   clusterName: string;
   clock: Clock;
@@ -284,7 +289,12 @@ export class SshProxy {
 
   /** Starts the server (listening only when `listen` is given). */
   static async start(o: SshProxyOptions): Promise<SshProxy> {
-    const roles = new RoleCache({ fetch: o.fetchRole, clock: o.clock, logger: o.logger });
+    const roles = new RoleCache({
+      fetch: o.fetchRole,
+      clock: o.clock,
+      logger: o.logger,
+      ...(o.roleWatch === undefined ? {} : { watch: o.roleWatch.source, list: o.roleWatch.list }),
+    });
     const log = o.logger;
     // Handlers run only after start() returns, once `self.proxy` is set.
     const self: { proxy?: SshProxy } = {};

@@ -46,3 +46,9 @@ export {
   validateName,
 } from "./codec.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
+export {
+  type ResourceEvent,
+  type ResourceEventSource,
+  WATCH_KINDS,
+  type WatchKind,
+} from "./watch.ts";

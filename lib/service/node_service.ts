@@ -20,6 +20,7 @@ import {
   AuthClient,
   CaReader,
   type RegisterResponse,
+  ResourceFeed,
 } from "../authclient/mod.ts";
 import { BadParameterError, messageOf } from "../errors/mod.ts";
 import { type NodeAuthApi, NodeService, runPeriodic } from "../node/mod.ts";
@@ -32,6 +33,7 @@ import {
   reRegisterWithAuth,
 } from "./host_identity.ts";
 import type { IdentityFile } from "../identity/mod.ts";
+import type { Role } from "../resource/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
 import { loadHostUuid } from "./data_dir.ts";
 import { HostCredentials, type HostCredentialsChange } from "./host_credentials.ts";
@@ -144,13 +146,40 @@ async function serveNode(host: ServiceHost, o: {
 }): Promise<NodeService> {
   const cfg = host.config;
   const late: { node?: NodeService } = {};
-  // The user CA, host CA and rotation loops read the CAs from one listing a minute.
+  // One watch of CAs and roles (through the same route as every call: direct or tunnel); the
+  // caches follow it and poll only while it is down.
+  const feedStop = new AbortController();
+  const feed = new ResourceFeed({
+    client: o.auth,
+    kinds: ["cert_authority", "role"],
+    logger: o.log,
+    signal: feedStop.signal,
+  });
+  host.addCleanup(async () => {
+    feedStop.abort();
+    await feed.done;
+  });
+  // The user CA, host CA and rotation loops read the CAs from one listing, kept current by the
+  // watch (without it, read at most every few seconds); a CA event runs them at once.
   const cas = new CaReader({
     list: () => o.auth.listResources("cert_authority"),
     clock: o.clock,
     clusterName: parseSshCertificate(o.identity.sshCert).extensions["x-teleport-authority"],
     // The loops run within milliseconds of each other; a fast refresh (tests) stays fast.
     ttlMs: Math.min(5000, cfg.caRefreshIntervalMs / 2),
+    watch: feed,
+    onChange: () => {
+      void (async () => {
+        try {
+          await late.node?.refreshAuthorities();
+          await creds.refresh();
+        } catch (err) {
+          o.log.warn("Cannot follow a certificate authority change: {reason}", {
+            reason: messageOf(err),
+          });
+        }
+      })();
+    },
   });
   const creds = new HostCredentials({
     role: "node",
@@ -185,6 +214,7 @@ async function serveNode(host: ServiceHost, o: {
     uploadRecording: (sid, body) => o.auth.uploadRecording(sid, body),
     upsertSessionTracker: (tracker) => o.auth.upsertSessionTracker(tracker),
     deleteSessionTracker: (sid) => o.auth.deleteSessionTracker(sid),
+    listRoles: async () => await o.auth.listResources("role") as Role[],
     heartbeatNode: async (node) => {
       try {
         await o.auth.heartbeatNode(node);
@@ -219,6 +249,13 @@ async function serveNode(host: ServiceHost, o: {
     logger: o.log,
     caRefreshIntervalMs: cfg.caRefreshIntervalMs,
     onUserCaKeys: (keys) => creds.setUserCaKeys(keys),
+    watch: feed,
+    onRolesChange: (names) => {
+      if (names.length === 0) return;
+      o.log.info("Roles {roles} changed on auth; logins from now on use them", {
+        roles: names.join(", "),
+      });
+    },
   });
   late.node = node;
   host.node = node;

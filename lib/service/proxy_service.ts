@@ -17,7 +17,7 @@
 import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { AuthServer } from "../auth/mod.ts";
-import { AuthClient, UserCaKeys } from "../authclient/mod.ts";
+import { AuthClient, CaReader, ResourceFeed, UserCaKeys } from "../authclient/mod.ts";
 import { formatAuthorizedKey, importSshPrivateKey, parseAuthorizedKey } from "../ca/mod.ts";
 import { verifyHostCertificate } from "../client/mod.ts";
 import type { Clock } from "../clock/mod.ts";
@@ -266,20 +266,53 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     const late: { web?: WebServer; onCredentials?: (change: HostCredentialsChange) => void } = {};
     let hostCertLine = identity.sshCert;
     // The identity file's one owner from here on; follows host CA rotations (see below).
+    // One watch of CAs, roles and nodes; the caches below follow it and poll only while it is
+    // down. A CA event (a rotation) runs the CA refreshes at once.
+    const feedStop = new AbortController();
+    const feed = new ResourceFeed({
+      client: auth,
+      kinds: ["cert_authority", "role", "node"],
+      logger: log,
+      signal: AbortSignal.any([o.signal, feedStop.signal]),
+    });
+    cleanups.push(async () => {
+      feedStop.abort();
+      await feed.done;
+    });
+    const cas = new CaReader({
+      list: () => auth.listResources("cert_authority"),
+      clock: o.clock,
+      clusterName,
+      ttlMs: Math.min(5000, cfg.caRefreshIntervalMs / 2),
+      watch: feed,
+      onChange: () => {
+        void (async () => {
+          try {
+            await userCa.refresh();
+            await hostCa.refresh();
+            await creds.refresh();
+          } catch (err) {
+            log.warn("Cannot follow a certificate authority change: {reason}", {
+              reason: messageOf(err),
+            });
+          }
+        })();
+      },
+    });
     const creds = new HostCredentials({
       role: "proxy",
       path: identityPath,
       identity,
       nodeName: cfg.nodeName,
       additionalPrincipals: [...new Set(principalHosts)],
-      readHostCa: () => auth.getResource("cert_authority", "host"),
+      readHostCa: () => cas.read("host"),
       reRegister: reRegisterWithAuth(o.authAddr),
       logger: log,
       onChange: (change) => late.onCredentials?.(change),
     });
     const userCa = new UserCaKeys({
       initial: identity.sshUserCaKeys ?? [],
-      read: () => auth.getResource("cert_authority", "user"),
+      read: () => cas.read("user"),
       onChange: (lines) => creds.setUserCaKeys(lines),
     });
     await userCa.refresh();
@@ -288,6 +321,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       list: () => auth.listResources("node"),
       clock: o.clock,
       logger: log,
+      watch: feed,
     });
     // The cluster's auth decides the listener mode; a proxy with auth in-process has it in config.
     const mode = o.localAuth !== undefined
@@ -306,7 +340,7 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
     const hostCertBlob = parseAuthorizedKey(identity.sshCert).blob;
     const hostCa = new UserCaKeys({
       initial: hostCaKeyLines(identity),
-      read: () => auth.getResource("cert_authority", "host"),
+      read: () => cas.read("host"),
     });
     await hostCa.refresh();
     const tunnel = await TunnelServer.start({
@@ -377,6 +411,10 @@ export async function startProxyService(o: ProxyServiceOptions): Promise<ProxySe
       hostCertificate: hostCertBlob,
       userCaKeys: () => userCa.blobs,
       fetchRole: async (name) => await auth.getResource("role", name) as Role,
+      roleWatch: {
+        source: feed,
+        list: async () => await auth.listResources("role") as Role[],
+      },
       nodes,
       clusterName,
       clock: o.clock,

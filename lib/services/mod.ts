@@ -22,3 +22,4 @@ export {
   type UserToken,
   UserTokensService,
 } from "./services.ts";
+export { type StoredResourceEvent, watchResources } from "./watch.ts";

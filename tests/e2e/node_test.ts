@@ -11,6 +11,7 @@ import { importSshPrivateKey, parseSshCertificate, signSshCertificate } from "..
 import { openBackend } from "../../lib/backend/mod.ts";
 import { RealClock } from "../../lib/clock/mod.ts";
 import { CertAuthoritiesService } from "../../lib/services/mod.ts";
+import { formatResourcesYaml, parseResources, type Role } from "../../lib/resource/mod.ts";
 import {
   ensureOsUser,
   eventually,
@@ -340,8 +341,42 @@ spec:
         assert.match(expired.err, /Permission denied/);
       });
 
-      await t.step("a restarted node reuses its identity without a token", async () => {
+      await t.step("auth back: the node's watch resumes and a role change reaches it", async () => {
         auth = await startTeleport(["--config", authConfig]);
+        await eventually(
+          "the node's resource watch back",
+          () =>
+            Promise.resolve(/resource watch on auth works again/.test(node!.logs()) || undefined),
+          45_000,
+        );
+        const [read] = parseResources(await ok("get", "role/access")) as Role[];
+        // Written back with --force: without the revision it was read at.
+        const { revision: _, ...metadata } = read!.metadata;
+        const access: Role = { ...read!, metadata };
+        const file = `${d}/access.yaml`;
+        await Deno.writeTextFile(
+          file,
+          formatResourcesYaml([{
+            ...access,
+            spec: { ...access.spec, deny: { ...access.spec.deny, logins: [ALICE] } },
+          }]),
+        );
+        await ok("create", "-f", file, "--force");
+        await eventually("the node to refuse alice", async () => {
+          const r = await ssh(`${d}/alice`, ALICE, ["true"]);
+          return r.code === 255 && /Permission denied/.test(r.err) ? true : undefined;
+        });
+        // Told by the watch (the role cache logs only changes that events or reloads bring).
+        assert.match(node!.logs(), /Roles access changed on auth/);
+        await Deno.writeTextFile(file, formatResourcesYaml([access]));
+        await ok("create", "-f", file, "--force");
+        await eventually("the node to let alice in again", async () => {
+          const r = await ssh(`${d}/alice`, ALICE, ["echo back"]);
+          return r.code === 0 && r.out === "back\n" ? true : undefined;
+        });
+      });
+
+      await t.step("a restarted node reuses its identity without a token", async () => {
         assert.equal(await node!.stop(), 0);
         node = await startTeleport(nodeArgs);
         assert.match(node.banner, new RegExp(NODE));

@@ -239,6 +239,13 @@ Deno.test({
         ),
     );
 
+    // The proxy, the direct node and the tunnel node (through its tunnel and the proxy) each
+    // keep one resource watch open on auth; CA events reach them over it.
+    await waitUntil(
+      "three resource watches on auth",
+      async () => /^auth_watch_streams 3$/m.test(await cluster.proc.metrics.render()),
+    );
+
     const identities = {
       direct: `${cluster.proc.config.dataDir}/node.identity`,
       proxy: `${cluster.proc.config.dataDir}/proxy.identity`,
