@@ -376,6 +376,13 @@ const ROUTES: Route[] = [
     handler: async (s, req) => {
       const id = caller(req);
       const kinds = parseWatchKinds(req.query?.get("kinds") ?? null);
+      if (id.kind === "user" && kinds.includes("node")) {
+        // Users see the nodes their roles' labels allow (listVisibleNodes); a stream of every
+        // node's events would go around that filter.
+        throw new AccessDeniedError(
+          "Cannot watch nodes as a user: list them with GET /v1/resources/node instead",
+        );
+      }
       for (const kind of kinds) {
         await s.authorize(id, kind, "list");
         await s.authorize(id, kind, "read");

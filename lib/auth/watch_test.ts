@@ -87,6 +87,10 @@ Deno.test("GET /v1/watch refuses callers without list and read rights on a kind"
     assert.equal((await ask(undefined, "role")).status, 403);
     assert.equal((await ask(nodeIdentity(), "cert_authority,node")).status, 403);
     assert.equal((await ask(userIdentity("bob", ["nothing"]), "role")).status, 403);
+    // An editor may list and read nodes, but sees only those its labels allow: no node stream.
+    const editor = await ask(userIdentity("ed", ["editor"]), "node");
+    assert.equal(editor.status, 403);
+    assert.match(JSON.stringify(editor.body), /Cannot watch nodes as a user/);
     assert.equal((await ask(nodeIdentity(), "user")).status, 400);
     assert.equal(watches.size, 0);
     const ok = await ask(nodeIdentity(), "cert_authority,role");
