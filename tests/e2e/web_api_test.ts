@@ -27,15 +27,28 @@ interface PlayerBody {
   events: Array<{ ms: number; type: string; data?: string; cols?: number; rows?: number }>;
 }
 
-/** Reads the terminal until its output matches `re`; returns the output and other frames. */
+/**
+ * Reads the terminal until its output matches `re`; returns the output and other frames. Fails
+ * with what the terminal printed when nothing matches within `timeoutMs` (a hung shell shows up
+ * as a failure with its output, not as a test that never ends).
+ */
 async function readUntil(
   term: WebTerminal,
   re: RegExp,
+  timeoutMs = 30_000,
 ): Promise<{ output: string; frames: Envelope[] }> {
   let output = "";
   const frames: Envelope[] = [];
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const m = await term.next();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const m = await Promise.race([
+      term.next(),
+      new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), deadline - Date.now())),
+    ]).finally(() => clearTimeout(timer));
+    if (m === "timeout") {
+      throw new Error(`the terminal printed no ${re} in ${timeoutMs} ms; it printed:\n${output}`);
+    }
     if (m === undefined) {
       throw new Error(`the terminal closed before ${re}; it printed:\n${output}`);
     }
