@@ -322,7 +322,24 @@ export async function startAuthApiServer(opts: AuthApiServerOptions): Promise<Au
     }),
   });
   // A rotation changes the trusted client CAs: new connections verify against the new set.
-  const unwatch = server.watchAuthorities(() => listener.setSecureContext(secureContext()));
+  // When a CA leaves the set (a rotation's standby), watch streams end: a stream outlives any
+  // request, and one opened with a certificate of the retired CA must not go on.
+  const trustedCas = () => {
+    const cas = server.clientCaCertPems();
+    return new Set([...cas.host, ...cas.user]);
+  };
+  let trusted = trustedCas();
+  const unwatch = server.watchAuthorities(() => {
+    listener.setSecureContext(secureContext());
+    const now = trustedCas();
+    if ([...trusted].some((pem) => !now.has(pem))) {
+      logger.info("A certificate authority is no longer trusted: ending {n} watch stream(s)", {
+        n: watches.size,
+      });
+      watches.endAll();
+    }
+    trusted = now;
+  });
   const close = async (o: { graceMs?: number } = {}) => {
     unwatch();
     // First: a graceful close waits for answers in flight, and a watch stream is one.

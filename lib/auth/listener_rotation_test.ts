@@ -44,6 +44,10 @@ Deno.test("startAuthApiServer() follows a host CA rotation: trusts both generati
   const oldCert = await adminCert();
   using before = client(oldCas, oldCert);
   assert.equal((await before.status()).cluster_name, "example");
+  // A watch stream opened with the old certificate, which must not outlive the old CA.
+  const watchStop = new AbortController();
+  const stream = before.watchOnce(["role"], { signal: watchStop.signal });
+  assert.equal((await stream.next()).value?.type, "init");
 
   await t.auth.rotateCertAuthority("host", { phase: "init" });
   await t.auth.rotateCertAuthority("host", { phase: "update_clients" });
@@ -58,6 +62,23 @@ Deno.test("startAuthApiServer() follows a host CA rotation: trusts both generati
   api.setCertificate({ certPem: await serverCert(), keyPem: serverKey.privateKeyPem });
   await t.auth.rotateCertAuthority("host", { phase: "standby" });
   const newCas = t.auth.hostCaCertPems();
+  // The old CA left the trusted set: the stream ends (its client would reconnect, and be
+  // refused with the old certificate).
+  const ended = await Promise.race([
+    (async () => {
+      try {
+        for (let r = await stream.next(); !r.done; r = await stream.next()) {
+          // events until the stream ends
+        }
+        return "ended";
+      } catch {
+        return "ended";
+      }
+    })(),
+    new Promise<string>((r) => setTimeout(() => r("still open after 10 s"), 10_000)),
+  ]);
+  watchStop.abort();
+  assert.equal(ended, "ended");
   using after = await adminClient(newCas);
   assert.equal((await after.status()).cluster_name, "example");
   // Only the new CA is trusted now: the old client certificate is refused, and a client

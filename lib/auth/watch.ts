@@ -114,6 +114,14 @@ export class WatchHub {
   }
 
   /** Ends every stream and refuses new ones. Idempotent. */
+  /**
+   * Ends every open stream; their clients reconnect (with the certificates they hold now) and
+   * start over with `init`. New streams are welcome.
+   */
+  endAll(): void {
+    for (const w of [...this.#watchers]) this.#end(w);
+  }
+
   close(): void {
     this.#closed = true;
     this.#feed?.abort();
