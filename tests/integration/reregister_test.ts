@@ -59,6 +59,9 @@ async function sshCheckName(
       "IdentityAgent=none",
       "-o",
       "PreferredAuthentications=publickey",
+      // The server's host key or certificate and the CA check in the output, should it fail.
+      "-o",
+      "LogLevel=DEBUG1",
       "-p",
       String(port),
       "nobody@127.0.0.1",
