@@ -6,6 +6,7 @@ import type { Identity } from "../identity/mod.ts";
 import { getComponentLogger, type Logger } from "../log/mod.ts";
 import type { PasswordHasher } from "./password.ts";
 import { AuthServer, type StaticToken } from "./server.ts";
+import { handleApiRequest } from "./api.ts";
 
 export interface TestAuth extends AsyncDisposable {
   auth: AuthServer;
@@ -68,4 +69,21 @@ export function nodeIdentity(nodeHostId = "0b9e4b36-2f5e-4c8e-8d34-7e0f4c1a2b3c"
 
 export function userIdentity(name: string, roles: string[]): Identity {
   return { kind: "user", username: name, clusterName: "example", roles, logins: [], traits: {} };
+}
+
+/** One auth API call through the router (no sockets), as from 127.0.0.9. */
+export function callApi(
+  t: TestAuth,
+  method: string,
+  path: string,
+  caller?: Identity,
+  body?: unknown,
+): ReturnType<typeof handleApiRequest> {
+  return handleApiRequest(t.auth, {
+    method,
+    path,
+    ...(caller === undefined ? {} : { caller }),
+    ...(body === undefined ? {} : { body }),
+    remoteAddr: "127.0.0.9",
+  });
 }

@@ -8,9 +8,10 @@ import type { UserCerts, UserTokenDetails } from "../authclient/mod.ts";
 import { generateSshKeyPair, generateTlsKeyPair } from "../ca/mod.ts";
 import type { Identity } from "../identity/mod.ts";
 import type { ServerResource } from "../resource/mod.ts";
-import { handleApiRequest, LOGIN_FAILED_MESSAGE, redactPath } from "./mod.ts";
+import { LOGIN_FAILED_MESSAGE, redactPath } from "./mod.ts";
 import {
   ADMIN,
+  callApi as call,
   newTestAuth,
   nodeIdentity,
   proxyIdentity,
@@ -21,16 +22,6 @@ import {
 const PASSWORD = "correct horse battery staple";
 const PROXY = proxyIdentity();
 const PROXY_ID = PROXY.username.replace(/\.example$/, "");
-
-function call(t: TestAuth, method: string, path: string, caller?: Identity, body?: unknown) {
-  return handleApiRequest(t.auth, {
-    method,
-    path,
-    ...(caller === undefined ? {} : { caller }),
-    ...(body === undefined ? {} : { body }),
-    remoteAddr: "127.0.0.9",
-  });
-}
 
 function errorOf(body: unknown): { kind: string; message: string } {
   return (body as { error: { kind: string; message: string } }).error;

@@ -2,22 +2,17 @@
 import assert from "node:assert/strict";
 import * as OTPAuth from "otpauth";
 import type { UserTokenDetails } from "../authclient/mod.ts";
-import type { Identity } from "../identity/mod.ts";
-import { handleApiRequest, LOGIN_FAILED_MESSAGE } from "./mod.ts";
-import { newTestAuth, proxyIdentity, type TestAuth, userIdentity } from "./_testing.ts";
+import { LOGIN_FAILED_MESSAGE } from "./mod.ts";
+import {
+  callApi as call,
+  newTestAuth,
+  proxyIdentity,
+  type TestAuth,
+  userIdentity,
+} from "./_testing.ts";
 
 const OLD = "correct horse battery staple";
 const NEW = "a much better passphrase 42";
-
-function call(t: TestAuth, method: string, path: string, caller?: Identity, body?: unknown) {
-  return handleApiRequest(t.auth, {
-    method,
-    path,
-    ...(caller === undefined ? {} : { caller }),
-    ...(body === undefined ? {} : { body }),
-    remoteAddr: "127.0.0.9",
-  });
-}
 
 async function enroll(t: TestAuth): Promise<() => string> {
   const { token } = await t.auth.createUser({

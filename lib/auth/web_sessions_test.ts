@@ -1,25 +1,15 @@
 /** Web session storage through the auth API (transport-free), and web logins' audit. */
 import assert from "node:assert/strict";
 import type { WebSessionRecord } from "../authclient/mod.ts";
-import type { Identity } from "../identity/mod.ts";
-import { createAuthApiHandler, handleApiRequest } from "./mod.ts";
+import { createAuthApiHandler } from "./mod.ts";
 import {
+  callApi as call,
   newTestAuth,
   nodeIdentity,
   proxyIdentity,
   type TestAuth,
   userIdentity,
 } from "./_testing.ts";
-
-function call(t: TestAuth, method: string, path: string, caller?: Identity, body?: unknown) {
-  return handleApiRequest(t.auth, {
-    method,
-    path,
-    ...(caller === undefined ? {} : { caller }),
-    ...(body === undefined ? {} : { body }),
-    remoteAddr: "127.0.0.9",
-  });
-}
 
 function record(t: TestAuth, over: Partial<WebSessionRecord> = {}): WebSessionRecord {
   const now = t.clock.now().getTime();
