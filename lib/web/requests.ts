@@ -112,6 +112,22 @@ function hasControlCharacter(s: string): boolean {
 const MAX_USER_CHARS = 255;
 
 /**
+ * The `user` field of a login body: present, not blank, at most {@link MAX_USER_CHARS}
+ * printable characters. Checked before auth logs or audits the attempt; the message never
+ * repeats the value.
+ */
+function loginUser(b: Record<string, unknown>): string {
+  const user = stringField(b, "user", LOGIN, true)!;
+  if (user.trim() === "") throw new BadParameterError(`Cannot log in: field "user" is empty`);
+  if (user.length > MAX_USER_CHARS || hasControlCharacter(user)) {
+    throw new BadParameterError(
+      `Cannot log in: field "user" must be at most ${MAX_USER_CHARS} printable characters`,
+    );
+  }
+  return user;
+}
+
+/**
  * Reads Teleport's CreateSSHCertReq: `{user, password, otp_token?, ssh_pub_key?, tls_pub_key?,
  * pub_key? (legacy, SSH only, not combined with the others), ttl? (ns; 0 or absent = 12 h)}`.
  * Returns the auth request with `remote_addr` set.
@@ -121,14 +137,7 @@ export function parseCreateSshCertRequest(
   remoteAddr: string | undefined,
 ): AuthenticateSshUserRequest {
   const b = jsonObject(body, LOGIN);
-  const user = stringField(b, "user", LOGIN, true)!;
-  if (user.trim() === "") throw new BadParameterError(`Cannot log in: field "user" is empty`);
-  // Checked before auth logs or audits the attempt; the message never repeats the value.
-  if (user.length > MAX_USER_CHARS || hasControlCharacter(user)) {
-    throw new BadParameterError(
-      `Cannot log in: field "user" must be at most ${MAX_USER_CHARS} printable characters`,
-    );
-  }
+  const user = loginUser(b);
   const password = stringField(b, "password", LOGIN, true)!;
   const otp = stringField(b, "otp_token", LOGIN, false);
   const headless = stringField(b, "headless_id", LOGIN, false);
@@ -183,13 +192,7 @@ export function parseWebLoginRequest(
   body: unknown,
 ): { user: string; password: string; otpToken?: string } {
   const b = jsonObject(body, LOGIN);
-  const user = stringField(b, "user", LOGIN, true)!;
-  if (user.trim() === "") throw new BadParameterError(`Cannot log in: field "user" is empty`);
-  if (user.length > MAX_USER_CHARS || hasControlCharacter(user)) {
-    throw new BadParameterError(
-      `Cannot log in: field "user" must be at most ${MAX_USER_CHARS} printable characters`,
-    );
-  }
+  const user = loginUser(b);
   const password = stringField(b, "pass", LOGIN, true)!;
   const otp = stringField(b, "second_factor_token", LOGIN, false);
   return { user, password, ...(otp ? { otpToken: otp.trim() } : {}) };
