@@ -8,19 +8,14 @@
  * @module
  */
 import type { BrowserContext, Page } from "playwright-core";
-import {
-  ensureOsUser,
-  runCli,
-  startTeleport,
-  tempDir,
-  writeClusterConfig,
-} from "../tests/e2e/_helpers.ts";
+import { ensureOsUser, startTeleport, tempDir, writeClusterConfig } from "../tests/e2e/_helpers.ts";
 import {
   enrollInBrowser,
   launchBrowser,
   loginInBrowser,
   newContext,
 } from "../tests/e2e/_browser.ts";
+import { addUserInvite } from "../tests/e2e/_proxy.ts";
 
 const OUT = new URL("../docs/screenshots/", import.meta.url).pathname;
 const CLUSTER = "example";
@@ -67,18 +62,12 @@ if (import.meta.main) {
   const desktop = await newContext(browser, { width: 1280, height: 800, colorScheme: "light" });
   const dpage = await desktop.newPage();
 
-  const add = await runCli([
-    "tctl",
-    "-c",
+  const invite = await addUserInvite({
     config,
-    "users",
-    "add",
-    "alice",
-    "--roles=access,auditor",
-    `--logins=${LOGIN}`,
-  ]);
-  const invite = /https:\/\/\S+(\/web\/invite\/[0-9a-f]+)/.exec(add.stdout)?.[1];
-  if (invite === undefined) throw new Error(`tctl users add failed: ${add.stderr}${add.stdout}`);
+    user: "alice",
+    roles: "access,auditor",
+    logins: LOGIN,
+  });
   const phone = await newContext(browser, { width: 390, height: 844, colorScheme: "dark" });
   const ppage = await phone.newPage();
   let views: View[] = [

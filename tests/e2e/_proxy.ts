@@ -17,6 +17,18 @@ export async function inviteAndEnroll(o: {
   roles: string;
   logins: string;
 }): Promise<OTPAuth.TOTP> {
+  const path = await addUserInvite(o);
+  const token = path.slice(path.lastIndexOf("/") + 1);
+  return await enrollInvite({ webPort: o.webPort, token, user: o.user });
+}
+
+/**
+ * `tctl -c CONFIG users add USER --roles=… --logins=…`; returns the path of the invite link it
+ * prints (`/web/invite/<token>`). Throws when tctl fails or prints no link.
+ */
+export async function addUserInvite(
+  o: { config: string; user: string; roles: string; logins: string },
+): Promise<string> {
   const add = await runCli([
     "tctl",
     "-c",
@@ -27,11 +39,11 @@ export async function inviteAndEnroll(o: {
     `--roles=${o.roles}`,
     `--logins=${o.logins}`,
   ]);
-  const m = /https:\/\/\S+\/web\/invite\/([0-9a-f]+)/.exec(add.stdout);
+  const m = /https:\/\/\S+(\/web\/invite\/[0-9a-f]+)/.exec(add.stdout);
   if (add.code !== 0 || m === null) {
     throw new Error(`tctl users add ${o.user} failed: ${add.stderr}${add.stdout}`);
   }
-  return await enrollInvite({ webPort: o.webPort, token: m[1]!, user: o.user });
+  return m[1]!;
 }
 
 /**

@@ -10,12 +10,11 @@ import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import decodeQR from "qr/decode.js";
 import * as OTPAuth from "otpauth";
-import { TEST_PASSWORD } from "./_proxy.ts";
+import { addUserInvite, TEST_PASSWORD } from "./_proxy.ts";
 import { skipGroup } from "../../tools/prereqs.ts";
 import {
   ensureOsUser,
   eventually,
-  runCli,
   startTeleport,
   tempDir,
   writeClusterConfig,
@@ -106,19 +105,12 @@ Deno.test({
 
     let totp: Awaited<ReturnType<typeof enrollInBrowser>> | undefined;
     await t.step("the invite page shows a QR code that scans to the TOTP secret", async () => {
-      const add = await runCli([
-        "tctl",
-        "-c",
+      const path = await addUserInvite({
         config,
-        "users",
-        "add",
-        "alice",
-        "--roles=access,auditor",
-        `--logins=${LOGIN}`,
-      ]);
-      const url = /https:\/\/\S+\/web\/invite\/[0-9a-f]+/.exec(add.stdout)?.[0];
-      assert.ok(add.code === 0 && url !== undefined, add.stderr + add.stdout);
-      const path = new URL(url).pathname;
+        user: "alice",
+        roles: "access,auditor",
+        logins: LOGIN,
+      });
       totp = await enrollInBrowser(page, base + path);
       assert.equal(totp.label, "alice");
       noErrors();
