@@ -26,15 +26,14 @@
  *     [--watch=both|on|off] [--restart-seconds=60] [--settle=5] [--skip-load] [--skip-failover]
  */
 import { parseArgs } from "node:util";
-import { AuthClient } from "../lib/authclient/mod.ts";
 import { startPostgres } from "../lib/backend/mod.ts";
-import { formatAuthorizedKey, generateTlsKeyPair, sshPublicKeyBlob } from "../lib/ca/mod.ts";
 import { freePort, REPO } from "../tests/e2e/_helpers.ts";
 import { type Proc, Topology } from "../tests/e2e/_netns.ts";
 import { HaCluster, LOGIN, type Member, serverUp, waitForCount } from "../tests/e2e/_ha.ts";
 import { tsh, type TshClient } from "../tests/e2e/_topology_enroll.ts";
 import { cpuSeconds, eachLine, out, settle, startDaemon } from "./_common.ts";
 import type { HeartbeatNodes } from "./_heartbeat_nodes.ts";
+import { registerNodes } from "./_register.ts";
 
 const { values } = parseArgs({
   options: {
@@ -146,44 +145,16 @@ ssh_service:
   const workers: Deno.ChildProcess[] = [];
   try {
     out(`auth pid ${auth.pid} ready in ${sec(auth.startMs)} s; registering ${NODES} nodes…`);
-    let caCerts: string[];
-    {
-      using insecure = new AuthClient({
-        host: "127.0.0.1",
-        port: authPort,
-        insecureSkipVerify: true,
-      });
-      caCerts = await insecure.caCerts();
-    }
-    using client = new AuthClient({ host: "127.0.0.1", port: authPort, caCertPems: caCerts });
-    const nodes: HeartbeatNodes["nodes"] = new Array(NODES);
-    let cas = { host: [] as string[], user: [] as string[] };
-    let next = 0;
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, NODES) }, async () => {
-      while (next < NODES) {
-        const i = next++;
-        const key = await generateTlsKeyPair();
-        const hostId = crypto.randomUUID();
-        const res = await client.register({
-          token,
-          hostID: hostId,
-          node_name: `bench-node-${i}`,
-          role: "node",
-          additional_principals: [],
-          public_ssh_key: formatAuthorizedKey(await sshPublicKeyBlob(key.publicKey)),
-          public_tls_key: key.publicKeyPem,
-        });
-        cas = res.ssh_ca_keys;
-        nodes[i] = {
-          hostId,
-          keyPem: key.privateKeyPem,
-          sshCert: res.ssh_cert,
-          tlsCert: res.tls_cert,
-        };
-      }
-    }));
-    out(`registered in ${sec(performance.now() - t0)} s; starting the node services…`);
+    const reg = await registerNodes({
+      authPort,
+      token,
+      n: NODES,
+      parallel: PARALLEL,
+      namePrefix: "bench-node",
+    });
+    const { nodes, caCerts } = reg;
+    const cas = reg.sshCaKeys;
+    out(`registered in ${sec(reg.ms)} s; starting the node services…`);
     const t1 = performance.now();
     const per = Math.ceil(NODES / WORKERS);
     const started: Promise<void>[] = [];

@@ -26,8 +26,6 @@
  * The proxy logs at WARN. Not a test: it asserts nothing about timing.
  */
 import { parseArgs } from "node:util";
-import { AuthClient } from "../lib/authclient/mod.ts";
-import { formatAuthorizedKey, generateTlsKeyPair, sshPublicKeyBlob } from "../lib/ca/mod.ts";
 import {
   benchSetup,
   cmdline,
@@ -45,6 +43,7 @@ import {
   startDaemon,
 } from "./_common.ts";
 import type { AgentIdentities } from "./_tunnel_agents.ts";
+import { registerNodes } from "./_register.ts";
 import { startSshd } from "../tests/e2e/_sshd.ts";
 import { freePort, REPO, run } from "../tests/e2e/_helpers.ts";
 
@@ -194,41 +193,19 @@ function startWorker(
 
 /** Registers `n` node identities with the static token, `parallel` at a time. */
 async function registerAgents(authPort: number, token: string, n: number) {
-  let caCerts: string[];
-  {
-    using insecure = new AuthClient({
-      host: "127.0.0.1",
-      port: authPort,
-      insecureSkipVerify: true,
-    });
-    caCerts = await insecure.caCerts();
-  }
-  using client = new AuthClient({ host: "127.0.0.1", port: authPort, caCertPems: caCerts });
-  const agents: AgentIdentities["agents"] = new Array(n);
-  let hostCaKeys: string[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: Math.min(PARALLEL, n) }, async () => {
-      while (next < n) {
-        const i = next++;
-        const key = await generateTlsKeyPair();
-        const hostId = crypto.randomUUID();
-        const res = await client.register({
-          token,
-          hostID: hostId,
-          node_name: `bench-agent-${i}`,
-          role: "node",
-          additional_principals: [],
-          public_ssh_key: formatAuthorizedKey(await sshPublicKeyBlob(key.publicKey)),
-          public_tls_key: key.publicKeyPem,
-        });
-        hostCaKeys = res.ssh_ca_keys.host;
-        agents[i] = { hostId, keyPem: key.privateKeyPem, sshCert: res.ssh_cert };
-      }
-    }),
-  );
-  return { agents, hostCaKeys, ms: performance.now() - t0 };
+  const reg = await registerNodes({
+    authPort,
+    token,
+    n,
+    parallel: PARALLEL,
+    namePrefix: "bench-agent",
+  });
+  const agents: AgentIdentities["agents"] = reg.nodes.map((r) => ({
+    hostId: r.hostId,
+    keyPem: r.keyPem,
+    sshCert: r.sshCert,
+  }));
+  return { agents, hostCaKeys: reg.sshCaKeys.host, ms: reg.ms };
 }
 
 /** RSS of an idle agent worker (no agents): the Deno baseline each worker carries. */
