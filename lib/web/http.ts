@@ -6,6 +6,19 @@
  */
 import { BadParameterError } from "../errors/mod.ts";
 
+/**
+ * Headers on every answer of the web port, API and UI alike (HSTS, no sniffing, no framing, no
+ * referrer, same-origin isolation). Each answer adds its own Cache-Control and CSP.
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-resource-policy": "same-origin",
+});
+
 /** Largest request body accepted. */
 export const MAX_BODY_BYTES = 64 * 1024;
 

@@ -168,20 +168,15 @@ export interface WebServer extends AsyncDisposable {
 }
 
 export { MAX_BODY_BYTES } from "./http.ts";
-import { MAX_BODY_BYTES } from "./http.ts";
+import { MAX_BODY_BYTES, SECURITY_HEADERS } from "./http.ts";
 
 const DEFAULT_LOGIN_RATE: RateLimit = { burst: 10, perMinute: 20 };
 /** Ping, find and the pages: Teleport's "high" unauthenticated limiter (480 at once, 120/min). */
 const DEFAULT_PUBLIC_RATE: RateLimit = { burst: 480, perMinute: 120 };
 
-/** Headers on every response. */
-const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "strict-transport-security": "max-age=31536000; includeSubDomains",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-  "cross-origin-opener-policy": "same-origin",
-  "cross-origin-resource-policy": "same-origin",
+/** Headers on every API response: the web port's, and no caching. */
+const API_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  ...SECURITY_HEADERS,
   "cache-control": "no-store",
 });
 
@@ -714,7 +709,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   const toResponse = (reply: Reply | Response): Response => {
     if (reply instanceof Response) {
       if (reply.status === 101) return reply;
-      for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+      for (const [name, value] of Object.entries(API_HEADERS)) {
         if (!reply.headers.has(name)) reply.headers.set(name, value);
       }
       if (!reply.headers.has("content-security-policy")) {
@@ -724,7 +719,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     }
     const isHtml = reply.html !== undefined;
     const headers = new Headers({
-      ...SECURITY_HEADERS,
+      ...API_HEADERS,
       "content-security-policy": reply.csp ?? API_CSP,
       "content-type": isHtml ? "text/html; charset=utf-8" : "application/json",
       ...reply.headers,

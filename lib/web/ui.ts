@@ -17,6 +17,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { SECURITY_HEADERS } from "./http.ts";
 import xtermJs from "@xterm/xterm/lib/xterm.mjs" with { type: "text" };
 import xtermCss from "@xterm/xterm/css/xterm.css" with { type: "text" };
 import fitJs from "@xterm/addon-fit/lib/addon-fit.mjs" with { type: "text" };
@@ -56,16 +57,6 @@ export const UI_CSP = [
 
 /** Content-Security-Policy of assets and error answers. */
 const ASSET_CSP = "default-src 'none'; frame-ancestors 'none'";
-
-/** Headers on every UI response (the same as the web API's). */
-const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  "strict-transport-security": "max-age=31536000; includeSubDomains",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-  "cross-origin-opener-policy": "same-origin",
-  "cross-origin-resource-policy": "same-origin",
-});
 
 const JS = "text/javascript; charset=utf-8";
 const CSS = "text/css; charset=utf-8";
